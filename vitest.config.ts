@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// Unit and infra tests need nothing running; integration tests need the local stage, which the
+// global setup brings up (idempotently) before any file runs.
+export default defineConfig({
+  test: {
+    include: ['test/unit/**/*.test.ts', 'test/infra/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});
