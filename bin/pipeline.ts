@@ -1,0 +1,57 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * The `pipeline` CLI: `npm run pipeline -- <command> [args]`.
+ * Each command is a module in bin/commands/<command>.ts exporting `summary` and `run(args)`;
+ * new commands need no registration here.
+ */
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { applyLocalDefaults } from '../localstack/env';
+
+export interface Command {
+  readonly summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS_DIR = fileURLToPath(new URL('./commands', import.meta.url));
+
+function commandNames(): string[] {
+  return readdirSync(COMMANDS_DIR)
+    .filter((f) => f.endsWith('.ts') && !f.startsWith('_'))
+    .map((f) => f.replace(/\.ts$/, ''))
+    .sort();
+}
+
+async function usage(): Promise<void> {
+  const lines = await Promise.all(
+    commandNames().map(async (name) => {
+      const command = (await import(`./commands/${name}.ts`)) as Command;
+      return `  ${name.padEnd(14)} ${command.summary}`;
+    }),
+  );
+  console.log(['usage: npm run pipeline -- <command> [args]', '', 'commands:', ...lines].join('\n'));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    await usage();
+    return name ? 0 : 2;
+  }
+  if (!commandNames().includes(name)) {
+    console.error(`unknown command: ${name}`);
+    await usage();
+    return 2;
+  }
+  applyLocalDefaults();
+  const command = (await import(`./commands/${name}.ts`)) as Command;
+  return command.run(args);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error instanceof Error ? `error: ${error.message}` : error);
+    process.exit(1);
+  },
+);

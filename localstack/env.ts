@@ -1,0 +1,21 @@
+/**
+ * Defaults of the local stage: LocalStack on :4566, the real local PostgreSQL and Redis. Applied by
+ * the CLI and the test set-up only, and only where a variable is unset, so an engineer can point any
+ * of them elsewhere. Handler code never reads these defaults: it validates its environment and
+ * fails at cold start when something is missing.
+ */
+export const LOCAL_DEFAULTS = {
+  STAGE: 'local',
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  AWS_ENDPOINT_URL: 'http://localhost:4566',
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tickstock',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+} as const;
+
+export function applyLocalDefaults(env: NodeJS.ProcessEnv = process.env): void {
+  for (const [key, value] of Object.entries(LOCAL_DEFAULTS)) {
+    if (!env[key]) env[key] = value;
+  }
+}
