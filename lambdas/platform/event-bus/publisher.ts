@@ -1,0 +1,103 @@
+import { ErrorReply } from '@redis/client';
+import type { RedisClient } from '../redis';
+import type { Channel } from './channels';
+import { buildEnvelope, type Envelope, type EnvelopeInput } from './envelope';
+import { EventBusUnavailableError } from './errors';
+import { DEFAULT_NAMESPACE, streamKey } from './keys';
+
+export interface EventBusOptions {
+  /** A connected client (createRedisClient): no offline queue, so an outage surfaces at once. */
+  readonly client: RedisClient;
+  /** Default `service` field of envelopes this bus publishes. */
+  readonly service: string;
+  /** Stream key prefix; tests use a unique one. Default 'tickstock'. */
+  readonly namespace?: string;
+  /** Approximate cap per channel stream (XADD MAXLEN ~). Default 100,000. */
+  readonly maxLen?: number;
+}
+
+export type PublishInput = Omit<EnvelopeInput, 'service'> & { readonly service?: string };
+
+export interface Published {
+  readonly channel: Channel;
+  readonly streamKey: string;
+  /** Stream entry id: where a consumer group will find it. */
+  readonly streamId: string;
+  /** Live pub/sub subscribers that received it (0 is normal: the stream keeps it). */
+  readonly subscribers: number;
+  readonly envelope: Envelope;
+}
+
+export const DEFAULT_MAX_LEN = 100_000;
+
+/**
+ * Publishes to the app: stream entry first (durable, catch-up for offline consumers), then pub/sub
+ * (live), in one MULTI/EXEC so both happen or neither. A publish resolves only after Redis has
+ * confirmed both; anything else rejects with EventBusUnavailableError and the caller retries.
+ */
+export class EventBus {
+  readonly namespace: string;
+  readonly maxLen: number;
+  private readonly client: RedisClient;
+  private readonly service: string;
+
+  constructor(options: EventBusOptions) {
+    this.client = options.client;
+    this.service = options.service;
+    this.namespace = options.namespace ?? DEFAULT_NAMESPACE;
+    this.maxLen = options.maxLen ?? DEFAULT_MAX_LEN;
+    if (!Number.isInteger(this.maxLen) || this.maxLen < 1) {
+      throw new RangeError(`maxLen must be a positive integer, got ${options.maxLen}`);
+    }
+  }
+
+  streamKey(channel: Channel): string {
+    return streamKey(channel, this.namespace);
+  }
+
+  async publish(channel: Channel, input: PublishInput): Promise<Published> {
+    // Validation errors are the caller's bug, not an outage: they propagate as InvalidEnvelopeError.
+    const envelope = buildEnvelope(channel, { ...input, service: input.service ?? this.service });
+    const key = this.streamKey(channel);
+    const text = JSON.stringify(envelope);
+    let replies: unknown[];
+    try {
+      replies = (await this.client
+        .multi()
+        .xAdd(
+          key,
+          '*',
+          { channel, envelope: text },
+          { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen } },
+        )
+        .publish(channel, text)
+        .exec()) as unknown[];
+    } catch (error) {
+      throw new EventBusUnavailableError(
+        `publish to ${channel} not confirmed by Redis (${describe(error)}); retry with message_id ${envelope.message_id}`,
+        { cause: error },
+      );
+    }
+    const [streamId, subscribers] = replies;
+    if (typeof streamId !== 'string' || typeof subscribers !== 'number') {
+      throw new EventBusUnavailableError(`unexpected MULTI reply publishing to ${channel}`);
+    }
+    return { channel, streamKey: key, streamId, subscribers, envelope };
+  }
+
+  /**
+   * Publishes many messages concurrently; node-redis pipelines them on the one connection. Resolves
+   * with one result per input, in order; each failure is an EventBusUnavailableError (or
+   * InvalidEnvelopeError) in its slot so the caller can retry exactly the failed ones.
+   */
+  async publishAll(
+    messages: readonly { readonly channel: Channel; readonly input: PublishInput }[],
+  ): Promise<PromiseSettledResult<Published>[]> {
+    return Promise.allSettled(messages.map((m) => this.publish(m.channel, m.input)));
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof ErrorReply) return `server error: ${error.message}`;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
