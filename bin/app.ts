@@ -1,0 +1,14 @@
+#!/usr/bin/env -S npx tsx
+import { App } from 'aws-cdk-lib';
+import { stageConfig } from '../lib/config';
+import { applyNag } from '../lib/nag';
+import { PipelineStage } from '../lib/pipeline-stage';
+
+// Configuration is read here, once; constructs receive it as props.
+const app = new App();
+const config = stageConfig(app.node.tryGetContext('stage'));
+new PipelineStage(app, `Tickstock-${config.name}`, {
+  config,
+  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+});
+applyNag(app);

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(issues: string[]) {
+    super(`invalid configuration: ${issues.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Validates environment variables against a zod shape. Called at module scope by handlers, so a
+ * missing or malformed variable fails the cold start with one clear message naming every problem.
+ */
+export function readConfig<S extends z.ZodRawShape>(
+  shape: S,
+  env: NodeJS.ProcessEnv = process.env,
+): z.infer<z.ZodObject<S>> {
+  const result = z.object(shape).safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  return result.data;
+}
+
+/** PostgreSQL: DATABASE_URL locally; in AWS the RDS Proxy endpoint plus the credentials secret. */
+export const databaseEnv = {
+  DATABASE_URL: z.string().url().optional(),
+  DB_SECRET_ARN: z.string().optional(),
+  DB_HOST: z.string().optional(),
+  DB_PORT: z.coerce.number().int().default(5432),
+  DB_NAME: z.string().optional(),
+  PG_SCHEMA: z.string().optional(),
+};
+
+/** Redis: REDIS_URL locally; in AWS the ElastiCache primary endpoint plus the AUTH token secret. */
+export const redisEnv = {
+  REDIS_URL: z.string().url().optional(),
+  REDIS_HOST: z.string().optional(),
+  REDIS_PORT: z.coerce.number().int().default(6379),
+  REDIS_AUTH_SECRET_ARN: z.string().optional(),
+};
+
+export type DatabaseEnv = z.infer<z.ZodObject<typeof databaseEnv>>;
+export type RedisEnv = z.infer<z.ZodObject<typeof redisEnv>>;

@@ -1,0 +1,73 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type pg from 'pg';
+import { ConfigError, type DatabaseEnv, type RedisEnv } from './config';
+import { createPool } from './postgres';
+import { createRedisClient, type RedisClient } from './redis';
+
+const secrets = new SecretsManagerClient({});
+
+async function secretString(arn: string): Promise<string> {
+  const { SecretString } = await secrets.send(new GetSecretValueCommand({ SecretId: arn }));
+  if (!SecretString) throw new ConfigError([`secret ${arn} has no string value`]);
+  return SecretString;
+}
+
+/** Resolves where and how to reach PostgreSQL; credentials never leave this function in a log. */
+export async function databaseConnection(env: DatabaseEnv): Promise<{ url: string; ssl: boolean }> {
+  if (env.DATABASE_URL) return { url: env.DATABASE_URL, ssl: false };
+  if (!env.DB_SECRET_ARN || !env.DB_HOST || !env.DB_NAME) {
+    throw new ConfigError(['set DATABASE_URL, or DB_SECRET_ARN + DB_HOST + DB_NAME']);
+  }
+  const secret = JSON.parse(await secretString(env.DB_SECRET_ARN)) as { username: string; password: string };
+  const url = new URL(`postgres://${env.DB_HOST}:${env.DB_PORT}/${env.DB_NAME}`);
+  url.username = encodeURIComponent(secret.username);
+  url.password = encodeURIComponent(secret.password);
+  // The RDS Proxy requires TLS.
+  return { url: url.toString(), ssl: true };
+}
+
+export async function redisUrl(env: RedisEnv): Promise<string> {
+  if (env.REDIS_URL) return env.REDIS_URL;
+  if (!env.REDIS_HOST || !env.REDIS_AUTH_SECRET_ARN) {
+    throw new ConfigError(['set REDIS_URL, or REDIS_HOST + REDIS_AUTH_SECRET_ARN']);
+  }
+  const token = await secretString(env.REDIS_AUTH_SECRET_ARN);
+  // rediss: ElastiCache is created with in-transit encryption required.
+  return `rediss://:${encodeURIComponent(token)}@${env.REDIS_HOST}:${env.REDIS_PORT}`;
+}
+
+let poolPromise: Promise<pg.Pool> | undefined;
+let redisPromise: Promise<RedisClient> | undefined;
+
+/** The container's one PostgreSQL pool, created on first use and reused by later invocations. */
+export function sharedPool(env: DatabaseEnv): Promise<pg.Pool> {
+  poolPromise ??= databaseConnection(env).then(({ url, ssl }) =>
+    createPool({ connectionString: url, ssl, schema: env.PG_SCHEMA, max: 2 }),
+  );
+  // A failed resolution must not be cached forever: the next invocation tries again.
+  poolPromise.catch(() => {
+    poolPromise = undefined;
+  });
+  return poolPromise;
+}
+
+/** The container's one Redis connection, connected on first use. */
+export function sharedRedis(env: RedisEnv): Promise<RedisClient> {
+  redisPromise ??= redisUrl(env).then(async (url) => {
+    const client = createRedisClient({ url });
+    await client.connect();
+    return client;
+  });
+  redisPromise.catch(() => {
+    redisPromise = undefined;
+  });
+  return redisPromise;
+}
+
+/** Closes the shared connections (CLI and tests; Lambda containers just freeze). */
+export async function closeShared(): Promise<void> {
+  const [pool, redis] = [poolPromise, redisPromise];
+  poolPromise = undefined;
+  redisPromise = undefined;
+  await Promise.allSettled([pool?.then((p) => p.end()), redis?.then((r) => r.close())]);
+}

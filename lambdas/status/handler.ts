@@ -1,0 +1,43 @@
+import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
+import { z } from 'zod';
+import { s3, sqs } from '../platform/aws';
+import { databaseEnv, readConfig, redisEnv } from '../platform/config';
+import { sharedPool, sharedRedis } from '../platform/connections';
+import { logger } from '../platform/powertools';
+import { checkPipeline, type StatusReport } from './checks';
+
+const config = readConfig({
+  ...databaseEnv,
+  ...redisEnv,
+  STAGE: z.string(),
+  DATA_BUCKET: z.string(),
+  QUEUE_URLS: z.string().transform((s, ctx) => {
+    try {
+      return z.record(z.string(), z.string()).parse(JSON.parse(s));
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'QUEUE_URLS must be a JSON object of name -> queue URL' });
+      return z.NEVER;
+    }
+  }),
+  REDIS_REPLICATION_GROUP_ID: z.string().optional(),
+});
+const elastiCache = config.REDIS_REPLICATION_GROUP_ID
+  ? { client: new ElastiCacheClient({}), replicationGroupId: config.REDIS_REPLICATION_GROUP_ID }
+  : undefined;
+
+/** Invoked on demand (console, CLI, a canary): one JSON report of every dependency's health. */
+export async function handler(): Promise<StatusReport> {
+  const report = await checkPipeline({
+    stage: config.STAGE,
+    pool: () => sharedPool(config),
+    redis: () => sharedRedis(config),
+    s3,
+    bucket: config.DATA_BUCKET,
+    sqs,
+    queues: config.QUEUE_URLS,
+    elastiCache,
+  });
+  if (report.healthy) logger.info('pipeline healthy');
+  else logger.error('pipeline unhealthy', { unhealthy: report.components.filter((c) => !c.healthy) });
+  return report;
+}

@@ -1,0 +1,217 @@
+import { ArnFormat, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as triggers from 'aws-cdk-lib/triggers';
+import type { Construct } from 'constructs';
+import type { StageConfig } from '../config';
+import { PipelineFunction } from '../constructs/pipeline-function';
+import { QueueConsumer } from '../constructs/queue-consumer';
+import { CONSUMERS, type ConsumerDefinition } from '../topology';
+import type { DataStack } from './data-stack';
+
+export interface ComputeStackProps extends StackProps {
+  readonly config: StageConfig;
+  readonly data: DataStack;
+  /** Defaults to the pipeline's consumer list; tests pass their own. */
+  readonly consumers?: readonly ConsumerDefinition[];
+}
+
+/**
+ * Stateless resources: the functions, their queues, schedules, alarms and the dashboard. Safe to
+ * destroy and redeploy; everything durable lives in the data stack.
+ */
+export class ComputeStack extends Stack {
+  readonly alarmTopic: sns.Topic;
+  readonly consumers: QueueConsumer[];
+  readonly statusFunction: PipelineFunction;
+  readonly migrationFunction: PipelineFunction;
+  readonly scheduleGroup: scheduler.ScheduleGroup;
+
+  constructor(scope: Construct, id: string, props: ComputeStackProps) {
+    super(scope, id, props);
+    const { config, data } = props;
+    const removalPolicy = config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: `tickstock ${config.name} alarms`,
+      masterKey: data.key,
+      enforceSSL: true,
+    });
+    if (config.alarmEmail)
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
+    data.key.grantEncryptDecrypt(new iam.ServicePrincipal('cloudwatch.amazonaws.com'));
+
+    const environment: Record<string, string> = {
+      STAGE: config.name,
+      POWERTOOLS_METRICS_NAMESPACE: 'Tickstock',
+      LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG',
+      DATA_BUCKET: data.bucket.bucketName,
+      DB_SECRET_ARN: data.databaseSecret.secretArn,
+      DB_HOST: data.proxy.endpoint,
+      DB_NAME: config.database.databaseName,
+      REDIS_HOST: data.redis.attrPrimaryEndPointAddress,
+      REDIS_PORT: data.redis.attrPrimaryEndPointPort,
+      REDIS_AUTH_SECRET_ARN: data.redisAuthSecret.secretArn,
+    };
+    const common = {
+      vpc: data.vpc,
+      securityGroups: [data.functionSecurityGroup],
+      logRetentionDays: config.logRetentionDays,
+      removalPolicy,
+      encryptionKey: data.key,
+    };
+
+    this.consumers = (props.consumers ?? CONSUMERS).map((definition) => {
+      const consumer = new QueueConsumer(this, definition.id, {
+        ...common,
+        definition,
+        alarmTopic: this.alarmTopic,
+        vpcSubnets: definition.needsInternet ? data.egressSubnets : data.isolatedSubnets,
+        environment: { ...environment, POWERTOOLS_SERVICE_NAME: definition.id },
+      });
+      this.grantDataAccess(consumer.function, data);
+      if (definition.s3Prefix) {
+        // The bucket lives in the data stack; a notification added from here is managed by CDK's
+        // notifications resource, which merges with (never replaces) the bucket's other notifications.
+        const bucket = s3.Bucket.fromBucketAttributes(this, `${definition.id}Bucket`, {
+          bucketArn: data.bucket.bucketArn,
+          encryptionKey: data.key,
+        });
+        bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(consumer.queue), {
+          prefix: definition.s3Prefix,
+        });
+        data.bucket.grantRead(consumer.function);
+        data.bucket.grantPut(consumer.function);
+      }
+      return consumer;
+    });
+
+    this.statusFunction = new PipelineFunction(this, 'Status', {
+      ...common,
+      entry: 'lambdas/status/handler.ts',
+      description: 'Pipeline health: PostgreSQL via the proxy, Redis, S3, SQS and the ElastiCache group',
+      timeout: Duration.seconds(30),
+      memorySize: 256,
+      vpcSubnets: data.isolatedSubnets,
+      reservedConcurrentExecutions: 2,
+      environment: {
+        ...environment,
+        POWERTOOLS_SERVICE_NAME: 'status',
+        REDIS_REPLICATION_GROUP_ID: data.redis.ref,
+        QUEUE_URLS: this.toJsonString(
+          Object.fromEntries(
+            this.consumers.flatMap((c) => [
+              [c.definition.id, c.queue.queueUrl],
+              [`${c.definition.id}DeadLetter`, c.deadLetterQueue.queueUrl],
+            ]),
+          ),
+        ),
+      },
+    });
+    const status = this.statusFunction.function;
+    this.grantDataAccess(status, data);
+    // HeadBucket needs only ListBucket on the bucket itself: no object access.
+    status.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [data.bucket.bucketArn] }),
+    );
+    for (const consumer of this.consumers) {
+      consumer.queue.grant(status, 'sqs:GetQueueAttributes');
+      consumer.deadLetterQueue.grant(status, 'sqs:GetQueueAttributes');
+    }
+    status.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['elasticache:DescribeReplicationGroups'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'elasticache',
+            resource: 'replicationgroup',
+            resourceName: data.redis.ref,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+
+    // Migrations run as a deploy-time step: a trigger invokes this function after the database and
+    // proxy exist and whenever the function (i.e. the bundled SQL) changes, so every deploy leaves
+    // the schema current before any consumer runs; a failing migration fails (and rolls back) the
+    // deploy instead of surfacing later as handler errors.
+    this.migrationFunction = new PipelineFunction(this, 'Migrate', {
+      ...common,
+      entry: 'lambdas/migrate/handler.ts',
+      description: 'Applies schemas/sql migrations (deploy-time trigger)',
+      timeout: Duration.minutes(5),
+      memorySize: 256,
+      vpcSubnets: data.isolatedSubnets,
+      reservedConcurrentExecutions: 1,
+      environment: { ...environment, POWERTOOLS_SERVICE_NAME: 'migrate', MIGRATIONS_DIR: './sql' },
+      assetDirs: [{ from: 'schemas/sql', to: 'sql' }],
+    });
+    this.grantDataAccess(this.migrationFunction.function, data);
+    new triggers.Trigger(this, 'MigrateOnDeploy', {
+      handler: this.migrationFunction.function,
+      executeAfter: [data.database, data.proxy],
+      executeOnHandlerChange: true,
+      timeout: Duration.minutes(5),
+    });
+    for (const consumer of this.consumers) consumer.node.addDependency(this.migrationFunction);
+
+    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'EodSchedules', { removalPolicy });
+
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(6) });
+    for (const consumer of this.consumers) {
+      dashboard.addWidgets(
+        new cloudwatch.GraphWidget({
+          title: `${consumer.node.id}: queue`,
+          left: [
+            consumer.queue.metricApproximateNumberOfMessagesVisible(),
+            consumer.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ label: 'dead letters' }),
+          ],
+          right: [consumer.queue.metricApproximateAgeOfOldestMessage()],
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${consumer.node.id}: function`,
+          left: [
+            consumer.function.metricInvocations(),
+            consumer.function.metricErrors(),
+            consumer.function.metricThrottles(),
+          ],
+          right: [consumer.function.metricDuration({ statistic: 'p95' })],
+        }),
+      );
+    }
+    dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({
+        title: 'alarms',
+        alarms: this.consumers.flatMap((c) => c.alarms),
+        width: 24,
+      }),
+    );
+  }
+
+  /**
+   * What every pipeline function may use: the database and Redis credentials, nothing else. Granted
+   * on the function's role only: `Secret.grantRead` would also write the role into the data stack's
+   * key policy, making the data stack depend on this one.
+   */
+  private grantDataAccess(fn: iam.IGrantable, data: DataStack): void {
+    fn.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+        resources: [data.databaseSecret.secretArn, data.redisAuthSecret.secretArn],
+      }),
+    );
+    fn.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:Decrypt'],
+        resources: [data.key.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${this.region}.amazonaws.com` } },
+      }),
+    );
+  }
+}
