@@ -217,3 +217,18 @@ export async function validateEtfUniverseSymbols(
   );
   return rows;
 }
+
+/**
+ * Recomputes the per-symbol liquidity snapshot the universe reads use (call after each EOD load,
+ * before rebuilding universes). Reads stay correct without it, only slower: a member without a
+ * fresh snapshot row is computed live. Returns the number of symbols written.
+ */
+export async function refreshSymbolLiquidity(db: Queryable, lookbackDays = 20): Promise<number> {
+  return call(async () => {
+    const { rows } = await db.query<{ written: number }>(
+      'SELECT refresh_symbol_liquidity($1::integer) AS written',
+      [lookbackDays],
+    );
+    return rows[0]?.written ?? 0;
+  });
+}
