@@ -9,6 +9,7 @@ const MARKET_MIGRATIONS = [
   '0110_equity_types',
   '0120_universes',
   '0130_data_quality',
+  '0140_universe_read_path',
 ];
 
 const MARKET_FUNCTIONS = [
@@ -25,6 +26,7 @@ const MARKET_FUNCTIONS = [
   'get_etf_universes_summary',
   'validate_universe_symbols',
   'validate_etf_universe_symbols',
+  'refresh_symbol_liquidity',
 ];
 
 const snake = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -78,6 +80,7 @@ describe('market-data migrations', () => {
         'universe_changes',
         'data_quality_alerts',
         'data_quality_metrics',
+        'symbol_liquidity',
       ]),
     );
     const seeds = await empty.pool.query('SELECT count(*)::int AS n FROM equity_types');

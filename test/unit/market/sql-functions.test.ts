@@ -12,6 +12,7 @@ import {
   getEtfUniversesSummary,
   getSymbolUniverses,
   getUniverseSymbols,
+  refreshSymbolLiquidity,
   updateEtfUniverse,
   updateUniverse,
   validateEtfUniverseSymbols,
@@ -325,7 +326,9 @@ describe('equity processing functions', () => {
 
 describe('universe functions', () => {
   beforeEach(async () => {
-    await db.pool.query('TRUNCATE universes, universe_members, universe_changes, symbols, ohlcv_daily');
+    await db.pool.query(
+      'TRUNCATE universes, universe_members, universe_changes, symbols, ohlcv_daily, symbol_liquidity',
+    );
   });
 
   async function changeLog() {
@@ -589,6 +592,98 @@ describe('universe functions', () => {
 
       // Assess
       expect(unknown).toEqual([]);
+    });
+  });
+
+  describe('refresh_symbol_liquidity', () => {
+    beforeEach(async () => {
+      // Prepare
+      await symbol('LIQ');
+      await symbol('THIN');
+      await bars('LIQ', 20, 2_000_000, 50);
+      await bars('THIN', 20, 10_000, 50);
+      await bars('THIN', 25, 90_000_000, 50, 20);
+      await bars('NOT_TRACKED', 20, 1, 1);
+      await updateEtfUniverse(db.pool, 'core', ['LIQ', 'THIN', 'GHOST'], {
+        liquidity_filter: { min_avg_volume: 500_000 },
+      });
+    });
+
+    const snapshotRows = async () =>
+      (
+        await db.pool.query(
+          `SELECT symbol, bar_count, avg_volume, last_close, as_of_date = (SELECT max(date) FROM ohlcv_daily) AS fresh
+           FROM symbol_liquidity ORDER BY symbol`,
+        )
+      ).rows;
+
+    it('snapshots the last-N-bar figures of tracked symbols, identical to the live computation', async () => {
+      // Prepare
+      const live = await getEtfUniverse(db.pool, 'core');
+
+      // Act
+      const written = await refreshSymbolLiquidity(db.pool);
+      const fromSnapshot = await getEtfUniverse(db.pool, 'core');
+
+      // Assess
+      expect(written).toBe(2);
+      expect(await snapshotRows()).toEqual([
+        { symbol: 'LIQ', bar_count: 20, avg_volume: 2_000_000, last_close: 50, fresh: true },
+        { symbol: 'THIN', bar_count: 20, avg_volume: 10_000, last_close: 50, fresh: true },
+      ]);
+      expect(fromSnapshot).toEqual(live);
+    });
+
+    it('serves reads from a fresh snapshot and falls back to live figures once newer bars arrive', async () => {
+      // Prepare: a doctored snapshot value shows which path answered.
+      await refreshSymbolLiquidity(db.pool);
+      await db.pool.query(`UPDATE symbol_liquidity SET avg_volume = 1 WHERE symbol = 'LIQ'`);
+
+      // Act
+      const fromSnapshot = await getEtfUniverse(db.pool, 'core', { applyLiquidityFilter: true });
+      await db.pool.query(
+        `INSERT INTO ohlcv_daily (symbol, date, open, high, low, close, volume)
+         VALUES ('THIN', current_date, 50, 51, 49, 50, 10000)`,
+      );
+      const afterNewBars = await getEtfUniverse(db.pool, 'core', { applyLiquidityFilter: true });
+
+      // Assess
+      expect(fromSnapshot).toEqual([]);
+      expect(afterNewBars.map((m) => [m.symbol, m.avgVolume])).toEqual([['LIQ', 2_000_000]]);
+    });
+
+    it('ignores a snapshot taken with another lookback than the theme asks for', async () => {
+      // Prepare
+      await refreshSymbolLiquidity(db.pool, 20);
+      await db.pool.query(`UPDATE symbol_liquidity SET avg_volume = 1 WHERE symbol = 'LIQ'`);
+      await updateEtfUniverse(db.pool, 'core', ['LIQ', 'THIN', 'GHOST'], {
+        liquidity_filter: { min_avg_volume: 500_000, lookback_days: 5 },
+      });
+
+      // Act
+      const members = await getEtfUniverse(db.pool, 'core', { applyLiquidityFilter: true });
+
+      // Assess
+      expect(members.map((m) => [m.symbol, m.avgVolume])).toEqual([['LIQ', 2_000_000]]);
+    });
+
+    it('drops rows of symbols no longer tracked and refuses a non-positive lookback', async () => {
+      // Prepare
+      await refreshSymbolLiquidity(db.pool);
+      await db.pool.query(`DELETE FROM symbols WHERE symbol = 'THIN'`);
+      await updateEtfUniverse(db.pool, 'core', ['LIQ']);
+
+      // Act
+      const written = await refreshSymbolLiquidity(db.pool);
+      const [invalid] = await Promise.allSettled([refreshSymbolLiquidity(db.pool, 0)]);
+
+      // Assess
+      expect(written).toBe(1);
+      expect((await snapshotRows()).map((r) => r.symbol)).toEqual(['LIQ']);
+      expect(invalid).toMatchObject({
+        status: 'rejected',
+        reason: expect.any(InvalidMarketSqlArgumentError),
+      });
     });
   });
 
