@@ -12,6 +12,13 @@ export const LOCAL_DEFAULTS = {
   AWS_ENDPOINT_URL: 'http://localhost:4566',
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tickstock',
   REDIS_URL: 'redis://127.0.0.1:6379',
+  DATA_BUCKET: 'tickstock-local-data',
+  MARKET_API_BASE_URL: 'http://127.0.0.1:4580',
+  // Powertools: no X-Ray daemon locally; metrics (EMF) would only flood the runner's log.
+  POWERTOOLS_TRACE_ENABLED: 'false',
+  POWERTOOLS_METRICS_DISABLED: 'true',
+  // The machine runs Node 20 (Lambda runs 24); the SDK's notice about its 2027 Node 22 floor is noise here.
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 } as const;
 
 export function applyLocalDefaults(env: NodeJS.ProcessEnv = process.env): void {

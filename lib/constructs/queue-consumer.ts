@@ -14,6 +14,8 @@ import { PipelineFunction, type PipelineFunctionProps } from './pipeline-functio
 export interface QueueConsumerProps {
   readonly definition: ConsumerDefinition;
   /** Encrypts both queues (SSE-KMS). */
+  readonly queueKey: kms.IKey;
+  /** Encrypts the function's log group and environment. */
   readonly encryptionKey: kms.IKey;
   readonly alarmTopic: sns.ITopic;
   readonly vpc: ec2.IVpc;
@@ -45,7 +47,7 @@ export class QueueConsumer extends Construct {
 
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.encryptionKey,
+      encryptionMasterKey: props.queueKey,
       enforceSSL: true,
       // The longest SQS allows: a dead letter must outlive an operator's weekend.
       retentionPeriod: Duration.days(14),
@@ -53,7 +55,7 @@ export class QueueConsumer extends Construct {
     });
     this.queue = new sqs.Queue(this, 'Queue', {
       encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.encryptionKey,
+      encryptionMasterKey: props.queueKey,
       enforceSSL: true,
       visibilityTimeout: Duration.seconds(visibilityTimeoutSeconds(definition)),
       retentionPeriod: Duration.days(4),

@@ -31,6 +31,12 @@ export class DataStack extends Stack {
   readonly databaseSecret: secretsmanager.ISecret;
   readonly redis: elasticache.CfnReplicationGroup;
   readonly redisAuthSecret: secretsmanager.Secret;
+  /**
+   * What a consumer of raw/ uploads may do with the bucket: read the uploads, write quarantine copies
+   * and training objects. A managed policy here (not grants from the compute stack) keeps the
+   * bucket's references inside this stack.
+   */
+  readonly ingestAccessPolicy: iam.ManagedPolicy;
   /** Subnets with NAT egress, for functions that call the market-data provider. */
   readonly egressSubnets: ec2.SubnetSelection = { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
   /** Subnets without any route to the internet; AWS services through VPC endpoints. */
@@ -116,6 +122,34 @@ export class DataStack extends Stack {
       removalPolicy,
     });
 
+    this.ingestAccessPolicy = new iam.ManagedPolicy(this, 'IngestAccess', {
+      description: 'read raw/ uploads; write quarantine/ and training/ objects',
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['s3:GetObject', 's3:GetObjectVersion'],
+          resources: [this.bucket.arnForObjects('raw/*')],
+        }),
+        new iam.PolicyStatement({
+          actions: ['s3:PutObject'],
+          resources: [this.bucket.arnForObjects('quarantine/*'), this.bucket.arnForObjects('training/*')],
+        }),
+        // Without ListBucket a missing object answers AccessDenied, which must alarm; NoSuchKey is dropped.
+        new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
+        new iam.PolicyStatement({
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: [this.key.keyArn],
+        }),
+      ],
+    });
+    acknowledge(this.ingestAccessPolicy, {
+      'AwsSolutions-IAM5[Resource::<DataBucketE3889A50.Arn>/raw/*]':
+        'uploads arrive under any key below raw/',
+      'AwsSolutions-IAM5[Resource::<DataBucketE3889A50.Arn>/quarantine/*]':
+        'quarantine copies mirror the raw/ keys',
+      'AwsSolutions-IAM5[Resource::<DataBucketE3889A50.Arn>/training/*]':
+        'training objects are keyed by domain and date',
+    });
+
     this.functionSecurityGroup = new ec2.SecurityGroup(this, 'FunctionSecurityGroup', {
       vpc: this.vpc,
       description: 'pipeline Lambda functions',
@@ -152,8 +186,7 @@ export class DataStack extends Stack {
       ec2.Port.tcp(5432),
       'functions to proxy',
     );
-    databaseSecurityGroup.connections.allowFrom(proxySecurityGroup, ec2.Port.tcp(5432), 'proxy to database');
-    proxySecurityGroup.connections.allowTo(databaseSecurityGroup, ec2.Port.tcp(5432), 'proxy to database');
+    // Proxy -> database rules are added by addProxy below; secret rotation adds its own function's.
     redisSecurityGroup.connections.allowFrom(
       this.functionSecurityGroup,
       ec2.Port.tcp(6379),

@@ -1,0 +1,109 @@
+import {
+  CreateBucketCommand,
+  PutBucketNotificationConfigurationCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { CONSUMERS, type ConsumerDefinition, visibilityTimeoutSeconds } from '../lib/topology';
+
+/**
+ * Local resources, created from the same topology the CDK compute stack deploys (lib/topology.ts):
+ * per consumer a queue with its dead-letter queue and redrive policy, and the S3 notifications that
+ * feed them. Names are fixed here because LocalStack has no CloudFormation-generated names to look up.
+ */
+export const LOCAL_PREFIX = 'tickstock-local';
+
+export function queueName(consumer: Pick<ConsumerDefinition, 'id'>): string {
+  return `${LOCAL_PREFIX}-${consumer.id.toLowerCase()}`;
+}
+
+export function deadLetterQueueName(consumer: Pick<ConsumerDefinition, 'id'>): string {
+  return `${queueName(consumer)}-dlq`;
+}
+
+export interface LocalQueue {
+  readonly url: string;
+  readonly arn: string;
+  readonly deadLetterUrl: string;
+}
+
+/** Creates (or finds) a queue and its DLQ with the consumer's redrive policy and visibility timeout. */
+export async function ensureQueue(
+  sqs: SQSClient,
+  consumer: Pick<ConsumerDefinition, 'id' | 'maxReceiveCount' | 'timeoutSeconds'>,
+  visibilityTimeout = visibilityTimeoutSeconds(consumer as ConsumerDefinition),
+): Promise<LocalQueue> {
+  const dlq = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: deadLetterQueueName(consumer),
+      Attributes: { MessageRetentionPeriod: String(14 * 24 * 3600) },
+    }),
+  );
+  const dlqArn = await queueArn(sqs, dlq.QueueUrl);
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: queueName(consumer),
+      Attributes: {
+        VisibilityTimeout: String(visibilityTimeout),
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: dlqArn,
+          maxReceiveCount: consumer.maxReceiveCount,
+        }),
+      },
+    }),
+  );
+  return {
+    url: required(queue.QueueUrl),
+    arn: await queueArn(sqs, queue.QueueUrl),
+    deadLetterUrl: required(dlq.QueueUrl),
+  };
+}
+
+async function queueArn(sqs: SQSClient, url: string | undefined): Promise<string> {
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: required(url), AttributeNames: ['QueueArn'] }),
+  );
+  return required(Attributes?.QueueArn);
+}
+
+function required<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error('LocalStack returned an incomplete answer');
+  return value;
+}
+
+export async function localQueueUrl(sqs: SQSClient, name: string): Promise<string> {
+  return required((await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl);
+}
+
+/** The whole local topology: data bucket, every consumer's queues, S3 -> SQS notifications. */
+export async function bootstrapResources(
+  clients: { s3: S3Client; sqs: SQSClient },
+  bucket: string,
+  consumers: readonly ConsumerDefinition[] = CONSUMERS,
+): Promise<Record<string, LocalQueue>> {
+  await clients.s3.send(new CreateBucketCommand({ Bucket: bucket })).catch((error: { name?: string }) => {
+    if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
+  });
+  const queues: Record<string, LocalQueue> = {};
+  for (const consumer of consumers) queues[consumer.id] = await ensureQueue(clients.sqs, consumer);
+  const notified = consumers.filter((c) => c.s3Prefix);
+  await clients.s3.send(
+    new PutBucketNotificationConfigurationCommand({
+      Bucket: bucket,
+      NotificationConfiguration: {
+        QueueConfigurations: notified.map((c) => ({
+          Id: c.id,
+          QueueArn: required(queues[c.id]).arn,
+          Events: ['s3:ObjectCreated:*'],
+          Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: c.s3Prefix as string }] } },
+        })),
+      },
+    }),
+  );
+  return queues;
+}

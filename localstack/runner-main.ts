@@ -1,0 +1,49 @@
+/**
+ * The local stage's Lambda service: one event-source runner per consumer in lib/topology.ts, each
+ * invoking the consumer's handler module. Started in the background by `stage up`.
+ */
+import { join } from 'node:path';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { REPO_ROOT } from '../bin/paths';
+import { CONSUMERS } from '../lib/topology';
+import { applyLocalDefaults } from './env';
+import { localQueueUrl, queueName } from './resources';
+import { EventSourceRunner, type SqsHandler } from './runner';
+
+applyLocalDefaults();
+const sqs = new SQSClient({});
+const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+
+const runners = await Promise.all(
+  CONSUMERS.map(async (consumer) => {
+    const url = await localQueueUrl(sqs, queueName(consumer));
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
+    );
+    const module = (await import(join(REPO_ROOT, consumer.entry))) as { handler: SqsHandler };
+    const runner = new EventSourceRunner({
+      sqs,
+      queueUrl: url,
+      queueArn: Attributes?.QueueArn ?? '',
+      functionName: consumer.id,
+      handler: module.handler,
+      batchSize: consumer.batchSize,
+      maxBatchingWindowSeconds: consumer.maxBatchingWindowSeconds,
+      timeoutSeconds: consumer.timeoutSeconds,
+      // Locally the machine, not the account, is the limit.
+      concurrency: Math.min(consumer.maxConcurrency, 2),
+      log,
+    });
+    runner.start();
+    log(`polling ${queueName(consumer)} for ${consumer.entry}`);
+    return runner;
+  }),
+);
+
+const shutdown = async () => {
+  await Promise.all(runners.map((r) => r.stop()));
+  log(`stopped: ${JSON.stringify(runners.map((r) => r.stats))}`);
+  process.exit(0);
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

@@ -1,0 +1,311 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../bin/paths';
+import { STAGES, type StageName } from '../../lib/config';
+import { applyNag } from '../../lib/nag';
+import { PipelineStage } from '../../lib/pipeline-stage';
+import { CONSUMERS, type ConsumerDefinition } from '../../lib/topology';
+
+// A consumer fed by S3 and one that calls the provider, so the construct is exercised whatever the
+// pipeline's own list holds.
+const TEST_CONSUMERS: ConsumerDefinition[] = [
+  ...CONSUMERS,
+  {
+    id: 'InfraTestIngest',
+    entry: 'lambdas/status/handler.ts',
+    description: 'infra test consumer',
+    batchSize: 5,
+    maxBatchingWindowSeconds: 2,
+    maxReceiveCount: 4,
+    timeoutSeconds: 30,
+    memoryMb: 512,
+    maxConcurrency: 3,
+    maxMessageAgeSeconds: 300,
+    s3Prefix: 'raw/',
+  },
+  {
+    id: 'InfraTestProvider',
+    entry: 'lambdas/status/handler.ts',
+    description: 'infra test consumer with internet access',
+    batchSize: 1,
+    maxBatchingWindowSeconds: 0,
+    maxReceiveCount: 2,
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    maxConcurrency: 2,
+    maxMessageAgeSeconds: 600,
+    needsInternet: true,
+  },
+];
+
+// The feature flags of cdk.json, as `cdk synth` applies them.
+const CDK_CONTEXT = (
+  JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }
+).context;
+
+function synth(name: StageName) {
+  // Bundling is skipped: these tests look at the templates, not the code assets.
+  const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+  const stage = new PipelineStage(app, `Test-${name}`, { config: STAGES[name], consumers: TEST_CONSUMERS });
+  applyNag(app);
+  app.synth();
+  return { data: Template.fromStack(stage.data), compute: Template.fromStack(stage.compute) };
+}
+
+const dev = synth('dev');
+const prod = synth('prod');
+
+function resourcesOf(template: Template, type: string): [string, { Properties: Record<string, unknown> }][] {
+  return Object.entries(template.findResources(type)) as [string, { Properties: Record<string, unknown> }][];
+}
+
+describe('queues and consumers', () => {
+  it('gives every queue a dead-letter queue with maxReceiveCount, except the dead-letter queues themselves', () => {
+    const queues = resourcesOf(dev.compute, 'AWS::SQS::Queue');
+    const withRedrive = queues.filter(([, q]) => q.Properties.RedrivePolicy);
+    const deadLetterIds = new Set(
+      withRedrive.map(([, q]) => {
+        const policy = q.Properties.RedrivePolicy as {
+          deadLetterTargetArn: { 'Fn::GetAtt': [string, string] };
+          maxReceiveCount: number;
+        };
+        expect(policy.maxReceiveCount).toBeGreaterThan(0);
+        return policy.deadLetterTargetArn['Fn::GetAtt'][0];
+      }),
+    );
+    expect(withRedrive).toHaveLength(TEST_CONSUMERS.length);
+    for (const [id] of queues)
+      expect(withRedrive.some(([rid]) => rid === id) || deadLetterIds.has(id)).toBe(true);
+  });
+
+  it('reports batch item failures on every SQS event source mapping, with the topology batch settings', () => {
+    const mappings = resourcesOf(dev.compute, 'AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(TEST_CONSUMERS.length);
+    for (const [, m] of mappings)
+      expect(m.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    dev.compute.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 5,
+      MaximumBatchingWindowInSeconds: 2,
+      ScalingConfig: { MaximumConcurrency: 3 },
+    });
+  });
+
+  it('sets the visibility timeout to six times the function timeout', () => {
+    dev.compute.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 180,
+      RedrivePolicy: Match.objectLike({ maxReceiveCount: 4 }),
+    });
+  });
+
+  it('encrypts every queue with the data key and denies non-TLS access', () => {
+    for (const [, q] of resourcesOf(dev.compute, 'AWS::SQS::Queue'))
+      expect(q.Properties.KmsMasterKeyId).toBeDefined();
+    const policies = resourcesOf(dev.compute, 'AWS::SQS::QueuePolicy');
+    expect(policies.length).toBeGreaterThanOrEqual(TEST_CONSUMERS.length * 2);
+    for (const [, p] of policies) {
+      expect(JSON.stringify(p.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+    }
+  });
+
+  it('alarms on DLQ depth, oldest message age, errors and throttles for each consumer, to the SNS topic', () => {
+    const alarms = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm');
+    expect(alarms).toHaveLength(TEST_CONSUMERS.length * 4);
+    const metrics = alarms.map(([, a]) => a.Properties.MetricName).sort();
+    expect(new Set(metrics)).toEqual(
+      new Set(['ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage', 'Errors', 'Throttles']),
+    );
+    for (const [, a] of alarms) expect(a.Properties.AlarmActions).toHaveLength(1);
+    dev.compute.resourceCountIs('AWS::SNS::Topic', 1);
+    dev.compute.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('announces raw/ uploads to the ingest queue through an S3 notification', () => {
+    dev.compute.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: {
+        QueueConfigurations: [
+          Match.objectLike({
+            Events: ['s3:ObjectCreated:*'],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'raw/' }] } },
+          }),
+        ],
+      },
+    });
+  });
+});
+
+describe('functions', () => {
+  it('runs every pipeline function on arm64 in the VPC with tracing and a log group of its own', () => {
+    const functions = resourcesOf(dev.compute, 'AWS::Lambda::Function').filter(
+      ([, f]) => (f.Properties.Description as string | undefined) !== undefined && f.Properties.VpcConfig,
+    );
+    expect(functions.length).toBe(TEST_CONSUMERS.length + 2);
+    for (const [, f] of functions) {
+      expect(f.Properties.Architectures).toEqual(['arm64']);
+      expect(f.Properties.TracingConfig).toEqual({ Mode: 'Active' });
+      expect(f.Properties.LoggingConfig).toBeDefined();
+      expect(f.Properties.KmsKeyArn).toBeDefined();
+    }
+  });
+
+  it('runs migrations as a deploy-time trigger after the database and proxy', () => {
+    dev.compute.resourceCountIs('Custom::Trigger', 1);
+    dev.compute.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ MIGRATIONS_DIR: './sql' }) },
+    });
+  });
+
+  it('gives the EOD schedules a scheduler group', () => {
+    dev.compute.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
+  });
+});
+
+describe('data at rest and in transit', () => {
+  it('keeps the data bucket private, KMS-encrypted, versioned and TLS-only, with quarantine expiry', () => {
+    dev.data.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }) }),
+        ],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ Prefix: 'quarantine/', ExpirationInDays: 30 })]),
+      },
+    });
+    const policies = resourcesOf(dev.data, 'AWS::S3::BucketPolicy');
+    for (const [, p] of policies)
+      expect(JSON.stringify(p.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+  });
+
+  it('encrypts PostgreSQL, keeps it private behind a TLS-only RDS Proxy with credentials in Secrets Manager', () => {
+    dev.data.hasResourceProperties('AWS::RDS::DBInstance', {
+      StorageEncrypted: true,
+      KmsKeyId: Match.anyValue(),
+      PubliclyAccessible: false,
+      MasterUserPassword: Match.objectLike({ 'Fn::Join': Match.anyValue() }),
+    });
+    dev.data.hasResourceProperties('AWS::RDS::DBProxy', { RequireTLS: true, EngineFamily: 'POSTGRESQL' });
+    dev.data.hasResourceProperties('AWS::RDS::DBParameterGroup', {
+      Parameters: Match.objectLike({ 'rds.force_ssl': '1' }),
+    });
+    dev.data.resourceCountIs('AWS::SecretsManager::RotationSchedule', 1);
+  });
+
+  it('requires TLS and AUTH on Redis, encrypted at rest with the data key', () => {
+    dev.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      TransitEncryptionEnabled: true,
+      TransitEncryptionMode: 'required',
+      AtRestEncryptionEnabled: true,
+      KmsKeyId: Match.anyValue(),
+      AuthToken: Match.objectLike({
+        'Fn::Join': Match.arrayWith([Match.arrayWith(['{{resolve:secretsmanager:'])]),
+      }),
+    });
+  });
+});
+
+describe('network', () => {
+  it('places the database, proxy and Redis in isolated subnets with S3, SQS and Secrets Manager endpoints', () => {
+    const isolated = resourcesOf(dev.data, 'AWS::EC2::Subnet')
+      .filter(([, s]) =>
+        (s.Properties.Tags as { Key: string; Value: string }[]).some((t) => t.Value === 'Isolated'),
+      )
+      .map(([id]) => id);
+    expect(isolated.length).toBe(STAGES.dev.network.maxAzs);
+    const [[, subnetGroup]] = resourcesOf(dev.data, 'AWS::RDS::DBSubnetGroup') as [
+      [string, { Properties: { SubnetIds: { Ref: string }[] } }],
+    ];
+    expect(subnetGroup.Properties.SubnetIds.map((s) => s.Ref).sort()).toEqual([...isolated].sort());
+    const [[, redisSubnets]] = resourcesOf(dev.data, 'AWS::ElastiCache::SubnetGroup') as [
+      [string, { Properties: { SubnetIds: { Ref: string }[] } }],
+    ];
+    expect(redisSubnets.Properties.SubnetIds.map((s) => s.Ref).sort()).toEqual([...isolated].sort());
+    const services = resourcesOf(dev.data, 'AWS::EC2::VPCEndpoint').map(([, e]) =>
+      JSON.stringify(e.Properties.ServiceName),
+    );
+    for (const name of ['.s3', '.sqs', '.secretsmanager'])
+      expect(services.some((s) => s.includes(name))).toBe(true);
+    dev.data.resourceCountIs('AWS::EC2::NatGateway', STAGES.dev.network.natGateways);
+  });
+
+  it('admits only functions to the proxy and Redis, and only the proxy (and secret rotation) to the database', () => {
+    const groupOf = (ref: unknown) =>
+      (ref as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, '');
+    const pairs = resourcesOf(dev.data, 'AWS::EC2::SecurityGroupIngress')
+      .map(([, r]) => {
+        expect(r.Properties.CidrIp).toBeUndefined();
+        return `${groupOf(r.Properties.SourceSecurityGroupId)} -> ${groupOf(r.Properties.GroupId)}`;
+      })
+      .sort();
+    expect(pairs).toEqual([
+      'DatabaseRotationSingleUserSecurityGroup -> DatabaseSecurityGroup',
+      'FunctionSecurityGroup -> ProxySecurityGroup',
+      'FunctionSecurityGroup -> RedisSecurityGroup',
+      'ProxySecurityGroup -> DatabaseSecurityGroup',
+    ]);
+    for (const [, g] of resourcesOf(dev.data, 'AWS::EC2::SecurityGroup')) {
+      const inline = (g.Properties.SecurityGroupIngress ?? []) as { CidrIp?: string; FromPort?: number }[];
+      // Only the interface endpoints take inline ingress: HTTPS from inside the VPC.
+      for (const rule of inline) expect(rule.FromPort).toBe(443);
+    }
+  });
+
+  it('puts provider-calling consumers behind NAT and every other function in isolated subnets', () => {
+    const fns = resourcesOf(dev.compute, 'AWS::Lambda::Function').filter(([, f]) => f.Properties.VpcConfig);
+    const subnetImports = fns.map(([, f]) =>
+      JSON.stringify((f.Properties.VpcConfig as { SubnetIds: unknown }).SubnetIds),
+    );
+    expect(subnetImports.filter((s) => s.includes('egress'))).toHaveLength(1);
+  });
+});
+
+describe('production protections', () => {
+  it('turns on Multi-AZ, deletion protection and long backups in prod only', () => {
+    prod.data.hasResourceProperties('AWS::RDS::DBInstance', {
+      MultiAZ: true,
+      DeletionProtection: true,
+      BackupRetentionPeriod: 30,
+    });
+    dev.data.hasResourceProperties('AWS::RDS::DBInstance', { MultiAZ: false, DeletionProtection: false });
+    prod.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      MultiAZEnabled: true,
+      AutomaticFailoverEnabled: true,
+      NumCacheClusters: 2,
+    });
+    dev.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', { MultiAZEnabled: false });
+  });
+
+  it('retains data resources on stack deletion in prod and not in dev', () => {
+    const bucketPolicy = (t: Template) =>
+      Object.values(t.findResources('AWS::S3::Bucket')).map(
+        (b) => (b as { DeletionPolicy: string }).DeletionPolicy,
+      );
+    expect(new Set(bucketPolicy(prod.data))).toEqual(new Set(['Retain']));
+    expect(new Set(bucketPolicy(dev.data))).toEqual(new Set(['Delete']));
+    prod.data.hasResource('AWS::RDS::DBInstance', { DeletionPolicy: 'Snapshot' });
+  });
+});
+
+describe('cdk-nag', () => {
+  it('synthesizes dev, staging and prod with no unacknowledged AwsSolutions or HIPAA finding', () => {
+    for (const name of ['dev', 'staging', 'prod'] as const) expect(() => synth(name)).not.toThrow();
+  });
+
+  it('fails synth on an unacknowledged finding', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Unsafe');
+    new sqs.Queue(stack, 'Plain', { retentionPeriod: Duration.days(1) });
+    applyNag(app);
+    expect(() => app.synth()).toThrow(/AwsSolutions-SQS3|AwsSolutions-SQS4/);
+  });
+});
