@@ -64,6 +64,17 @@ export interface LocalTime {
 
 const DAY = 86_400_000;
 
+/** Minutes since local midnight (0-1439), without building a Date: for per-reading hot paths. */
+export function localMinuteOfDay(epochMillis: number, zone: string | null | undefined): number {
+  const shifted = epochMillis + offsetMinutesAt(zone, epochMillis) * 60_000;
+  return Math.floor((((shifted % DAY) + DAY) % DAY) / 60_000);
+}
+
+/** Whole local hours since the epoch: a numeric bucket key for hourly summaries. */
+export function localHourIndex(epochMillis: number, zone: string | null | undefined): number {
+  return Math.floor((epochMillis + offsetMinutesAt(zone, epochMillis) * 60_000) / 3_600_000);
+}
+
 export function localTime(epochMillis: number, zone: string | null | undefined): LocalTime {
   const shifted = epochMillis + offsetMinutesAt(zone, epochMillis) * 60_000;
   const minuteOfDay = Math.floor((((shifted % DAY) + DAY) % DAY) / 60_000);

@@ -1,0 +1,358 @@
+/**
+ * Heart rate per data origin, from `samples[]` (a record is one spot reading, an hourly 1-minute
+ * series or an overnight series).
+ *
+ * Rules kept: classes (<40, 40-59, 60-99 normal, 100-119 elevated, 120-149 tachycardia range,
+ * >= 150 severe); zones by % of max HR (default 180): <60, 60-70, 70-80, 80-90, >= 90; resting HR =
+ * mean of the lowest 20 % of overnight samples (22:00-05:59 local) below 80 bpm; exercise = a run of
+ * >= 10 min of samples >= 100 bpm.
+ *
+ * Improvements: a "run" needs samples no more than 2 min apart (two spot readings 10 min apart are
+ * not 10 minutes of exercise); fast samples inside an exercise bout are not reported as resting
+ * tachycardia; resting HR comes from the origin with the most overnight samples instead of mixing
+ * a ring and a watch; each origin is summarised on its own.
+ */
+import { localClock, localMinuteOfDay } from '../time';
+import type { HeartRateRecord } from '../types';
+import {
+  Column,
+  DEFAULT_PROCESSOR_CONFIG,
+  getOrCreate,
+  hoursMinutes,
+  int,
+  joinList,
+  type Processor,
+  type ProcessorConfig,
+  type ProcessorResult,
+  pctOf,
+  Running,
+  round1,
+  timeOrder,
+} from './common';
+
+export type HeartRateClass = 'below_40' | '40_59' | 'normal' | 'elevated' | 'tachycardia' | 'severe';
+export type HeartRateZone = 'below_60' | '60_70' | '70_80' | '80_90' | '90_plus';
+
+export function heartRateClass(bpm: number): HeartRateClass {
+  if (bpm < 40) return 'below_40';
+  if (bpm < 60) return '40_59';
+  if (bpm < 100) return 'normal';
+  if (bpm < 120) return 'elevated';
+  if (bpm < 150) return 'tachycardia';
+  return 'severe';
+}
+
+export function heartRateZone(bpm: number, maxHeartRate: number): HeartRateZone {
+  const p = (bpm / maxHeartRate) * 100;
+  if (p < 60) return 'below_60';
+  if (p < 70) return '60_70';
+  if (p < 80) return '70_80';
+  if (p < 90) return '80_90';
+  return '90_plus';
+}
+
+/** Mean of the lowest 20 % of overnight samples below 80 bpm; null without such samples. */
+export function restingHeartRate(overnight: ArrayLike<number>): number | null {
+  const calm = Array.from(overnight).filter((b) => b < 80);
+  if (calm.length === 0) return null;
+  calm.sort((a, b) => a - b);
+  const k = Math.max(1, Math.ceil(calm.length * 0.2));
+  return calm.slice(0, k).reduce((a, b) => a + b, 0) / k;
+}
+
+export interface ExerciseBout {
+  start: string;
+  end: string;
+  minutes: number;
+  meanBpm: number;
+  peakBpm: number;
+}
+
+const EXERCISE_BPM = 100;
+const EXERCISE_MIN_MS = 10 * 60_000;
+const MAX_GAP_MS = 2 * 60_000;
+
+/** Runs of samples >= 100 bpm, no gap over 2 min, lasting >= 10 min. Input sorted by time. */
+export function exerciseBouts(
+  times: ArrayLike<number>,
+  bpm: ArrayLike<number>,
+  zone: string | null,
+): { bouts: ExerciseBout[]; inBout: Uint8Array } {
+  const bouts: ExerciseBout[] = [];
+  const inBout = new Uint8Array(times.length);
+  let start = -1;
+  const close = (endIdx: number) => {
+    const t0 = times[start] as number;
+    const t1 = times[endIdx] as number;
+    if (t1 - t0 >= EXERCISE_MIN_MS) {
+      let sum = 0;
+      let peak = 0;
+      for (let i = start; i <= endIdx; i++) {
+        sum += bpm[i] as number;
+        peak = Math.max(peak, bpm[i] as number);
+        inBout[i] = 1;
+      }
+      bouts.push({
+        start: localClock(t0, zone),
+        end: localClock(t1, zone),
+        minutes: Math.round((t1 - t0) / 60_000),
+        meanBpm: Math.round(sum / (endIdx - start + 1)),
+        peakBpm: peak,
+      });
+    }
+    start = -1;
+  };
+  for (let i = 0; i < times.length; i++) {
+    const fast = (bpm[i] as number) >= EXERCISE_BPM;
+    if (fast && start >= 0 && (times[i] as number) - (times[i - 1] as number) > MAX_GAP_MS) close(i - 1);
+    if (fast && start < 0) start = i;
+    if (!fast && start >= 0) close(i - 1);
+  }
+  if (start >= 0) close(times.length - 1);
+  return { bouts, inBout };
+}
+
+interface OriginAcc {
+  times: Column;
+  bpm: Column;
+  overnight: Column;
+  stats: Running;
+  records: number;
+  spotRecords: number;
+  seriesRecords: number;
+  zone: string | null;
+}
+
+export interface HeartRateOriginInsights {
+  records: number;
+  spotReadings: number;
+  seriesRecords: number;
+  samples: number;
+  firstSample: string;
+  lastSample: string;
+  zone: string | null;
+  meanBpm: number;
+  minBpm: number;
+  maxBpm: number;
+  classes: Record<HeartRateClass, number>;
+  zonesPercent: Record<HeartRateZone, number>;
+  overnightSamples: number;
+  restingBpm: number | null;
+  exercise: ExerciseBout[];
+  exerciseMinutes: number;
+  /** Samples >= 100 bpm outside exercise bouts. */
+  elevatedAtRest: number;
+}
+
+export interface HeartRateInsights {
+  recordType: 'HeartRateRecord';
+  maxHeartRate: number;
+  origins: Record<string, HeartRateOriginInsights>;
+  restingBpm: number | null;
+  restingFrom: string | null;
+  chosenOrigin: string | null;
+  reconciliation: string;
+}
+
+export function createHeartRateProcessor(
+  config: ProcessorConfig = DEFAULT_PROCESSOR_CONFIG,
+): Processor<HeartRateRecord> {
+  const origins = new Map<string, OriginAcc>();
+  return {
+    add(r) {
+      const acc = getOrCreate(origins, r.metadata.dataOriginPackageName, () => ({
+        times: new Column(),
+        bpm: new Column(),
+        overnight: new Column(),
+        stats: new Running(),
+        records: 0,
+        spotRecords: 0,
+        seriesRecords: 0,
+        zone: r.startZoneOffsetId,
+      }));
+      acc.records++;
+      if (r.samples.length === 1) acc.spotRecords++;
+      else acc.seriesRecords++;
+      for (const s of r.samples) {
+        acc.times.push(s.timeEpochMillis);
+        acc.bpm.push(s.beatsPerMinute);
+        acc.stats.add(s.beatsPerMinute);
+        const minute = localMinuteOfDay(s.timeEpochMillis, r.startZoneOffsetId);
+        if (minute >= 1320 || minute < 360) acc.overnight.push(s.beatsPerMinute);
+      }
+    },
+
+    finish(): ProcessorResult {
+      const result: Record<string, HeartRateOriginInsights> = {};
+      for (const [origin, acc] of origins) result[origin] = summarise(acc, config.maxHeartRate);
+      const entries = Object.entries(result);
+      const chosen = [...entries].sort((a, b) => b[1].samples - a[1].samples)[0]?.[0] ?? null;
+      const restingSource = [...entries]
+        .filter(([, o]) => o.restingBpm !== null)
+        .sort((a, b) => b[1].overnightSamples - a[1].overnightSamples)[0];
+      const insights: HeartRateInsights = {
+        recordType: 'HeartRateRecord',
+        maxHeartRate: config.maxHeartRate,
+        origins: result,
+        restingBpm: restingSource ? (restingSource[1].restingBpm as number) : null,
+        restingFrom: restingSource?.[0] ?? null,
+        chosenOrigin: chosen,
+        reconciliation:
+          entries.length > 1
+            ? `${entries.length} sources summarised separately (samples are not pooled); resting heart rate taken from ${restingSource?.[0] ?? 'none'} (most overnight samples)`
+            : 'single source',
+      };
+      return {
+        insights: insights as unknown as Record<string, unknown>,
+        narrative: narrate(insights),
+        input: describeInput(origins),
+      };
+    },
+  };
+}
+
+function summarise(acc: OriginAcc, maxHeartRate: number): HeartRateOriginInsights {
+  const rawTimes = acc.times.view();
+  const rawBpm = acc.bpm.view();
+  const order = timeOrder(rawTimes);
+  const times = order ? Float64Array.from(order, (i) => rawTimes[i] as number) : rawTimes;
+  const bpm = order ? Float64Array.from(order, (i) => rawBpm[i] as number) : rawBpm;
+  const classes: Record<HeartRateClass, number> = {
+    below_40: 0,
+    '40_59': 0,
+    normal: 0,
+    elevated: 0,
+    tachycardia: 0,
+    severe: 0,
+  };
+  const zones: Record<HeartRateZone, number> = {
+    below_60: 0,
+    '60_70': 0,
+    '70_80': 0,
+    '80_90': 0,
+    '90_plus': 0,
+  };
+  for (const b of bpm) {
+    classes[heartRateClass(b)]++;
+    zones[heartRateZone(b, maxHeartRate)]++;
+  }
+  const { bouts, inBout } = exerciseBouts(times, bpm, acc.zone);
+  let elevatedAtRest = 0;
+  for (let i = 0; i < bpm.length; i++) if ((bpm[i] as number) >= EXERCISE_BPM && !inBout[i]) elevatedAtRest++;
+  const resting = restingHeartRate(acc.overnight.view());
+  const n = bpm.length;
+  return {
+    records: acc.records,
+    spotReadings: acc.spotRecords,
+    seriesRecords: acc.seriesRecords,
+    samples: n,
+    firstSample: n ? localClock(times[0] as number, acc.zone) : '',
+    lastSample: n ? localClock(times[n - 1] as number, acc.zone) : '',
+    zone: acc.zone,
+    meanBpm: round1(acc.stats.mean),
+    minBpm: n ? acc.stats.min : 0,
+    maxBpm: n ? acc.stats.max : 0,
+    classes,
+    zonesPercent: {
+      below_60: pctOf(zones.below_60, n),
+      '60_70': pctOf(zones['60_70'], n),
+      '70_80': pctOf(zones['70_80'], n),
+      '80_90': pctOf(zones['80_90'], n),
+      '90_plus': pctOf(zones['90_plus'], n),
+    },
+    overnightSamples: acc.overnight.length,
+    restingBpm: resting === null ? null : round1(resting),
+    exercise: bouts,
+    exerciseMinutes: bouts.reduce((a, b) => a + b.minutes, 0),
+    elevatedAtRest,
+  };
+}
+
+function narrate(ins: HeartRateInsights): string {
+  const parts: string[] = [];
+  const entries = Object.entries(ins.origins);
+  const first = entries[0]?.[1];
+  const zone = first?.zone ? `UTC${first.zone === 'Z' ? '' : first.zone}` : 'UTC';
+  parts.push(
+    `Heart rate from ${entries.length === 1 ? 'one source' : `${entries.length} sources, each described separately`} (times in ${zone}).`,
+  );
+  for (const [origin, h] of entries) {
+    const kinds = [
+      h.spotReadings ? `${h.spotReadings} spot reading${h.spotReadings === 1 ? '' : 's'}` : '',
+      h.seriesRecords ? `${h.seriesRecords} series record${h.seriesRecords === 1 ? '' : 's'}` : '',
+    ].filter(Boolean);
+    const lines = [
+      `${origin}: ${joinList(kinds)} with ${int(h.samples)} samples from ${h.firstSample} to ${h.lastSample}; average ${Math.round(h.meanBpm)} bpm, range ${h.minBpm}-${h.maxBpm} bpm.`,
+    ];
+    if (h.exercise.length > 0) {
+      const b = h.exercise.map(
+        (x) =>
+          `${x.start.slice(11)}-${x.end.slice(11)} (${x.minutes} min, average ${x.meanBpm}, peak ${x.peakBpm} bpm)`,
+      );
+      lines.push(
+        `Exercise: ${h.exercise.length} bout${h.exercise.length > 1 ? 's' : ''} of at least 10 minutes above 100 bpm, ${hoursMinutes(h.exerciseMinutes)} in total: ${joinList(b)}.`,
+      );
+    }
+    const z = h.zonesPercent;
+    lines.push(
+      `Share of samples by zone (max ${ins.maxHeartRate} bpm): under 60 % ${z.below_60} %, 60-70 % ${z['60_70']} %, 70-80 % ${z['70_80']} %, 80-90 % ${z['80_90']} %, 90 % and above ${z['90_plus']} %.`,
+    );
+    if (h.elevatedAtRest > 0) {
+      lines.push(
+        `${h.elevatedAtRest} sample${h.elevatedAtRest > 1 ? 's were' : ' was'} at or above 100 bpm outside any exercise bout.`,
+      );
+    }
+    if (h.classes.below_40 > 0) lines.push(`${h.classes.below_40} samples were below 40 bpm.`);
+    parts.push(lines.join(' '));
+  }
+  if (ins.restingBpm !== null) {
+    const r = ins.restingBpm;
+    const band =
+      r < 40
+        ? 'very low'
+        : r < 60
+          ? 'below 60, common in fit people'
+          : r < 100
+            ? 'within the 60-100 normal range'
+            : 'high';
+    parts.push(
+      `Resting heart rate was ${r.toFixed(1)} bpm (${band}), the mean of the lowest 20 % of overnight samples from ${ins.restingFrom}.`,
+    );
+  } else {
+    parts.push('Resting heart rate could not be estimated: no overnight samples below 80 bpm.');
+  }
+  const recs: string[] = [];
+  const all = Object.values(ins.origins);
+  const atRest = all.reduce((a, h) => a + h.elevatedAtRest, 0);
+  const exerciseMinutes = all.reduce((a, h) => a + h.exerciseMinutes, 0);
+  if (ins.restingBpm !== null && ins.restingBpm >= 100)
+    recs.push('discuss the high resting heart rate with a clinician');
+  if (ins.restingBpm !== null && ins.restingBpm < 40)
+    recs.push('mention the very low resting heart rate to a clinician if it comes with dizziness or fatigue');
+  if (atRest > 5) recs.push('note what was happening during the fast readings outside exercise');
+  if (exerciseMinutes === 0) recs.push('add some sustained activity: no exercise bout was recorded');
+  if (recs.length === 0) recs.push('keep the current activity pattern');
+  parts.push(`Recommendation: ${joinList(recs)}.`);
+  return parts.join('\n\n');
+}
+
+function describeInput(origins: Map<string, OriginAcc>): string {
+  const out: string[] = [];
+  for (const [origin, acc] of origins) {
+    const buckets = new Map<string, Running>();
+    const times = acc.times.view();
+    const bpm = acc.bpm.view();
+    for (let i = 0; i < times.length; i++) {
+      getOrCreate(buckets, localClock(times[i] as number, acc.zone).slice(5, 13), () => new Running()).add(
+        bpm[i] as number,
+      );
+    }
+    const rows = [...buckets.entries()]
+      .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+      .map(([h, r]) => `${h.replace('T', ' ')}h ${Math.round(r.mean)} [${r.min}-${r.max}] (${r.n})`);
+    out.push(
+      `Heart rate export, origin ${origin}, zone ${acc.zone ?? 'none'}, ${acc.records} records, ${acc.bpm.length} samples. Hourly mean bpm [min-max] (samples), local time: ${rows.join(', ')}.`,
+    );
+  }
+  return out.join('\n');
+}

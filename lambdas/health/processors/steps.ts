@@ -1,0 +1,105 @@
+/**
+ * Steps: daily totals per origin (never summed across apps; see daily-totals.ts), target 10,000 a
+ * day, bands <5,000 sedentary, 5,000-7,499 low active, 7,500-9,999 somewhat active, 10,000-12,499
+ * active, >= 12,500 highly active.
+ */
+import type { StepsRecord } from '../types';
+import {
+  DEFAULT_PROCESSOR_CONFIG,
+  int,
+  joinList,
+  type Processor,
+  type ProcessorConfig,
+  type ProcessorResult,
+  pctOf,
+} from './common';
+import { type DayTotal, dailyTotals, type TotalRecord } from './daily-totals';
+
+export type StepsBand = 'sedentary' | 'low_active' | 'somewhat_active' | 'active' | 'highly_active';
+
+export function stepsBand(steps: number): StepsBand {
+  if (steps < 5000) return 'sedentary';
+  if (steps < 7500) return 'low_active';
+  if (steps < 10_000) return 'somewhat_active';
+  if (steps < 12_500) return 'active';
+  return 'highly_active';
+}
+
+const BAND_LABEL: Record<StepsBand, string> = {
+  sedentary: 'sedentary (under 5,000)',
+  low_active: 'low active (5,000-7,499)',
+  somewhat_active: 'somewhat active (7,500-9,999)',
+  active: 'active (10,000-12,499)',
+  highly_active: 'highly active (12,500 or more)',
+};
+
+export interface StepsDayInsights extends DayTotal {
+  band: StepsBand;
+  percentOfTarget: number;
+}
+
+export interface StepsInsights {
+  recordType: 'StepsRecord';
+  target: number;
+  days: StepsDayInsights[];
+}
+
+export function createStepsProcessor(
+  config: ProcessorConfig = DEFAULT_PROCESSOR_CONFIG,
+): Processor<StepsRecord> {
+  const records: TotalRecord[] = [];
+  return {
+    add(r) {
+      records.push({
+        origin: r.metadata.dataOriginPackageName,
+        start: r.startTimeEpochMillis,
+        end: r.endTimeEpochMillis,
+        zone: r.startZoneOffsetId,
+        value: r.count,
+      });
+    },
+    finish(): ProcessorResult {
+      const target = config.stepsTarget;
+      const days = dailyTotals(records, 'steps').map((d) => ({
+        ...d,
+        band: stepsBand(d.total),
+        percentOfTarget: pctOf(d.total, target),
+      }));
+      const insights: StepsInsights = { recordType: 'StepsRecord', target, days };
+      const parts = days.map((d) => {
+        const lines: string[] = [];
+        if (d.origins.length === 1) {
+          const o = d.origins[0];
+          lines.push(`Steps on ${d.date}: ${int(d.total)} from ${o?.origin} (${o?.window} local).`);
+        } else {
+          lines.push(
+            `Steps on ${d.date} were reported by ${d.origins.length} apps: ${joinList(d.origins.map((o) => `${o.origin} ${int(o.total)} (${o.window} local)`))}.`,
+          );
+          lines.push(
+            `The apps count different windows and wear time, so the totals are not added; the day's figure is the highest, ${int(d.total)} from ${d.chosenOrigin}.`,
+          );
+        }
+        lines.push(
+          `That is ${Math.round(d.percentOfTarget)} % of the ${int(target)}-step target: ${BAND_LABEL[d.band]}.`,
+        );
+        const missing = target - d.total;
+        lines.push(
+          missing > 0
+            ? `Recommendation: add about ${int(Math.ceil(missing / 100) * 100)} steps, for example ${Math.max(5, Math.round(missing / 100))} minutes of brisk walking spread over the day.`
+            : 'Recommendation: keep this level of daily movement.',
+        );
+        return lines.join(' ');
+      });
+      return {
+        insights: insights as unknown as Record<string, unknown>,
+        narrative: parts.join('\n\n'),
+        input: records
+          .map(
+            (r) =>
+              `Steps record, origin ${r.origin}, ${new Date(r.start).toISOString()} to ${new Date(r.end).toISOString()} (zone ${r.zone ?? 'none'}): ${r.value} steps.`,
+          )
+          .join('\n'),
+      };
+    },
+  };
+}
