@@ -10,6 +10,7 @@ const MARKET_MIGRATIONS = [
   '0120_universes',
   '0130_data_quality',
   '0140_universe_read_path',
+  '0150_universe_read_tuning',
 ];
 
 const MARKET_FUNCTIONS = [

@@ -632,6 +632,11 @@ describe('universe functions', () => {
         { symbol: 'THIN', bar_count: 20, avg_volume: 10_000, last_close: 50, fresh: true },
       ]);
       expect(fromSnapshot).toEqual(live);
+      // Analyzed by the refresh itself, so reads are planned on the real size at once.
+      const { rows } = await db.pool.query(`SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)`, [
+        `${db.schema}.symbol_liquidity`,
+      ]);
+      expect(rows[0].reltuples).toBe(2);
     });
 
     it('serves reads from a fresh snapshot and falls back to live figures once newer bars arrive', async () => {
