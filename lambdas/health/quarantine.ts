@@ -3,14 +3,10 @@
  * `quarantine/` (instead of `raw/`) with a `<key>.metadata.json` sidecar saying why. Pure: the
  * caller does the copy and the put.
  */
+import type { SourceIdentity } from './source';
 import type { CheckScores, ValidationCounts } from './validate';
 
-export interface SourceIdentity {
-  readonly bucket: string;
-  readonly key: string;
-  readonly versionId?: string;
-  readonly etag?: string;
-}
+export type { SourceIdentity } from './source';
 
 /** `raw/<Type>/YYYY/MM/DD/<file>` -> `quarantine/<Type>/YYYY/MM/DD/<file>`; other keys are prefixed. */
 export function quarantineKey(key: string): string {

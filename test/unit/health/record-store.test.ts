@@ -1,0 +1,252 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type IngestSource,
+  MemoryRecordStore,
+  PostgresRecordStore,
+  type RecordStore,
+  type StoredRecordInput,
+  toStoredRecord,
+} from '../../../lambdas/health/record-store';
+import type { BloodGlucoseRecord } from '../../../lambdas/health/types';
+import { createTestSchema, type TestSchema } from '../../support/db';
+import { loadSample, sampleFiles } from './helpers';
+
+function row(id: string, lastModifiedMs: number, level = 100): StoredRecordInput {
+  const record: BloodGlucoseRecord = {
+    metadata: {
+      id,
+      dataOriginPackageName: 'com.dexcom.g7',
+      lastModifiedTimeEpochMillis: lastModifiedMs,
+      clientRecordId: null,
+      clientRecordVersion: 0,
+      device: null,
+    },
+    timeEpochMillis: Date.UTC(2025, 10, 3),
+    zoneOffsetId: 'Z',
+    levelInMilligramsPerDeciliter: level,
+    specimenSource: 'INTERSTITIAL_FLUID',
+    mealType: 'UNKNOWN',
+    relationToMeal: 'UNKNOWN',
+    appRecordFetchTimeEpochMillis: 1,
+  };
+  return toStoredRecord('BloodGlucoseRecord', record) as StoredRecordInput;
+}
+
+let n = 0;
+function source(): IngestSource {
+  n++;
+  return {
+    bucket: 'b',
+    key: `raw/k${n}.avro`,
+    etag: `e${n}`,
+    sourceId: `src-${n}-${Math.random()}`,
+    recordType: 'BloodGlucoseRecord',
+  };
+}
+
+const outcome = (status: 'processed' | 'duplicate') => ({
+  recordType: 'BloodGlucoseRecord' as const,
+  status,
+  recordsRead: 1,
+  inserted: 0,
+  updated: 0,
+  correlationId: 'c',
+  processedAt: '2025-11-10T12:00:00.000Z',
+});
+
+/** Upserts rows in one committed unit and returns the counts. */
+async function upsertCommitted(store: RecordStore, rows: StoredRecordInput[]) {
+  return store.ingest(source(), async (unit) => {
+    const counts = await unit.upsert(rows);
+    await unit.recordOutcome(outcome(counts.inserted + counts.updated > 0 ? 'processed' : 'duplicate'));
+    return { commit: true, value: counts };
+  });
+}
+
+function contract(name: string, make: () => Promise<RecordStore>) {
+  describe(`${name} record store`, () => {
+    let store: RecordStore;
+    beforeAll(async () => {
+      store = await make();
+    });
+
+    it('inserts new records, keeps the newest version, ignores same-or-older versions', async () => {
+      // Prepare
+      const id = `a-${name}`;
+
+      // Act
+      const first = await upsertCommitted(store, [row(id, 100, 90), row(`${id}-2`, 100)]);
+      const same = await upsertCommitted(store, [row(id, 100, 91), row(`${id}-2`, 100)]);
+      const newer = await upsertCommitted(store, [row(id, 200, 95)]);
+      const older = await upsertCommitted(store, [row(id, 150, 80)]);
+
+      // Assess
+      expect(first).toEqual({ inserted: 2, updated: 0, unchanged: 0 });
+      expect(same).toEqual({ inserted: 0, updated: 0, unchanged: 2 });
+      expect(newer).toEqual({ inserted: 0, updated: 1, unchanged: 0 });
+      expect(older).toEqual({ inserted: 0, updated: 0, unchanged: 1 });
+      const stored = await store.getRecord('BloodGlucoseRecord', id);
+      expect(stored?.lastModifiedMs).toBe(200);
+      expect((stored?.payload as BloodGlucoseRecord).levelInMilligramsPerDeciliter).toBe(95);
+    });
+
+    it('the same id twice in one batch counts once, newest wins', async () => {
+      const id = `dup-${name}`;
+      const counts = await upsertCommitted(store, [row(id, 5, 1), row(id, 9, 2), row(id, 7, 3)]);
+      expect(counts.inserted).toBe(1);
+      expect((await store.getRecord('BloodGlucoseRecord', id))?.lastModifiedMs).toBe(9);
+    });
+
+    it('a unit that does not commit leaves neither records nor an ingest row', async () => {
+      const src = source();
+      await store.ingest(src, async (unit) => {
+        await unit.upsert([row(`rolled-${name}`, 1)]);
+        await unit.recordOutcome(outcome('processed'));
+        return { commit: false, value: undefined };
+      });
+      expect(await store.getRecord('BloodGlucoseRecord', `rolled-${name}`)).toBeUndefined();
+      expect(await store.getIngest(src.sourceId)).toBeUndefined();
+    });
+
+    it('an error inside the unit rolls it back', async () => {
+      const src = source();
+      await expect(
+        store.ingest(src, async (unit) => {
+          await unit.upsert([row(`boom-${name}`, 1)]);
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      expect(await store.getRecord('BloodGlucoseRecord', `boom-${name}`)).toBeUndefined();
+    });
+
+    it('claims: new, then pending until completed (a retry), then done', async () => {
+      // Prepare
+      const src = source();
+      const claims: string[] = [];
+      const once = () =>
+        store.ingest(src, async (unit) => {
+          claims.push(unit.claim.state);
+          if (unit.claim.state === 'new') await unit.recordOutcome(outcome('processed'));
+          return { commit: true, value: unit.claim };
+        });
+
+      // Act
+      await once();
+      const retry = await once();
+      await store.completeIngest(src.sourceId, new Date(Date.UTC(2025, 10, 10, 12, 1)));
+      const later = await once();
+
+      // Assess
+      expect(claims).toEqual(['new', 'pending', 'done']);
+      expect(retry).toMatchObject({
+        state: 'pending',
+        outcome: { status: 'processed', processedAt: '2025-11-10T12:00:00.000Z' },
+      });
+      expect(later).toMatchObject({ state: 'done', outcome: { completedAt: '2025-11-10T12:01:00.000Z' } });
+    });
+
+    it('stores a real overlapping heart-rate re-sync: the updated series replaces the partial one', async () => {
+      // Prepare
+      const [first, second] = sampleFiles('HeartRateRecord');
+      const rowsOf = async (file: string) =>
+        (await loadSample<'HeartRateRecord'>(file)).map(
+          (r) => toStoredRecord('HeartRateRecord', r) as StoredRecordInput,
+        );
+      const a = await rowsOf(first as string);
+      const b = await rowsOf(second as string);
+
+      // Act
+      const firstCounts = await upsertCommitted(store, a);
+      const secondCounts = await upsertCommitted(store, b);
+
+      // Assess
+      expect(firstCounts).toEqual({ inserted: a.length, updated: 0, unchanged: 0 });
+      expect(secondCounts).toEqual({ inserted: 0, updated: 1, unchanged: b.length - 1 });
+      const series = b.find(
+        (r) => (r.payload as { samples: unknown[] }).samples.length === 60,
+      ) as StoredRecordInput;
+      const stored = await store.getRecord('HeartRateRecord', series.metadataId);
+      expect((stored?.payload as { samples: unknown[] }).samples).toHaveLength(60);
+    });
+
+    it('keeps records with NUL characters and impossible times storable', async () => {
+      const weird = row(`nul\0-${name}`, 1);
+      const counts = await upsertCommitted(store, [
+        { ...weird, zoneOffset: 'Z\0', startMs: null, endMs: null, dataOrigin: 'x' },
+      ]);
+      expect(counts.inserted).toBe(1);
+      expect(
+        toStoredRecord('BloodGlucoseRecord', {
+          ...weird.payload,
+          metadata: { ...weird.payload.metadata, id: '' },
+        }),
+      ).toBeUndefined();
+    });
+  });
+}
+
+contract('memory', async () => new MemoryRecordStore());
+
+describe('PostgreSQL', () => {
+  let db: TestSchema;
+  beforeAll(async () => {
+    db = await createTestSchema('health_store');
+  });
+  afterAll(() => db.drop());
+
+  contract('postgres', async () => new PostgresRecordStore(db.pool, { batchSize: 7 }));
+
+  it('concurrent workers: every record is inserted exactly once, the database decides', async () => {
+    // Prepare: 6 workers upsert the same 40 records (different source objects) at once.
+    const store = new PostgresRecordStore(db.pool, { batchSize: 10 });
+    const rows = Array.from({ length: 40 }, (_, i) => row(`conc-${i}`, 1000));
+
+    // Act
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        store.ingest(source(), async (unit) => {
+          const counts = await unit.upsert([...rows].reverse());
+          await unit.recordOutcome(outcome(counts.inserted > 0 ? 'processed' : 'duplicate'));
+          return { commit: true, value: counts };
+        }),
+      ),
+    );
+
+    // Assess
+    expect(results.reduce((a, c) => a + c.inserted, 0)).toBe(40);
+    expect(results.reduce((a, c) => a + c.unchanged, 0)).toBe(40 * 5);
+    const { rows: count } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM health_records WHERE metadata_id LIKE 'conc-%'`,
+    );
+    expect(count[0].n).toBe(40);
+  });
+
+  it('concurrent deliveries of the same object: one decides, the other sees its decision', async () => {
+    const store = new PostgresRecordStore(db.pool);
+    const src = source();
+    const states = await Promise.all(
+      [0, 1].map(() =>
+        store.ingest(src, async (unit) => {
+          if (unit.claim.state === 'new') {
+            await unit.upsert([row(`same-obj-${src.sourceId}`, 1)]);
+            await new Promise((r) => setTimeout(r, 100));
+            await unit.recordOutcome(outcome('processed'));
+          }
+          return { commit: true, value: unit.claim.state };
+        }),
+      ),
+    );
+    expect(states.sort()).toEqual(['new', 'pending']);
+  });
+
+  it('uses the migration: primary key (record_type, metadata_id) and the ingest table', async () => {
+    const { rows } = await db.pool.query(
+      `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+       WHERE i.indrelid = 'health_records'::regclass AND i.indisprimary ORDER BY a.attnum`,
+    );
+    expect(rows.map((r) => r.attname)).toEqual(['record_type', 'metadata_id']);
+    expect((await db.pool.query(`SELECT to_regclass('health_ingests') AS t`)).rows[0].t).toBe(
+      'health_ingests',
+    );
+  });
+});
