@@ -7,7 +7,7 @@ import {
   type StoredRecordInput,
   toStoredRecord,
 } from '../../../lambdas/health/record-store';
-import type { BloodGlucoseRecord } from '../../../lambdas/health/types';
+import type { BloodGlucoseRecord, HeartRateRecord } from '../../../lambdas/health/types';
 import { createTestSchema, type TestSchema } from '../../support/db';
 import { loadSample, sampleFiles } from './helpers';
 
@@ -87,7 +87,7 @@ function contract(name: string, make: () => Promise<RecordStore>) {
       expect(older).toEqual({ inserted: 0, updated: 0, unchanged: 1 });
       const stored = await store.getRecord('BloodGlucoseRecord', id);
       expect(stored?.lastModifiedMs).toBe(200);
-      expect((stored?.payload as BloodGlucoseRecord).levelInMilligramsPerDeciliter).toBe(95);
+      expect((stored?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(95);
     });
 
     it('the same id twice in one batch counts once, newest wins', async () => {
@@ -162,11 +162,9 @@ function contract(name: string, make: () => Promise<RecordStore>) {
       // Assess
       expect(firstCounts).toEqual({ inserted: a.length, updated: 0, unchanged: 0 });
       expect(secondCounts).toEqual({ inserted: 0, updated: 1, unchanged: b.length - 1 });
-      const series = b.find(
-        (r) => (r.payload as { samples: unknown[] }).samples.length === 60,
-      ) as StoredRecordInput;
+      const series = b.find((r) => (r.payload as HeartRateRecord).samples.length === 60) as StoredRecordInput;
       const stored = await store.getRecord('HeartRateRecord', series.metadataId);
-      expect((stored?.payload as { samples: unknown[] }).samples).toHaveLength(60);
+      expect((stored?.payload as HeartRateRecord | undefined)?.samples).toHaveLength(60);
     });
 
     it('keeps records with NUL characters and impossible times storable', async () => {
