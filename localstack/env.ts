@@ -14,12 +14,20 @@ export const LOCAL_DEFAULTS = {
   REDIS_URL: 'redis://127.0.0.1:6379',
   DATA_BUCKET: 'tickstock-local-data',
   MARKET_API_BASE_URL: 'http://127.0.0.1:4580',
+  // The local market API accepts any non-empty key; in AWS the key comes from Secrets Manager.
+  POLYGON_API_KEY: 'local-stage-key',
+  // Locally the provider is our own server: no free-tier 5 calls/min limit to respect.
+  MARKET_API_CALLS_PER_MINUTE: '60000',
   // Powertools: no X-Ray daemon locally; metrics (EMF) would only flood the runner's log.
   POWERTOOLS_TRACE_ENABLED: 'false',
   POWERTOOLS_METRICS_DISABLED: 'true',
   // The machine runs Node 20 (Lambda runs 24); the SDK's notice about its 2027 Node 22 floor is noise here.
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 } as const;
+
+/** The tests' own database: stage-level tests use its public schema, unit tests a schema each. */
+export const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tickstock_test';
 
 export function applyLocalDefaults(env: NodeJS.ProcessEnv = process.env): void {
   for (const [key, value] of Object.entries(LOCAL_DEFAULTS)) {

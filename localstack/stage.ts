@@ -7,11 +7,11 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { MIGRATIONS_DIR, REPO_ROOT } from '../bin/paths';
 import { ensureDatabase } from '../lambdas/platform/local-database';
-import { loadMigrations, migrate } from '../lambdas/platform/migrations';
+import { loadMigrations, MigrationChecksumError, migrate } from '../lambdas/platform/migrations';
 import { createPool } from '../lambdas/platform/postgres';
 import { createRedisClient } from '../lambdas/platform/redis';
 import { CONSUMERS } from '../lib/topology';
-import { applyLocalDefaults } from './env';
+import { applyLocalDefaults, TEST_DATABASE_URL } from './env';
 import { isAlive, logFile, runningPid, STATE_DIR, startBackground, stopBackground, tail } from './processes';
 import { bootstrapResources } from './resources';
 
@@ -27,7 +27,6 @@ const LOCALSTACK_URL = `http://127.0.0.1:${LOCALSTACK_PORT}`;
 const VENV = join(REPO_ROOT, 'localstack', '.venv');
 const VENV_PYTHON = join(VENV, 'bin', 'python');
 const REQUIREMENTS = join(REPO_ROOT, 'localstack', 'requirements.txt');
-export const TEST_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/tickstock_test';
 const SERVICES = 's3,sqs,events,scheduler,secretsmanager,ssm,cloudwatch,logs,sts,iam';
 
 type Say = (line: string) => void;
@@ -149,7 +148,15 @@ async function startLocalStack(say: Say): Promise<void> {
   );
 }
 
-async function ensurePostgres(say: Say): Promise<void> {
+export interface StageOptions {
+  /**
+   * The database is disposable (tests): when an applied migration no longer matches its file (one
+   * edited during development), rebuild the schema instead of failing.
+   */
+  readonly disposableDatabase?: boolean;
+}
+
+async function ensurePostgres(say: Say, options: StageOptions): Promise<void> {
   const url = process.env.DATABASE_URL as string;
   const target = new URL(url);
   const reachable = () => portOpen(Number(target.port || 5432), target.hostname);
@@ -168,10 +175,21 @@ async function ensurePostgres(say: Say): Promise<void> {
       );
     }
   }
-  for (const db of [url, process.env.TEST_DATABASE_URL ?? TEST_DATABASE_URL]) await ensureDatabase(db);
+  for (const db of [url, TEST_DATABASE_URL]) await ensureDatabase(db);
   const pool = createPool({ connectionString: url });
   try {
-    const result = await migrate(pool, await loadMigrations(MIGRATIONS_DIR));
+    const migrations = await loadMigrations(MIGRATIONS_DIR);
+    const result = await migrate(pool, migrations).catch(async (error: unknown) => {
+      if (!(error instanceof MigrationChecksumError)) throw error;
+      if (!options.disposableDatabase) {
+        throw new StageError(
+          `${error.message}. On the local stage: drop the database (\`dropdb ${target.pathname.slice(1)}\`) and run stage up again.`,
+        );
+      }
+      say(`${error.message}: rebuilding the disposable database schema`);
+      await pool.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+      return migrate(pool, migrations);
+    });
     if (result.applied.length > 0) say(`applied migrations: ${result.applied.join(', ')}`);
   } finally {
     await pool.end();
@@ -227,6 +245,48 @@ async function ensureRedis(say: Say): Promise<void> {
   throw new StageError(`Redis is down at ${target.host}: start it, or set REDIS_URL`);
 }
 
+const MARKET_API_PORT = 4580;
+
+async function marketApiHealthy(): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${MARKET_API_PORT}/_health`, {
+      signal: AbortSignal.timeout(2_000),
+    });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** The local stand-in for the market-data provider, serving scenario data (localstack/market-api). */
+async function startMarketApi(say: Say): Promise<void> {
+  if (await marketApiHealthy()) return;
+  if (await portOpen(MARKET_API_PORT)) {
+    throw new StageError(
+      `port ${MARKET_API_PORT} (local market API) is taken by something else: stop it and retry`,
+    );
+  }
+  say('starting the local market API...');
+  startBackground(
+    'market-api',
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'localstack', 'market-api', 'main.ts')],
+    {
+      ...process.env,
+      MARKET_API_PORT: String(MARKET_API_PORT),
+    },
+  );
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (await marketApiHealthy()) return;
+    if (runningPid('market-api') === undefined) {
+      throw new StageError(`the local market API exited during start-up:\n${tail(logFile('market-api'))}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new StageError(`the local market API did not answer within 60 s; see ${logFile('market-api')}`);
+}
+
 function startRunner(say: Say): void {
   if (CONSUMERS.length === 0 || runningPid('runner') !== undefined) return;
   say('starting the local event-source runner...');
@@ -243,10 +303,15 @@ export interface StageUpResult {
 }
 
 /** Brings the whole local stage up; idempotent (a warm call only verifies). */
-export async function stageUp(say: Say = console.log): Promise<StageUpResult> {
+export async function stageUp(say: Say = console.log, options: StageOptions = {}): Promise<StageUpResult> {
   const started = performance.now();
   applyLocalDefaults();
-  await Promise.all([ensurePostgres(say), ensureRedis(say), startLocalStack(say)]);
+  await Promise.all([
+    ensurePostgres(say, options),
+    ensureRedis(say),
+    startLocalStack(say),
+    startMarketApi(say),
+  ]);
   const s3 = new S3Client({ forcePathStyle: true });
   const sqs = new SQSClient({});
   try {
@@ -255,7 +320,7 @@ export async function stageUp(say: Say = console.log): Promise<StageUpResult> {
     s3.destroy();
     sqs.destroy();
   }
-  startRunner(say);
+  await startRunner(say);
   return { seconds: (performance.now() - started) / 1_000 };
 }
 
@@ -276,6 +341,7 @@ export async function stageDown(say: Say = console.log): Promise<void> {
 export interface StageStatus {
   readonly localstack: { running: boolean; pid?: number; version?: string };
   readonly runner: { running: boolean; pid?: number };
+  readonly marketApi: { running: boolean; pid?: number };
   readonly postgres: { reachable: boolean };
   readonly redis: { reachable: boolean };
 }
@@ -287,6 +353,7 @@ export async function stageStatus(): Promise<StageStatus> {
   return {
     localstack: { running: Boolean(health), pid: runningPid('localstack'), version: health?.version },
     runner: { running: runningPid('runner') !== undefined, pid: runningPid('runner') },
+    marketApi: { running: await marketApiHealthy(), pid: runningPid('market-api') },
     postgres: { reachable: await portOpen(Number(db.port || 5432), db.hostname) },
     redis: { reachable: await redisPing(process.env.REDIS_URL as string) },
   };

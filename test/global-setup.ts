@@ -1,4 +1,4 @@
-import { applyLocalDefaults } from '../localstack/env';
+import { applyLocalDefaults, TEST_DATABASE_URL } from '../localstack/env';
 import { stageUp } from '../localstack/stage';
 
 /**
@@ -7,7 +7,9 @@ import { stageUp } from '../localstack/stage';
  * and Redis; unit tests ignore them.
  */
 export default async function setup(): Promise<void> {
+  // Tests run the stage against their own database, never the one `npm start` fills.
+  process.env.DATABASE_URL = TEST_DATABASE_URL;
   applyLocalDefaults();
-  const { seconds } = await stageUp((line) => console.log(`[stage] ${line}`));
+  const { seconds } = await stageUp((line) => console.log(`[stage] ${line}`), { disposableDatabase: true });
   console.log(`[stage] local stage ready in ${seconds.toFixed(1)} s`);
 }

@@ -9,7 +9,7 @@ import { deadLetterQueueName, localQueueUrl, queueName } from '../../localstack/
 export const summary =
   'status: the pipeline health report (same checks as the status Lambda) for the local stage';
 
-export async function run(): Promise<number> {
+export async function run(_args: string[] = []): Promise<number> {
   const pool = createPool({ connectionString: process.env.DATABASE_URL as string, max: 1 });
   const redis = createRedisClient({ url: process.env.REDIS_URL as string });
   const s3 = new S3Client({ forcePathStyle: true });

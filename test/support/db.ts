@@ -4,9 +4,9 @@ import { MIGRATIONS_DIR } from '../../bin/paths';
 import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
+import { TEST_DATABASE_URL } from '../../localstack/env';
 
-export const TEST_DATABASE_URL =
-  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tickstock_test';
+export { TEST_DATABASE_URL };
 
 export interface TestSchema {
   readonly pool: pg.Pool;
