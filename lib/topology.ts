@@ -1,3 +1,6 @@
+import { HEALTH_CONSUMERS } from './topology/health';
+import { MARKET_CONSUMERS } from './topology/market';
+
 /**
  * The SQS-driven consumers of the pipeline. This one list is read by the CDK compute stack (queue +
  * DLQ + function + event source mapping), by the local stage bootstrap (the same queues, redrive
@@ -34,4 +37,4 @@ export function visibilityTimeoutSeconds(consumer: ConsumerDefinition): number {
   return consumer.timeoutSeconds * 6;
 }
 
-export const CONSUMERS: readonly ConsumerDefinition[] = [];
+export const CONSUMERS: readonly ConsumerDefinition[] = [...HEALTH_CONSUMERS, ...MARKET_CONSUMERS];

@@ -9,6 +9,7 @@ import {
   GetQueueUrlCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { localQueueName } from '../lambdas/platform/queues';
 import { CONSUMERS, type ConsumerDefinition, visibilityTimeoutSeconds } from '../lib/topology';
 
 /**
@@ -16,10 +17,8 @@ import { CONSUMERS, type ConsumerDefinition, visibilityTimeoutSeconds } from '..
  * per consumer a queue with its dead-letter queue and redrive policy, and the S3 notifications that
  * feed them. Names are fixed here because LocalStack has no CloudFormation-generated names to look up.
  */
-export const LOCAL_PREFIX = 'tickstock-local';
-
 export function queueName(consumer: Pick<ConsumerDefinition, 'id'>): string {
-  return `${LOCAL_PREFIX}-${consumer.id.toLowerCase()}`;
+  return localQueueName(consumer.id);
 }
 
 export function deadLetterQueueName(consumer: Pick<ConsumerDefinition, 'id'>): string {
