@@ -1,0 +1,363 @@
+/**
+ * The health ETL for one export file, without any AWS I/O: decode -> validate -> process -> record
+ * state -> what to write. The Lambda handler and `pipeline etl run` both call `processExport` and
+ * then write what it returns.
+ *
+ * Contract for callers:
+ * - processed: put `trainingBody` at `trainingKey`, THEN `store.completeIngest(result.sourceId)`.
+ *   If the put fails, throw (retry): the retry finds the recorded decision and returns the same
+ *   key and bytes, so it is never mistaken for a duplicate.
+ * - quarantined: copy the raw object to `quarantine.key`, put `quarantine.sidecarBody` at
+ *   `quarantine.sidecarKey`. Terminal.
+ * - duplicate: nothing to write. Terminal.
+ * - failed: `disposition` says what to do (retry -> let the message return to the queue; alarm;
+ *   drop). Nothing was stored (the unit of work rolled back).
+ */
+import { randomUUID } from 'node:crypto';
+import { type AvroExport, type AvroInput, type DecodeLimits, openExport } from './decode';
+import { classifyError, type ErrorDisposition, HealthDataError } from './errors';
+import {
+  createProcessor,
+  DEFAULT_PROCESSOR_CONFIG,
+  PROCESSOR_VERSION,
+  type ProcessorConfig,
+} from './processors';
+import { planQuarantine, type QuarantinePlan } from './quarantine';
+import type { IngestUnit, RecordStore, StoredRecordInput, UpsertCounts } from './record-store';
+import { toStoredRecord } from './record-store';
+import { parseExportName, type SourceIdentity, sourceId } from './source';
+import {
+  buildTrainingExample,
+  serializeTrainingExample,
+  type TrainingExample,
+  trainingKey,
+} from './training';
+import type { HealthRecord, RecordType } from './types';
+import { type CheckScores, createValidator, DEFAULT_VALIDATION, type ValidationResult } from './validate';
+
+export type ExportStatus = 'processed' | 'quarantined' | 'duplicate' | 'failed';
+
+export interface PipelineConfig {
+  /** Minimum quality score (default 0.7). */
+  readonly threshold: number;
+  readonly limits: Partial<DecodeLimits>;
+  readonly processor: ProcessorConfig;
+  /** Whose data this is (one user per bucket/stage today). */
+  readonly userId: string;
+  /** Records per store upsert chunk. */
+  readonly chunkSize: number;
+}
+
+export const DEFAULT_PIPELINE_CONFIG: PipelineConfig = {
+  threshold: DEFAULT_VALIDATION.threshold,
+  limits: {},
+  processor: DEFAULT_PROCESSOR_CONFIG,
+  userId: 'default',
+  chunkSize: 2000,
+};
+
+export interface ProcessExportInput {
+  /** The object's bytes, or its body as a stream (S3 GetObject Body, fs.createReadStream). */
+  readonly bytes?: Uint8Array;
+  readonly stream?: AsyncIterable<Uint8Array>;
+  readonly source: SourceIdentity;
+  readonly store: RecordStore;
+  readonly now: Date;
+  readonly correlationId?: string;
+  readonly config?: Partial<PipelineConfig>;
+}
+
+export interface ProcessExportResult {
+  readonly status: ExportStatus;
+  readonly sourceId: string;
+  readonly recordType: RecordType | null;
+  readonly recordsRead: number;
+  readonly qualityScore: number | null;
+  readonly checks: CheckScores | null;
+  /** Why the file got its status (blocking errors, duplicate reason, failure). */
+  readonly reasons: string[];
+  readonly warnings: string[];
+  readonly insights: Record<string, unknown> | null;
+  readonly narrative?: string;
+  readonly records?: UpsertCounts & { unkeyed: number };
+  readonly trainingExample?: TrainingExample;
+  readonly trainingKey?: string;
+  /** The JSONL body to write at trainingKey (identical on every attempt). */
+  readonly trainingBody?: string;
+  readonly quarantine?: QuarantinePlan;
+  /** failed only. */
+  readonly error?: { name: string; message: string };
+  readonly disposition?: ErrorDisposition;
+}
+
+export interface Analysis {
+  readonly recordType: RecordType;
+  readonly readerVersion: number;
+  readonly recordsRead: number;
+  readonly bytesRead: number;
+  readonly validation: ValidationResult;
+  /** Latest appRecordFetchTimeEpochMillis of the records (0 when none). */
+  readonly fetchTime: number;
+  readonly unkeyed: number;
+  finishProcessing(): { insights: Record<string, unknown>; narrative: string; input: string };
+}
+
+/**
+ * One streaming pass: every record goes to the validator and the processor; when `onRows` is
+ * given, keyed store rows are handed over in chunks (bounded memory, the caller upserts them).
+ */
+export async function analyseExport(
+  file: AvroExport<HealthRecord>,
+  options: {
+    now: number;
+    config?: Partial<PipelineConfig>;
+    onRows?: (rows: StoredRecordInput[]) => Promise<void>;
+  },
+): Promise<Analysis> {
+  const config = { ...DEFAULT_PIPELINE_CONFIG, ...options.config };
+  const recordType = file.recordType;
+  const validator = createValidator(recordType, { now: options.now, threshold: config.threshold });
+  const processor = createProcessor(recordType, config.processor);
+  let fetchTime = 0;
+  let unkeyed = 0;
+  let chunk: StoredRecordInput[] = [];
+  for await (const block of file.blocks()) {
+    for (const record of block.records) {
+      validator.add(record);
+      processor.add(record);
+      if (record.appRecordFetchTimeEpochMillis > fetchTime) fetchTime = record.appRecordFetchTimeEpochMillis;
+      if (options.onRows) {
+        const row = toStoredRecord(recordType, record);
+        if (row) chunk.push(row);
+        else unkeyed++;
+      }
+    }
+    if (options.onRows && chunk.length >= config.chunkSize) {
+      await options.onRows(chunk);
+      chunk = [];
+    }
+  }
+  if (options.onRows && chunk.length > 0) await options.onRows(chunk);
+  const validation = validator.finish({ bytes: file.stats.bytesRead });
+  let processed: ReturnType<Analysis['finishProcessing']> | undefined;
+  return {
+    recordType,
+    readerVersion: file.readerVersion,
+    recordsRead: file.stats.recordsRead,
+    bytesRead: file.stats.bytesRead,
+    validation,
+    fetchTime,
+    unkeyed,
+    finishProcessing() {
+      processed ??= processor.finish();
+      return processed;
+    },
+  };
+}
+
+function errorInfo(error: unknown): { name: string; message: string } {
+  return error instanceof Error
+    ? { name: error.name, message: error.message }
+    : { name: 'Error', message: String(error) };
+}
+
+export async function processExport(input: ProcessExportInput): Promise<ProcessExportResult> {
+  const config: PipelineConfig = { ...DEFAULT_PIPELINE_CONFIG, ...input.config };
+  const source = input.source;
+  const sid = sourceId(source);
+  const data: AvroInput | undefined = input.bytes ?? input.stream;
+  let recordType: RecordType | null = null;
+  let recordsRead = 0;
+  let opened: AvroExport<HealthRecord> | undefined;
+
+  const quarantined = (
+    reasons: string[],
+    extra: { error?: { name: string; message: string }; validation?: ValidationResult } = {},
+  ): ProcessExportResult => {
+    const v = extra.validation;
+    const plan = planQuarantine({
+      source,
+      recordType,
+      reasons,
+      error: extra.error ?? null,
+      qualityScore: v ? v.score : null,
+      threshold: config.threshold,
+      checks: v ? v.checks : null,
+      counts: v ? v.counts : null,
+      warnings: v ? v.warnings : [],
+      recordsRead,
+      now: input.now,
+      processorVersion: PROCESSOR_VERSION,
+    });
+    return {
+      status: 'quarantined',
+      sourceId: sid,
+      recordType,
+      recordsRead,
+      qualityScore: v ? v.score : null,
+      checks: v ? v.checks : null,
+      reasons,
+      warnings: v ? v.warnings : [],
+      insights: null,
+      quarantine: plan,
+    };
+  };
+
+  try {
+    if (!data) throw new Error('processExport needs bytes or a stream');
+    const file = await openExport<HealthRecord>(data, { key: source.key, limits: config.limits });
+    opened = file;
+    recordType = file.recordType;
+    const type = file.recordType;
+    return await input.store.ingest(
+      { ...source, sourceId: sid, recordType: type },
+      async (unit: IngestUnit) => {
+        if (unit.claim.state === 'done') {
+          const o = unit.claim.outcome;
+          return {
+            commit: false,
+            value: {
+              status: 'duplicate',
+              sourceId: sid,
+              recordType: type,
+              recordsRead: 0,
+              qualityScore: null,
+              checks: null,
+              reasons: [
+                `already_ingested: this object was ${o.status} at ${o.processedAt} and completed at ${o.completedAt}; nothing new`,
+              ],
+              warnings: [],
+              insights: null,
+            },
+          };
+        }
+        const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0 };
+        const analysis = await analyseExport(file, {
+          now: input.now.getTime(),
+          config,
+          // A retry of a decided object does not need to touch the records again.
+          onRows:
+            unit.claim.state === 'new'
+              ? async (rows) => {
+                  const c = await unit.upsert(rows);
+                  counts.inserted += c.inserted;
+                  counts.updated += c.updated;
+                  counts.unchanged += c.unchanged;
+                }
+              : undefined,
+        });
+        recordsRead = analysis.recordsRead;
+        const v = analysis.validation;
+        if (!v.passed) return { commit: false, value: quarantined(v.blocking, { validation: v }) };
+
+        let status: 'processed' | 'duplicate';
+        let processedAt: string;
+        let correlationId: string | null;
+        let inserted = counts.inserted;
+        let updated = counts.updated;
+        if (unit.claim.state === 'new') {
+          status = counts.inserted + counts.updated > 0 ? 'processed' : 'duplicate';
+          processedAt = input.now.toISOString();
+          correlationId = input.correlationId ?? null;
+          await unit.recordOutcome({
+            recordType: type,
+            status,
+            recordsRead,
+            inserted,
+            updated,
+            correlationId,
+            processedAt,
+          });
+        } else {
+          // A retry: the decision and its time were recorded by the first attempt.
+          const o = unit.claim.outcome;
+          status = o.status;
+          processedAt = o.processedAt;
+          correlationId = o.correlationId;
+          inserted = o.inserted;
+          updated = o.updated;
+        }
+        const { insights, narrative, input: dataInput } = analysis.finishProcessing();
+        const base = {
+          sourceId: sid,
+          recordType: type,
+          recordsRead,
+          qualityScore: v.score,
+          checks: v.checks,
+          warnings: v.warnings,
+          insights,
+          records: { inserted, updated, unchanged: counts.unchanged, unkeyed: analysis.unkeyed },
+        };
+        if (status === 'duplicate') {
+          return {
+            commit: true,
+            value: {
+              ...base,
+              status,
+              reasons: [
+                `no_new_records: all ${recordsRead - analysis.unkeyed} records are already stored with the same or a newer version`,
+              ],
+            },
+          };
+        }
+        const example = buildTrainingExample({
+          recordType: type,
+          source,
+          userId: config.userId,
+          correlationId,
+          processedAt,
+          qualityScore: v.score,
+          recordsProcessed: recordsRead,
+          recordsNew: inserted,
+          recordsUpdated: updated,
+          warnings: v.warnings,
+          insights,
+          narrative,
+          dataInput,
+          processorVersion: PROCESSOR_VERSION,
+          readerSchemaVersion: analysis.readerVersion,
+        });
+        const date =
+          analysis.fetchTime ||
+          parseExportName(source.key.slice(source.key.lastIndexOf('/') + 1))?.fetchTimeMillis ||
+          Date.parse(processedAt);
+        return {
+          commit: true,
+          value: {
+            ...base,
+            status,
+            reasons: [`new_data: ${inserted} new and ${updated} updated records`],
+            narrative,
+            trainingExample: example,
+            trainingKey: trainingKey(type, source, date),
+            trainingBody: serializeTrainingExample(example),
+          },
+        };
+      },
+    );
+  } catch (error) {
+    if (opened) recordsRead = opened.stats.recordsRead;
+    const disposition = classifyError(error);
+    if (error instanceof HealthDataError) {
+      return quarantined([`${error.reason}: ${error.message}`], { error: errorInfo(error) });
+    }
+    return {
+      status: 'failed',
+      sourceId: sid,
+      recordType,
+      recordsRead,
+      qualityScore: null,
+      checks: null,
+      reasons: [`${disposition}: ${errorInfo(error).name}: ${errorInfo(error).message}`],
+      warnings: [],
+      insights: null,
+      error: errorInfo(error),
+      disposition,
+    };
+  }
+}
+
+/** A correlation id for callers that have none (CLI runs). */
+export function newCorrelationId(): string {
+  return randomUUID();
+}
