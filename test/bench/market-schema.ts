@@ -14,7 +14,6 @@ import { createTestSchema } from '../support/db';
 
 const SYMBOLS = 8_000;
 const DAYS = 252;
-const BATCH_SYMBOLS = 100;
 
 function pct(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -41,7 +40,10 @@ export async function bench(): Promise<void> {
     const batches: Batch[] = [];
     {
       let seed = 42;
-      const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+      const rnd = () => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed / 2147483648;
+      };
       // Date-major batches, as the EOD loader writes them (one grouped-daily call per date).
       const prices = Array.from({ length: SYMBOLS }, () => 10 + rnd() * 200);
       for (let d0 = 0; d0 < DAYS; d0 += 1) {
