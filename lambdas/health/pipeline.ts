@@ -267,6 +267,8 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             updated,
             correlationId,
             processedAt,
+            // A duplicate has nothing to write: it is complete as soon as it is decided.
+            completedAt: status === 'duplicate' ? processedAt : null,
           });
         } else {
           // A retry: the decision and its time were recorded by the first attempt.

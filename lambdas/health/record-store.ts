@@ -65,8 +65,11 @@ export type IngestClaim =
 export interface IngestUnit {
   readonly claim: IngestClaim;
   upsert(rows: readonly StoredRecordInput[]): Promise<UpsertCounts>;
-  /** The decision for a `new` claim; kept only if the unit commits. */
-  recordOutcome(outcome: Omit<IngestOutcome, 'sourceId' | 'completedAt'>): Promise<void>;
+  /**
+   * The decision for a `new` claim; kept only if the unit commits. `completedAt` is set when the
+   * decision needs no output (a duplicate), null when outputs must be written first.
+   */
+  recordOutcome(outcome: Omit<IngestOutcome, 'sourceId'>): Promise<void>;
 }
 
 export interface IngestSource extends SourceIdentity {
@@ -164,7 +167,7 @@ export class MemoryRecordStore implements RecordStore {
         },
         recordOutcome: async (o) => {
           if (claim.state !== 'new') throw new Error(`outcome of ${source.sourceId} was already recorded`);
-          outcome = { ...o, sourceId: source.sourceId, completedAt: null };
+          outcome = { ...o, sourceId: source.sourceId };
         },
       };
       const result = await fn(unit);
@@ -359,7 +362,7 @@ export class PostgresRecordStore implements RecordStore {
           if (claim.state !== 'new') throw new Error(`outcome of ${source.sourceId} was already recorded`);
           await client.query(
             `UPDATE health_ingests SET record_type = $2, status = $3, records_read = $4, records_inserted = $5,
-               records_updated = $6, correlation_id = $7, processed_at = $8
+               records_updated = $6, correlation_id = $7, processed_at = $8, completed_at = $9
              WHERE source_id = $1`,
             [
               source.sourceId,
@@ -370,6 +373,7 @@ export class PostgresRecordStore implements RecordStore {
               o.updated,
               o.correlationId,
               o.processedAt,
+              o.completedAt,
             ],
           );
           recorded = true;

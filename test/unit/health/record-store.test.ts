@@ -52,6 +52,7 @@ const outcome = (status: 'processed' | 'duplicate') => ({
   updated: 0,
   correlationId: 'c',
   processedAt: '2025-11-10T12:00:00.000Z',
+  completedAt: null,
 });
 
 /** Upserts rows in one committed unit and returns the counts. */

@@ -1,0 +1,161 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type EtlSummary, run } from '../../../bin/commands/etl';
+import { DOMAINS, RECORD_TYPES } from '../../../lambdas/health/types';
+import { BAD_DIR, FIXTURES_DIR, type ManifestEntry, SAMPLES_DIR } from '../../fixtures/health/generator';
+import { createTestSchema, type TestSchema } from '../../support/db';
+
+const manifest: ManifestEntry[] = JSON.parse(readFileSync(join(FIXTURES_DIR, 'manifest.json'), 'utf8'));
+
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
+}
+
+const readSummary = (out: string): EtlSummary => JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+const byName = (s: EtlSummary, name: string) => s.files.find((f) => f.file.endsWith(`/${name}`));
+
+describe('pipeline etl run (PostgreSQL record state)', () => {
+  let db: TestSchema;
+  let first: string;
+  let second: string;
+  let codes: number[];
+  const env = process.env.DATABASE_URL;
+
+  beforeAll(async () => {
+    // Prepare
+    db = await createTestSchema('health_etl_cli');
+    process.env.DATABASE_URL = db.url;
+    first = await mkdtemp(join(tmpdir(), 'etl-1-'));
+    second = await mkdtemp(join(tmpdir(), 'etl-2-'));
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+
+    // Act: the samples and the bad files together, twice over the same store.
+    codes = [
+      await run(['run', SAMPLES_DIR, BAD_DIR, '--out', first, '--schema', db.schema]),
+      await run(['run', SAMPLES_DIR, BAD_DIR, '--out', second, '--schema', db.schema]),
+    ];
+  });
+
+  afterAll(async () => {
+    vi.restoreAllMocks();
+    process.env.DATABASE_URL = env;
+    await db.drop();
+    await rm(first, { recursive: true, force: true });
+    await rm(second, { recursive: true, force: true });
+  });
+
+  it('exits 0 although 11 files are bad', () => {
+    expect(codes).toEqual([0, 0]);
+  });
+
+  it('first run: the outcome documented for every file in the fixtures README', () => {
+    const summary = readSummary(first);
+    for (const m of manifest.filter((x) => !x.file.startsWith('codecs/'))) {
+      const name = m.file.split('/').pop() as string;
+      expect({ name, status: byName(summary, name)?.status }).toEqual({ name, status: m.expected });
+    }
+    expect(summary.totals).toMatchObject({
+      files: 37,
+      processed: 23,
+      duplicate: 3,
+      quarantined: 11,
+      failed: 0,
+      trainingExamples: 23,
+    });
+  });
+
+  it('first run: training JSONL for all six domains under the S3 key layout', () => {
+    const training = filesUnder(join(first, 'training'));
+    expect(training).toHaveLength(23);
+    for (const type of RECORD_TYPES) {
+      expect(training.some((f) => f.startsWith(`${DOMAINS[type]}/2025/11/`) && f.includes(`${type}_`))).toBe(
+        true,
+      );
+    }
+    for (const f of training) {
+      const lines = readFileSync(join(first, 'training', f), 'utf8').split('\n');
+      expect(lines).toHaveLength(2);
+      expect(Object.keys(JSON.parse(lines[0] as string))).toEqual([
+        'instruction',
+        'input',
+        'output',
+        'metadata',
+      ]);
+    }
+  });
+
+  it('first run: every bad file copied to quarantine/ with its sidecar and a clear reason', () => {
+    const quarantine = filesUnder(join(first, 'quarantine'));
+    expect(quarantine.filter((f) => f.endsWith('.metadata.json'))).toHaveLength(11);
+    expect(quarantine.filter((f) => f.endsWith('.avro'))).toHaveLength(11);
+    const summary = readSummary(first);
+    for (const m of manifest.filter((x) => x.file.startsWith('bad/'))) {
+      const entry = byName(summary, m.file.slice(4));
+      const sidecar = JSON.parse(readFileSync(join(first, `${entry?.quarantineKey}.metadata.json`), 'utf8'));
+      expect(`${sidecar.error?.name ?? ''} ${sidecar.reasons.join(' ')}`).toContain(m.reason);
+      expect(readFileSync(join(first, entry?.quarantineKey as string))).toEqual(
+        readFileSync(join(BAD_DIR, m.file.slice(4))),
+      );
+    }
+  });
+
+  it('summary entries carry file, recordType, status, recordsRead, qualityScore, reasons, insights', () => {
+    const entry = byName(readSummary(first), 'BloodGlucoseRecord_1762219812481.avro');
+    expect(entry).toMatchObject({
+      recordType: 'BloodGlucoseRecord',
+      status: 'processed',
+      recordsRead: 253,
+      qualityScore: 1,
+      reasons: ['new_data: 253 new and 0 updated records'],
+      insights: { origins: { 'com.dexcom.g7': { meanMgDl: 111.5, cvPercent: 13.5 } } },
+    });
+  });
+
+  it('second run over the same store: all samples duplicate, bad files quarantined again, no new training objects', () => {
+    const summary = readSummary(second);
+    expect(summary.totals).toMatchObject({
+      processed: 0,
+      duplicate: 26,
+      quarantined: 11,
+      failed: 0,
+      trainingExamples: 0,
+    });
+    expect(filesUnder(join(second, 'training'))).toEqual([]);
+    expect(filesUnder(join(first, 'training'))).toHaveLength(23);
+  });
+});
+
+describe('pipeline etl run --memory and arguments', () => {
+  it('--memory runs without PostgreSQL', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'etl-mem-'));
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      expect(await run(['run', SAMPLES_DIR, '--out', out, '--memory'])).toBe(0);
+      expect(readSummary(out)).toMatchObject({ store: 'memory', totals: { processed: 23, duplicate: 3 } });
+    } finally {
+      log.mockRestore();
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
+  it('usage errors exit 2, no input files exit 1', async () => {
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      expect(await run(['run', SAMPLES_DIR])).toBe(2);
+      expect(await run(['walk', SAMPLES_DIR, '--out', tmpdir()])).toBe(2);
+      expect(await run(['run', SAMPLES_DIR, '--out', tmpdir(), '--threshold', '3', '--memory'])).toBe(2);
+      const empty = await mkdtemp(join(tmpdir(), 'etl-empty-'));
+      expect(await run(['run', empty, '--out', empty, '--memory'])).toBe(1);
+      await rm(empty, { recursive: true, force: true });
+    } finally {
+      err.mockRestore();
+    }
+  });
+});
