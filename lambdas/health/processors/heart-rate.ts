@@ -12,7 +12,7 @@
  * tachycardia; resting HR comes from the origin with the most overnight samples instead of mixing
  * a ring and a watch; each origin is summarised on its own.
  */
-import { localClock, localMinuteOfDay } from '../time';
+import { localClock, localHourIndex, localMinuteOfDay } from '../time';
 import type { HeartRateRecord } from '../types';
 import {
   Column,
@@ -339,17 +339,21 @@ function narrate(ins: HeartRateInsights): string {
 function describeInput(origins: Map<string, OriginAcc>): string {
   const out: string[] = [];
   for (const [origin, acc] of origins) {
-    const buckets = new Map<string, Running>();
+    // Numeric hour buckets: one Date per hour, not per sample.
+    const buckets = new Map<number, Running>();
     const times = acc.times.view();
     const bpm = acc.bpm.view();
     for (let i = 0; i < times.length; i++) {
-      getOrCreate(buckets, localClock(times[i] as number, acc.zone).slice(5, 13), () => new Running()).add(
+      getOrCreate(buckets, localHourIndex(times[i] as number, acc.zone), () => new Running()).add(
         bpm[i] as number,
       );
     }
     const rows = [...buckets.entries()]
-      .sort((a, b) => (a[0] < b[0] ? -1 : 1))
-      .map(([h, r]) => `${h.replace('T', ' ')}h ${Math.round(r.mean)} [${r.min}-${r.max}] (${r.n})`);
+      .sort((a, b) => a[0] - b[0])
+      .map(([h, r]) => {
+        const label = new Date(h * 3_600_000).toISOString().slice(5, 13).replace('T', ' ');
+        return `${label}h ${Math.round(r.mean)} [${r.min}-${r.max}] (${r.n})`;
+      });
     out.push(
       `Heart rate export, origin ${origin}, zone ${acc.zone ?? 'none'}, ${acc.records} records, ${acc.bpm.length} samples. Hourly mean bpm [min-max] (samples), local time: ${rows.join(', ')}.`,
     );
