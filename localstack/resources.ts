@@ -1,6 +1,7 @@
 import {
   CreateBucketCommand,
   PutBucketNotificationConfigurationCommand,
+  PutBucketVersioningCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import {
@@ -88,6 +89,10 @@ export async function bootstrapResources(
   await clients.s3.send(new CreateBucketCommand({ Bucket: bucket })).catch((error: { name?: string }) => {
     if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
   });
+  // Versioned, as in AWS: notifications then carry the version id that identifies an upload.
+  await clients.s3.send(
+    new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+  );
   const queues: Record<string, LocalQueue> = {};
   for (const consumer of consumers) queues[consumer.id] = await ensureQueue(clients.sqs, consumer);
   const notified = consumers.filter((c) => c.s3Prefix);

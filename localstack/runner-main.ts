@@ -11,6 +11,8 @@ import { localQueueUrl, queueName } from './resources';
 import { EventSourceRunner, type SqsHandler } from './runner';
 
 applyLocalDefaults();
+// In AWS each function has its own service name; here every consumer shares one process.
+process.env.POWERTOOLS_SERVICE_NAME ??= 'local-runner';
 const sqs = new SQSClient({});
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 

@@ -1,0 +1,178 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { z } from 'zod';
+import { classifyError } from '../health/errors';
+import { type ProcessExportResult, processExport } from '../health/pipeline';
+import { PostgresRecordStore } from '../health/record-store';
+import { type SourceIdentity, sourceId } from '../health/source';
+import { s3 } from '../platform/aws';
+import { databaseEnv, readConfig, redisEnv } from '../platform/config';
+import { sharedPool, sharedRedis } from '../platform/connections';
+import { logger, metrics } from '../platform/powertools';
+import { type ObjectRef, parseMessage } from './messages';
+import { identify, readObject, writeOutputs } from './outputs';
+
+const config = readConfig({
+  ...databaseEnv,
+  ...redisEnv,
+  QUALITY_THRESHOLD: z.coerce.number().min(0).max(1).default(0.7),
+  // How long a completed object is answered from Redis before the record store (which remembers
+  // it for ever) is asked again.
+  IDEMPOTENCY_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(7 * 24 * 3600),
+});
+
+/** Terminal outcome of one object, as cached by the idempotency layer. */
+export interface FileOutcome {
+  readonly sourceId: string;
+  readonly key: string;
+  readonly status: ProcessExportResult['status'] | 'dropped';
+  readonly recordType: string | null;
+  readonly recordsRead: number;
+  readonly qualityScore: number | null;
+}
+
+/** A failure to retry (or, after maxReceiveCount, dead-letter); carries no health values. */
+export class ExportFailedError extends Error {
+  constructor(key: string, disposition: string, cause: { name: string; message: string } | undefined) {
+    super(`${key}: ${disposition}: ${cause?.name ?? 'Error'}: ${cause?.message ?? ''}`);
+    this.name = 'ExportFailedError';
+  }
+}
+
+const processor = new BatchProcessor(EventType.SQS);
+const idempotency = new IdempotencyConfig({
+  eventKeyJmesPath: 'sourceId',
+  expiresAfterSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+});
+let store: PostgresRecordStore | undefined;
+let processOnce:
+  | ((input: { sourceId: string; source: SourceIdentity; correlationId: string }) => Promise<FileOutcome>)
+  | undefined;
+
+/** Built on first use: the idempotency layer needs the connected Redis client. */
+async function idempotentProcessor(): Promise<NonNullable<typeof processOnce>> {
+  if (!processOnce) {
+    const client = await sharedRedis(config);
+    processOnce = makeIdempotent(processObject, {
+      persistenceStore: new CachePersistenceLayer({ client }),
+      config: idempotency,
+    });
+  }
+  return processOnce;
+}
+
+async function processObject(input: {
+  sourceId: string;
+  source: SourceIdentity;
+  correlationId: string;
+}): Promise<FileOutcome> {
+  const { source, correlationId } = input;
+  const started = performance.now();
+  store ??= new PostgresRecordStore(await sharedPool(config));
+  let result: ProcessExportResult;
+  try {
+    result = await processExport({
+      stream: await readObject(s3, source),
+      source,
+      store,
+      now: new Date(),
+      correlationId,
+      config: { threshold: config.QUALITY_THRESHOLD },
+    });
+  } catch (error) {
+    // Only reading the object can fail here; processExport reports its own failures.
+    if (classifyError(error) !== 'drop') throw error;
+    logger.warn('object is gone; dropped', { key: source.key, error: (error as Error).name });
+    return outcome(input.sourceId, source, 'dropped', null, 0, null);
+  }
+  if (result.status === 'failed') {
+    if (result.disposition === 'drop')
+      return outcome(input.sourceId, source, 'dropped', result.recordType, 0, null);
+    // retry or alarm: back to the queue; after maxReceiveCount the DLQ (and its alarm) has it.
+    throw new ExportFailedError(source.key, result.disposition ?? 'retry', result.error);
+  }
+  await writeOutputs(s3, source, result);
+  if (result.status === 'processed') await store.completeIngest(result.sourceId);
+
+  const file = metrics.singleMetric();
+  file.addDimensions({ outcome: result.status, recordType: result.recordType ?? 'unknown' });
+  file.addMetric('Files', MetricUnit.Count, 1);
+  metrics.addMetric('RecordsRead', MetricUnit.Count, result.recordsRead);
+  metrics.addMetric('FileDuration', MetricUnit.Milliseconds, performance.now() - started);
+  if (result.qualityScore !== null) metrics.addMetric('QualityScore', MetricUnit.NoUnit, result.qualityScore);
+  // Identifiers, counts and outcome only: insights, narratives and reasons (which can quote
+  // values) stay in the encrypted outputs.
+  logger.info('export handled', {
+    key: source.key,
+    sourceId: result.sourceId,
+    status: result.status,
+    recordType: result.recordType,
+    recordsRead: result.recordsRead,
+    qualityScore: result.qualityScore,
+    warnings: result.warnings.length,
+    reasons: result.reasons.length,
+  });
+  return outcome(
+    result.sourceId,
+    source,
+    result.status,
+    result.recordType,
+    result.recordsRead,
+    result.qualityScore,
+  );
+}
+
+function outcome(
+  id: string,
+  source: SourceIdentity,
+  status: FileOutcome['status'],
+  recordType: string | null,
+  recordsRead: number,
+  qualityScore: number | null,
+): FileOutcome {
+  return { sourceId: id, key: source.key, status, recordType, recordsRead, qualityScore };
+}
+
+async function handleRecord(record: SQSRecord): Promise<FileOutcome[]> {
+  const refs: ObjectRef[] = parseMessage(record.body);
+  const once = await idempotentProcessor();
+  const outcomes: FileOutcome[] = [];
+  for (const ref of refs) {
+    const source = await identify(s3, ref).catch((error: unknown) => {
+      if (classifyError(error) === 'drop') return undefined;
+      throw error;
+    });
+    if (!source) {
+      logger.warn('announced object does not exist; dropped', { key: ref.key });
+      continue;
+    }
+    const correlationId = ref.correlationId ?? record.messageId;
+    logger.appendKeys({ correlationId });
+    outcomes.push(await once({ sourceId: sourceId(source), source, correlationId }));
+  }
+  return outcomes;
+}
+
+/**
+ * S3 (raw/ uploads) -> SQS -> here. Each record is one message; failures are reported per record so
+ * only they return to the queue. Idempotency on the object identity answers redeliveries from Redis;
+ * the record store decides duplicates of content that was already seen.
+ */
+export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  logger.addContext(context);
+  idempotency.registerLambdaContext(context);
+  try {
+    return await processPartialResponse(event, handleRecord, processor, { context });
+  } finally {
+    // A batch of S3 test events records nothing; publishing nothing would only log a warning.
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    logger.resetKeys();
+  }
+}

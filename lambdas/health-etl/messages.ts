@@ -1,0 +1,92 @@
+import { z } from 'zod';
+
+/** One uploaded object the ETL must process. */
+export interface ObjectRef {
+  readonly bucket: string;
+  readonly key: string;
+  readonly versionId?: string;
+  readonly etag?: string;
+  /** From a direct upload message; S3 notifications carry none. */
+  readonly correlationId?: string;
+}
+
+export class InvalidMessageError extends Error {
+  constructor(detail: string) {
+    super(`not an S3 notification or upload message: ${detail}`);
+    this.name = 'InvalidMessageError';
+  }
+}
+
+// S3 event notification (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html)
+const s3Notification = z.object({
+  Records: z
+    .array(
+      z.object({
+        eventSource: z.literal('aws:s3'),
+        eventName: z.string(),
+        s3: z.object({
+          bucket: z.object({ name: z.string().min(1) }),
+          object: z.object({
+            key: z.string().min(1),
+            eTag: z.string().optional(),
+            versionId: z.string().optional(),
+          }),
+        }),
+      }),
+    )
+    .min(1),
+});
+
+// S3 sends this once when a notification configuration is created.
+const s3TestEvent = z.object({ Event: z.literal('s3:TestEvent') });
+
+// A producer that writes to the bucket and announces the object itself, in camelCase or snake_case.
+const directUpload = z
+  .object({
+    bucket: z.string().min(1),
+    key: z.string().min(1),
+    versionId: z.string().optional(),
+    version_id: z.string().optional(),
+    etag: z.string().optional(),
+    correlationId: z.string().optional(),
+    correlation_id: z.string().optional(),
+  })
+  .transform(
+    (m): ObjectRef => ({
+      bucket: m.bucket,
+      key: m.key,
+      versionId: m.versionId ?? m.version_id,
+      etag: m.etag,
+      correlationId: m.correlationId ?? m.correlation_id,
+    }),
+  );
+
+/** S3 URL-encodes keys in notifications, with '+' for spaces. */
+function decodeS3Key(key: string): string {
+  return decodeURIComponent(key.replace(/\+/g, ' '));
+}
+
+/** The objects a queue message announces; an S3 test event announces none. */
+export function parseMessage(body: string): ObjectRef[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new InvalidMessageError('body is not JSON');
+  }
+  const notification = s3Notification.safeParse(json);
+  if (notification.success) {
+    return notification.data.Records.filter((r) => r.eventName.startsWith('ObjectCreated')).map((r) => ({
+      bucket: r.s3.bucket.name,
+      key: decodeS3Key(r.s3.object.key),
+      versionId: r.s3.object.versionId || undefined,
+      etag: r.s3.object.eTag,
+    }));
+  }
+  if (s3TestEvent.safeParse(json).success) return [];
+  const upload = directUpload.safeParse(json);
+  if (upload.success) return [upload.data];
+  throw new InvalidMessageError(
+    upload.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+  );
+}

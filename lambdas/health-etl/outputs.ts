@@ -1,0 +1,88 @@
+import {
+  CopyObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { ProcessExportResult } from '../health/pipeline';
+import type { SourceIdentity } from '../health/source';
+import type { ObjectRef } from './messages';
+
+/** The object's identity (version id, else ETag): from the message, or asked of S3 when absent. */
+export async function identify(s3: S3Client, ref: ObjectRef): Promise<SourceIdentity> {
+  if (ref.versionId || ref.etag)
+    return { bucket: ref.bucket, key: ref.key, versionId: ref.versionId, etag: ref.etag };
+  const head = await s3.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+  return { bucket: ref.bucket, key: ref.key, versionId: head.VersionId ?? undefined, etag: head.ETag };
+}
+
+/** The exact object version that was announced, as a stream. */
+export async function readObject(s3: S3Client, source: SourceIdentity): Promise<AsyncIterable<Uint8Array>> {
+  const object = await s3.send(
+    new GetObjectCommand({
+      Bucket: source.bucket,
+      Key: source.key,
+      VersionId: source.versionId,
+      IfMatch: source.versionId ? undefined : source.etag,
+    }),
+  );
+  if (!object.Body) throw new Error(`s3://${source.bucket}/${source.key} has no body`);
+  return object.Body as AsyncIterable<Uint8Array>;
+}
+
+/**
+ * Writes an object at most once: a second write of the same key (a retry, a parallel worker) is
+ * refused by S3 and counts as done, because the pipeline derives the key and body from the source
+ * identity and the recorded decision, so both writers hold the same bytes.
+ */
+async function putOnce(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: string,
+  contentType: string,
+): Promise<void> {
+  try {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentType: contentType,
+        IfNoneMatch: '*',
+      }),
+    );
+  } catch (error) {
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status !== 412) throw error;
+  }
+}
+
+/** Writes what processExport decided: the training object, or the quarantine copy and its sidecar. */
+export async function writeOutputs(
+  s3: S3Client,
+  source: SourceIdentity,
+  result: ProcessExportResult,
+): Promise<void> {
+  if (result.status === 'processed' && result.trainingKey && result.trainingBody) {
+    await putOnce(s3, source.bucket, result.trainingKey, result.trainingBody, 'application/x-ndjson');
+  } else if (result.status === 'quarantined' && result.quarantine) {
+    const version = source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : '';
+    await s3.send(
+      new CopyObjectCommand({
+        Bucket: source.bucket,
+        Key: result.quarantine.key,
+        CopySource: `${source.bucket}/${source.key.split('/').map(encodeURIComponent).join('/')}${version}`,
+      }),
+    );
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: source.bucket,
+        Key: result.quarantine.sidecarKey,
+        Body: result.quarantine.sidecarBody,
+        ContentType: 'application/json',
+      }),
+    );
+  }
+}
