@@ -1,0 +1,63 @@
+/**
+ * IPO scan (scheduled in the EOD chain, after the daily load). Input: `{ "date": "YYYY-MM-DD" }`,
+ * optional; default the latest NYSE session on or before today (America/New_York). Returns the run
+ * summary; throws when messages could not be delivered (they stay in the outbox, and the retry or
+ * the next run relays them) or when the provider's list looks truncated.
+ */
+import { z } from 'zod';
+import { type IsoDate, tradingDayOnOrBefore } from '../market/calendar';
+import { OutboxDeliveryError } from '../market/ipo/outbox';
+import { type IpoScanSummary, runIpoScan } from '../market/ipo/scan';
+import { providerFromEnv, sessionDate } from '../market/provider';
+import { sqs } from '../platform/aws';
+import { logger, metrics } from '../platform/powertools';
+import { jobRuntime, readJobConfig } from './runtime';
+
+const config = readJobConfig({
+  IPO_SCAN_MAX_NEW: z.coerce.number().int().min(1).default(500),
+  IPO_SCAN_MAX_ARCHIVE_FRACTION: z.coerce.number().min(0).max(1).default(0.05),
+  IPO_SCAN_DETAILS_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(4),
+  BACKFILL_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+});
+const provider = providerFromEnv();
+
+const InputSchema = z
+  .object({
+    date: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/)
+      .optional(),
+  })
+  .passthrough()
+  .nullish();
+
+export function defaultScanDate(now: Date = new Date()): IsoDate {
+  return tradingDayOnOrBefore(sessionDate(now.getTime()));
+}
+
+export async function handler(event: unknown): Promise<IpoScanSummary> {
+  const input = InputSchema.parse(event ?? {});
+  const date = input?.date ?? defaultScanDate();
+  const runtime = await jobRuntime(config, sqs, 'ipo_scan');
+  try {
+    const summary = await runIpoScan(
+      { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
+      {
+        date,
+        maxNew: config.IPO_SCAN_MAX_NEW,
+        maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
+        detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
+        backfillDays: config.BACKFILL_DAYS,
+      },
+    );
+    metrics.addMetric('IpoScanNewSymbols', 'Count', summary.processed);
+    metrics.addMetric('IpoScanDetailFailures', 'Count', summary.failed);
+    metrics.addMetric('IpoScanArchived', 'Count', summary.archived);
+    if (summary.relay.failed > 0) {
+      throw new OutboxDeliveryError(summary.relay.failed, summary.relay.errors[0] ?? 'unknown');
+    }
+    return summary;
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}
