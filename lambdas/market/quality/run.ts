@@ -1,0 +1,350 @@
+/**
+ * The daily data-quality check for one trade date: SQL passes -> alerts -> one transaction (alerts,
+ * resolutions, metrics) -> publish every alert and one daily summary to the app.
+ *
+ * Re-run story (the EOD chain retries a failed run; an operator may re-run a date):
+ * - Alerts are upserted on (alert_type, symbol, trade_date): a re-run of the same date inserts no
+ *   row; identical findings are not even rewritten. The metrics row is upserted on trade_date.
+ * - Publishing happens after the commit and is at-least-once with STABLE message ids: an alert's
+ *   message_id is derived from its identity and content class (alert_type, symbol, trade_date, kind,
+ *   severity) and its timestamp is the row's created_at; the summary's id from the date and its
+ *   figures. A re-run therefore re-publishes the same messages with the same message_ids, which app
+ *   consumers drop (the envelope's contract), so nothing is lost when a publish failed half-way and
+ *   nothing is duplicated for the app when it did not. A finding whose severity changed is a new
+ *   message. Any publish failure rejects the run (QualityPublishError) so the chain retries it.
+ */
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { CHANNELS as CH, type Channel, type EventBus } from '../../platform/event-bus';
+import { withTransaction } from '../../platform/postgres';
+import {
+  addTradingDays,
+  holidayName,
+  type IsoDate,
+  isTradingDay,
+  toDayNumber,
+  tradingDays,
+} from '../calendar';
+import type { MarketDataProvider, Split } from '../provider';
+import {
+  type AlertType,
+  barAlerts,
+  coverageAlerts,
+  type QualityAlert,
+  SEVERITY_RANK,
+  type Severity,
+} from './alerts';
+import { DEFAULT_QUALITY_CONFIG, type QualityConfig } from './config';
+import { coveragePass, openCompletenessEpisodes, priceVolumePass } from './sql';
+import { resolveEndedEpisodes, type StoredAlert, upsertAlerts, upsertMetrics } from './store';
+
+export const QUALITY_SERVICE = 'data-quality-monitor';
+
+export const CHANNEL_OF: Readonly<Record<AlertType, Channel>> = {
+  price_anomaly: CH.qualityPriceAnomaly,
+  volume_anomaly: CH.qualityVolumeAnomaly,
+  data_gap: CH.qualityDataGap,
+  incomplete_data: CH.qualityDataGap,
+  stale_data: CH.qualityStaleData,
+};
+
+export class QualityCheckError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'QualityCheckError';
+  }
+}
+
+/** Alerts and metrics are committed but the app was not told: the run must be retried. */
+export class QualityPublishError extends QualityCheckError {
+  constructor(
+    readonly tradeDate: IsoDate,
+    readonly failed: number,
+    readonly attempted: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `quality check ${tradeDate}: ${failed} of ${attempted} messages not published (rows committed; re-run the date, message ids are stable)`,
+      options,
+    );
+    this.name = 'QualityPublishError';
+  }
+}
+
+/** The provider's split list for the date could not be read: classifying moves without it would raise false critical alerts. */
+export class SplitLookupError extends QualityCheckError {
+  constructor(tradeDate: IsoDate, options?: ErrorOptions) {
+    super(`quality check ${tradeDate}: provider splits lookup failed`, options);
+    this.name = 'SplitLookupError';
+  }
+}
+
+export interface QualityCheckDeps {
+  readonly pool: pg.Pool;
+  readonly bus: EventBus;
+  readonly provider: Pick<MarketDataProvider, 'splits'>;
+  readonly config?: QualityConfig;
+}
+
+export interface QualitySummary {
+  readonly status: 'checked' | 'skipped';
+  readonly tradeDate: IsoDate;
+  readonly reason?: string;
+  readonly symbolsChecked: number;
+  readonly symbolsWithAlerts: number;
+  readonly totalAlerts: number;
+  readonly alertCounts: Record<string, number>;
+  readonly kindCounts: Record<string, number>;
+  readonly severityCounts: Record<Severity, number>;
+  readonly completenessPct: number;
+  readonly qualityScore: number;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly unchanged: number;
+  readonly resolved: { stale: number; completeness: number };
+  readonly splitsReported: number;
+  readonly published: number;
+  readonly summaryMessageId: string | null;
+  readonly seconds: number;
+}
+
+/** A UUID (version 5 layout) from a SHA-256 of the parts: same parts, same id, on any machine. */
+export function stableMessageId(...parts: readonly (string | number)[]): string {
+  const h = createHash('sha256').update(parts.join('\u001f')).digest();
+  h[6] = ((h[6] as number) & 0x0f) | 0x50;
+  h[8] = ((h[8] as number) & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+export function alertMessageId(
+  a: Pick<QualityAlert, 'alertType' | 'symbol' | 'tradeDate' | 'kind' | 'severity'>,
+): string {
+  return stableMessageId('quality-alert', a.alertType, a.symbol, a.tradeDate, a.kind, a.severity);
+}
+
+/** Sessions ending on tradeDate, n of them, from the NYSE calendar. */
+function sessionsEnding(tradeDate: IsoDate, n: number): IsoDate[] {
+  return tradingDays(addTradingDays(tradeDate, -(n - 1)), tradeDate);
+}
+
+/** Split-day weights: a split is a corporate action and costs the score nothing. */
+const SCORE_WEIGHT: Readonly<Record<Severity, number>> = { low: 0, medium: 0.25, high: 0.5, critical: 1 };
+
+function dedupe(alerts: readonly QualityAlert[]): QualityAlert[] {
+  const byKey = new Map<string, QualityAlert>();
+  for (const a of alerts) {
+    const k = `${a.alertType}|${a.symbol}|${a.tradeDate}`;
+    const seen = byKey.get(k);
+    if (!seen || SEVERITY_RANK[a.severity] > SEVERITY_RANK[seen.severity]) byKey.set(k, a);
+  }
+  return [...byKey.values()];
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate): Promise<QualitySummary> {
+  const started = performance.now();
+  toDayNumber(tradeDate); // InvalidDateError for malformed input
+  const config = deps.config ?? DEFAULT_QUALITY_CONFIG;
+  const severityCounts: Record<Severity, number> = { low: 0, medium: 0, high: 0, critical: 0 };
+  if (!isTradingDay(tradeDate)) {
+    // Weekends and market holidays have no bars to judge; checking them could only invent gaps.
+    return {
+      status: 'skipped',
+      tradeDate,
+      reason: `not an NYSE trading day${holidayName(tradeDate) ? ` (${holidayName(tradeDate)})` : ''}`,
+      symbolsChecked: 0,
+      symbolsWithAlerts: 0,
+      totalAlerts: 0,
+      alertCounts: {},
+      kindCounts: {},
+      severityCounts,
+      completenessPct: 0,
+      qualityScore: 0,
+      inserted: 0,
+      updated: 0,
+      unchanged: 0,
+      resolved: { stale: 0, completeness: 0 },
+      splitsReported: 0,
+      published: 0,
+      summaryMessageId: null,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  const volumeDays = sessionsEnding(tradeDate, config.volume.lookbackSessions + 1);
+  const windowDays = sessionsEnding(
+    tradeDate,
+    Math.max(config.completeness.windowSessions, config.gaps.lookbackSessions + 1),
+  );
+  // The passes are independent reads: run them concurrently on two pooled connections.
+  const [bars, coverage, openEpisodes] = await Promise.all([
+    priceVolumePass(deps.pool, tradeDate, volumeDays[0] as IsoDate, config),
+    coveragePass(deps.pool, tradeDate, windowDays, config.gaps.lookbackSessions),
+    openCompletenessEpisodes(deps.pool, tradeDate),
+  ]);
+
+  // Splits are fetched once for the date (one paged call), and only when a price move needs them.
+  const splits = new Map<string, Split>();
+  let splitsReported = 0;
+  if (bars.findings.some((r) => r.prev_close !== null)) {
+    let list: Split[];
+    try {
+      list = await deps.provider.splits({ from: tradeDate, to: tradeDate });
+    } catch (error) {
+      throw new SplitLookupError(tradeDate, { cause: error });
+    }
+    splitsReported = list.length;
+    for (const s of list) if (s.executionDate === tradeDate) splits.set(s.symbol, s);
+  }
+
+  const cov = coverageAlerts(coverage, windowDays, openEpisodes, config);
+  const alerts = dedupe([...barAlerts(bars.findings, tradeDate, splits, config), ...cov.alerts]);
+  const symbolsChecked = coverage.length;
+  const alertCounts: Record<string, number> = {};
+  const kindCounts: Record<string, number> = {};
+  const worst = new Map<string, Severity>();
+  for (const a of alerts) {
+    alertCounts[a.alertType] = (alertCounts[a.alertType] ?? 0) + 1;
+    kindCounts[a.kind] = (kindCounts[a.kind] ?? 0) + 1;
+    severityCounts[a.severity] += 1;
+    const w = worst.get(a.symbol);
+    if (!w || SEVERITY_RANK[a.severity] > SEVERITY_RANK[w]) worst.set(a.symbol, a.severity);
+  }
+  const completeness = cov.stats.expectedBars > 0 ? cov.stats.presentBars / cov.stats.expectedBars : 1;
+  const penalty = [...worst.values()].reduce((s, sev) => s + SCORE_WEIGHT[sev], 0);
+  // Score: completeness scaled by the share of symbols without a serious finding (weighted by the
+  // worst severity per symbol; splits are free), so one bad day and chronic gaps both show.
+  const qualityScore = round2(100 * completeness * (symbolsChecked > 0 ? 1 - penalty / symbolsChecked : 1));
+  const completenessPct = round2(100 * completeness);
+  const stillIncomplete = [
+    ...new Set(
+      alerts
+        .filter((a) => a.alertType === 'incomplete_data' || a.alertType === 'stale_data')
+        .map((a) => a.symbol),
+    ),
+  ];
+
+  const { upsert, resolved, metricsCreatedAt } = await withTransaction(deps.pool, async (client) => {
+    // Concurrent runs of the same date (a retry racing a slow first attempt) take turns.
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`quality-check:${tradeDate}`]);
+    const upsert = await upsertAlerts(client, alerts);
+    const resolved = await resolveEndedEpisodes(client, tradeDate, stillIncomplete);
+    const { createdAt } = await upsertMetrics(client, {
+      tradeDate,
+      symbolsChecked,
+      symbolsWithAlerts: worst.size,
+      totalAlerts: alerts.length,
+      alertCounts,
+      severityCounts,
+      completenessPct,
+      qualityScore,
+      details: {
+        kind_counts: kindCounts,
+        bars_on_date: bars.stats.barsOnDate,
+        thin_excluded: bars.stats.thinExcluded,
+        volume_unmeasured: bars.stats.volumeUnmeasured,
+        splits_reported: splitsReported,
+        window_sessions: windowDays.length,
+        expected_bars: cov.stats.expectedBars,
+        present_bars: cov.stats.presentBars,
+      },
+    });
+    return { upsert, resolved, metricsCreatedAt: createdAt };
+  });
+
+  const summaryData = {
+    trade_date: tradeDate,
+    symbols_checked: symbolsChecked,
+    symbols_with_alerts: worst.size,
+    total_alerts: alerts.length,
+    alert_counts: alertCounts,
+    kind_counts: kindCounts,
+    severity_counts: severityCounts,
+    completeness_pct: completenessPct,
+    quality_score: qualityScore,
+    bars_on_date: bars.stats.barsOnDate,
+  };
+  const summaryMessageId = stableMessageId('quality-summary', JSON.stringify(summaryData));
+  const published = await publishRun(deps.bus, tradeDate, upsert.stored, {
+    id: summaryMessageId,
+    data: summaryData,
+    timestamp: metricsCreatedAt,
+  });
+
+  return {
+    status: 'checked',
+    tradeDate,
+    symbolsChecked,
+    symbolsWithAlerts: worst.size,
+    totalAlerts: alerts.length,
+    alertCounts,
+    kindCounts,
+    severityCounts,
+    completenessPct,
+    qualityScore,
+    inserted: upsert.inserted,
+    updated: upsert.updated,
+    unchanged: upsert.unchanged,
+    resolved,
+    splitsReported,
+    published,
+    summaryMessageId,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+async function publishRun(
+  bus: EventBus,
+  tradeDate: IsoDate,
+  alerts: readonly StoredAlert[],
+  summary: { id: string; data: Record<string, unknown>; timestamp: Date },
+): Promise<number> {
+  const messages = alerts.map((a) => ({
+    channel: CHANNEL_OF[a.alertType],
+    input: {
+      message_id: alertMessageId(a),
+      timestamp: a.createdAt,
+      event_type: a.alertType,
+      severity: a.severity,
+      data: {
+        alert_id: a.id,
+        alert_type: a.alertType,
+        kind: a.kind,
+        symbol: a.symbol,
+        trade_date: a.tradeDate,
+        severity: a.severity,
+        description: a.description,
+        remediation: a.remediation,
+        details: a.details,
+      },
+    },
+  }));
+  let failed = 0;
+  let firstError: unknown;
+  // Bounded batches: node-redis pipelines each batch on the one connection.
+  for (let i = 0; i < messages.length; i += 500) {
+    const results = await bus.publishAll(messages.slice(i, i + 500));
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        failed += 1;
+        firstError ??= r.reason;
+      }
+    }
+  }
+  if (failed > 0)
+    throw new QualityPublishError(tradeDate, failed, messages.length + 1, { cause: firstError });
+  // The summary goes last, so a consumer that sees it has been offered every alert before it.
+  try {
+    await bus.publish(CH.qualityDailySummary, {
+      message_id: summary.id,
+      timestamp: summary.timestamp,
+      event_type: 'daily_summary',
+      data: summary.data,
+    });
+  } catch (error) {
+    throw new QualityPublishError(tradeDate, 1, messages.length + 1, { cause: error });
+  }
+  return messages.length + 1;
+}
