@@ -10,6 +10,8 @@ export default defineConfig({
     env: {
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       DATABASE_URL: TEST_DATABASE_URL,
+      // The tests' own local stage: bucket, queues and runner apart from `npm start`'s.
+      LOCAL_STAGE_NAME: 'test',
     },
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -12,7 +12,6 @@ export const LOCAL_DEFAULTS = {
   AWS_ENDPOINT_URL: 'http://localhost:4566',
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tickstock',
   REDIS_URL: 'redis://127.0.0.1:6379',
-  DATA_BUCKET: 'tickstock-local-data',
   MARKET_API_BASE_URL: 'http://127.0.0.1:4580',
   // The local market API accepts any non-empty key; in AWS the key comes from Secrets Manager.
   POLYGON_API_KEY: 'local-stage-key',
@@ -25,7 +24,10 @@ export const LOCAL_DEFAULTS = {
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 } as const;
 
-/** The tests' own database: stage-level tests use its public schema, unit tests a schema each. */
+/**
+ * The tests' own database: stage-level tests use its public schema (through the `test` local
+ * stage), unit tests a schema each.
+ */
 export const TEST_DATABASE_URL =
   process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tickstock_test';
 
@@ -33,4 +35,12 @@ export function applyLocalDefaults(env: NodeJS.ProcessEnv = process.env): void {
   for (const [key, value] of Object.entries(LOCAL_DEFAULTS)) {
     if (!env[key]) env[key] = value;
   }
+  // Each named local stage (`local`, `test`) has its own bucket, queues and runner.
+  env.LOCAL_STAGE_NAME ||= 'local';
+  env.DATA_BUCKET ||= `tickstock-${env.LOCAL_STAGE_NAME}-data`;
+}
+
+/** The name of this process's local stage (after applyLocalDefaults). */
+export function localStageName(): string {
+  return process.env.LOCAL_STAGE_NAME || 'local';
 }

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -11,7 +11,7 @@ import { loadMigrations, MigrationChecksumError, migrate } from '../lambdas/plat
 import { createPool } from '../lambdas/platform/postgres';
 import { createRedisClient } from '../lambdas/platform/redis';
 import { CONSUMERS } from '../lib/topology';
-import { applyLocalDefaults, TEST_DATABASE_URL } from './env';
+import { applyLocalDefaults, localStageName, TEST_DATABASE_URL } from './env';
 import { isAlive, logFile, runningPid, STATE_DIR, startBackground, stopBackground, tail } from './processes';
 import { bootstrapResources } from './resources';
 
@@ -287,15 +287,52 @@ async function startMarketApi(say: Say): Promise<void> {
   throw new StageError(`the local market API did not answer within 60 s; see ${logFile('market-api')}`);
 }
 
-function startRunner(say: Say): void {
-  if (CONSUMERS.length === 0 || runningPid('runner') !== undefined) return;
+/** Each named local stage runs its own runner process (its queues are its own). */
+function runnerName(): string {
+  return `runner-${localStageName()}`;
+}
+
+/** Newest modification time of the code a runner loads (handlers, topology, the runner itself). */
+function codeVersion(): number {
+  let newest = 0;
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  };
+  for (const dir of ['lambdas', 'lib']) walk(join(REPO_ROOT, dir));
+  return Math.max(newest, statSync(join(REPO_ROOT, 'localstack', 'runner.ts')).mtimeMs);
+}
+
+/**
+ * What the runner's handlers connect to, and the code they run: a runner started for other
+ * targets or older code is restarted, so the stage never runs stale handlers.
+ */
+function runnerFingerprint(): string {
+  const keys = ['DATABASE_URL', 'REDIS_URL', 'DATA_BUCKET', 'AWS_ENDPOINT_URL', 'MARKET_API_BASE_URL'];
+  return JSON.stringify([...keys.map((k) => [k, process.env[k]]), ['code', codeVersion()]]);
+}
+
+async function startRunner(say: Say): Promise<void> {
+  if (CONSUMERS.length === 0) return;
+  const runner = runnerName();
+  const fingerprintFile = join(STATE_DIR, `${runner}.env.json`);
+  const fingerprint = runnerFingerprint();
+  if (runningPid(runner) !== undefined) {
+    if (existsSync(fingerprintFile) && readFileSync(fingerprintFile, 'utf8') === fingerprint) return;
+    say('restarting the runner (other targets or newer code)...');
+    await stopBackground(runner);
+  }
   say('starting the local event-source runner...');
   startBackground(
-    'runner',
+    runner,
     process.execPath,
     ['--import', 'tsx', join(REPO_ROOT, 'localstack', 'runner-main.ts')],
     process.env,
   );
+  writeFileSync(fingerprintFile, fingerprint);
 }
 
 export interface StageUpResult {
@@ -326,7 +363,10 @@ export async function stageUp(say: Say = console.log, options: StageOptions = {}
 
 /** Stops everything the stage started (PostgreSQL and Redis are the machine's, and stay up). */
 export async function stageDown(say: Say = console.log): Promise<void> {
-  for (const name of ['runner', 'market-api', 'localstack']) {
+  const runners = (existsSync(STATE_DIR) ? readdirSync(STATE_DIR) : []).flatMap((f) =>
+    /^runner-[a-z0-9_-]+\.pid$/.test(f) ? [f.slice(0, -4)] : [],
+  );
+  for (const name of [...runners, 'market-api', 'localstack']) {
     if (await stopBackground(name)) say(`stopped ${name}`);
   }
   if (process.env.LOCAL_STAGE_MODE === 'docker') {
@@ -352,7 +392,7 @@ export async function stageStatus(): Promise<StageStatus> {
   const db = new URL(process.env.DATABASE_URL as string);
   return {
     localstack: { running: Boolean(health), pid: runningPid('localstack'), version: health?.version },
-    runner: { running: runningPid('runner') !== undefined, pid: runningPid('runner') },
+    runner: { running: runningPid(runnerName()) !== undefined, pid: runningPid(runnerName()) },
     marketApi: { running: await marketApiHealthy(), pid: runningPid('market-api') },
     postgres: { reachable: await portOpen(Number(db.port || 5432), db.hostname) },
     redis: { reachable: await redisPing(process.env.REDIS_URL as string) },

@@ -9,6 +9,7 @@ import { stageUp } from '../localstack/stage';
 export default async function setup(): Promise<void> {
   // Tests run the stage against their own database, never the one `npm start` fills.
   process.env.DATABASE_URL = TEST_DATABASE_URL;
+  process.env.LOCAL_STAGE_NAME = 'test';
   applyLocalDefaults();
   const { seconds } = await stageUp((line) => console.log(`[stage] ${line}`), { disposableDatabase: true });
   console.log(`[stage] local stage ready in ${seconds.toFixed(1)} s`);

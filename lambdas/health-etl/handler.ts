@@ -2,6 +2,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Readable } from 'node:stream';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { classifyError } from '../health/errors';
@@ -76,21 +77,27 @@ async function processObject(input: {
   const { source, correlationId } = input;
   const started = performance.now();
   store ??= new PostgresRecordStore(await sharedPool(config));
+  let body: Readable;
+  try {
+    body = await readObject(s3, source);
+  } catch (error) {
+    if (classifyError(error) !== 'drop') throw error;
+    logger.warn('object is gone; dropped', { key: source.key, error: (error as Error).name });
+    return outcome(input.sourceId, source, 'dropped', null, 0, null);
+  }
   let result: ProcessExportResult;
   try {
     result = await processExport({
-      stream: await readObject(s3, source),
+      stream: body,
       source,
       store,
       now: new Date(),
       correlationId,
       config: { threshold: config.QUALITY_THRESHOLD },
     });
-  } catch (error) {
-    // Only reading the object can fail here; processExport reports its own failures.
-    if (classifyError(error) !== 'drop') throw error;
-    logger.warn('object is gone; dropped', { key: source.key, error: (error as Error).name });
-    return outcome(input.sourceId, source, 'dropped', null, 0, null);
+  } finally {
+    // An object already ingested is answered without reading it: release its connection.
+    body.destroy();
   }
   if (result.status === 'failed') {
     if (result.disposition === 'drop')
@@ -169,7 +176,8 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
   logger.addContext(context);
   idempotency.registerLambdaContext(context);
   try {
-    return await processPartialResponse(event, handleRecord, processor, { context });
+    // In arrival order: of several near-identical syncs, the first uploaded is the one processed.
+    return await processPartialResponse(event, handleRecord, processor, { context, processInParallel: false });
   } finally {
     // A batch of S3 test events records nothing; publishing nothing would only log a warning.
     if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();

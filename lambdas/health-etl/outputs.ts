@@ -5,6 +5,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
 import type { ProcessExportResult } from '../health/pipeline';
 import type { SourceIdentity } from '../health/source';
 import type { ObjectRef } from './messages';
@@ -17,8 +18,8 @@ export async function identify(s3: S3Client, ref: ObjectRef): Promise<SourceIden
   return { bucket: ref.bucket, key: ref.key, versionId: head.VersionId ?? undefined, etag: head.ETag };
 }
 
-/** The exact object version that was announced, as a stream. */
-export async function readObject(s3: S3Client, source: SourceIdentity): Promise<AsyncIterable<Uint8Array>> {
+/** The exact object version that was announced, as a stream (destroy it if it is not read to the end). */
+export async function readObject(s3: S3Client, source: SourceIdentity): Promise<Readable> {
   const object = await s3.send(
     new GetObjectCommand({
       Bucket: source.bucket,
@@ -28,7 +29,7 @@ export async function readObject(s3: S3Client, source: SourceIdentity): Promise<
     }),
   );
   if (!object.Body) throw new Error(`s3://${source.bucket}/${source.key} has no body`);
-  return object.Body as AsyncIterable<Uint8Array>;
+  return object.Body as Readable;
 }
 
 /**

@@ -23,7 +23,11 @@ export async function queueUrl(sqs: SQSClient, consumerId: string): Promise<stri
   return QueueUrl;
 }
 
-/** The local stage's name for a consumer's queue (localstack/resources.ts creates it). */
+/**
+ * The local stage's name for a consumer's queue (localstack/resources.ts creates it). Local stages
+ * are named (LOCAL_STAGE_NAME: `local` for `npm start`, `test` for the tests) so several can share
+ * one LocalStack without sharing queues.
+ */
 export function localQueueName(consumerId: string): string {
-  return `tickstock-local-${consumerId.toLowerCase()}`;
+  return `tickstock-${process.env.LOCAL_STAGE_NAME ?? 'local'}-${consumerId.toLowerCase()}`;
 }
