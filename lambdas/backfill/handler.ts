@@ -21,7 +21,6 @@ const config = readJobConfig({
 // Rate limit from MARKET_API_CALLS_PER_MINUTE: per container, so the CDK sets it to the account's
 // limit divided by this consumer's maximum concurrency.
 const provider = providerFromEnv();
-const processor = new BatchProcessor(EventType.SQS);
 
 /** A message that can never be processed (not a backfill job): fails to the DLQ with a clear reason. */
 export class InvalidBackfillJobError extends Error {
@@ -54,6 +53,9 @@ async function recordHandler(record: SQSRecord): Promise<void> {
 
 export async function handler(event: SQSEvent, context: Context) {
   try {
+    // A processor per invocation: BatchProcessor keeps the batch's successes and failures on the
+    // instance, and the local runner invokes one module concurrently (Lambda never does).
+    const processor = new BatchProcessor(EventType.SQS);
     return await processPartialResponse(event, recordHandler, processor, { context });
   } finally {
     metrics.publishStoredMetrics();

@@ -50,6 +50,7 @@ export interface IpoStageOptions {
   /** Provider retries (the handler reads MARKET_API_MAX_RETRIES). */
   readonly maxRetries?: number;
   readonly visibilityTimeoutSeconds?: number;
+  readonly maxReceiveCount?: number;
 }
 
 export async function startIpoStage(options: IpoStageOptions): Promise<IpoStage> {
@@ -63,7 +64,11 @@ export async function startIpoStage(options: IpoStageOptions): Promise<IpoStage>
   const sqs = new SQSClient({});
   const queue = await ensureQueue(
     sqs,
-    { id: `${options.label}-backfill-${suffix}`.replace(/_/g, '-'), maxReceiveCount: 5, timeoutSeconds: 30 },
+    {
+      id: `${options.label}-backfill-${suffix}`.replace(/_/g, '-'),
+      maxReceiveCount: options.maxReceiveCount ?? 5,
+      timeoutSeconds: 30,
+    },
     options.visibilityTimeoutSeconds ?? 3,
   );
   const transport = outboxTransport({
