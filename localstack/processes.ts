@@ -74,6 +74,11 @@ export async function stopBackground(name: string, graceMs = 10_000): Promise<bo
   return true;
 }
 
+/** Where a runner writes its memory when asked (SIGUSR2). */
+export function memoryFile(stage: string): string {
+  return join(STATE_DIR, `runner-${stage}.memory.json`);
+}
+
 export function tail(file: string, lines = 15): string {
   if (!existsSync(file)) return '(no log)';
   return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');

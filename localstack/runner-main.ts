@@ -2,11 +2,13 @@
  * The local stage's Lambda service: one event-source runner per consumer in lib/topology.ts, each
  * invoking the consumer's handler module. Started in the background by `stage up`.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { REPO_ROOT } from '../bin/paths';
 import { CONSUMERS } from '../lib/topology';
-import { applyLocalDefaults } from './env';
+import { applyLocalDefaults, localStageName } from './env';
+import { memoryFile } from './processes';
 import { localQueueUrl, queueName } from './resources';
 import { EventSourceRunner, type SqsHandler } from './runner';
 
@@ -41,6 +43,13 @@ const runners = await Promise.all(
     return runner;
   }),
 );
+
+// Memory probe for the load test: on SIGUSR2, a full GC, then the process's memory to a file. What
+// survives a full GC is what the worker keeps; RSS alone also counts heap the GC has not returned.
+process.on('SIGUSR2', () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  writeFileSync(memoryFile(localStageName()), JSON.stringify({ ...process.memoryUsage(), at: Date.now() }));
+});
 
 const shutdown = async () => {
   await Promise.all(runners.map((r) => r.stop()));

@@ -329,7 +329,7 @@ async function startRunner(say: Say): Promise<void> {
   startBackground(
     runner,
     process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'localstack', 'runner-main.ts')],
+    ['--expose-gc', '--import', 'tsx', join(REPO_ROOT, 'localstack', 'runner-main.ts')],
     process.env,
   );
   writeFileSync(fingerprintFile, fingerprint);

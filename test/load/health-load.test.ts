@@ -1,0 +1,196 @@
+import { readFileSync } from 'node:fs';
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { rawKeyFor, sourceId } from '../../lambdas/health/source';
+import { createPool } from '../../lambdas/platform/postgres';
+import { HEALTH_CONSUMERS } from '../../lib/topology/health';
+import { applyLocalDefaults } from '../../localstack/env';
+import { memoryFile, runningPid } from '../../localstack/processes';
+import { deadLetterQueueName, localQueueUrl, queueName } from '../../localstack/resources';
+import { generateVariant, type RecordTypeName } from '../fixtures/health/generator';
+
+applyLocalDefaults();
+
+const FILES = 1_000;
+const REDELIVERIES = 3;
+const UPLOAD_CONCURRENCY = 50;
+const TYPES: RecordTypeName[] = [
+  'BloodGlucoseRecord',
+  'HeartRateRecord',
+  'HeartRateVariabilityRmssdRecord',
+  'SleepSessionRecord',
+  'StepsRecord',
+  'ActiveCaloriesBurnedRecord',
+];
+
+/** Resident memory of a process, from /proc (the runner is a separate process, like a Lambda). */
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+  return line ? Number(line[1]) / 1024 : Number.NaN;
+}
+
+/** The runner's heap after a full GC (it answers SIGUSR2 by writing it to a file). */
+async function heapAfterGcMb(pid: number): Promise<number> {
+  const asked = Date.now();
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      const probe = JSON.parse(readFileSync(memoryFile('load'), 'utf8')) as { at: number; heapUsed: number };
+      if (probe.at >= asked) return probe.heapUsed / 2 ** 20;
+    } catch {
+      // not written yet
+    }
+  }
+  throw new Error('the runner did not report its memory');
+}
+
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+describe('health ETL under load on the local stage', () => {
+  const s3 = new S3Client({ forcePathStyle: true });
+  const sqs = new SQSClient({});
+  const db = createPool({ connectionString: process.env.DATABASE_URL as string, max: 2 });
+  const bucket = process.env.DATA_BUCKET as string;
+  afterAll(async () => {
+    await db.end();
+    s3.destroy();
+    sqs.destroy();
+  });
+
+  async function depth(url: string): Promise<number> {
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: url,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    return (
+      Number(Attributes?.ApproximateNumberOfMessages) +
+      Number(Attributes?.ApproximateNumberOfMessagesNotVisible)
+    );
+  }
+
+  async function completed(ids: string[]): Promise<Map<string, string>> {
+    const { rows } = await db.query<{ source_id: string; status: string }>(
+      'SELECT source_id, status FROM health_ingests WHERE source_id = ANY($1) AND completed_at IS NOT NULL',
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.source_id, r.status]));
+  }
+
+  it('loses nothing, writes one training object per processed file, and keeps worker memory flat', async () => {
+    // Prepare
+    const etl = HEALTH_CONSUMERS[0];
+    if (!etl) throw new Error('no health ETL consumer');
+    const queueUrl = await localQueueUrl(sqs, queueName(etl));
+    const dlqUrl = await localQueueUrl(sqs, deadLetterQueueName(etl));
+    const runner = runningPid('runner-load');
+    if (runner === undefined) throw new Error('the load stage runner is not running');
+    const files = Array.from({ length: FILES }, (_, i) =>
+      generateVariant(TYPES[i % TYPES.length] as RecordTypeName, i + 1),
+    );
+    const uploads: { key: string; versionId: string; etag: string; id: string }[] = [];
+
+    // Act 1: 1,000 concurrent uploads; S3 notifications drive the queue.
+    const started = Date.now();
+    await pool(files, UPLOAD_CONCURRENCY, async (file) => {
+      const key = rawKeyFor(file.name);
+      const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: file.bytes }));
+      const versionId = put.VersionId as string;
+      uploads.push({ key, versionId, etag: put.ETag as string, id: sourceId({ bucket, key, versionId }) });
+    });
+    const ids = uploads.map((u) => u.id);
+    let baselineMb = Number.NaN;
+    let baselineRssMb = Number.NaN;
+    let peakMb = 0;
+    let done = new Map<string, string>();
+    for (let i = 0; i < 1_200 && done.size < FILES; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      done = await completed(ids);
+      const rss = rssMb(runner);
+      peakMb = Math.max(peakMb, rss);
+      // Baseline once the worker is warm (code loaded, pools and caches filled).
+      if (Number.isNaN(baselineMb) && done.size >= FILES / 10) {
+        baselineMb = await heapAfterGcMb(runner);
+        baselineRssMb = rss;
+      }
+    }
+    const firstPassSeconds = (Date.now() - started) / 1_000;
+
+    // Act 2: every message delivered three more times, as an at-least-once queue may.
+    const notifications = uploads.map((u) =>
+      JSON.stringify({
+        Records: [
+          {
+            eventSource: 'aws:s3',
+            eventName: 'ObjectCreated:Put',
+            s3: { bucket: { name: bucket }, object: { key: u.key, versionId: u.versionId, eTag: u.etag } },
+          },
+        ],
+      }),
+    );
+    const copies = Array.from({ length: REDELIVERIES }, () => notifications).flat();
+    const batches = Array.from({ length: Math.ceil(copies.length / 10) }, (_, b) =>
+      copies.slice(b * 10, b * 10 + 10),
+    );
+    await pool(batches, 10, async (batch) => {
+      await sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: batch.map((body, n) => ({ Id: String(n), MessageBody: body })),
+        }),
+      );
+    });
+    for (let i = 0; i < 1_200 && (await depth(queueUrl)) > 0; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      peakMb = Math.max(peakMb, rssMb(runner));
+    }
+    const finalMb = await heapAfterGcMb(runner);
+    const finalRssMb = rssMb(runner);
+
+    // Assess
+    done = await completed(ids);
+    const processed = ids.filter((id) => done.get(id) === 'processed');
+    const training = new Map<string, number>();
+    let token: string | undefined;
+    do {
+      const page = await s3.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: 'training/', ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) {
+        const id = /\.([0-9a-f]{24})\.jsonl$/.exec(o.Key ?? '')?.[1];
+        if (id) training.set(id, (training.get(id) ?? 0) + 1);
+      }
+      token = page.NextContinuationToken;
+    } while (token);
+    const growthMb = finalMb - baselineMb;
+    console.log(
+      JSON.stringify({
+        files: FILES,
+        redeliveries: FILES * REDELIVERIES,
+        firstPassSeconds,
+        filesPerSecond: FILES / firstPassSeconds,
+        outcomes: { processed: processed.length, duplicate: FILES - processed.length },
+        trainingObjects: processed.reduce((n, id) => n + (training.get(id) ?? 0), 0),
+        runnerHeapAfterGcMb: { baseline: baselineMb, final: finalMb, growth: growthMb },
+        runnerRssMb: { baseline: baselineRssMb, peak: peakMb, final: finalRssMb },
+      }),
+    );
+    expect(done.size).toBe(FILES);
+    expect(await depth(queueUrl)).toBe(0);
+    expect(await depth(dlqUrl)).toBe(0);
+    expect(processed.length).toBeGreaterThan(0);
+    for (const id of processed) expect(training.get(id)).toBe(1);
+    for (const id of ids.filter((x) => done.get(x) !== 'processed')) expect(training.get(id)).toBeUndefined();
+    expect(growthMb).toBeLessThan(50);
+  });
+});
