@@ -5,12 +5,12 @@
  * the next run relays them) or when the provider's list looks truncated.
  */
 import { z } from 'zod';
-import { type IsoDate, tradingDayOnOrBefore } from '../market/calendar';
 import { OutboxDeliveryError } from '../market/ipo/outbox';
 import { type IpoScanSummary, runIpoScan } from '../market/ipo/scan';
-import { providerFromEnv, sessionDate } from '../market/provider';
+import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
 import { logger, metrics } from '../platform/powertools';
+import { defaultScanDate } from './handler-date';
 import { jobRuntime, readJobConfig } from './runtime';
 
 const config = readJobConfig({
@@ -30,10 +30,6 @@ const InputSchema = z
   })
   .passthrough()
   .nullish();
-
-export function defaultScanDate(now: Date = new Date()): IsoDate {
-  return tradingDayOnOrBefore(sessionDate(now.getTime()));
-}
 
 export async function handler(event: unknown): Promise<IpoScanSummary> {
   const input = InputSchema.parse(event ?? {});
