@@ -34,6 +34,12 @@ export interface StageConfig {
   readonly retainData: boolean;
   readonly logRetentionDays: number;
   readonly alarmEmail?: string;
+  readonly marketData: {
+    /** Polygon.io, rebranded Massive: same API. */
+    readonly baseUrl: string;
+    /** The plan's limit for the whole account (free tier: 5 calls/min). */
+    readonly callsPerMinute: number;
+  };
   readonly schedules: {
     /** Weekday EOD start, evaluated in the exchange's time zone. */
     readonly eodCron: string;
@@ -55,6 +61,7 @@ const base = {
   data: { quarantineExpirationDays: 30, noncurrentVersionExpirationDays: 30 },
   retainData: false,
   logRetentionDays: 14,
+  marketData: { baseUrl: 'https://api.polygon.io', callsPerMinute: 5 },
   schedules: { eodCron: 'cron(30 16 ? * MON-FRI *)', timezone: 'America/New_York' },
 } satisfies Omit<StageConfig, 'name'>;
 

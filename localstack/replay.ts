@@ -119,8 +119,9 @@ export async function replay(paths: string[], deps: ReplayDependencies): Promise
   const byType: ReplayReport['byType'] = {};
   for (const r of reports) {
     counts[r.outcome] += 1;
-    const type = (byType[r.recordType] ??= {});
+    const type = byType[r.recordType] ?? {};
     type[r.outcome] = (type[r.outcome] ?? 0) + 1;
+    byType[r.recordType] = type;
   }
   const latencies = reports.flatMap((r) => (r.latencyMs === null ? [] : [r.latencyMs])).sort((a, b) => a - b);
   const seconds = (finished - started) / 1_000;

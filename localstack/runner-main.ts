@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { REPO_ROOT } from '../bin/paths';
 import { CONSUMERS } from '../lib/topology';
@@ -18,31 +19,44 @@ process.env.POWERTOOLS_SERVICE_NAME ??= 'local-runner';
 const sqs = new SQSClient({});
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 
-const runners = await Promise.all(
-  CONSUMERS.map(async (consumer) => {
-    const url = await localQueueUrl(sqs, queueName(consumer));
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
-    );
-    const module = (await import(join(REPO_ROOT, consumer.entry))) as { handler: SqsHandler };
-    const runner = new EventSourceRunner({
-      sqs,
-      queueUrl: url,
-      queueArn: Attributes?.QueueArn ?? '',
-      functionName: consumer.id,
-      handler: module.handler,
-      batchSize: consumer.batchSize,
-      maxBatchingWindowSeconds: consumer.maxBatchingWindowSeconds,
-      timeoutSeconds: consumer.timeoutSeconds,
-      // Locally the machine, not the account, is the limit.
-      concurrency: Math.min(consumer.maxConcurrency, 2),
-      log,
-    });
-    runner.start();
-    log(`polling ${queueName(consumer)} for ${consumer.entry}`);
-    return runner;
-  }),
-);
+// Locally the machine, not the account, is the limit.
+const LOCAL_CONCURRENCY = 2;
+
+// Lambda runs one invocation at a time per container, so handlers may keep per-invocation state at
+// module scope. Each poller here is one "container": its own instance of the handler module
+// (a distinct import URL), invoked one batch at a time. Platform modules (pools, clients) are shared.
+const runners = (
+  await Promise.all(
+    CONSUMERS.map(async (consumer) => {
+      const url = await localQueueUrl(sqs, queueName(consumer));
+      const { Attributes } = await sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
+      );
+      const containers = Math.min(consumer.maxConcurrency, LOCAL_CONCURRENCY);
+      log(`polling ${queueName(consumer)} for ${consumer.entry} (${containers} containers)`);
+      return Promise.all(
+        Array.from({ length: containers }, async (_, instance) => {
+          const moduleUrl = `${pathToFileURL(join(REPO_ROOT, consumer.entry)).href}?container=${instance}`;
+          const module = (await import(moduleUrl)) as { handler: SqsHandler };
+          const runner = new EventSourceRunner({
+            sqs,
+            queueUrl: url,
+            queueArn: Attributes?.QueueArn ?? '',
+            functionName: consumer.id,
+            handler: module.handler,
+            batchSize: consumer.batchSize,
+            maxBatchingWindowSeconds: consumer.maxBatchingWindowSeconds,
+            timeoutSeconds: consumer.timeoutSeconds,
+            concurrency: 1,
+            log,
+          });
+          runner.start();
+          return runner;
+        }),
+      );
+    }),
+  )
+).flat();
 
 // Memory probe for the load test: on SIGUSR2, a full GC, then the process's memory to a file. What
 // survives a full GC is what the worker keeps; RSS alone also counts heap the GC has not returned.

@@ -55,7 +55,6 @@ export class EventSourceRunner {
   readonly stats: EventSourceStats = { batches: 0, received: 0, deleted: 0, failed: 0, handlerErrors: 0 };
   private running = false;
   private pollers: Promise<void>[] = [];
-  private readonly abort = new AbortController();
 
   constructor(private readonly options: EventSourceOptions) {}
 
@@ -66,10 +65,13 @@ export class EventSourceRunner {
     this.pollers = Array.from({ length: concurrency }, () => this.poll());
   }
 
-  /** Stops polling and waits for in-flight batches to finish. */
+  /**
+   * Stops polling and waits for the current receive and batch to finish. A receive is never aborted:
+   * SQS may already have handed its messages over, and they would then sit out the visibility
+   * timeout unprocessed.
+   */
   async stop(): Promise<void> {
     this.running = false;
-    this.abort.abort();
     await Promise.all(this.pollers);
   }
 
@@ -95,7 +97,6 @@ export class EventSourceRunner {
         MessageSystemAttributeNames: ['All'],
         MessageAttributeNames: ['All'],
       }),
-      { abortSignal: this.abort.signal },
     );
     return Messages ?? [];
   }

@@ -1,8 +1,8 @@
+import type { Readable } from 'node:stream';
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { Readable } from 'node:stream';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { classifyError } from '../health/errors';
@@ -177,7 +177,10 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
   idempotency.registerLambdaContext(context);
   try {
     // In arrival order: of several near-identical syncs, the first uploaded is the one processed.
-    return await processPartialResponse(event, handleRecord, processor, { context, processInParallel: false });
+    return await processPartialResponse(event, handleRecord, processor, {
+      context,
+      processInParallel: false,
+    });
   } finally {
     // A batch of S3 test events records nothing; publishing nothing would only log a warning.
     if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import {
   CopyObjectCommand,
   GetObjectCommand,
@@ -5,7 +6,6 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { Readable } from 'node:stream';
 import type { ProcessExportResult } from '../health/pipeline';
 import type { SourceIdentity } from '../health/source';
 import type { ObjectRef } from './messages';

@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as triggers from 'aws-cdk-lib/triggers';
@@ -83,9 +84,16 @@ export class ComputeStack extends Stack {
         queueKey: this.messagesKey,
         alarmTopic: this.alarmTopic,
         vpcSubnets: definition.needsInternet ? data.egressSubnets : data.isolatedSubnets,
-        environment: { ...environment, POWERTOOLS_SERVICE_NAME: definition.id },
+        environment: {
+          ...environment,
+          ...(definition.needsInternet
+            ? this.providerEnvironment(config, data, definition.maxConcurrency)
+            : {}),
+          POWERTOOLS_SERVICE_NAME: definition.id,
+        },
       });
       this.grantDataAccess(consumer.function, data);
+      if (definition.needsInternet) this.grantSecretRead(consumer.function, data, data.marketDataApiKey);
       if (definition.s3Prefix) {
         // The bucket lives in the data stack; a notification added from here is managed by CDK's
         // notifications resource, which merges with (never replaces) the bucket's other notifications.
@@ -209,6 +217,24 @@ export class ComputeStack extends Stack {
     );
   }
 
+  /**
+   * How a function reaches the market-data provider. The provider's limit is per account and each
+   * container has its own token bucket, so each gets its share of the limit.
+   */
+  private providerEnvironment(
+    config: StageConfig,
+    data: DataStack,
+    concurrency: number,
+  ): Record<string, string> {
+    return {
+      MARKET_API_BASE_URL: config.marketData.baseUrl,
+      POLYGON_API_KEY_SECRET_ARN: data.marketDataApiKey.secretArn,
+      MARKET_API_CALLS_PER_MINUTE: String(
+        Math.max(1, Math.floor(config.marketData.callsPerMinute / concurrency)),
+      ),
+    };
+  }
+
   /** CDK's own function that writes bucket notification configurations (one per stack). */
   private acknowledgeNotificationsHandler(): void {
     for (const child of this.node.children) {
@@ -228,16 +254,21 @@ export class ComputeStack extends Stack {
     }
   }
 
-  /**
-   * What every pipeline function may use: the database and Redis credentials, nothing else. Granted
-   * on the function's role only: `Secret.grantRead` would also write the role into the data stack's
-   * key policy, making the data stack depend on this one.
-   */
+  /** What every pipeline function may use: the database and Redis credentials. */
   private grantDataAccess(fn: iam.IGrantable, data: DataStack): void {
+    this.grantSecretRead(fn, data, data.databaseSecret, data.redisAuthSecret);
+  }
+
+  /**
+   * Read access to secrets encrypted with the data key, granted on the function's role only:
+   * `Secret.grantRead` would also write the role into the data stack's key policy, making the data
+   * stack depend on this one.
+   */
+  private grantSecretRead(fn: iam.IGrantable, data: DataStack, ...secrets: secretsmanager.ISecret[]): void {
     fn.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-        resources: [data.databaseSecret.secretArn, data.redisAuthSecret.secretArn],
+        resources: secrets.map((s) => s.secretArn),
       }),
     );
     fn.grantPrincipal.addToPrincipalPolicy(

@@ -31,6 +31,8 @@ export class DataStack extends Stack {
   readonly databaseSecret: secretsmanager.ISecret;
   readonly redis: elasticache.CfnReplicationGroup;
   readonly redisAuthSecret: secretsmanager.Secret;
+  /** The market-data provider's API key: created empty-valued, set by an operator (README). */
+  readonly marketDataApiKey: secretsmanager.Secret;
   /**
    * What a consumer of raw/ uploads may do with the bucket: read the uploads, write quarantine copies
    * and training objects. A managed policy here (not grants from the compute stack) keeps the
@@ -248,6 +250,12 @@ export class DataStack extends Stack {
       generateSecretString: { passwordLength: 64, excludePunctuation: true },
       removalPolicy,
     });
+    this.marketDataApiKey = new secretsmanager.Secret(this, 'MarketDataApiKey', {
+      description:
+        'Polygon/Massive API key for the market-data jobs (put the real key after the first deploy)',
+      encryptionKey: this.key,
+      removalPolicy,
+    });
     const redisSubnets = new elasticache.CfnSubnetGroup(this, 'RedisSubnets', {
       description: 'tickstock redis (isolated subnets)',
       subnetIds: this.vpc.selectSubnets(this.isolatedSubnets).subnetIds,
@@ -337,6 +345,10 @@ export class DataStack extends Stack {
         'ElastiCache AUTH tokens rotate with ModifyReplicationGroup (ROTATE then SET), a documented operator procedure (README); there is no managed rotation function for them',
       'HIPAA.Security-SecretsManagerRotationEnabled':
         'see AwsSolutions-SMG4: AUTH token rotation is an operator procedure',
+    });
+    acknowledge(this.marketDataApiKey, {
+      'AwsSolutions-SMG4': 'a third-party API key: rotated at the provider, then put here by an operator',
+      'HIPAA.Security-SecretsManagerRotationEnabled': 'a third-party API key: rotated at the provider',
     });
     acknowledge(this.bucket, {
       'HIPAA.Security-S3BucketReplicationEnabled':
