@@ -22,4 +22,30 @@ export const MARKET_CONSUMERS: readonly ConsumerDefinition[] = [
     maxMessageAgeSeconds: 3600,
     needsInternet: true,
   },
+  {
+    id: 'EquityProcessing',
+    entry: 'lambdas/equity-processing/handler.ts',
+    description:
+      'Equity-types processing queue: refreshes recent daily bars of a dispatched batch of one type and reports each symbol',
+    // One record is already a batch of up to batch_size symbols (100 for STOCK_EOD); one record per
+    // invocation keeps the dispatcher's per-type spacing (DelaySeconds) from being bunched together,
+    // and a retriable failure redelivers only its own batch.
+    batchSize: 1,
+    // Waiting to fill a batch of one would only shift the batches the dispatcher spaced.
+    maxBatchingWindowSeconds: 0,
+    // Retriable failures are provider throttling/outages: 5 receives x 12-minute visibility span
+    // an hour of outage before the DLQ; a message that never comes back still cannot lose symbols,
+    // the claim lease returns them to pending.
+    maxReceiveCount: 5,
+    // The worker stops starting symbols 15 s before this and leaves the rest to the redelivery; the
+    // dispatcher's lease margin (180 s) is this timeout plus a minute of pickup.
+    timeoutSeconds: 120,
+    memoryMb: 512,
+    // Per-account provider limit shared by container token buckets, as for Backfill.
+    maxConcurrency: 2,
+    // The dispatcher delays batches by at most 900 s; a message older than the delay plus a few
+    // timeouts means the consumer is behind or failing.
+    maxMessageAgeSeconds: 1800,
+    needsInternet: true,
+  },
 ];
