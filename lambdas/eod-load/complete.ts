@@ -1,0 +1,53 @@
+/**
+ * EOD complete (after the load, the IPO scan and the quality check): validates coverage against the
+ * symbol master, refreshes the liquidity snapshot, records the EOD completion signal and publishes it
+ * (outbox -> event bus). Input `{ tradeDate? }`; returns `{ tradeDate, status: COMPLETE | INCOMPLETE
+ * | skipped, ... }`. Throws OutboxDeliveryError when the signal could not be delivered (it stays in
+ * the outbox; the retry relays it without re-enqueuing).
+ */
+import { z } from 'zod';
+import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
+import { completeEod } from '../market/eod/complete';
+import { OutboxDeliveryError } from '../market/ipo/outbox';
+import { sqs } from '../platform/aws';
+import { logger, metrics } from '../platform/powertools';
+import { parseEodStepEvent } from './event';
+
+const config = readJobConfig({
+  EOD_COVERAGE_THRESHOLD: z.coerce.number().gt(0).max(1).default(0.95),
+  LIQUIDITY_LOOKBACK_DAYS: z.coerce.number().int().min(1).max(252).default(20),
+});
+
+export interface EodCompleteResult {
+  readonly tradeDate: string;
+  readonly status: 'COMPLETE' | 'INCOMPLETE' | 'skipped';
+  readonly reason?: string;
+  readonly trackedSymbols: number;
+  readonly symbolsWithBar: number;
+  readonly coverage: number | null;
+  readonly signalPublished: boolean;
+}
+
+export async function handler(event: unknown): Promise<EodCompleteResult> {
+  const { tradeDate } = parseEodStepEvent(event);
+  const runtime = await jobRuntime(config, sqs, 'eod_pipeline');
+  const s = await completeEod(runtime, {
+    tradeDate,
+    threshold: config.EOD_COVERAGE_THRESHOLD,
+    lookbackDays: config.LIQUIDITY_LOOKBACK_DAYS,
+  });
+  if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
+  const result: EodCompleteResult = {
+    tradeDate,
+    status: s.status,
+    ...(s.reason ? { reason: s.reason } : {}),
+    trackedSymbols: s.signal?.tracked_symbols ?? 0,
+    symbolsWithBar: s.signal?.symbols_with_bar ?? 0,
+    coverage: s.signal?.coverage ?? null,
+    signalPublished: s.signalEnqueued,
+  };
+  logger.info('eod complete', { ...result, seconds: s.seconds });
+  metrics.addMetric(s.status === 'INCOMPLETE' ? 'EodIncomplete' : 'EodComplete', 'Count', 1);
+  metrics.publishStoredMetrics();
+  return result;
+}

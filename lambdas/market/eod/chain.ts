@@ -1,0 +1,124 @@
+/**
+ * The EOD chain in one process (the CLI's `eod run`, the local stage, the integration test): the same
+ * domain functions the Step Functions steps call, in the same order. Each step is idempotent per
+ * trade date, so re-running a date re-runs every step harmlessly.
+ */
+import type pg from 'pg';
+import type { EventBus } from '../../platform/event-bus';
+import { type IsoDate, isTradingDay } from '../calendar';
+import type { OutboxTransport } from '../ipo/outbox';
+import { type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
+import type { MarketDataProvider } from '../provider';
+import { type QualityConfig, type QualitySummary, runQualityCheck } from '../quality';
+import { runUniverseSync, SYNC_SERVICE, type UniverseSyncSummary } from '../universe-sync/sync';
+import { completeEod, type EodCompleteSummary } from './complete';
+import { type EodLoadSummary, notTradingReason, runEodLoad } from './load';
+import { EOD_SERVICE } from './signal';
+
+export interface EodChainDeps {
+  readonly pool: pg.Pool;
+  readonly provider: ScanProvider & Pick<MarketDataProvider, 'groupedDaily' | 'splits'>;
+  /** A bus and outbox transport publishing as `service` (the envelope's producer name). */
+  readonly transportFor: (service: string) => { bus: EventBus; transport: OutboxTransport };
+  readonly qualityConfig?: QualityConfig;
+  readonly log?: (line: string) => void;
+}
+
+export interface EodChainOptions {
+  readonly tradeDate: IsoDate;
+  readonly threshold?: number;
+  /** Universe sync even when the EOD signal is INCOMPLETE. */
+  readonly force?: boolean;
+}
+
+export interface EodChainResult {
+  readonly tradeDate: IsoDate;
+  readonly status: 'skipped' | 'COMPLETE' | 'INCOMPLETE';
+  readonly reason?: string;
+  /** False when a step left messages undelivered (they stay in the outbox for the next run). */
+  readonly ok: boolean;
+  readonly load?: EodLoadSummary;
+  readonly ipoScan?: IpoScanSummary;
+  readonly quality?: QualitySummary;
+  readonly complete?: EodCompleteSummary;
+  readonly sync?: UniverseSyncSummary;
+}
+
+const s1 = (x: number) => x.toFixed(2);
+
+export async function runEodChain(deps: EodChainDeps, options: EodChainOptions): Promise<EodChainResult> {
+  const log = deps.log ?? (() => undefined);
+  const { tradeDate } = options;
+  if (!isTradingDay(tradeDate)) {
+    const reason = notTradingReason(tradeDate);
+    log(`eod ${tradeDate}: skipped, ${reason}`);
+    return { tradeDate, status: 'skipped', reason, ok: true };
+  }
+
+  const load = await runEodLoad(deps, {
+    tradeDate,
+    ...(options.threshold ? { threshold: options.threshold } : {}),
+  });
+  log(
+    `1/5 load      ${tradeDate}: ${load.barsReceived} bars received, ${load.inserted} inserted, ${load.updated} updated, ` +
+      `${load.unchanged} unchanged, ${load.barsRejected} rejected; coverage ${((load.validation?.coverage ?? 0) * 100).toFixed(2)} % (${s1(load.seconds)} s)`,
+  );
+
+  const ipo = deps.transportFor('ipo_scan');
+  const ipoScan = await runIpoScan(
+    { pool: deps.pool, provider: deps.provider, transport: ipo.transport },
+    { date: tradeDate },
+  );
+  log(
+    `2/5 ipo scan  ${tradeDate}: ${ipoScan.processed} new, ${ipoScan.archived} archived, ${ipoScan.reactivated} reactivated, ` +
+      `${ipoScan.failed} failed, ${ipoScan.messagesEnqueued} messages (${s1(ipoScan.durationSeconds)} s)`,
+  );
+
+  const quality = await runQualityCheck(
+    {
+      pool: deps.pool,
+      bus: deps.transportFor('data-quality-monitor').bus,
+      provider: deps.provider,
+      ...(deps.qualityConfig ? { config: deps.qualityConfig } : {}),
+    },
+    tradeDate,
+  );
+  log(
+    `3/5 quality   ${tradeDate}: ${quality.symbolsChecked} symbols, ${quality.totalAlerts} alerts (${quality.inserted} new), ` +
+      `score ${quality.qualityScore} (${s1(quality.seconds)} s)`,
+  );
+
+  const complete = await completeEod(
+    { pool: deps.pool, transport: deps.transportFor(EOD_SERVICE).transport },
+    { tradeDate, ...(options.threshold ? { threshold: options.threshold } : {}) },
+  );
+  log(
+    `4/5 eod signal ${tradeDate}: ${complete.status} ${complete.signal?.symbols_with_bar}/${complete.signal?.tracked_symbols} tracked symbols with a bar, ` +
+      `${complete.signalEnqueued ? 'published' : 'already published'} (${s1(complete.seconds)} s)`,
+  );
+
+  const sync = await runUniverseSync(
+    { pool: deps.pool, transport: deps.transportFor(SYNC_SERVICE).transport },
+    { tradeDate, force: options.force ?? false },
+  );
+  const tasks = Object.entries(sync.byTask)
+    .map(([t, n]) => `${t} +${n.added}/-${n.removed}`)
+    .join(', ');
+  log(
+    sync.status === 'skipped'
+      ? `5/5 sync      ${tradeDate}: skipped, ${sync.reason}`
+      : `5/5 sync      ${tradeDate}: ${sync.universesChanged} of ${sync.universes} universes changed, ${sync.totalChanges} changes` +
+          `${tasks ? ` (${tasks})` : ''}, ${sync.messagesEnqueued} messages (${s1(sync.seconds)} s)`,
+  );
+  const ok = ipoScan.relay.failed === 0 && complete.relay.failed === 0 && sync.relay.failed === 0;
+  return {
+    tradeDate,
+    status: complete.status === 'skipped' ? 'skipped' : complete.status,
+    ok,
+    load,
+    ipoScan,
+    quality,
+    complete,
+    sync,
+  };
+}

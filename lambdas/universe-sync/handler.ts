@@ -1,0 +1,54 @@
+/**
+ * Universe (cache) sync, last step of the EOD chain. Input `{ tradeDate?, force? }`. Reads the EOD
+ * completion signal of the date (lambdas/market/eod/signal): COMPLETE -> sync; INCOMPLETE -> status
+ * 'skipped' (universes untouched) unless force; no signal -> EodSignalMissingError (chain out of
+ * order) unless force. Returns a small summary (`tradeDate`, `status`, totals by task); throws
+ * OutboxDeliveryError when messages could not be delivered (committed and kept in the outbox: the
+ * retry, a no-op sync, relays them).
+ */
+
+import { parseEodStepEvent } from '../eod-load/event';
+import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
+import { OutboxDeliveryError } from '../market/ipo/outbox';
+import { runUniverseSync, SYNC_SERVICE, type TaskTotals } from '../market/universe-sync/sync';
+import { sqs } from '../platform/aws';
+import { logger, metrics } from '../platform/powertools';
+
+const config = readJobConfig({});
+
+export interface UniverseSyncResult {
+  readonly tradeDate: string;
+  readonly status: 'synced' | 'skipped';
+  readonly reason?: string;
+  readonly eodStatus: 'COMPLETE' | 'INCOMPLETE' | null;
+  readonly forced: boolean;
+  readonly universes: number;
+  readonly universesChanged: number;
+  readonly totalChanges: number;
+  readonly byTask: Record<string, TaskTotals>;
+  readonly messagesEnqueued: number;
+}
+
+export async function handler(event: unknown): Promise<UniverseSyncResult> {
+  const { tradeDate, force } = parseEodStepEvent(event);
+  const runtime = await jobRuntime(config, sqs, SYNC_SERVICE);
+  const s = await runUniverseSync(runtime, { tradeDate, force });
+  if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
+  const result: UniverseSyncResult = {
+    tradeDate,
+    status: s.status,
+    ...(s.reason ? { reason: s.reason } : {}),
+    eodStatus: s.eodStatus,
+    forced: s.forced,
+    universes: s.universes,
+    universesChanged: s.universesChanged,
+    totalChanges: s.totalChanges,
+    byTask: s.byTask as Record<string, TaskTotals>,
+    messagesEnqueued: s.messagesEnqueued,
+  };
+  logger.info('universe sync done', { ...result, seconds: s.seconds });
+  metrics.addMetric('UniverseChanges', 'Count', s.totalChanges);
+  metrics.addMetric('UniverseSyncSeconds', 'Seconds', s.seconds);
+  metrics.publishStoredMetrics();
+  return result;
+}
