@@ -22,7 +22,11 @@ export interface EodChainDeps {
   readonly transportFor: (service: string) => { bus: EventBus; transport: OutboxTransport };
   readonly qualityConfig?: QualityConfig;
   readonly log?: (line: string) => void;
+  /** Called before each step (progress display; tests take a snapshot before the sync). */
+  readonly beforeStep?: (step: EodStep) => Promise<void> | void;
 }
+
+export type EodStep = 'load' | 'ipo_scan' | 'quality' | 'complete' | 'sync';
 
 export interface EodChainOptions {
   readonly tradeDate: IsoDate;
@@ -55,6 +59,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     return { tradeDate, status: 'skipped', reason, ok: true };
   }
 
+  await deps.beforeStep?.('load');
   const load = await runEodLoad(deps, {
     tradeDate,
     ...(options.threshold ? { threshold: options.threshold } : {}),
@@ -64,6 +69,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
       `${load.unchanged} unchanged, ${load.barsRejected} rejected; coverage ${((load.validation?.coverage ?? 0) * 100).toFixed(2)} % (${s1(load.seconds)} s)`,
   );
 
+  await deps.beforeStep?.('ipo_scan');
   const ipo = deps.transportFor('ipo_scan');
   const ipoScan = await runIpoScan(
     { pool: deps.pool, provider: deps.provider, transport: ipo.transport },
@@ -74,6 +80,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
       `${ipoScan.failed} failed, ${ipoScan.messagesEnqueued} messages (${s1(ipoScan.durationSeconds)} s)`,
   );
 
+  await deps.beforeStep?.('quality');
   const quality = await runQualityCheck(
     {
       pool: deps.pool,
@@ -88,6 +95,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
       `score ${quality.qualityScore} (${s1(quality.seconds)} s)`,
   );
 
+  await deps.beforeStep?.('complete');
   const complete = await completeEod(
     { pool: deps.pool, transport: deps.transportFor(EOD_SERVICE).transport },
     { tradeDate, ...(options.threshold ? { threshold: options.threshold } : {}) },
@@ -97,6 +105,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
       `${complete.signalEnqueued ? 'published' : 'already published'} (${s1(complete.seconds)} s)`,
   );
 
+  await deps.beforeStep?.('sync');
   const sync = await runUniverseSync(
     { pool: deps.pool, transport: deps.transportFor(SYNC_SERVICE).transport },
     { tradeDate, force: options.force ?? false },
