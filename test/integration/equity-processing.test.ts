@@ -102,7 +102,7 @@ beforeAll(async () => {
   // Small batches and 1-2 s rate limits so a few symbols make several spaced batches in seconds.
   await db.pool.query(
     `UPDATE equity_types SET batch_size = v.batch, rate_limit_ms = v.rate
-     FROM (VALUES ('ETF', 4, 1000), ('STOCK_EOD', 5, 1500), ('STOCK_REALTIME', 3, 1000)) AS v (name, batch, rate)
+     FROM (VALUES ('ETF', 4, 1000), ('STOCK_EOD', 5, 1500), ('STOCK_REALTIME', 3, 1000), ('ETN', 4, 1000)) AS v (name, batch, rate)
      WHERE type_name = v.name`,
   );
   // The real handler module reads its environment at import (cold start), like Lambda. One provider
@@ -251,5 +251,50 @@ describe('equity-types processing queue on the local stage', () => {
     const stats = (await getEquityProcessingConfig(db.pool, 'STOCK_REALTIME'))?.stats;
     // Retried symbols are counted once, when they complete; the throttled attempts are not failures.
     expect(stats).toMatchObject({ total_processed: 9, total_failed: 0 });
+  });
+  it('after a lost dispatch (lease expired), the symbols are claimed again and the old messages cannot complete the new claims', async () => {
+    // Prepare: a dispatch whose messages are still on the queue when its leases expire (the
+    // dispatcher crashed, or the consumer was down for longer than the lease)
+    const active = api.market.activeOn(D).filter((r) => r.listDate === null || r.listDate < '2025-06-01');
+    const stocks = active
+      .filter((r) => r.type === 'CS')
+      .slice(40, 46)
+      .map((r) => r.symbol);
+    expect(await queueSymbolsForProcessing(db.pool, 'ETN', stocks)).toBe(6);
+    const first = await dispatchEquityBatches(
+      { pool: db.pool, sender: sender() },
+      { types: ['ETN'], asOf: D },
+    );
+    await db.pool.query(
+      `UPDATE equity_processing_queue SET last_attempt = now() - interval '2 hours'
+       WHERE type = 'ETN' AND status = 'processing'`,
+    );
+    const statsBefore = (await getEquityProcessingConfig(db.pool, 'ETN'))?.stats;
+
+    // Act: the next run reclaims the expired leases, then the consumer drains old and new messages
+    const second = await dispatchEquityBatches(
+      { pool: db.pool, sender: sender() },
+      { types: ['ETN'], asOf: D },
+    );
+    const runner = await startRunner();
+    const drained = await waitUntil(async () => {
+      const all = [...(await statuses('ETN')).values()];
+      return all.every((s) => s.status === 'completed') && (await queueDepth(queue.url)) === 0;
+    });
+    await runner.stop();
+
+    // Assess: both runs claimed all six; each symbol completed once, on its second claim
+    expect([first.claimed, second.claimed]).toEqual([6, 6]);
+    expect(drained).toBe(true);
+    expect(runner.stats).toMatchObject({ received: 4, deleted: 4, failed: 0 });
+    const rows = await statuses('ETN');
+    expect([...rows.keys()].sort()).toEqual([...stocks].sort());
+    expect([...rows.values()].every((s) => s.status === 'completed' && s.attempts === 2)).toBe(true);
+    const stats = (await getEquityProcessingConfig(db.pool, 'ETN'))?.stats;
+    expect(statsBefore?.total_processed).toBe(0);
+    expect(stats).toMatchObject({ total_processed: 6, total_failed: 0 });
+    expect(await barCounts(stocks)).toEqual(
+      new Map(stocks.map((s) => [s, tradingDays(refreshWindow(D).from, D).length])),
+    );
   });
 });
