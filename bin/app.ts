@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 import { App } from 'aws-cdk-lib';
 import { stageConfig } from '../lib/config';
-import { applyNag } from '../lib/nag';
+import { applyNag, unacknowledgedFindings } from '../lib/nag';
 import { PipelineStage } from '../lib/pipeline-stage';
 
 // Configuration is read here, once; constructs receive it as props.
@@ -12,3 +12,9 @@ new PipelineStage(app, `Tickstock-${config.name}`, {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 applyNag(app);
+
+const findings = unacknowledgedFindings(app.synth().directory);
+if (findings.length > 0) {
+  console.error(`cdk-nag: ${findings.length} unacknowledged finding(s):\n  ${findings.join('\n  ')}`);
+  process.exitCode = 1;
+}

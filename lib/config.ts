@@ -41,8 +41,9 @@ export interface StageConfig {
     readonly callsPerMinute: number;
   };
   readonly schedules: {
-    /** Weekday EOD start, evaluated in the exchange's time zone. */
-    readonly eodCron: string;
+    /** Weekday EOD start, in the exchange's time zone (NYSE closes 16:00; bars settle after). */
+    readonly eodHour: number;
+    readonly eodMinute: number;
     readonly timezone: string;
   };
 }
@@ -62,7 +63,7 @@ const base = {
   retainData: false,
   logRetentionDays: 14,
   marketData: { baseUrl: 'https://api.polygon.io', callsPerMinute: 5 },
-  schedules: { eodCron: 'cron(30 16 ? * MON-FRI *)', timezone: 'America/New_York' },
+  schedules: { eodHour: 16, eodMinute: 30, timezone: 'America/New_York' },
 } satisfies Omit<StageConfig, 'name'>;
 
 export const STAGES: Record<StageName, StageConfig> = {

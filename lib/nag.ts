@@ -1,4 +1,7 @@
-import { Validations } from 'aws-cdk-lib';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks, HIPAASecurityChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 
@@ -17,6 +20,15 @@ export function acknowledge(scope: IConstruct, findings: Record<string, string>)
   for (const [id, reason] of Object.entries(findings)) Validations.of(scope).acknowledge({ id, reason });
 }
 
+/**
+ * The finding for a role that may invoke any version of a function (`<fn>:*`), as Step Functions
+ * and EventBridge Scheduler need: named by the function's logical id.
+ */
+export function invokeVersionsFinding(fn: lambda.IFunction): string {
+  const cfn = fn.node.defaultChild as CfnElement;
+  return `AwsSolutions-IAM5[Resource::<${Stack.of(fn).getLogicalId(cfn)}.Arn>:*]`;
+}
+
 /** Findings every Lambda function of the pipeline shares, with why each is accepted. */
 export const LAMBDA_FINDINGS: Record<string, string> = {
   'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
@@ -28,3 +40,30 @@ export const LAMBDA_FINDINGS: Record<string, string> = {
   'HIPAA.Security-IAMNoInlinePolicy':
     'grant*() writes one role-scoped policy attached to exactly this role; reviewed with the code that needs it',
 };
+
+interface ValidationReport {
+  readonly pluginReports: {
+    readonly pluginName: string;
+    readonly conclusion: string;
+    readonly violations: {
+      readonly ruleName: string;
+      readonly violatingConstructs: { readonly constructPath: string }[];
+    }[];
+  }[];
+}
+
+/**
+ * The cdk-nag findings of a synthesized assembly, one line each. The CDK CLI checks the validation
+ * report only for the stacks a command selects, and a plain `cdk synth` of a Stage-based app selects
+ * none, so bin/app.ts checks the whole report itself.
+ */
+export function unacknowledgedFindings(assemblyDir: string): string[] {
+  const file = join(assemblyDir, 'validation-report.json');
+  if (!existsSync(file)) return [];
+  const report = JSON.parse(readFileSync(file, 'utf8')) as ValidationReport;
+  return report.pluginReports
+    .filter((p) => p.conclusion === 'failure')
+    .flatMap((p) =>
+      p.violations.flatMap((v) => v.violatingConstructs.map((c) => `${v.ruleName}  ${c.constructPath}`)),
+    );
+}

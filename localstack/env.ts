@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { REPO_ROOT } from '../bin/paths';
+
 /**
  * Defaults of the local stage: LocalStack on :4566, the real local PostgreSQL and Redis. Applied by
  * the CLI and the test set-up only, and only where a variable is unset, so an engineer can point any
@@ -35,9 +38,12 @@ export function applyLocalDefaults(env: NodeJS.ProcessEnv = process.env): void {
   for (const [key, value] of Object.entries(LOCAL_DEFAULTS)) {
     if (!env[key]) env[key] = value;
   }
-  // Each named local stage (`local`, `test`) has its own bucket, queues and runner.
+  // Each named local stage (`local` for npm start, `test`, `load`, `bench`) of each checkout has its
+  // own bucket, queues and runner, so stages and clones (CI's among them) never consume each
+  // other's messages on a shared LocalStack.
   env.LOCAL_STAGE_NAME ||= 'local';
-  env.DATA_BUCKET ||= `tickstock-${env.LOCAL_STAGE_NAME}-data`;
+  env.LOCAL_STAGE_ID ||= `${env.LOCAL_STAGE_NAME}-${createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 6)}`;
+  env.DATA_BUCKET ||= `tickstock-${env.LOCAL_STAGE_ID}-data`;
 }
 
 /** The name of this process's local stage (after applyLocalDefaults). */

@@ -24,10 +24,9 @@ export async function queueUrl(sqs: SQSClient, consumerId: string): Promise<stri
 }
 
 /**
- * The local stage's name for a consumer's queue (localstack/resources.ts creates it). Local stages
- * are named (LOCAL_STAGE_NAME: `local` for `npm start`, `test` for the tests) so several can share
- * one LocalStack without sharing queues.
+ * The local stage's name for a consumer's queue (localstack/resources.ts creates it). LOCAL_STAGE_ID
+ * (set by localstack/env.ts: the stage name and the checkout) keeps stages apart on one LocalStack.
  */
 export function localQueueName(consumerId: string): string {
-  return `tickstock-${process.env.LOCAL_STAGE_NAME ?? 'local'}-${consumerId.toLowerCase()}`;
+  return `tickstock-${process.env.LOCAL_STAGE_ID ?? 'local'}-${consumerId.toLowerCase()}`;
 }

@@ -5,17 +5,28 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as triggers from 'aws-cdk-lib/triggers';
 import type { Construct } from 'constructs';
+import { queueUrlVariable } from '../../lambdas/platform/queues';
 import type { StageConfig } from '../config';
+import { EodChain } from '../constructs/eod-chain';
 import { PipelineFunction } from '../constructs/pipeline-function';
 import { QueueConsumer } from '../constructs/queue-consumer';
-import { acknowledge } from '../nag';
+import { acknowledge, invokeVersionsFinding } from '../nag';
 import { CONSUMERS, type ConsumerDefinition } from '../topology';
+import { EOD_CHAIN, type JobDefinition, SCHEDULED_JOBS } from '../topology/jobs';
 import type { DataStack } from './data-stack';
+
+/** Roles EventBridge Scheduler gets to invoke its targets. */
+const SCHEDULER_ROLE_FINDINGS: Record<string, string> = {
+  'HIPAA.Security-IAMNoInlinePolicy':
+    'scheduler target role created by CDK, scoped to invoking its one target',
+};
 
 export interface ComputeStackProps extends StackProps {
   readonly config: StageConfig;
@@ -35,6 +46,7 @@ export class ComputeStack extends Stack {
   readonly statusFunction: PipelineFunction;
   readonly migrationFunction: PipelineFunction;
   readonly scheduleGroup: scheduler.ScheduleGroup;
+  readonly eodChain: EodChain;
 
   constructor(scope: Construct, id: string, props: ComputeStackProps) {
     super(scope, id, props);
@@ -186,6 +198,70 @@ export class ComputeStack extends Stack {
 
     this.scheduleGroup = new scheduler.ScheduleGroup(this, 'EodSchedules', { removalPolicy });
 
+    // Jobs: one function each (a run at a time), with what it reaches: the provider, the queues it feeds.
+    const jobFunction = (job: JobDefinition) => {
+      const fn = new PipelineFunction(this, job.id, {
+        ...common,
+        entry: job.entry,
+        description: job.description,
+        timeout: Duration.seconds(job.timeoutSeconds),
+        memorySize: job.memoryMb,
+        vpcSubnets: job.needsInternet ? data.egressSubnets : data.isolatedSubnets,
+        reservedConcurrentExecutions: 1,
+        environment: {
+          ...environment,
+          ...(job.needsInternet ? this.providerEnvironment(config, data, 1) : {}),
+          ...Object.fromEntries(
+            (job.sendsTo ?? []).map((id) => [queueUrlVariable(id), this.consumerQueue(id).queueUrl]),
+          ),
+          POWERTOOLS_SERVICE_NAME: job.id,
+        },
+      }).function;
+      this.grantDataAccess(fn, data);
+      if (job.needsInternet) this.grantSecretRead(fn, data, data.marketDataApiKey);
+      for (const id of job.sendsTo ?? []) this.grantSend(fn, this.consumerQueue(id));
+      return fn;
+    };
+    this.eodChain = new EodChain(this, 'EodChain', {
+      steps: EOD_CHAIN.map((job) => ({ id: job.id, function: jobFunction(job) })),
+      scheduleGroup: this.scheduleGroup,
+      hour: config.schedules.eodHour,
+      minute: config.schedules.eodMinute,
+      timeZone: config.schedules.timezone,
+      messagesKey: this.messagesKey,
+      logsKey: data.key,
+      alarmTopic: this.alarmTopic,
+      logRetentionDays: config.logRetentionDays,
+      removalPolicy,
+    });
+    const scheduled = SCHEDULED_JOBS.map((job) => ({ job, fn: jobFunction(job) }));
+    for (const { job, fn } of scheduled) {
+      const schedule = new scheduler.Schedule(this, `${job.id}Schedule`, {
+        description: job.description,
+        scheduleGroup: this.scheduleGroup,
+        schedule: scheduler.ScheduleExpression.rate(Duration.minutes(job.everyMinutes ?? 60)),
+        target: new schedulerTargets.LambdaInvoke(fn, {
+          input: scheduler.ScheduleTargetInput.fromObject({}),
+          deadLetterQueue: this.eodChain.deadLetterQueue,
+          retryAttempts: 2,
+        }),
+      });
+      acknowledge(schedule, SCHEDULER_ROLE_FINDINGS);
+    }
+    // The scheduler's target roles are created at stack level, one per target.
+    for (const child of this.node.children) {
+      if (!child.node.id.startsWith('SchedulerRoleForTarget')) continue;
+      acknowledge(child, {
+        ...SCHEDULER_ROLE_FINDINGS,
+        ...Object.fromEntries(
+          scheduled.map(({ fn }) => [
+            invokeVersionsFinding(fn),
+            'the scheduler invokes its target function by version',
+          ]),
+        ),
+      });
+    }
+
     const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(6) });
     for (const consumer of this.consumers) {
       dashboard.addWidgets(
@@ -252,6 +328,25 @@ export class ComputeStack extends Stack {
         });
       }
     }
+  }
+
+  /** SendMessage to one queue and the messages key it needs, without grantSendMessages' wildcards. */
+  private grantSend(fn: iam.IGrantable, queue: sqs.IQueue): void {
+    fn.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }),
+    );
+    fn.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [this.messagesKey.keyArn],
+      }),
+    );
+  }
+
+  private consumerQueue(id: string) {
+    const consumer = this.consumers.find((c) => c.definition.id === id);
+    if (!consumer) throw new Error(`no consumer "${id}" in lib/topology.ts`);
+    return consumer.queue;
   }
 
   /** What every pipeline function may use: the database and Redis credentials. */

@@ -9,6 +9,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
 import { createPool } from '../../lambdas/platform/postgres';
 import { HEALTH_CONSUMERS } from '../../lib/topology/health';
+import { applyLocalDefaults } from '../../localstack/env';
 import { stopBackground } from '../../localstack/processes';
 import { replay } from '../../localstack/replay';
 import { deadLetterQueueName, localQueueUrl } from '../../localstack/resources';
@@ -17,13 +18,17 @@ import { SAMPLES_DIR } from '../fixtures/health/generator';
 
 const BENCH_ENV = {
   LOCAL_STAGE_NAME: 'bench',
-  DATA_BUCKET: 'tickstock-bench-data',
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tickstock_bench',
 };
 
 export async function bench(): Promise<void> {
-  const saved = Object.fromEntries(Object.keys(BENCH_ENV).map((k) => [k, process.env[k]]));
+  const keys = [...Object.keys(BENCH_ENV), 'LOCAL_STAGE_ID', 'DATA_BUCKET'];
+  const saved = Object.fromEntries(keys.map((k) => [k, process.env[k]]));
   Object.assign(process.env, BENCH_ENV);
+  // Empty: applyLocalDefaults derives them for the bench stage.
+  process.env.LOCAL_STAGE_ID = '';
+  process.env.DATA_BUCKET = '';
+  applyLocalDefaults();
   const s3 = new S3Client({ forcePathStyle: true });
   const sqs = new SQSClient({});
   try {
@@ -41,7 +46,7 @@ export async function bench(): Promise<void> {
       s3,
       sqs,
       pool,
-      bucket: BENCH_ENV.DATA_BUCKET,
+      bucket: process.env.DATA_BUCKET as string,
       deadLetterQueueUrl: await localQueueUrl(sqs, deadLetterQueueName(etl)),
     };
     try {

@@ -9,6 +9,7 @@ import { STAGES, type StageName } from '../../lib/config';
 import { applyNag } from '../../lib/nag';
 import { PipelineStage } from '../../lib/pipeline-stage';
 import { CONSUMERS, type ConsumerDefinition } from '../../lib/topology';
+import { EOD_CHAIN, SCHEDULED_JOBS } from '../../lib/topology/jobs';
 
 // A consumer fed by S3 and one that calls the provider, so the construct is exercised whatever the
 // pipeline's own list holds.
@@ -78,8 +79,13 @@ describe('queues and consumers', () => {
       }),
     );
     expect(withRedrive).toHaveLength(TEST_CONSUMERS.length);
-    for (const [id] of queues)
-      expect(withRedrive.some(([rid]) => rid === id) || deadLetterIds.has(id)).toBe(true);
+    // The EOD chain's dead-letter queue receives failed executions and schedule deliveries.
+    const isEodDeadLetter = (id: string) => id.startsWith('EodChainDeadLetterQueue');
+    for (const [id] of queues) {
+      expect(withRedrive.some(([rid]) => rid === id) || deadLetterIds.has(id) || isEodDeadLetter(id)).toBe(
+        true,
+      );
+    }
   });
 
   it('reports batch item failures on every SQS event source mapping, with the topology batch settings', () => {
@@ -112,7 +118,9 @@ describe('queues and consumers', () => {
   });
 
   it('alarms on DLQ depth, oldest message age, errors and throttles for each consumer, to the SNS topic', () => {
-    const alarms = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm');
+    const alarms = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm').filter(
+      ([id]) => !id.startsWith('EodChain'),
+    );
     expect(alarms).toHaveLength(TEST_CONSUMERS.length * 4);
     const metrics = alarms.map(([, a]) => a.Properties.MetricName).sort();
     expect(new Set(metrics)).toEqual(
@@ -142,7 +150,7 @@ describe('functions', () => {
     const functions = resourcesOf(dev.compute, 'AWS::Lambda::Function').filter(
       ([, f]) => (f.Properties.Description as string | undefined) !== undefined && f.Properties.VpcConfig,
     );
-    expect(functions.length).toBe(TEST_CONSUMERS.length + 2);
+    expect(functions.length).toBe(TEST_CONSUMERS.length + 2 + EOD_CHAIN.length + SCHEDULED_JOBS.length);
     for (const [, f] of functions) {
       expect(f.Properties.Architectures).toEqual(['arm64']);
       expect(f.Properties.TracingConfig).toEqual({ Mode: 'Active' });
@@ -160,6 +168,53 @@ describe('functions', () => {
 
   it('gives the EOD schedules a scheduler group', () => {
     dev.compute.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
+  });
+});
+
+describe('EOD chain', () => {
+  const [[, machine]] = resourcesOf(dev.compute, 'AWS::StepFunctions::StateMachine') as [
+    [string, { Properties: Record<string, unknown> }],
+  ];
+  const definition = JSON.stringify(machine.Properties.DefinitionString);
+
+  it('runs the steps in order, each retried and caught into the dead-letter queue, traced and logged', () => {
+    const positions = EOD_CHAIN.map((step) => definition.indexOf(`\\"${step.id}\\":{`));
+    for (const p of positions) expect(p).toBeGreaterThan(-1);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+    expect(definition.match(/\\"Retry\\"/g)).toHaveLength(EOD_CHAIN.length);
+    expect(definition.match(/\\"Catch\\"/g)).toHaveLength(EOD_CHAIN.length);
+    expect(definition).toContain('MarketClosed');
+    expect(machine.Properties.TracingConfiguration).toEqual({ Enabled: true });
+    expect(machine.Properties.LoggingConfiguration).toMatchObject({ Level: 'ALL' });
+  });
+
+  it('starts on weekdays after the close in New York, with a dead-letter queue for failed deliveries', () => {
+    dev.compute.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(30 16 ? * MON-FRI *)',
+      ScheduleExpressionTimezone: 'America/New_York',
+      Target: Match.objectLike({
+        DeadLetterConfig: Match.objectLike({ Arn: Match.anyValue() }),
+        RetryPolicy: Match.anyValue(),
+      }),
+    });
+  });
+
+  it('alarms on failed and timed-out executions and on its dead-letter queue', () => {
+    const names = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm')
+      .filter(([id]) => id.startsWith('EodChain'))
+      .map(([, a]) => a.Properties.MetricName)
+      .sort();
+    expect(names).toEqual(['ApproximateNumberOfMessagesVisible', 'ExecutionsFailed', 'ExecutionsTimedOut']);
+  });
+
+  it('lets only the scan send to the backfill queue and the dispatcher to the processing queue', () => {
+    const senders = resourcesOf(dev.compute, 'AWS::IAM::Policy')
+      .filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes('"sqs:SendMessage"'))
+      // Function roles only: the state machine and scheduler roles send failures to the EOD DLQ.
+      .filter(([id]) => id.includes('HandlerServiceRole'))
+      .map(([id]) => id.replace(/Handler.*$/, ''))
+      .sort();
+    expect(senders).toEqual(['EquityDispatch', 'IpoScan']);
   });
 });
 
@@ -265,7 +320,7 @@ describe('network', () => {
     const subnetImports = fns.map(([, f]) =>
       JSON.stringify((f.Properties.VpcConfig as { SubnetIds: unknown }).SubnetIds),
     );
-    const needInternet = TEST_CONSUMERS.filter((c) => c.needsInternet);
+    const needInternet = [...TEST_CONSUMERS, ...EOD_CHAIN, ...SCHEDULED_JOBS].filter((c) => c.needsInternet);
     expect(needInternet.length).toBeGreaterThan(0);
     expect(subnetImports.filter((s) => s.includes('egress'))).toHaveLength(needInternet.length);
     dev.compute.hasResourceProperties('AWS::Lambda::Function', {

@@ -1,0 +1,77 @@
+/**
+ * Functions that are not SQS consumers: the steps of the EOD chain, run in this order by a Step
+ * Functions state machine that EventBridge Scheduler starts each weekday after the close. Read by
+ * the compute stack; `npm run pipeline -- eod run` calls the same domain code in the same order.
+ */
+export interface JobDefinition {
+  readonly id: string;
+  /** Handler module relative to the repository root; it exports `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly timeoutSeconds: number;
+  readonly memoryMb: number;
+  /** Calls the market-data provider (NAT subnets, the provider key). */
+  readonly needsInternet?: boolean;
+  /** Consumers (lib/topology.ts ids) whose queues the job sends to. */
+  readonly sendsTo?: readonly string[];
+  /** For jobs run on their own schedule (not in the EOD chain). */
+  readonly everyMinutes?: number;
+}
+
+/** Jobs on a schedule of their own. */
+export const SCHEDULED_JOBS: readonly JobDefinition[] = [
+  {
+    id: 'EquityDispatch',
+    entry: 'lambdas/equity-dispatch/handler.ts',
+    description: 'Equity-types queue: claims queued symbols by priority onto the processing queue',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    sendsTo: ['EquityProcessing'],
+    // Must equal the dispatcher's window (EQUITY_DISPATCH_WINDOW_SECONDS, 900 s by default).
+    everyMinutes: 15,
+  },
+];
+
+export const EOD_CHAIN: readonly JobDefinition[] = [
+  {
+    id: 'EodLoad',
+    entry: 'lambdas/eod-load/handler.ts',
+    description: "EOD 1/5: the day's bars for every symbol (grouped daily) and their coverage",
+    timeoutSeconds: 300,
+    memoryMb: 1024,
+    needsInternet: true,
+  },
+  {
+    id: 'IpoScan',
+    entry: 'lambdas/ipo-scan/handler.ts',
+    description: 'EOD 2/5: new listings and delistings, backfill jobs, universe assignment',
+    // Details calls for new symbols are rate-limited; the scan caps new symbols per run.
+    timeoutSeconds: 600,
+    memoryMb: 512,
+    needsInternet: true,
+    sendsTo: ['Backfill'],
+  },
+  {
+    id: 'QualityCheck',
+    entry: 'lambdas/quality-check/handler.ts',
+    description: 'EOD 3/5: price, volume, gap and staleness checks over every symbol',
+    timeoutSeconds: 120,
+    memoryMb: 512,
+    // Splits for the date come from the provider.
+    needsInternet: true,
+  },
+  {
+    id: 'EodComplete',
+    entry: 'lambdas/eod-load/complete.ts',
+    description: 'EOD 4/5: coverage after the scan, liquidity snapshot, the EOD completion signal',
+    timeoutSeconds: 120,
+    memoryMb: 512,
+  },
+  {
+    id: 'UniverseSync',
+    entry: 'lambdas/universe-sync/handler.ts',
+    description: 'EOD 5/5: universes (market cap, sectors, themes, ETFs, IPOs) in one transaction',
+    timeoutSeconds: 180,
+    memoryMb: 1024,
+  },
+];
