@@ -5,7 +5,33 @@
  */
 
 /** Polygon ticker types the platform tracks (CS common stock, ETF, ETN, ADRC, PFD, WARRANT, ...). */
-export type TickerType = 'CS' | 'ETF' | 'ETN' | 'ADRC' | 'PFD' | 'WARRANT' | 'UNIT' | 'RIGHT' | 'FUND' | 'OS';
+export const TICKER_TYPES = [
+  'CS',
+  'ETF',
+  'ETN',
+  'ADRC',
+  'PFD',
+  'WARRANT',
+  'UNIT',
+  'RIGHT',
+  'FUND',
+  'OS',
+] as const;
+export type TickerType = (typeof TICKER_TYPES)[number];
+
+/** The themes ETF universes are built by (the app offers one universe per theme). */
+export const ETF_THEMES = [
+  'broad_market',
+  'sector',
+  'growth',
+  'value',
+  'dividend',
+  'international',
+  'commodities',
+  'technology',
+  'bonds',
+] as const;
+export type EtfTheme = (typeof ETF_THEMES)[number];
 
 export interface SymbolRecord {
   readonly symbol: string;

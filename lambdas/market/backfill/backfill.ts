@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import { CHANNELS } from '../../platform/event-bus';
+import { withTransaction } from '../../platform/postgres';
 import { isTradingDay, tradingDays } from '../calendar';
 import { enqueueOutbox, OutboxDeliveryError, type OutboxTransport, relayOutbox } from '../ipo/outbox';
 import {
@@ -15,6 +16,7 @@ import {
   ProviderNotFoundError,
   ProviderResponseError,
 } from '../provider';
+import { upsertSymbolBars } from '../sql/bars';
 import type { DailyBar } from '../types';
 import type { BackfillJob } from './job';
 
@@ -84,47 +86,6 @@ export function isValidBar(b: DailyBar): boolean {
   );
 }
 
-async function upsertBars(db: pg.PoolClient, symbol: string, bars: readonly DailyBar[]): Promise<number> {
-  if (bars.length === 0) return 0;
-  const { rowCount } = await db.query(
-    `INSERT INTO ohlcv_daily AS o (symbol, date, open, high, low, close, volume, vwap, transactions)
-     SELECT $1, t.date, t.open, t.high, t.low, t.close, t.volume, t.vwap, t.transactions
-     FROM unnest($2::date[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::bigint[],
-                 $8::float8[], $9::integer[])
-       AS t (date, open, high, low, close, volume, vwap, transactions)
-     ON CONFLICT (symbol, date) DO UPDATE
-       SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-           volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, transactions = EXCLUDED.transactions`,
-    [
-      symbol,
-      bars.map((b) => b.date),
-      bars.map((b) => b.open),
-      bars.map((b) => b.high),
-      bars.map((b) => b.low),
-      bars.map((b) => b.close),
-      bars.map((b) => Math.round(b.volume)),
-      bars.map((b) => (Number.isFinite(b.vwap) && b.vwap > 0 ? b.vwap : null)),
-      bars.map((b) => (Number.isFinite(b.transactions) ? Math.max(0, Math.round(b.transactions)) : null)),
-    ],
-  );
-  return rowCount ?? 0;
-}
-
-async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
 /** Outcome of a provider failure: a definitive "no history" answer, or an error to throw. */
 function classifyProviderFailure(symbol: string, error: unknown): { reason: string } | Error {
   if (error instanceof ProviderNotFoundError) return { reason: 'unknown_on_provider' };
@@ -189,8 +150,8 @@ export async function runBackfill(
   for (let i = 0; i < chunks; i++) {
     const chunk = unique.slice(i * chunkSize, (i + 1) * chunkSize);
     const last = i === chunks - 1;
-    await inTransaction(deps.pool, async (client) => {
-      loaded += await upsertBars(client, symbol, chunk);
+    await withTransaction(deps.pool, async (client) => {
+      loaded += await upsertSymbolBars(client, symbol, chunk);
       if (!last) {
         await enqueueOutbox(client, [
           {
@@ -222,7 +183,7 @@ export async function runBackfill(
     windowTradingDays,
     ...(failure === undefined ? {} : { reason: failure }),
   };
-  await inTransaction(deps.pool, async (client) => {
+  await withTransaction(deps.pool, async (client) => {
     if (outcome.success) {
       // initial_load_date marks the history as loaded (null = backfill still owed).
       await client.query(

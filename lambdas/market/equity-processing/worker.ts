@@ -31,6 +31,7 @@ import {
   ProviderNotFoundError,
   ProviderResponseError,
 } from '../provider';
+import { upsertSymbolBars } from '../sql/bars';
 import { completeSymbolProcessing, type QueueStatus, updateProcessingStats } from '../sql/processing-queue';
 import type { DailyBar } from '../types';
 import type { EquityBatch, EquityClaim } from './message';
@@ -120,31 +121,6 @@ export function refreshBars(symbol: string, from: string, to: string, bars: read
   return [...byDate.values()].sort((a, b) => (a.date < b.date ? -1 : 1));
 }
 
-async function upsertBars(db: pg.PoolClient, symbol: string, bars: readonly DailyBar[]): Promise<number> {
-  const { rowCount } = await db.query(
-    `INSERT INTO ohlcv_daily AS o (symbol, date, open, high, low, close, volume, vwap, transactions)
-     SELECT $1, t.date, t.open, t.high, t.low, t.close, t.volume, t.vwap, t.transactions
-     FROM unnest($2::date[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::bigint[],
-                 $8::float8[], $9::integer[])
-       AS t (date, open, high, low, close, volume, vwap, transactions)
-     ON CONFLICT (symbol, date) DO UPDATE
-       SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-           volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, transactions = EXCLUDED.transactions`,
-    [
-      symbol,
-      bars.map((b) => b.date),
-      bars.map((b) => b.open),
-      bars.map((b) => b.high),
-      bars.map((b) => b.low),
-      bars.map((b) => b.close),
-      bars.map((b) => Math.round(b.volume)),
-      bars.map((b) => (Number.isFinite(b.vwap) && b.vwap > 0 ? b.vwap : null)),
-      bars.map((b) => (Number.isFinite(b.transactions) ? Math.max(0, Math.round(b.transactions)) : null)),
-    ],
-  );
-  return rowCount ?? 0;
-}
-
 /** Locks the claim's row if it is still this claim; false when it is not (stale message). */
 async function lockClaim(db: pg.PoolClient, type: string, claim: EquityClaim): Promise<boolean> {
   const { rowCount } = await db.query(
@@ -230,7 +206,7 @@ export async function processEquityBatch(
           const status = await completeSymbolProcessing(client, batch.type, claim.symbol, answer);
           return { symbol: claim.symbol, outcome: 'error', error: answer, status: status ?? 'failed' };
         }
-        const loaded = await upsertBars(client, claim.symbol, bars);
+        const loaded = await upsertSymbolBars(client, claim.symbol, bars);
         await completeSymbolProcessing(client, batch.type, claim.symbol);
         return { symbol: claim.symbol, outcome: 'completed', bars: loaded };
       });

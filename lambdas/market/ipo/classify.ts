@@ -4,7 +4,7 @@
  * name / issuer / underlying index, the market-cap tier, and the universes it belongs to. Pure.
  */
 import type { UniverseCategory } from '../sql/universes';
-import type { SymbolRecord } from '../types';
+import { type EtfTheme, type SymbolRecord, TICKER_TYPES } from '../types';
 
 type SicRange = readonly [from: number, to: number, sector: string];
 
@@ -94,17 +94,6 @@ export function issuerOfFundName(name: string | null | undefined): string | null
   for (const [brand, issuer] of BRANDS) if (brand.test(name.trim())) return issuer;
   return null;
 }
-
-export type EtfTheme =
-  | 'broad_market'
-  | 'sector'
-  | 'growth'
-  | 'value'
-  | 'dividend'
-  | 'international'
-  | 'commodities'
-  | 'technology'
-  | 'bonds';
 
 // Ordered by specificity: "High Yield Dividend Aristocrats" is a dividend fund, not a bond fund;
 // "Technology Sector" is technology, not a generic sector fund; "Russell 1000 Growth" is growth.
@@ -210,15 +199,4 @@ export function enrichRecord(record: SymbolRecord): SymbolRecord {
 }
 
 /** Provider type codes the platform tracks; tickers of other types are not fetched or stored. */
-export const TRACKED_TYPES: ReadonlySet<string> = new Set([
-  'CS',
-  'ETF',
-  'ETN',
-  'ADRC',
-  'PFD',
-  'WARRANT',
-  'UNIT',
-  'RIGHT',
-  'FUND',
-  'OS',
-]);
+export const TRACKED_TYPES: ReadonlySet<string> = new Set(TICKER_TYPES);

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { DailyBar, SymbolRecord, TickerType } from '../types';
+import { type DailyBar, type SymbolRecord, TICKER_TYPES, type TickerType } from '../types';
 import { resolveApiKey } from './api-key';
 import { ProviderConfigError } from './errors';
 import { type HttpClientOptions, ProviderHttpClient } from './http';
@@ -48,18 +48,7 @@ export interface MarketDataProvider {
   splits(query: SplitQuery): Promise<Split[]>;
 }
 
-const TRACKED_TYPES: ReadonlySet<string> = new Set<TickerType>([
-  'CS',
-  'ETF',
-  'ETN',
-  'ADRC',
-  'PFD',
-  'WARRANT',
-  'UNIT',
-  'RIGHT',
-  'FUND',
-  'OS',
-]);
+const TRACKED_TYPES: ReadonlySet<string> = new Set(TICKER_TYPES);
 
 // Session dates are America/New_York dates: a daily bar's t is midnight New York time.
 const NY_DATE = new Intl.DateTimeFormat('en-CA', {

@@ -5,21 +5,10 @@
  * theme must be inferred from issuer / name / underlying index; `etfThemeOf` exposes the intended
  * answer so tests can measure that inference.
  */
-import type { SymbolRecord } from '../types';
+import { ETF_THEMES, type EtfTheme, type SymbolRecord } from '../types';
 import { createRng, type Rng } from './prng';
 
-export const ETF_THEMES = [
-  'broad_market',
-  'sector',
-  'growth',
-  'value',
-  'dividend',
-  'international',
-  'commodities',
-  'technology',
-  'bonds',
-] as const;
-export type EtfTheme = (typeof ETF_THEMES)[number];
+export { ETF_THEMES, type EtfTheme };
 
 interface Industry {
   readonly sic: string;

@@ -8,6 +8,7 @@ import type { IsoDate } from '../calendar';
 import { addDays } from '../calendar';
 import { capTierOf, etfThemeOf, sectorOfSic, sectorUniverseName } from '../ipo/classify';
 import type { LiquidityFilter, UniverseCategory } from '../sql/universes';
+import { ETF_THEMES } from '../types';
 
 export interface SyncSymbol {
   readonly symbol: string;
@@ -244,17 +245,7 @@ export function buildTargets(
     if (!theme || !passesLiquidity(s, config.etfLiquidityFilter)) continue;
     themes.set(theme, [...(themes.get(theme) ?? []), s]);
   }
-  for (const theme of [
-    'broad_market',
-    'sector',
-    'growth',
-    'value',
-    'dividend',
-    'international',
-    'commodities',
-    'technology',
-    'bonds',
-  ]) {
+  for (const theme of ETF_THEMES) {
     out.push({
       category: 'etf',
       name: theme,
