@@ -1,0 +1,63 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../bin/paths';
+import { CONSUMERS } from '../../lib/topology';
+import { EOD_CHAIN, SCHEDULED_JOBS } from '../../lib/topology/jobs';
+
+// Every handler the CDK app deploys, bundled as NodejsFunction bundles it (esbuild, CommonJS, one
+// file), then loaded the way the Lambda runtime loads it: outside this ESM package, by require().
+// A dependency that only works as ESM, or top-level await, fails here instead of at deploy time.
+const ENTRIES = [
+  'lambdas/status/handler.ts',
+  'lambdas/migrate/handler.ts',
+  ...CONSUMERS.map((c) => c.entry),
+  ...EOD_CHAIN.map((j) => j.entry),
+  ...SCHEDULED_JOBS.map((j) => j.entry),
+];
+
+// What the CDK app sets; nothing connects at load time, so any reachable-looking values do.
+const LAMBDA_ENV = {
+  STAGE: 'dev',
+  DATABASE_URL: 'postgres://bundle@127.0.0.1:1/bundle',
+  REDIS_URL: 'redis://127.0.0.1:1',
+  DATA_BUCKET: 'bundle-test',
+  QUEUE_URLS: '{}',
+  MIGRATIONS_DIR: './sql',
+  MARKET_API_BASE_URL: 'http://127.0.0.1:1',
+  POLYGON_API_KEY: 'bundle-test',
+  QUEUE_URL_BACKFILL: 'http://127.0.0.1:1/q',
+  QUEUE_URL_EQUITY_PROCESSING: 'http://127.0.0.1:1/q',
+};
+
+describe('Lambda bundles', () => {
+  const outdir = mkdtempSync(join(tmpdir(), 'bundles-'));
+  afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+  it.each(ENTRIES)('%s bundles to CommonJS and exports handler', async (entry) => {
+    // Prepare
+    const outfile = join(outdir, entry.replace(/[/.]/g, '_'), 'index.js');
+    await build({
+      entryPoints: [join(REPO_ROOT, entry)],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      logLevel: 'silent',
+    });
+    const saved = { ...process.env };
+    Object.assign(process.env, LAMBDA_ENV);
+    try {
+      // Act
+      const module = createRequire(outfile)(outfile) as { handler?: unknown };
+      // Assess
+      expect(typeof module.handler).toBe('function');
+    } finally {
+      process.env = saved;
+    }
+  });
+});
