@@ -16,7 +16,7 @@ export async function run(args: string[]): Promise<number> {
       date: { type: 'string' },
       schema: { type: 'string', default: process.env.PG_SCHEMA },
       config: { type: 'string', default: process.env.QUALITY_CONFIG },
-      namespace: { type: 'string', default: process.env.EVENTS_NAMESPACE },
+      namespace: { type: 'string', default: process.env.EVENT_BUS_NAMESPACE },
     },
   });
   const url = process.env.DATABASE_URL;

@@ -21,7 +21,7 @@ const env = readConfig({
   /** Optional JSON override of the thresholds (partial; defaults fill the rest). */
   QUALITY_CONFIG: z.string().optional(),
   /** Stream key prefix of the event bus (stages sharing a Redis keep apart). */
-  EVENTS_NAMESPACE: z
+  EVENT_BUS_NAMESPACE: z
     .string()
     .regex(/^[a-z0-9_]+$/)
     .default(DEFAULT_NAMESPACE),
@@ -37,7 +37,7 @@ export async function handler(event: unknown): Promise<QualitySummary> {
   const bus = new EventBus({
     client: redis,
     service: 'data-quality-monitor',
-    namespace: env.EVENTS_NAMESPACE,
+    namespace: env.EVENT_BUS_NAMESPACE,
   });
   const summary = await runQualityCheck({ pool, bus, provider, config }, tradeDate);
   logger.info('quality check done', {

@@ -173,7 +173,9 @@ export function universesFor(
     'type' | 'marketCap' | 'sector' | 'name' | 'issuer' | 'underlyingIndex' | 'sicCode'
   >,
 ): UniverseRef[] {
-  if (record.type === 'CS' || record.type === 'ADRC') {
+  // Common stock only, as the universe sync rebuilds them (market-data.md: tiers are CS only); an
+  // ADR assigned here would be taken out again by the next sync.
+  if (record.type === 'CS') {
     const out: UniverseRef[] = [];
     const tier = capTierOf(record.marketCap);
     if (tier) out.push({ category: 'market_cap', name: tier });
