@@ -24,7 +24,8 @@ export class StageError extends Error {
 
 const LOCALSTACK_PORT = 4566;
 const LOCALSTACK_URL = `http://127.0.0.1:${LOCALSTACK_PORT}`;
-const VENV = join(REPO_ROOT, 'localstack', '.venv');
+// Beside the sources, not in localstack/: a virtualenv is thousands of third-party files.
+const VENV = join(REPO_ROOT, '.venv-localstack');
 const VENV_PYTHON = join(VENV, 'bin', 'python');
 const REQUIREMENTS = join(REPO_ROOT, 'localstack', 'requirements.txt');
 const SERVICES = 's3,sqs,events,scheduler,secretsmanager,ssm,cloudwatch,logs,sts,iam';
@@ -76,7 +77,7 @@ export function ensureLocalStackVenv(say: Say): void {
       'Python 3.11 is needed to run LocalStack on the host (localstack-core 4.13.1; 4.14+ needs 3.12) and `python3.11` was not found. Install it, or use Docker: LOCAL_STAGE_MODE=docker.',
     );
   }
-  say('installing LocalStack into localstack/.venv (first run only; a few minutes)...');
+  say('installing LocalStack into .venv-localstack (first run only; a few minutes)...');
   const run = (cmd: string, args: string[]) => {
     const result = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     if (result.status !== 0) {
