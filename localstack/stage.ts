@@ -95,11 +95,16 @@ function dockerEngineAvailable(): boolean {
   return spawnSync('docker', ['info'], { stdio: 'ignore' }).status === 0;
 }
 
-async function startLocalStack(say: Say): Promise<void> {
+/**
+ * Starts LocalStack if it is not answering (does not wait for it). Runs before anything else of
+ * `stage up`: the first-run install and `docker compose` are synchronous and would stall every
+ * connection and timer started alongside them.
+ */
+async function launchLocalStack(say: Say): Promise<'running' | 'host' | 'docker'> {
   const health = await localStackHealth();
   if (health) {
     say(`LocalStack ${health.version ?? ''} already answering on :${LOCALSTACK_PORT}`);
-    return;
+    return 'running';
   }
   if (await portOpen(LOCALSTACK_PORT)) {
     throw new StageError(
@@ -133,11 +138,16 @@ async function startLocalStack(say: Say): Promise<void> {
       FILESYSTEM_ROOT: join(STATE_DIR, 'localstack'),
     });
   }
+  return mode === 'docker' ? 'docker' : 'host';
+}
+
+async function waitForLocalStack(launched: 'running' | 'host' | 'docker'): Promise<void> {
+  if (launched === 'running') return;
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline) {
     if (await localStackHealth()) return;
     const pid = runningPid('localstack');
-    if (mode === 'host' && (pid === undefined || !isAlive(pid))) {
+    if (launched === 'host' && (pid === undefined || !isAlive(pid))) {
       throw new StageError(
         `LocalStack exited during start-up. Last lines of ${logFile('localstack')}:\n${tail(logFile('localstack'))}`,
       );
@@ -344,10 +354,11 @@ export interface StageUpResult {
 export async function stageUp(say: Say = console.log, options: StageOptions = {}): Promise<StageUpResult> {
   const started = performance.now();
   applyLocalDefaults();
+  const launched = await launchLocalStack(say);
   await Promise.all([
     ensurePostgres(say, options),
     ensureRedis(say),
-    startLocalStack(say),
+    waitForLocalStack(launched),
     startMarketApi(say),
   ]);
   const s3 = new S3Client({ forcePathStyle: true });
