@@ -5,6 +5,8 @@ import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
 import { type QuarantineSidecar, quarantineKey, sidecarKey } from '../lambdas/health/quarantine';
 import { parseExportName, rawKeyFor, sourceId } from '../lambdas/health/source';
+import { HEALTH_CONSUMERS } from '../lib/topology/health';
+import { deadLetterQueueName, localQueueUrl } from './resources';
 
 /** Terminal outcomes of an uploaded export on the stage. */
 export type ReplayOutcome = 'processed' | 'duplicate' | 'quarantined' | 'dead-lettered';
@@ -41,6 +43,21 @@ export interface ReplayDependencies {
   readonly deadLetterQueueUrl: string;
   readonly timeoutMs?: number;
   readonly say?: (line: string) => void;
+}
+
+/** The stage's bucket (DATA_BUCKET) and the health ETL's dead-letter queue, for `replay`. */
+export async function replayDependencies(clients: {
+  readonly s3: S3Client;
+  readonly sqs: SQSClient;
+  readonly pool: pg.Pool;
+}): Promise<ReplayDependencies> {
+  const etl = HEALTH_CONSUMERS[0];
+  if (!etl) throw new Error('no health ETL consumer in lib/topology/health.ts');
+  return {
+    ...clients,
+    bucket: process.env.DATA_BUCKET as string,
+    deadLetterQueueUrl: await localQueueUrl(clients.sqs, deadLetterQueueName(etl)),
+  };
 }
 
 /** Export files under the given files/directories, in the exporter's fetch-time order. */

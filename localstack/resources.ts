@@ -111,3 +111,31 @@ export async function bootstrapResources(
   );
   return queues;
 }
+
+/** Messages on a queue, visible and in flight (LocalStack's approximate counts are exact). */
+export async function queueDepth(sqs: SQSClient, url: string): Promise<number> {
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return (
+    Number(Attributes?.ApproximateNumberOfMessages) +
+    Number(Attributes?.ApproximateNumberOfMessagesNotVisible)
+  );
+}
+
+/** Every consumer's queue and dead-letter queue on this stage, by topology id (`<id>DeadLetter`). */
+export async function localQueueUrls(
+  sqs: SQSClient,
+  consumers: readonly ConsumerDefinition[] = CONSUMERS,
+): Promise<Record<string, string>> {
+  const entries = await Promise.all(
+    consumers.flatMap((c) => [
+      localQueueUrl(sqs, queueName(c)).then((url) => [c.id, url] as const),
+      localQueueUrl(sqs, deadLetterQueueName(c)).then((url) => [`${c.id}DeadLetter`, url] as const),
+    ]),
+  );
+  return Object.fromEntries(entries);
+}

@@ -2,9 +2,7 @@ import { parseArgs } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createPool } from '../../lambdas/platform/postgres';
-import { HEALTH_CONSUMERS } from '../../lib/topology/health';
-import { type ReplayReport, replay } from '../../localstack/replay';
-import { deadLetterQueueName, localQueueUrl } from '../../localstack/resources';
+import { type ReplayReport, replay, replayDependencies } from '../../localstack/replay';
 import { stageUp } from '../../localstack/stage';
 import { REPO_ROOT } from '../paths';
 
@@ -46,14 +44,8 @@ export async function run(args: string[]): Promise<number> {
   const sqs = new SQSClient({});
   const pool = createPool({ connectionString: process.env.DATABASE_URL as string, max: 2 });
   try {
-    const etl = HEALTH_CONSUMERS[0];
-    if (!etl) throw new Error('no health ETL consumer in lib/topology/health.ts');
     const report = await replay(positionals.length > 0 ? positionals : DEFAULT_REPLAY_PATHS, {
-      s3,
-      sqs,
-      pool,
-      bucket: process.env.DATA_BUCKET as string,
-      deadLetterQueueUrl: await localQueueUrl(sqs, deadLetterQueueName(etl)),
+      ...(await replayDependencies({ s3, sqs, pool })),
       timeoutMs: Number(values.timeout) * 1_000,
       say: (line) => console.log(line),
     });

@@ -3,8 +3,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createRedisClient } from '../../lambdas/platform/redis';
 import { checkPipeline } from '../../lambdas/status/checks';
-import { CONSUMERS } from '../../lib/topology';
-import { deadLetterQueueName, localQueueUrl, queueName } from '../../localstack/resources';
+import { localQueueUrls } from '../../localstack/resources';
 
 export const summary =
   'status: the pipeline health report (same checks as the status Lambda) for the local stage';
@@ -15,17 +14,8 @@ export async function run(_args: string[] = []): Promise<number> {
   const s3 = new S3Client({ forcePathStyle: true });
   const sqs = new SQSClient({});
   try {
-    const queues: Record<string, string> = {};
-    await Promise.all(
-      CONSUMERS.flatMap((c) => [
-        localQueueUrl(sqs, queueName(c)).then((url) => {
-          queues[c.id] = url;
-        }),
-        localQueueUrl(sqs, deadLetterQueueName(c)).then((url) => {
-          queues[`${c.id}DeadLetter`] = url;
-        }),
-      ]),
-    ).catch(() => undefined);
+    // Unreachable queues leave the map empty; the S3 and SQS checks then report the outage.
+    const queues = await localQueueUrls(sqs).catch(() => ({}));
     const report = await checkPipeline({
       stage: process.env.STAGE ?? 'local',
       pool: async () => pool,

@@ -8,11 +8,9 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
 import { createPool } from '../../lambdas/platform/postgres';
-import { HEALTH_CONSUMERS } from '../../lib/topology/health';
 import { applyLocalDefaults } from '../../localstack/env';
 import { stopBackground } from '../../localstack/processes';
-import { replay } from '../../localstack/replay';
-import { deadLetterQueueName, localQueueUrl } from '../../localstack/resources';
+import { replay, replayDependencies } from '../../localstack/replay';
 import { stageUp } from '../../localstack/stage';
 import { SAMPLES_DIR } from '../fixtures/health/generator';
 
@@ -40,15 +38,7 @@ export async function bench(): Promise<void> {
     const up = await stageUp(() => undefined);
     console.log(`bench stage up in ${up.seconds.toFixed(1)} s (fresh database, new runner)`);
     const pool = createPool({ connectionString: BENCH_ENV.DATABASE_URL, max: 2 });
-    const etl = HEALTH_CONSUMERS[0];
-    if (!etl) throw new Error('no health ETL consumer');
-    const deps = {
-      s3,
-      sqs,
-      pool,
-      bucket: process.env.DATA_BUCKET as string,
-      deadLetterQueueUrl: await localQueueUrl(sqs, deadLetterQueueName(etl)),
-    };
+    const deps = await replayDependencies({ s3, sqs, pool });
     try {
       for (const pass of ['cold (all decided)', 'warm (all duplicate)']) {
         const r = await replay([SAMPLES_DIR], deps);

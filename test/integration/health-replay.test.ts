@@ -4,10 +4,8 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_REPLAY_PATHS } from '../../bin/commands/replay';
 import { createPool } from '../../lambdas/platform/postgres';
-import { HEALTH_CONSUMERS } from '../../lib/topology/health';
 import { applyLocalDefaults } from '../../localstack/env';
-import { type ReplayReport, replay } from '../../localstack/replay';
-import { deadLetterQueueName, localQueueUrl } from '../../localstack/resources';
+import { type ReplayReport, replay, replayDependencies } from '../../localstack/replay';
 
 applyLocalDefaults();
 
@@ -44,15 +42,7 @@ describe('health ETL replay on the local stage (S3 -> SQS -> runner -> handler)'
   beforeAll(async () => {
     // Prepare: the test stage's record state starts empty, so the first replay decides everything.
     await pool.query('TRUNCATE health_records, health_ingests');
-    const etl = HEALTH_CONSUMERS[0];
-    if (!etl) throw new Error('no health ETL consumer');
-    const deps = {
-      s3,
-      sqs,
-      pool,
-      bucket,
-      deadLetterQueueUrl: await localQueueUrl(sqs, deadLetterQueueName(etl)),
-    };
+    const deps = await replayDependencies({ s3, sqs, pool });
     // Act: the same files twice.
     first = await replay(DEFAULT_REPLAY_PATHS, deps);
     second = await replay(DEFAULT_REPLAY_PATHS, deps);

@@ -4,7 +4,7 @@
  * (+ DLQ) for backfill jobs and the REAL backfill handler module behind the local event-source runner.
  */
 import { randomBytes } from 'node:crypto';
-import { DeleteQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
 import { outboxTransport } from '../../lambdas/ipo-scan/transport';
 import type { OutboxTransport } from '../../lambdas/market/ipo/outbox';
@@ -20,7 +20,7 @@ import {
 import { createRedisClient, type RedisClient } from '../../lambdas/platform/redis';
 import { applyLocalDefaults } from '../../localstack/env';
 import { type MarketApi, type MarketApiOptions, startMarketApi } from '../../localstack/market-api/server';
-import { ensureQueue, type LocalQueue } from '../../localstack/resources';
+import { queueDepth as depthOf, ensureQueue, type LocalQueue } from '../../localstack/resources';
 import { EventSourceRunner, type SqsHandler } from '../../localstack/runner';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '../support/db';
 
@@ -118,16 +118,7 @@ export async function startIpoStage(options: IpoStageOptions): Promise<IpoStage>
   const runners: EventSourceRunner[] = [];
 
   async function queueDepth(url: string = queue.url): Promise<number> {
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: url,
-        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-      }),
-    );
-    return (
-      Number(Attributes?.ApproximateNumberOfMessages) +
-      Number(Attributes?.ApproximateNumberOfMessagesNotVisible)
-    );
+    return depthOf(sqs, url);
   }
 
   return {

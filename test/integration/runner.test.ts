@@ -1,31 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import {
   DeleteQueueCommand,
-  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyLocalDefaults } from '../../localstack/env';
-import { ensureQueue, type LocalQueue } from '../../localstack/resources';
+import { ensureQueue, type LocalQueue, queueDepth } from '../../localstack/resources';
 import { EventSourceRunner } from '../../localstack/runner';
 import { deliveries, handler } from './fixtures/recording-handler';
 
 applyLocalDefaults();
-
-async function depth(sqs: SQSClient, url: string): Promise<number> {
-  const { Attributes } = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return (
-    Number(Attributes?.ApproximateNumberOfMessages) +
-    Number(Attributes?.ApproximateNumberOfMessagesNotVisible)
-  );
-}
 
 describe('local event-source runner on LocalStack SQS', () => {
   const sqs = new SQSClient({});
@@ -71,7 +57,7 @@ describe('local event-source runner on LocalStack SQS', () => {
     runner.start();
     for (let i = 0; i < 60; i++) {
       const poisonDeliveries = deliveries.filter((d) => d.body === 'fail-poison').length;
-      if (poisonDeliveries >= consumer.maxReceiveCount && (await depth(sqs, queue.url)) === 0) break;
+      if (poisonDeliveries >= consumer.maxReceiveCount && (await queueDepth(sqs, queue.url)) === 0) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     // One more visibility period, so a last redelivery (there must be none) would be seen.
@@ -94,7 +80,7 @@ describe('local event-source runner on LocalStack SQS', () => {
       }),
     );
     expect(Messages?.map((m) => m.Body)).toEqual(['fail-poison']);
-    expect(await depth(sqs, queue.url)).toBe(0);
+    expect(await queueDepth(sqs, queue.url)).toBe(0);
     // The accounting identity: every message sent is either deleted after success or dead-lettered.
     expect(runner.stats.deleted + (Messages?.length ?? 0)).toBe(bodies.length);
   });

@@ -4,9 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createRedisClient } from '../../lambdas/platform/redis';
 import { checkPipeline } from '../../lambdas/status/checks';
-import { CONSUMERS } from '../../lib/topology';
 import { applyLocalDefaults } from '../../localstack/env';
-import { deadLetterQueueName, localQueueUrl, queueName } from '../../localstack/resources';
+import { localQueueUrls } from '../../localstack/resources';
 
 applyLocalDefaults();
 
@@ -26,16 +25,6 @@ describe('pipeline status on the local stage', () => {
     sqs.destroy();
   });
 
-  async function queues(): Promise<Record<string, string>> {
-    const entries = await Promise.all(
-      CONSUMERS.flatMap((c) => [
-        localQueueUrl(sqs, queueName(c)).then((url) => [c.id, url] as const),
-        localQueueUrl(sqs, deadLetterQueueName(c)).then((url) => [`${c.id}DeadLetter`, url] as const),
-      ]),
-    );
-    return Object.fromEntries(entries);
-  }
-
   it('reports PostgreSQL, Redis, S3 and every queue healthy, and ElastiCache as not applicable', async () => {
     // Prepare
     const deps = {
@@ -48,7 +37,7 @@ describe('pipeline status on the local stage', () => {
       s3,
       bucket: process.env.DATA_BUCKET as string,
       sqs,
-      queues: await queues(),
+      queues: await localQueueUrls(sqs),
     };
 
     // Act
@@ -74,7 +63,7 @@ describe('pipeline status on the local stage', () => {
       s3,
       bucket: process.env.DATA_BUCKET as string,
       sqs,
-      queues: await queues(),
+      queues: await localQueueUrls(sqs),
       timeoutMs: 2_000,
     });
 

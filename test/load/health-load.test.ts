@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rawKeyFor, sourceId } from '../../lambdas/health/source';
+import { RECORD_TYPES } from '../../lambdas/health/types';
 import { createPool } from '../../lambdas/platform/postgres';
 import { HEALTH_CONSUMERS } from '../../lib/topology/health';
 import { applyLocalDefaults } from '../../localstack/env';
 import { memoryFile, runningPid } from '../../localstack/processes';
-import { deadLetterQueueName, localQueueUrl, queueName } from '../../localstack/resources';
+import { deadLetterQueueName, localQueueUrl, queueDepth, queueName } from '../../localstack/resources';
 import { generateVariant, type RecordTypeName } from '../fixtures/health/generator';
 
 applyLocalDefaults();
@@ -15,14 +16,7 @@ applyLocalDefaults();
 const FILES = 1_000;
 const REDELIVERIES = 3;
 const UPLOAD_CONCURRENCY = 50;
-const TYPES: RecordTypeName[] = [
-  'BloodGlucoseRecord',
-  'HeartRateRecord',
-  'HeartRateVariabilityRmssdRecord',
-  'SleepSessionRecord',
-  'StepsRecord',
-  'ActiveCaloriesBurnedRecord',
-];
+const TYPES: readonly RecordTypeName[] = RECORD_TYPES;
 
 /** Resident memory of a process, from /proc (the runner is a separate process, like a Lambda). */
 function rssMb(pid: number): number {
@@ -65,19 +59,6 @@ describe('health ETL under load on the local stage', () => {
     s3.destroy();
     sqs.destroy();
   });
-
-  async function depth(url: string): Promise<number> {
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: url,
-        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-      }),
-    );
-    return (
-      Number(Attributes?.ApproximateNumberOfMessages) +
-      Number(Attributes?.ApproximateNumberOfMessagesNotVisible)
-    );
-  }
 
   async function completed(ids: string[]): Promise<Map<string, string>> {
     const { rows } = await db.query<{ source_id: string; status: string }>(
@@ -150,7 +131,7 @@ describe('health ETL under load on the local stage', () => {
         }),
       );
     });
-    for (let i = 0; i < 1_200 && (await depth(queueUrl)) > 0; i++) {
+    for (let i = 0; i < 1_200 && (await queueDepth(sqs, queueUrl)) > 0; i++) {
       await new Promise((r) => setTimeout(r, 500));
       peakMb = Math.max(peakMb, rssMb(runner));
     }
@@ -186,8 +167,8 @@ describe('health ETL under load on the local stage', () => {
       }),
     );
     expect(done.size).toBe(FILES);
-    expect(await depth(queueUrl)).toBe(0);
-    expect(await depth(dlqUrl)).toBe(0);
+    expect(await queueDepth(sqs, queueUrl)).toBe(0);
+    expect(await queueDepth(sqs, dlqUrl)).toBe(0);
     expect(processed.length).toBeGreaterThan(0);
     for (const id of processed) expect(training.get(id)).toBe(1);
     for (const id of ids.filter((x) => done.get(x) !== 'processed')) expect(training.get(id)).toBeUndefined();

@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import { CHANNELS } from '../../platform/event-bus';
+import { withTransaction } from '../../platform/postgres';
 import { BACKFILL_QUEUE, backfillJob } from '../backfill/job';
 import type { IsoDate } from '../calendar';
 import type { ProviderTicker } from '../provider';
@@ -128,18 +129,7 @@ function symbolRow(r: SymbolRecord): Record<string, unknown> {
  * actually changed get messages, and dedupe keys make a repeat a no-op.
  */
 export async function applySymbolsDiff(pool: pg.Pool, input: ApplyInput): Promise<ApplyResult> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await applyInTransaction(client, input);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  return withTransaction(pool, (client) => applyInTransaction(client, input));
 }
 
 async function applyInTransaction(client: pg.PoolClient, input: ApplyInput): Promise<ApplyResult> {
