@@ -10,6 +10,7 @@ import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
 import { completeEod } from '../market/eod/complete';
 import { OutboxDeliveryError } from '../market/ipo/outbox';
 import { sqs } from '../platform/aws';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { parseEodStepEvent } from './event';
 
@@ -31,11 +32,16 @@ export interface EodCompleteResult {
 export async function handler(event: unknown): Promise<EodCompleteResult> {
   const { tradeDate } = parseEodStepEvent(event);
   const runtime = await jobRuntime(config, sqs, 'eod_pipeline');
-  const s = await completeEod(runtime, {
-    tradeDate,
-    threshold: config.EOD_COVERAGE_THRESHOLD,
-    lookbackDays: config.LIQUIDITY_LOOKBACK_DAYS,
-  });
+  const s = await retryUnit(
+    `eod complete ${tradeDate}`,
+    () =>
+      completeEod(runtime, {
+        tradeDate,
+        threshold: config.EOD_COVERAGE_THRESHOLD,
+        lookbackDays: config.LIQUIDITY_LOOKBACK_DAYS,
+      }),
+    (m, f) => logger.warn(m, f),
+  );
   if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
   const result: EodCompleteResult = {
     tradeDate,

@@ -10,6 +10,7 @@ import { runEodLoad } from '../market/eod/load';
 import { providerFromEnv } from '../market/provider';
 import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { parseEodStepEvent } from './event';
 
@@ -36,7 +37,11 @@ export interface EodLoadResult {
 export async function handler(event: unknown): Promise<EodLoadResult> {
   const { tradeDate } = parseEodStepEvent(event);
   const pool = await sharedPool(env);
-  const s = await runEodLoad({ pool, provider }, { tradeDate, threshold: env.EOD_COVERAGE_THRESHOLD });
+  const s = await retryUnit(
+    `eod load ${tradeDate}`,
+    () => runEodLoad({ pool, provider }, { tradeDate, threshold: env.EOD_COVERAGE_THRESHOLD }),
+    (m, f) => logger.warn(m, f),
+  );
   const result: EodLoadResult = {
     tradeDate,
     status: s.status,

@@ -12,6 +12,7 @@ import { type SourceIdentity, sourceId } from '../health/source';
 import { s3 } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { type ObjectRef, parseMessage } from './messages';
 import { identify, readObject, writeOutputs } from './outputs';
@@ -41,7 +42,13 @@ export interface FileOutcome {
 
 /** A failure to retry (or, after maxReceiveCount, dead-letter); carries no health values. */
 export class ExportFailedError extends Error {
-  constructor(key: string, disposition: string, cause: { name: string; message: string } | undefined) {
+  constructor(
+    key: string,
+    disposition: string,
+    cause: { name: string; message: string } | undefined,
+    /** A dependency dropped the connection: the handler retries the object at once. */
+    readonly retriable = false,
+  ) {
     super(`${key}: ${disposition}: ${cause?.name ?? 'Error'}: ${cause?.message ?? ''}`);
     this.name = 'ExportFailedError';
   }
@@ -103,7 +110,12 @@ async function processObject(input: {
     if (result.disposition === 'drop')
       return outcome(input.sourceId, source, 'dropped', result.recordType, 0, null);
     // retry or alarm: back to the queue; after maxReceiveCount the DLQ (and its alarm) has it.
-    throw new ExportFailedError(source.key, result.disposition ?? 'retry', result.error);
+    throw new ExportFailedError(
+      source.key,
+      result.disposition ?? 'retry',
+      result.error,
+      result.disposition === 'retry' && result.transient === true,
+    );
   }
   await writeOutputs(s3, source, result);
   if (result.status === 'processed') await store.completeIngest(result.sourceId);
@@ -162,7 +174,15 @@ async function handleRecord(record: SQSRecord): Promise<FileOutcome[]> {
     }
     const correlationId = ref.correlationId ?? record.messageId;
     logger.appendKeys({ correlationId });
-    outcomes.push(await once({ sourceId: sourceId(source), source, correlationId }));
+    // One object is an idempotent unit (the record store decides its outcome in one transaction):
+    // after a dropped connection it is retried here at once instead of after the visibility timeout.
+    outcomes.push(
+      await retryUnit(
+        `ingest ${source.key}`,
+        () => once({ sourceId: sourceId(source), source, correlationId }),
+        (m, f) => logger.warn(m, f),
+      ),
+    );
   }
   return outcomes;
 }

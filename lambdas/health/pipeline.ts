@@ -14,6 +14,7 @@
  *   drop). Nothing was stored (the unit of work rolled back).
  */
 import { randomUUID } from 'node:crypto';
+import { isTransientFault } from '../platform/faults';
 import { type AvroExport, type AvroInput, type DecodeLimits, openExport } from './decode';
 import { classifyError, type ErrorDisposition, HealthDataError } from './errors';
 import {
@@ -87,6 +88,8 @@ export interface ProcessExportResult {
   readonly quarantine?: QuarantinePlan;
   /** failed only. */
   readonly error?: { name: string; message: string };
+  /** A failure a prompt retry can fix (a dependency dropped the connection), not the data. */
+  readonly transient?: boolean;
   readonly disposition?: ErrorDisposition;
 }
 
@@ -355,6 +358,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
       insights: null,
       error: errorInfo(error),
       disposition,
+      transient: isTransientFault(error),
     };
   }
 }

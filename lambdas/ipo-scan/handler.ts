@@ -9,6 +9,7 @@ import { OutboxDeliveryError } from '../market/ipo/outbox';
 import { type IpoScanSummary, runIpoScan } from '../market/ipo/scan';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { defaultScanDate } from './handler-date';
 import { jobRuntime, readJobConfig } from './runtime';
@@ -36,15 +37,20 @@ export async function handler(event: unknown): Promise<IpoScanSummary> {
   const date = input?.date ?? defaultScanDate();
   const runtime = await jobRuntime(config, sqs, 'ipo_scan');
   try {
-    const summary = await runIpoScan(
-      { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
-      {
-        date,
-        maxNew: config.IPO_SCAN_MAX_NEW,
-        maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
-        detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
-        backfillDays: config.BACKFILL_DAYS,
-      },
+    const summary = await retryUnit(
+      `ipo scan ${date}`,
+      () =>
+        runIpoScan(
+          { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
+          {
+            date,
+            maxNew: config.IPO_SCAN_MAX_NEW,
+            maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
+            detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
+            backfillDays: config.BACKFILL_DAYS,
+          },
+        ),
+      (m, f) => logger.warn(m, f),
     );
     metrics.addMetric('IpoScanNewSymbols', 'Count', summary.processed);
     metrics.addMetric('IpoScanDetailFailures', 'Count', summary.failed);

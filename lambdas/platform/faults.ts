@@ -154,3 +154,25 @@ export async function retryTransient<T>(
     }
   }
 }
+
+/** Name and message of a fault for logs (no payloads, no connection strings). */
+export function faultSummary(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/**
+ * retryTransient for a named unit, logging each retry as a warning: what an operator reading the
+ * logs after an outage wants to see (which unit, which attempt, why).
+ */
+export function retryUnit<T>(
+  unit: string,
+  run: (attempt: number) => Promise<T>,
+  warn: (message: string, fields: Record<string, unknown>) => void,
+  options: Omit<RetryOptions, 'onRetry'> = {},
+): Promise<T> {
+  return retryTransient(run, {
+    ...options,
+    onRetry: (error, attempt, delayMs) =>
+      warn('transient fault; retrying the unit', { unit, attempt, delayMs, fault: faultSummary(error) }),
+  });
+}

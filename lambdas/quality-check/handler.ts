@@ -12,6 +12,7 @@ import { type QualitySummary, resolveQualityConfig, runQualityCheck } from '../m
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { DEFAULT_NAMESPACE, EventBus } from '../platform/event-bus';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { tradeDateOf } from './event';
 
@@ -39,7 +40,11 @@ export async function handler(event: unknown): Promise<QualitySummary> {
     service: 'data-quality-monitor',
     namespace: env.EVENT_BUS_NAMESPACE,
   });
-  const summary = await runQualityCheck({ pool, bus, provider, config }, tradeDate);
+  const summary = await retryUnit(
+    `quality check ${tradeDate}`,
+    () => runQualityCheck({ pool, bus, provider, config }, tradeDate),
+    (m, f) => logger.warn(m, f),
+  );
   logger.info('quality check done', {
     tradeDate,
     status: summary.status,

@@ -12,6 +12,7 @@ import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
 import { OutboxDeliveryError } from '../market/ipo/outbox';
 import { runUniverseSync, SYNC_SERVICE, type TaskTotals } from '../market/universe-sync/sync';
 import { sqs } from '../platform/aws';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 
 const config = readJobConfig({});
@@ -32,7 +33,11 @@ export interface UniverseSyncResult {
 export async function handler(event: unknown): Promise<UniverseSyncResult> {
   const { tradeDate, force } = parseEodStepEvent(event);
   const runtime = await jobRuntime(config, sqs, SYNC_SERVICE);
-  const s = await runUniverseSync(runtime, { tradeDate, force });
+  const s = await retryUnit(
+    `universe sync ${tradeDate}`,
+    () => runUniverseSync(runtime, { tradeDate, force }),
+    (m, f) => logger.warn(m, f),
+  );
   if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
   const result: UniverseSyncResult = {
     tradeDate,
