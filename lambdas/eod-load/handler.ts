@@ -36,7 +36,7 @@ export interface EodLoadResult {
 
 export async function handler(event: unknown): Promise<EodLoadResult> {
   const { tradeDate } = parseEodStepEvent(event);
-  const pool = await sharedPool(env);
+  const pool = await sharedPool(env, 'market');
   const s = await retryUnit(
     `eod load ${tradeDate}`,
     () => runEodLoad({ pool, provider }, { tradeDate, threshold: env.EOD_COVERAGE_THRESHOLD }),

@@ -40,7 +40,7 @@ const InputSchema = z
 
 export async function handler(event: unknown): Promise<DispatchSummary> {
   const input = InputSchema.parse(event ?? {});
-  const pool = await sharedPool(config);
+  const pool = await sharedPool(config, 'market');
   try {
     const summary = await dispatchEquityBatches(
       { pool, sender, log: (m, f) => logger.info(m, { ...f }) },

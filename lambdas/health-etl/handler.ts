@@ -83,7 +83,7 @@ async function processObject(input: {
 }): Promise<FileOutcome> {
   const { source, correlationId } = input;
   const started = performance.now();
-  store ??= new PostgresRecordStore(await sharedPool(config));
+  store ??= new PostgresRecordStore(await sharedPool(config, 'health'));
   let body: Readable;
   try {
     body = await readObject(s3, source);

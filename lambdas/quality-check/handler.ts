@@ -34,7 +34,7 @@ const provider = providerFromEnv();
 
 export async function handler(event: unknown): Promise<QualitySummary> {
   const tradeDate = tradeDateOf(event);
-  const [pool, redis] = await Promise.all([sharedPool(env), sharedRedis(env)]);
+  const [pool, redis] = await Promise.all([sharedPool(env, 'market'), sharedRedis(env)]);
   const bus = new EventBus({
     client: redis,
     service: 'data-quality-monitor',
