@@ -4,6 +4,7 @@ import { defaultScanDate } from '../../lambdas/ipo-scan/handler-date';
 import { outboxTransport } from '../../lambdas/ipo-scan/transport';
 import { runIpoScan } from '../../lambdas/market/ipo/scan';
 import { providerFromEnv } from '../../lambdas/market/provider';
+import { localComponentUrl } from '../../lambdas/platform/connections';
 import { DEFAULT_NAMESPACE, EventBus } from '../../lambdas/platform/event-bus';
 import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
@@ -29,7 +30,10 @@ export async function run(args: string[]): Promise<number> {
   const url = process.env.DATABASE_URL;
   const redisUrl = process.env.REDIS_URL;
   if (!url || !redisUrl) throw new Error('DATABASE_URL and REDIS_URL must be set');
-  const pool = createPool({ connectionString: url, schema: process.env.PG_SCHEMA });
+  const pool = createPool({
+    connectionString: localComponentUrl(url, 'market'),
+    schema: process.env.PG_SCHEMA,
+  });
   const redis = createRedisClient({ url: redisUrl });
   await redis.connect();
   const sqs = new SQSClient({});
