@@ -66,17 +66,37 @@ export class ThrowawayPostgres {
     this.dir = mkdtempSync(join(tmpdir(), 'tickstock-faults-pg-'));
   }
 
-  static async start(): Promise<ThrowawayPostgres> {
+  /**
+   * `hostAuth: 'scram-sha-256'` makes TCP logins prove their password (the superuser then connects
+   * through the Unix socket in the cluster's directory, see adminUrl).
+   */
+  static async start(options: { hostAuth?: 'trust' | 'scram-sha-256' } = {}): Promise<ThrowawayPostgres> {
     const server = new ThrowawayPostgres(await freePort());
     // initdb refuses to run as root: the cluster belongs to the postgres OS user then.
     if (server.asRoot) chownSync(server.dir, uid('postgres'), gid('postgres'));
-    server.run('initdb', ['-D', join(server.dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync']);
+    server.hostAuth = options.hostAuth ?? 'trust';
+    server.run('initdb', [
+      '-D',
+      join(server.dir, 'data'),
+      '--auth-local=trust',
+      `--auth-host=${server.hostAuth}`,
+      '-U',
+      'postgres',
+      '--no-sync',
+    ]);
     await server.up();
     return server;
   }
 
+  private hostAuth: 'trust' | 'scram-sha-256' = 'trust';
+
   url(database = 'postgres'): string {
     return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
+  }
+
+  /** The superuser over the Unix socket (trusted whatever the TCP authentication). */
+  adminUrl(database = 'postgres'): string {
+    return `postgres://postgres@/${database}?host=${encodeURIComponent(this.dir)}&port=${this.port}`;
   }
 
   private run(tool: string, args: string[]): void {
@@ -99,7 +119,7 @@ export class ThrowawayPostgres {
       'start',
     ]);
     return waitUntil(`throwaway PostgreSQL on ${this.port}`, async () => {
-      const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 1_000 });
+      const client = new pg.Client({ connectionString: this.adminUrl(), connectionTimeoutMillis: 1_000 });
       client.on('error', () => undefined);
       try {
         await client.connect();
