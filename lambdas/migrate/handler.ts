@@ -1,7 +1,12 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
 import { databaseEnv, readConfig } from '../platform/config';
-import { componentLoginRole, DATABASE_COMPONENTS, sharedPool } from '../platform/connections';
+import {
+  componentLoginRole,
+  DATABASE_COMPONENTS,
+  type DatabaseComponent,
+  sharedPool,
+} from '../platform/connections';
 import { setLoginPassword } from '../platform/database-roles';
 import { loadMigrations, type MigrationResult, migrate } from '../platform/migrations';
 import { logger } from '../platform/powertools';
@@ -39,7 +44,8 @@ export async function handler(): Promise<MigrateResult> {
     config.PG_SCHEMA ?? 'public',
   );
   const passwordsSet: string[] = [];
-  for (const [component, arn] of Object.entries(config.DB_LOGIN_SECRET_ARNS)) {
+  const logins = Object.entries(config.DB_LOGIN_SECRET_ARNS) as [DatabaseComponent, string][];
+  for (const [component, arn] of logins) {
     const { SecretString } = await secrets.send(new GetSecretValueCommand({ SecretId: arn }));
     const secret = z
       .object({ username: z.string(), password: z.string().min(16) })
