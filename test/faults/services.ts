@@ -161,10 +161,14 @@ export class ThrowawayRedis {
   private process: ChildProcess | undefined;
   readonly dir = mkdtempSync(join(tmpdir(), 'tickstock-faults-redis-'));
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly persistent: boolean,
+  ) {}
 
-  static async start(): Promise<ThrowawayRedis> {
-    const server = new ThrowawayRedis(await freePort());
+  /** `persistent: false` keeps nothing across a restart (as the machine's local Redis). */
+  static async start(options: { persistent?: boolean } = {}): Promise<ThrowawayRedis> {
+    const server = new ThrowawayRedis(await freePort(), options.persistent ?? true);
     await server.up();
     return server;
   }
@@ -184,7 +188,7 @@ export class ThrowawayRedis {
         '--dir',
         this.dir,
         '--appendonly',
-        'yes',
+        this.persistent ? 'yes' : 'no',
         '--appendfsync',
         'always',
         '--save',
