@@ -22,10 +22,10 @@ import type pg from 'pg';
 import { newCorrelationId, type ProcessExportResult, processExport } from '../../lambdas/health/pipeline';
 import { MemoryRecordStore, PostgresRecordStore, type RecordStore } from '../../lambdas/health/record-store';
 import { parseExportName, rawKeyFor } from '../../lambdas/health/source';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
-import { MIGRATIONS_DIR } from '../paths';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
 
 export const summary =
   'etl run <file|dir>... --out DIR [--memory] [--schema NAME] [--threshold 0.7]: health ETL on local exports (no AWS)';

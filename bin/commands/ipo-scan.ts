@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { defaultScanDate } from '../../lambdas/ipo-scan/handler-date';
-import { outboxTransport } from '../../lambdas/ipo-scan/transport';
 import { runIpoScan } from '../../lambdas/market/ipo/scan';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { DEFAULT_NAMESPACE, EventBus } from '../../lambdas/platform/event-bus';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
 import { createRedisClient } from '../../lambdas/platform/redis';

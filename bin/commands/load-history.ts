@@ -2,13 +2,13 @@ import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { type IsoDate, previousTradingDay, tradingDayOnOrAfter } from '../../lambdas/market/calendar';
 import { ProviderNotFoundError, providerFromEnv } from '../../lambdas/market/provider/index';
-import { createScenarioMarket, type ScenarioMarket } from '../../lambdas/market/scenarios/index';
-import { BarSink, loadSymbolsHistory, prepareScenarioSchema } from '../../lambdas/market/scenarios/load';
 import { getUniverseSymbols, type UniverseCategory } from '../../lambdas/market/sql/universes';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
-import { MIGRATIONS_DIR } from '../paths';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
+import { createScenarioMarket, type ScenarioMarket } from '../../localstack/scenarios/index';
+import { BarSink, loadSymbolsHistory, prepareScenarioSchema } from '../../localstack/scenarios/load';
 
 export const summary =
   'load-history --symbols A,B | --universe [CATEGORY:]NAME --years N [--scenario NAME --seed N --size N] [--end D] [--schema S]: daily bar history';

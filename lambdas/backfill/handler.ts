@@ -8,11 +8,11 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
 import { runBackfill } from '../market/backfill/backfill';
 import { BackfillJobSchema } from '../market/backfill/job';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { logger, metrics } from '../platform/powertools';
 
 const config = readJobConfig({

@@ -7,11 +7,11 @@
  */
 import { z } from 'zod';
 import { runEodLoad } from '../market/eod/load';
+import { parseEodStepEvent } from '../market/eod/step-event';
 import { providerFromEnv } from '../market/provider';
 import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
-import { parseEodStepEvent } from './event';
 
 const env = readConfig({
   ...databaseEnv,

@@ -13,7 +13,7 @@ import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
 import { queueUrl } from '../platform/queues';
-import { sqsBatchSender } from './sqs-sender';
+import { sqsBatchSender } from '../platform/sqs-batch-sender';
 
 const config = readConfig({
   ...databaseEnv,

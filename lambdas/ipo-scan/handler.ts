@@ -5,13 +5,13 @@
  * the next run relays them) or when the provider's list looks truncated.
  */
 import { z } from 'zod';
-import { OutboxDeliveryError } from '../market/ipo/outbox';
 import { type IpoScanSummary, runIpoScan } from '../market/ipo/scan';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { jobRuntime, readJobConfig } from '../platform/job-runtime';
+import { OutboxDeliveryError } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
 import { defaultScanDate } from './handler-date';
-import { jobRuntime, readJobConfig } from './runtime';
 
 const config = readJobConfig({
   IPO_SCAN_MAX_NEW: z.coerce.number().int().min(1).default(500),

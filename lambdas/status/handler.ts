@@ -4,7 +4,7 @@ import { s3, sqs } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { logger } from '../platform/powertools';
-import { checkPipeline, type StatusReport } from './checks';
+import { checkPipeline, type StatusReport } from '../platform/status-checks';
 
 const config = readConfig({
   ...databaseEnv,

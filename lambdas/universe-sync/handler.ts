@@ -7,11 +7,11 @@
  * retry, a no-op sync, relays them).
  */
 
-import { parseEodStepEvent } from '../eod-load/event';
-import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
-import { OutboxDeliveryError } from '../market/ipo/outbox';
+import { parseEodStepEvent } from '../market/eod/step-event';
 import { runUniverseSync, SYNC_SERVICE, type TaskTotals } from '../market/universe-sync/sync';
 import { sqs } from '../platform/aws';
+import { jobRuntime, readJobConfig } from '../platform/job-runtime';
+import { OutboxDeliveryError } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
 
 const config = readJobConfig({});

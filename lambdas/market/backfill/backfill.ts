@@ -6,9 +6,9 @@
  */
 import type pg from 'pg';
 import { CHANNELS } from '../../platform/event-bus';
+import { enqueueOutbox, OutboxDeliveryError, type OutboxTransport, relayOutbox } from '../../platform/outbox';
 import { withTransaction } from '../../platform/postgres';
 import { isTradingDay, tradingDays } from '../calendar';
-import { enqueueOutbox, OutboxDeliveryError, type OutboxTransport, relayOutbox } from '../ipo/outbox';
 import {
   ProviderAuthError,
   ProviderConfigError,

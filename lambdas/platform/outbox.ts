@@ -4,8 +4,8 @@
  * dedupe key. Pure domain code: delivery goes through an `OutboxTransport` the handler supplies.
  */
 import type pg from 'pg';
-import type { Channel } from '../../platform/event-bus';
-import type { Queryable } from '../sql/db';
+import type { Queryable } from '../market/sql/db';
+import type { Channel } from './event-bus';
 
 export type Destination = { readonly channel: Channel } | { readonly queue: string };
 
@@ -27,7 +27,7 @@ export interface PendingMessage {
   readonly destination: Destination;
 }
 
-/** Delivery of one outbox row; implemented with EventBus + SQS by the handlers (lambdas/ipo-scan/transport). */
+/** Delivery of one outbox row; implemented with EventBus + SQS by the handlers (lambdas/platform/outbox-transport). */
 export interface OutboxTransport {
   publish(channel: Channel, message: PendingMessage): Promise<void>;
   /**

@@ -6,12 +6,12 @@
  * the outbox; the retry relays it without re-enqueuing).
  */
 import { z } from 'zod';
-import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
 import { completeEod } from '../market/eod/complete';
-import { OutboxDeliveryError } from '../market/ipo/outbox';
+import { parseEodStepEvent } from '../market/eod/step-event';
 import { sqs } from '../platform/aws';
+import { jobRuntime, readJobConfig } from '../platform/job-runtime';
+import { OutboxDeliveryError } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
-import { parseEodStepEvent } from './event';
 
 const config = readJobConfig({
   EOD_COVERAGE_THRESHOLD: z.coerce.number().gt(0).max(1).default(0.95),

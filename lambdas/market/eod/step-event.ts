@@ -1,7 +1,7 @@
 /** The EOD chain's step input: `{ "tradeDate": "YYYY-MM-DD" }` (optional; other keys tolerated). */
 import { z } from 'zod';
-import { defaultScanDate } from '../ipo-scan/handler-date';
-import { type IsoDate, toDayNumber } from '../market/calendar';
+import { defaultScanDate } from '../../ipo-scan/handler-date';
+import { type IsoDate, toDayNumber } from '../calendar';
 
 export const EodStepEventSchema = z
   .object({
