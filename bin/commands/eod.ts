@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { defaultScanDate } from '../../lambdas/ipo-scan/handler-date';
-import { isTradingDay } from '../../lambdas/market/calendar';
+import { isTradingDay, latestSession } from '../../lambdas/market/calendar';
 import { type EodChainDeps, runEodChain } from '../../lambdas/market/eod/chain';
 import { notTradingReason } from '../../lambdas/market/eod/load';
 import { providerFromEnv } from '../../lambdas/market/provider';
@@ -32,7 +31,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`usage: ${summary}`);
     return 2;
   }
-  const tradeDate = values.date ?? defaultScanDate();
+  const tradeDate = values.date ?? latestSession();
   if (!/^\d{4}-\d{2}-\d{2}$/.test(tradeDate)) {
     console.error(`--date must be YYYY-MM-DD, got ${tradeDate}`);
     return 2;

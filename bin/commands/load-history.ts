@@ -1,6 +1,11 @@
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
-import { type IsoDate, previousTradingDay, tradingDayOnOrAfter } from '../../lambdas/market/calendar';
+import {
+  type IsoDate,
+  previousTradingDay,
+  todayInNewYork,
+  tradingDayOnOrAfter,
+} from '../../lambdas/market/calendar';
 import { ProviderNotFoundError, providerFromEnv } from '../../lambdas/market/provider/index';
 import { getUniverseSymbols, type UniverseCategory } from '../../lambdas/market/sql/universes';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
@@ -32,11 +37,6 @@ function yearsBefore(date: IsoDate, years: number): IsoDate {
   const target = new Date(Date.UTC(y - years, m - 1, d));
   if (target.getUTCMonth() !== m - 1) target.setUTCDate(0);
   return target.toISOString().slice(0, 10);
-}
-
-/** Today's date in New York (session dates are New York dates). */
-function todayInNewYork(): IsoDate {
-  return new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York' }).format(new Date());
 }
 
 async function universeSymbols(

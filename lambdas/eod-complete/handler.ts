@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { completeEod } from '../market/eod/complete';
-import { parseEodStepEvent } from '../market/eod/step-event';
+import { parseStepEvent } from '../market/eod/step-event';
 import { sqs } from '../platform/aws';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { OutboxDeliveryError } from '../platform/outbox';
@@ -29,7 +29,7 @@ export interface EodCompleteResult {
 }
 
 export async function handler(event: unknown): Promise<EodCompleteResult> {
-  const { tradeDate } = parseEodStepEvent(event);
+  const { tradeDate } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, 'eod_pipeline');
   const s = await completeEod(runtime, {
     tradeDate,

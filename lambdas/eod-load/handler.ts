@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { runEodLoad } from '../market/eod/load';
-import { parseEodStepEvent } from '../market/eod/step-event';
+import { parseStepEvent } from '../market/eod/step-event';
 import { providerFromEnv } from '../market/provider';
 import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
@@ -34,7 +34,7 @@ export interface EodLoadResult {
 }
 
 export async function handler(event: unknown): Promise<EodLoadResult> {
-  const { tradeDate } = parseEodStepEvent(event);
+  const { tradeDate } = parseStepEvent(event);
   const pool = await sharedPool(env);
   const s = await runEodLoad({ pool, provider }, { tradeDate, threshold: env.EOD_COVERAGE_THRESHOLD });
   const result: EodLoadResult = {

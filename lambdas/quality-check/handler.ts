@@ -7,13 +7,13 @@
  * QualityPublishError when Redis did not confirm every message, pg errors as they come.
  */
 import { z } from 'zod';
+import { parseStepEvent } from '../market/eod/step-event';
 import { providerFromEnv } from '../market/provider';
 import { type QualitySummary, resolveQualityConfig, runQualityCheck } from '../market/quality';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { DEFAULT_NAMESPACE, EventBus } from '../platform/event-bus';
 import { logger, metrics } from '../platform/powertools';
-import { tradeDateOf } from './event';
 
 const env = readConfig({
   ...databaseEnv,
@@ -32,7 +32,7 @@ const config = resolveQualityConfig(env.QUALITY_CONFIG ? JSON.parse(env.QUALITY_
 const provider = providerFromEnv();
 
 export async function handler(event: unknown): Promise<QualitySummary> {
-  const tradeDate = tradeDateOf(event);
+  const { tradeDate } = parseStepEvent(event, { defaultSession: 'previous' });
   const [pool, redis] = await Promise.all([sharedPool(env), sharedRedis(env)]);
   const bus = new EventBus({
     client: redis,

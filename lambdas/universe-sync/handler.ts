@@ -7,7 +7,7 @@
  * retry, a no-op sync, relays them).
  */
 
-import { parseEodStepEvent } from '../market/eod/step-event';
+import { parseStepEvent } from '../market/eod/step-event';
 import { runUniverseSync, SYNC_SERVICE, type TaskTotals } from '../market/universe-sync/sync';
 import { sqs } from '../platform/aws';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
@@ -30,7 +30,7 @@ export interface UniverseSyncResult {
 }
 
 export async function handler(event: unknown): Promise<UniverseSyncResult> {
-  const { tradeDate, force } = parseEodStepEvent(event);
+  const { tradeDate, force } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, SYNC_SERVICE);
   const s = await runUniverseSync(runtime, { tradeDate, force });
   if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
