@@ -10,7 +10,7 @@ import { completeEod } from '../market/eod/complete';
 import { parseStepEvent } from '../market/eod/step-event';
 import { sqs } from '../platform/aws';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
-import { OutboxDeliveryError } from '../platform/outbox';
+import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
 
 const config = readJobConfig({
@@ -36,7 +36,7 @@ export async function handler(event: unknown): Promise<EodCompleteResult> {
     threshold: config.EOD_COVERAGE_THRESHOLD,
     lookbackDays: config.LIQUIDITY_LOOKBACK_DAYS,
   });
-  if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
+  assertDelivered(s.relay);
   const result: EodCompleteResult = {
     tradeDate,
     status: s.status,

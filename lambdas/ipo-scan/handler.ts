@@ -10,7 +10,7 @@ import { type IpoScanSummary, runIpoScan } from '../market/ipo/scan';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
-import { OutboxDeliveryError } from '../platform/outbox';
+import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
 
 const config = readJobConfig({
@@ -38,9 +38,7 @@ export async function handler(event: unknown): Promise<IpoScanSummary> {
     metrics.addMetric('IpoScanNewSymbols', 'Count', summary.processed);
     metrics.addMetric('IpoScanDetailFailures', 'Count', summary.failed);
     metrics.addMetric('IpoScanArchived', 'Count', summary.archived);
-    if (summary.relay.failed > 0) {
-      throw new OutboxDeliveryError(summary.relay.failed, summary.relay.errors[0] ?? 'unknown');
-    }
+    assertDelivered(summary.relay);
     return summary;
   } finally {
     metrics.publishStoredMetrics();

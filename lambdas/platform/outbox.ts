@@ -208,6 +208,14 @@ export async function relayOutbox(
   return { delivered, recovered, failed, errors };
 }
 
+/**
+ * Throws OutboxDeliveryError when a relay left messages undelivered: they stay in the outbox, and
+ * the retry (or the next run) relays them, so the job must fail rather than report success.
+ */
+export function assertDelivered(relay: Pick<RelayResult, 'failed' | 'errors'>): void {
+  if (relay.failed > 0) throw new OutboxDeliveryError(relay.failed, relay.errors[0] ?? 'unknown');
+}
+
 /** Rows not yet delivered (operator status, tests). */
 export async function pendingOutboxCount(db: Queryable): Promise<number> {
   const { rows } = await db.query<{ n: number }>(

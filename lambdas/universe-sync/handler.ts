@@ -11,7 +11,7 @@ import { parseStepEvent } from '../market/eod/step-event';
 import { runUniverseSync, SYNC_SERVICE, type TaskTotals } from '../market/universe-sync/sync';
 import { sqs } from '../platform/aws';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
-import { OutboxDeliveryError } from '../platform/outbox';
+import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
 
 const config = readJobConfig({});
@@ -33,7 +33,7 @@ export async function handler(event: unknown): Promise<UniverseSyncResult> {
   const { tradeDate, force } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, SYNC_SERVICE);
   const s = await runUniverseSync(runtime, { tradeDate, force });
-  if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
+  assertDelivered(s.relay);
   const result: UniverseSyncResult = {
     tradeDate,
     status: s.status,

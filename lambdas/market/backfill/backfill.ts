@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { CHANNELS } from '../../platform/event-bus';
-import { enqueueOutbox, OutboxDeliveryError, type OutboxTransport, relayOutbox } from '../../platform/outbox';
+import { assertDelivered, enqueueOutbox, type OutboxTransport, relayOutbox } from '../../platform/outbox';
 import { withTransaction } from '../../platform/postgres';
 import { isTradingDay, tradingDays } from '../calendar';
 import {
@@ -218,6 +218,6 @@ export async function runBackfill(
   deps.log?.('backfill done', { ...outcome });
   // The bars and messages are committed; failing the job makes SQS redeliver it, and the repeat
   // (idempotent) relays what Redis or SQS did not take this time.
-  if (relay.failed > 0) throw new OutboxDeliveryError(relay.failed, relay.errors[0] ?? 'unknown');
+  assertDelivered(relay);
   return outcome;
 }
