@@ -12,6 +12,7 @@ import { sqs } from '../platform/aws';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readJobConfig({
   EOD_COVERAGE_THRESHOLD: z.coerce.number().gt(0).max(1).default(0.95),
@@ -28,7 +29,7 @@ export interface EodCompleteResult {
   readonly signalPublished: boolean;
 }
 
-export async function handler(event: unknown): Promise<EodCompleteResult> {
+async function run(event: unknown): Promise<EodCompleteResult> {
   const { tradeDate } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, 'eod_pipeline');
   const s = await completeEod(runtime, {
@@ -48,6 +49,7 @@ export async function handler(event: unknown): Promise<EodCompleteResult> {
   };
   logger.info('eod complete', { ...result, seconds: s.seconds });
   metrics.addMetric(s.status === 'INCOMPLETE' ? 'EodIncomplete' : 'EodComplete', 'Count', 1);
-  metrics.publishStoredMetrics();
   return result;
 }
+
+export const handler = withTelemetry('eod-complete', run);

@@ -13,6 +13,7 @@ import { s3 } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 import { type ObjectRef, parseMessage } from './messages';
 import { identify, readObject, writeOutputs } from './outputs';
 
@@ -172,18 +173,13 @@ async function handleRecord(record: SQSRecord): Promise<FileOutcome[]> {
  * only they return to the queue. Idempotency on the object identity answers redeliveries from Redis;
  * the record store decides duplicates of content that was already seen.
  */
-export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  logger.addContext(context);
+async function run(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   idempotency.registerLambdaContext(context);
-  try {
-    // In arrival order: of several near-identical syncs, the first uploaded is the one processed.
-    return await processPartialResponse(event, handleRecord, processor, {
-      context,
-      processInParallel: false,
-    });
-  } finally {
-    // A batch of S3 test events records nothing; publishing nothing would only log a warning.
-    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-    logger.resetKeys();
-  }
+  // In arrival order: of several near-identical syncs, the first uploaded is the one processed.
+  return await processPartialResponse(event, handleRecord, processor, {
+    context,
+    processInParallel: false,
+  });
 }
+
+export const handler = withTelemetry('health-etl', run);

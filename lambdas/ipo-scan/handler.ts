@@ -12,6 +12,7 @@ import { sqs } from '../platform/aws';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readJobConfig({
   IPO_SCAN_MAX_NEW: z.coerce.number().int().min(1).default(500),
@@ -21,26 +22,24 @@ const config = readJobConfig({
 });
 const provider = providerFromEnv();
 
-export async function handler(event: unknown): Promise<IpoScanSummary> {
+async function run(event: unknown): Promise<IpoScanSummary> {
   const { tradeDate: date } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, 'ipo_scan');
-  try {
-    const summary = await runIpoScan(
-      { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
-      {
-        date,
-        maxNew: config.IPO_SCAN_MAX_NEW,
-        maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
-        detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
-        backfillDays: config.BACKFILL_DAYS,
-      },
-    );
-    metrics.addMetric('IpoScanNewSymbols', 'Count', summary.processed);
-    metrics.addMetric('IpoScanDetailFailures', 'Count', summary.failed);
-    metrics.addMetric('IpoScanArchived', 'Count', summary.archived);
-    assertDelivered(summary.relay);
-    return summary;
-  } finally {
-    metrics.publishStoredMetrics();
-  }
+  const summary = await runIpoScan(
+    { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
+    {
+      date,
+      maxNew: config.IPO_SCAN_MAX_NEW,
+      maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
+      detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
+      backfillDays: config.BACKFILL_DAYS,
+    },
+  );
+  metrics.addMetric('IpoScanNewSymbols', 'Count', summary.processed);
+  metrics.addMetric('IpoScanDetailFailures', 'Count', summary.failed);
+  metrics.addMetric('IpoScanArchived', 'Count', summary.archived);
+  assertDelivered(summary.relay);
+  return summary;
 }
+
+export const handler = withTelemetry('ipo-scan', run);

@@ -14,6 +14,7 @@ import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { DEFAULT_NAMESPACE, EventBus } from '../platform/event-bus';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const env = readConfig({
   ...databaseEnv,
@@ -31,7 +32,7 @@ const config = resolveQualityConfig(env.QUALITY_CONFIG ? JSON.parse(env.QUALITY_
 // fails here, at cold start, when they are malformed.
 const provider = providerFromEnv();
 
-export async function handler(event: unknown): Promise<QualitySummary> {
+async function run(event: unknown): Promise<QualitySummary> {
   const { tradeDate } = parseStepEvent(event, { defaultSession: 'previous' });
   const [pool, redis] = await Promise.all([sharedPool(env), sharedRedis(env)]);
   const bus = new EventBus({
@@ -53,7 +54,8 @@ export async function handler(event: unknown): Promise<QualitySummary> {
     metrics.addMetric('QualityAlerts', 'Count', summary.totalAlerts);
     metrics.addMetric('QualityScore', 'None', summary.qualityScore);
     metrics.addMetric('QualityCheckSeconds', 'Seconds', summary.seconds);
-    metrics.publishStoredMetrics();
   }
   return summary;
 }
+
+export const handler = withTelemetry('quality-check', run);

@@ -13,6 +13,7 @@ import { sqs } from '../platform/aws';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readJobConfig({});
 
@@ -29,7 +30,7 @@ export interface UniverseSyncResult {
   readonly messagesEnqueued: number;
 }
 
-export async function handler(event: unknown): Promise<UniverseSyncResult> {
+async function run(event: unknown): Promise<UniverseSyncResult> {
   const { tradeDate, force } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, SYNC_SERVICE);
   const s = await runUniverseSync(runtime, { tradeDate, force });
@@ -49,6 +50,7 @@ export async function handler(event: unknown): Promise<UniverseSyncResult> {
   logger.info('universe sync done', { ...result, seconds: s.seconds });
   metrics.addMetric('UniverseChanges', 'Count', s.totalChanges);
   metrics.addMetric('UniverseSyncSeconds', 'Seconds', s.seconds);
-  metrics.publishStoredMetrics();
   return result;
 }
+
+export const handler = withTelemetry('universe-sync', run);
