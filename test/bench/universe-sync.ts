@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { completeEod } from '../../lambdas/market/eod/complete';
-import { upsertBars } from '../../lambdas/market/eod/load';
+import { upsertBars } from '../../lambdas/market/sql/bars';
 import { runUniverseSync, SYNC_SERVICE } from '../../lambdas/market/universe-sync/sync';
 import { EventBus } from '../../lambdas/platform/event-bus';
 import { outboxTransport } from '../../lambdas/platform/outbox-transport';

@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays } from '../../lambdas/market/calendar';
 import { type EodChainDeps, type EodChainResult, runEodChain } from '../../lambdas/market/eod/chain';
-import { upsertBars } from '../../lambdas/market/eod/load';
 import { EOD_SIGNAL_CHANNEL, eodSignalOfEnvelope } from '../../lambdas/market/eod/signal';
 import { etfThemeOf } from '../../lambdas/market/ipo/classify';
+import { upsertBars } from '../../lambdas/market/sql/bars';
 import {
   CHANNELS,
   type Channel,
