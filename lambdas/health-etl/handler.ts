@@ -6,7 +6,8 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { classifyError } from '../health/errors';
-import { type ProcessExportResult, processExport } from '../health/pipeline';
+import { ingestExport } from '../health/ingest';
+import type { ProcessExportResult } from '../health/pipeline';
 import { PostgresRecordStore } from '../health/record-store';
 import { type SourceIdentity, sourceId } from '../health/source';
 import { s3 } from '../platform/aws';
@@ -15,7 +16,7 @@ import { sharedPool, sharedRedis } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
 import { withTelemetry } from '../platform/telemetry';
 import { type ObjectRef, parseMessage } from './messages';
-import { identify, readObject, writeOutputs } from './outputs';
+import { identify, readObject, s3OutputSink } from './outputs';
 
 const config = readConfig({
   ...databaseEnv,
@@ -49,6 +50,7 @@ export class ExportFailedError extends Error {
 }
 
 const processor = new BatchProcessor(EventType.SQS);
+const sink = s3OutputSink(s3);
 const idempotency = new IdempotencyConfig({
   eventKeyJmesPath: 'sourceId',
   expiresAfterSeconds: config.IDEMPOTENCY_TTL_SECONDS,
@@ -88,14 +90,17 @@ async function processObject(input: {
   }
   let result: ProcessExportResult;
   try {
-    result = await processExport({
-      stream: body,
-      source,
-      store,
-      now: new Date(),
-      correlationId,
-      config: { threshold: config.QUALITY_THRESHOLD },
-    });
+    result = await ingestExport(
+      {
+        stream: body,
+        source,
+        store,
+        now: new Date(),
+        correlationId,
+        config: { threshold: config.QUALITY_THRESHOLD },
+      },
+      sink,
+    );
   } finally {
     // An object already ingested is answered without reading it: release its connection.
     body.destroy();
@@ -104,10 +109,8 @@ async function processObject(input: {
     if (result.disposition === 'drop')
       return outcome(input.sourceId, source, 'dropped', result.recordType, 0, null);
     // retry or alarm: back to the queue; after maxReceiveCount the DLQ (and its alarm) has it.
-    throw new ExportFailedError(source.key, result.disposition ?? 'retry', result.error);
+    throw new ExportFailedError(source.key, result.disposition, result.error);
   }
-  await writeOutputs(s3, source, result);
-  if (result.status === 'processed') await store.completeIngest(result.sourceId);
 
   const file = metrics.singleMetric();
   file.addDimensions({ outcome: result.status, recordType: result.recordType ?? 'unknown' });
