@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { previousTradingDay } from '../../lambdas/market/calendar';
+import { previousTradingDay, todayInNewYork } from '../../lambdas/market/calendar';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { resolveQualityConfig, runQualityCheck } from '../../lambdas/market/quality';
 import { localComponentUrl } from '../../lambdas/platform/connections';
@@ -24,8 +24,7 @@ export async function run(args: string[]): Promise<number> {
   if (!url) throw new Error('DATABASE_URL is not set');
   const redisUrl = process.env.REDIS_URL;
   if (!redisUrl) throw new Error('REDIS_URL is not set');
-  const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York' }).format(new Date());
-  const tradeDate = values.date ?? previousTradingDay(today);
+  const tradeDate = values.date ?? previousTradingDay(todayInNewYork());
   const config = resolveQualityConfig(values.config ? JSON.parse(values.config) : {});
   const pool = createPool({
     connectionString: localComponentUrl(url, 'market'),

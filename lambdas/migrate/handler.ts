@@ -10,6 +10,7 @@ import {
 import { setLoginPassword } from '../platform/database-roles';
 import { loadMigrations, type MigrationResult, migrate } from '../platform/migrations';
 import { logger } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readConfig({
   ...databaseEnv,
@@ -36,7 +37,7 @@ export interface MigrateResult extends MigrationResult {
  * verifier is sent), so a rotated or new secret takes effect on the next deploy. Throwing fails the
  * deployment, which is what a broken migration or an unusable secret should do.
  */
-export async function handler(): Promise<MigrateResult> {
+async function run(): Promise<MigrateResult> {
   const pool = await sharedPool(config);
   const result = await migrate(
     pool,
@@ -66,3 +67,5 @@ export async function handler(): Promise<MigrateResult> {
   });
   return { ...result, passwordsSet };
 }
+
+export const handler = withTelemetry('migrate', run);

@@ -7,10 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MIGRATIONS_DIR } from '../../bin/paths';
 import { setLoginPassword } from '../../lambdas/platform/database-roles';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
+import { MIGRATIONS_DIR } from '../../lib/paths';
 import { ThrowawayPostgres } from './services';
 
 let server: ThrowawayPostgres;

@@ -25,8 +25,6 @@ import { DeleteQueueCommand, SetQueueAttributesCommand, SQSClient } from '@aws-s
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_REPLAY_PATHS } from '../../bin/commands/replay';
-import { MIGRATIONS_DIR } from '../../bin/paths';
-import { outboxTransport } from '../../lambdas/ipo-scan/transport';
 import { addDays } from '../../lambdas/market/calendar';
 import {
   type EodChainDeps,
@@ -34,15 +32,16 @@ import {
   type EodStep,
   runEodChain,
 } from '../../lambdas/market/eod/chain';
-import { upsertBars } from '../../lambdas/market/eod/load';
 import { PolygonProvider } from '../../lambdas/market/provider';
-import { upsertSymbols } from '../../lambdas/market/scenarios/load';
+import { upsertBars } from '../../lambdas/market/sql/bars';
 import { AWS_MAX_ATTEMPTS } from '../../lambdas/platform/aws';
 import { componentDatabaseUrl } from '../../lambdas/platform/connections';
 import { CHANNELS, EventBus, streamKey } from '../../lambdas/platform/event-bus';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createRedisClient, type RedisClient } from '../../lambdas/platform/redis';
+import { MIGRATIONS_DIR } from '../../lib/paths';
 import { CONSUMERS } from '../../lib/topology';
 import { HEALTH_CONSUMERS } from '../../lib/topology/health';
 import { applyLocalDefaults } from '../../localstack/env';
@@ -55,6 +54,7 @@ import {
   queueDepth,
   queueName,
 } from '../../localstack/resources';
+import { upsertSymbols } from '../../localstack/scenarios/load';
 import { freePort, RunnerProcess, TcpProxy, ThrowawayPostgres, ThrowawayRedis, waitUntil } from './services';
 
 // ---------------------------------------------------------------------------------------------

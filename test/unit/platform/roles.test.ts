@@ -7,9 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MIGRATIONS_DIR } from '../../../bin/paths';
 import { componentDatabaseUrl, DATABASE_COMPONENTS } from '../../../lambdas/platform/connections';
 import { createPool } from '../../../lambdas/platform/postgres';
+import { MIGRATIONS_DIR } from '../../../lib/paths';
 import { createTestSchema, type TestSchema } from '../../support/db';
 
 let db: TestSchema;
