@@ -1,6 +1,10 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type pg from 'pg';
+
+export { componentLoginRole, DATABASE_COMPONENTS, type DatabaseComponent } from './database-components';
+
 import { ConfigError, type DatabaseEnv, type RedisEnv } from './config';
+import { componentLoginRole, type DatabaseComponent } from './database-components';
 import { createPool } from './postgres';
 import { createRedisClient, type RedisClient } from './redis';
 
@@ -34,15 +38,6 @@ export async function redisUrl(env: RedisEnv): Promise<string> {
   const token = await secretString(env.REDIS_AUTH_SECRET_ARN);
   // rediss: ElastiCache is created with in-transit encryption required.
   return `rediss://:${encodeURIComponent(token)}@${env.REDIS_HOST}:${env.REDIS_PORT}`;
-}
-
-/** The components with a database role of their own (schemas/sql/0090_roles.sql). */
-export const DATABASE_COMPONENTS = ['app', 'market', 'health', 'trading', 'router'] as const;
-export type DatabaseComponent = (typeof DATABASE_COMPONENTS)[number];
-
-/** The login role of a component: a member of its group role `tickstock_<component>` only. */
-export function componentLoginRole(component: DatabaseComponent): string {
-  return `tickstock_${component}_login`;
 }
 
 /**

@@ -2,6 +2,7 @@ import { ArnFormat, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -12,6 +13,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as triggers from 'aws-cdk-lib/triggers';
 import type { Construct } from 'constructs';
+import type { DatabaseComponent } from '../../lambdas/platform/database-components';
 import { queueUrlVariable } from '../../lambdas/platform/queues';
 import type { StageConfig } from '../config';
 import { EodChain } from '../constructs/eod-chain';
@@ -19,6 +21,7 @@ import { PipelineFunction } from '../constructs/pipeline-function';
 import { QueueConsumer } from '../constructs/queue-consumer';
 import { acknowledge, invokeVersionsFinding } from '../nag';
 import { CONSUMERS, type ConsumerDefinition } from '../topology';
+import { HEALTH_CONSUMERS } from '../topology/health';
 import { EOD_CHAIN, type JobDefinition, SCHEDULED_JOBS } from '../topology/jobs';
 import type { DataStack } from './data-stack';
 
@@ -74,7 +77,8 @@ export class ComputeStack extends Stack {
       POWERTOOLS_METRICS_NAMESPACE: 'Tickstock',
       LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG',
       DATA_BUCKET: data.bucket.bucketName,
-      DB_SECRET_ARN: data.databaseSecret.secretArn,
+      // DB_SECRET_ARN is per function: its component's login (useDatabaseLogin), the admin's only
+      // for the migrate function.
       DB_HOST: data.proxy.endpoint,
       DB_NAME: config.database.databaseName,
       REDIS_HOST: data.redis.attrPrimaryEndPointAddress,
@@ -104,7 +108,7 @@ export class ComputeStack extends Stack {
           POWERTOOLS_SERVICE_NAME: definition.id,
         },
       });
-      this.grantDataAccess(consumer.function, data);
+      this.useDatabaseLogin(consumer.function, data, consumerDatabaseRole(definition.id));
       if (definition.needsInternet) this.grantSecretRead(consumer.function, data, data.marketDataApiKey);
       if (definition.s3Prefix) {
         // The bucket lives in the data stack; a notification added from here is managed by CDK's
@@ -149,7 +153,7 @@ export class ComputeStack extends Stack {
       },
     });
     const status = this.statusFunction.function;
-    this.grantDataAccess(status, data);
+    this.useDatabaseLogin(status, data, 'app');
     // HeadBucket needs only ListBucket on the bucket itself: no object access.
     status.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [data.bucket.bucketArn] }),
@@ -184,10 +188,23 @@ export class ComputeStack extends Stack {
       memorySize: 256,
       vpcSubnets: data.isolatedSubnets,
       reservedConcurrentExecutions: 1,
-      environment: { ...environment, POWERTOOLS_SERVICE_NAME: 'migrate', MIGRATIONS_DIR: './sql' },
+      environment: {
+        ...environment,
+        DB_SECRET_ARN: data.databaseSecret.secretArn,
+        POWERTOOLS_SERVICE_NAME: 'migrate',
+        MIGRATIONS_DIR: './sql',
+      },
       assetDirs: [{ from: 'schemas/sql', to: 'sql' }],
     });
+    // The owner: the admin secret, and every login secret, whose passwords it applies to the roles.
     this.grantDataAccess(this.migrationFunction.function, data);
+    this.grantSecretRead(this.migrationFunction.function, data, ...Object.values(data.databaseLogins));
+    this.migrationFunction.function.addEnvironment(
+      'DB_LOGIN_SECRET_ARNS',
+      this.toJsonString(
+        Object.fromEntries(Object.entries(data.databaseLogins).map(([c, s]) => [c, s.secretArn])),
+      ),
+    );
     new triggers.Trigger(this, 'MigrateOnDeploy', {
       handler: this.migrationFunction.function,
       executeAfter: [data.database, data.proxy],
@@ -217,7 +234,7 @@ export class ComputeStack extends Stack {
           POWERTOOLS_SERVICE_NAME: job.id,
         },
       }).function;
-      this.grantDataAccess(fn, data);
+      this.useDatabaseLogin(fn, data, 'market');
       if (job.needsInternet) this.grantSecretRead(fn, data, data.marketDataApiKey);
       for (const id of job.sendsTo ?? []) this.grantSend(fn, this.consumerQueue(id));
       return fn;
@@ -355,6 +372,16 @@ export class ComputeStack extends Stack {
   }
 
   /**
+   * A function that connects as its component's database role: its DB_SECRET_ARN is that role's
+   * login secret and it may read no other database secret (least privilege in PostgreSQL and IAM).
+   */
+  private useDatabaseLogin(fn: lambda.Function, data: DataStack, component: DatabaseComponent): void {
+    const login = data.databaseLogins[component];
+    fn.addEnvironment('DB_SECRET_ARN', login.secretArn);
+    this.grantSecretRead(fn, data, login, data.redisAuthSecret);
+  }
+
+  /**
    * Read access to secrets encrypted with the data key, granted on the function's role only:
    * `Secret.grantRead` would also write the role into the data stack's key policy, making the data
    * stack depend on this one.
@@ -374,4 +401,9 @@ export class ComputeStack extends Stack {
       }),
     );
   }
+}
+
+/** The database role a consumer connects as: the health ETL's, or the market jobs'. */
+function consumerDatabaseRole(id: string): DatabaseComponent {
+  return HEALTH_CONSUMERS.some((c) => c.id === id) ? 'health' : 'market';
 }

@@ -8,6 +8,11 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import {
+  componentLoginRole,
+  DATABASE_COMPONENTS,
+  type DatabaseComponent,
+} from '../../lambdas/platform/database-components';
 import type { StageConfig } from '../config';
 import { acknowledge } from '../nag';
 
@@ -29,6 +34,12 @@ export class DataStack extends Stack {
   readonly database: rds.DatabaseInstance;
   readonly proxy: rds.DatabaseProxy;
   readonly databaseSecret: secretsmanager.ISecret;
+  /**
+   * One login secret per component (`tickstock_<component>_login`, schemas/sql/0090_roles.sql): each
+   * function reads only its own, and the proxy reaches PostgreSQL as that role. The migrate function
+   * sets each role's password from its secret on every deploy.
+   */
+  readonly databaseLogins: Record<DatabaseComponent, secretsmanager.ISecret>;
   readonly redis: elasticache.CfnReplicationGroup;
   readonly redisAuthSecret: secretsmanager.Secret;
   /** The market-data provider's API key: created empty-valued, set by an operator (README). */
@@ -235,8 +246,25 @@ export class DataStack extends Stack {
       automaticallyAfter: Duration.days(30),
       vpcSubnets: this.isolatedSubnets,
     });
+    const logins = {} as Record<DatabaseComponent, secretsmanager.ISecret>;
+    for (const component of DATABASE_COMPONENTS) {
+      const login = new rds.DatabaseSecret(this, `DatabaseLogin-${component}`, {
+        username: componentLoginRole(component),
+        encryptionKey: this.key,
+      });
+      logins[component] = login.attach(this.database);
+      acknowledge(login, {
+        'AwsSolutions-SMG4':
+          'component login; the migrate function applies the secret to the role on each deploy (rotation of these secrets: follow-up, see README)',
+        'HIPAA.Security-SecretsManagerUsingKMSKey': 'encrypted with the data key',
+        'HIPAA.Security-SecretsManagerRotationEnabled':
+          'component login; the migrate function applies the secret to the role on each deploy',
+      });
+    }
+    this.databaseLogins = logins;
     this.proxy = this.database.addProxy('Proxy', {
-      secrets: [this.databaseSecret],
+      // The admin (migrations) and each component's own login.
+      secrets: [this.databaseSecret, ...Object.values(logins)],
       vpc: this.vpc,
       vpcSubnets: this.isolatedSubnets,
       securityGroups: [proxySecurityGroup],
