@@ -407,11 +407,12 @@ export class TradingEngine {
 
   // --- broker reports -----------------------------------------------------------------------
 
-  onBrokerReport(report: BrokerReport, at: string): Promise<void> {
+  /** Applies a broker report; 'ignored' when it does not fit the order (recorded, alerted when suspicious). */
+  onBrokerReport(report: BrokerReport, at: string): Promise<'applied' | 'ignored'> {
     return this.run(at, () => this.decideReport(report));
   }
 
-  private ignore(report: BrokerReport, reason: string, alert: boolean): void {
+  private ignore(report: BrokerReport, reason: string, alert: boolean): 'ignored' {
     this.emit({ type: 'BrokerReportIgnored', at: this.at, report, reason });
     if (alert)
       this.emit({
@@ -421,9 +422,10 @@ export class TradingEngine {
         source: 'broker',
         message: reason,
       });
+    return 'ignored';
   }
 
-  private decideReport(r: BrokerReport): void {
+  private decideReport(r: BrokerReport): 'applied' | 'ignored' {
     const o = this.state.orders[r.clientOrderId];
     if (!o) return this.ignore(r, `broker report for unknown order ${r.clientOrderId}`, true);
     const at = this.at;
@@ -435,7 +437,7 @@ export class TradingEngine {
         )
           this.emit({ type: 'OrderAccepted', at, clientOrderId: o.clientOrderId });
         else this.ignore(r, `order ${o.clientOrderId} already acknowledged (${o.status})`, false);
-        return;
+        return 'applied';
       case 'fill':
         if (!isOpen(o)) return this.ignore(r, `fill for ${o.clientOrderId}, which is ${o.status}`, true);
         if (!(r.qty > 0) || r.qty > remaining(o) || !(r.price > 0))
@@ -445,16 +447,16 @@ export class TradingEngine {
             true,
           );
         this.emit({ type: 'OrderFilled', at, clientOrderId: o.clientOrderId, qty: r.qty, price: r.price });
-        return;
+        return 'applied';
       case 'canceled':
         if (!isOpen(o)) return this.ignore(r, `order ${o.clientOrderId} is already ${o.status}`, false);
         this.emit({ type: 'OrderCanceled', at, clientOrderId: o.clientOrderId });
-        return;
+        return 'applied';
       case 'cancel_rejected':
         if (o.status !== 'pending_cancel')
           return this.ignore(r, `cancel of ${o.clientOrderId} refused; order is ${o.status}`, false);
         this.emit({ type: 'CancelRejected', at, clientOrderId: o.clientOrderId, reason: r.reason });
-        return;
+        return 'applied';
       case 'replaced':
         if (o.status !== 'pending_replace' || !this.state.orders[r.newClientOrderId])
           return this.ignore(r, `replace report for ${o.clientOrderId}, which is ${o.status}`, true);
@@ -464,12 +466,12 @@ export class TradingEngine {
           clientOrderId: o.clientOrderId,
           newClientOrderId: r.newClientOrderId,
         });
-        return;
+        return 'applied';
       case 'replace_rejected':
         if (o.status !== 'pending_replace')
           return this.ignore(r, `replace of ${o.clientOrderId} refused; order is ${o.status}`, false);
         this.emit({ type: 'ReplaceRejected', at, clientOrderId: o.clientOrderId, reason: r.reason });
-        return;
+        return 'applied';
       case 'rejected':
         if (o.status !== 'pending_new' && o.status !== 'new')
           return this.ignore(r, `reject for ${o.clientOrderId}, which is ${o.status}`, true);
@@ -481,12 +483,13 @@ export class TradingEngine {
           source: 'broker',
           message: `broker rejected ${o.clientOrderId}: ${r.reason}`,
         });
-        return;
+        return 'applied';
       case 'expired':
         if (!isOpen(o)) return this.ignore(r, `order ${o.clientOrderId} is already ${o.status}`, false);
         this.emit({ type: 'OrderExpired', at, clientOrderId: o.clientOrderId });
-        return;
+        return 'applied';
     }
+    return this.ignore(r, 'unknown report kind', true);
   }
 
   // --- market -------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ export class SimulatedBroker implements BrokerPort {
       o.open = false;
       return this.deliver({ kind: 'canceled', clientOrderId: o.id });
     }
-    if (!o || !o.open)
+    if (!o?.open)
       return this.deliver({
         kind: 'replace_rejected',
         clientOrderId: command.clientOrderId,
@@ -156,7 +156,7 @@ export class SimulatedBroker implements BrokerPort {
   /** A scenario `fill`: the broker fills what is open of the order (resolved through replacements). */
   async fill(id: string, qty: number, price: number): Promise<boolean> {
     const o = this.resolve(id);
-    if (!o || !o.open) return false;
+    if (!o?.open) return false;
     const q = Math.min(qty, o.qty - o.filled);
     o.filled += q;
     if (o.filled >= o.qty) o.open = false;
