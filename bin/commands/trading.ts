@@ -35,8 +35,9 @@ async function trading(): Promise<{ pool: pg.Pool; store: PostgresEventStore }> 
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('DATABASE_URL is not set');
   await ensureDatabase(url);
-  const pool = createPool({ connectionString: url, max: 2 });
-  await migrate(pool, await loadMigrations(MIGRATIONS_DIR), process.env.PG_SCHEMA ?? 'public');
+  const schema = process.env.PG_SCHEMA ?? 'public';
+  const pool = createPool({ connectionString: url, max: 2, schema: schema === 'public' ? undefined : schema });
+  await migrate(pool, await loadMigrations(MIGRATIONS_DIR), schema);
   return { pool, store: new PostgresEventStore(pool) };
 }
 

@@ -89,7 +89,7 @@ export type SubmitEntry = z.infer<typeof submitSchema>;
 const topSchema = z.strictObject({
   start: z.string().regex(ISO, 'must be an ISO 8601 time with a zone (e.g. 2026-03-02T15:00:00Z)'),
   account: z.strictObject({
-    cash: z.number().nonnegative(),
+    cash: z.number(),
     positions: z.record(z.string(), z.strictObject({ qty: z.number().int(), avgPrice: positive })).optional(),
   }),
   limits: limitsSchema.optional(),
