@@ -17,12 +17,23 @@ export interface ReplayResult extends Projections {
   brokerCommands: number;
 }
 
+export interface ReplayRun {
+  readonly result: ReplayResult;
+  /** Engine restarts done (timeline `restart` entries and, with restartEveryStep, one per command). */
+  readonly restarts: number;
+}
+
 export interface ReplayOptions {
   readonly store: EventStore;
   readonly stream: string;
   /** Called after every engine command with the engine (the restart property test uses it). */
   readonly afterStep?: (engine: TradingEngine) => Promise<void>;
   readonly onAlert?: (alert: Alert) => void;
+  /**
+   * Restart the engine (rebuild from the store) after every command, checking each rebuild against
+   * the running state and the stored projections: the restart property test.
+   */
+  readonly restartEveryStep?: boolean;
 }
 
 export class RestartMismatchError extends Error {
@@ -48,9 +59,14 @@ function request(s: SubmitEntry) {
 }
 
 export async function runScenario(scenario: Scenario, options: ReplayOptions): Promise<ReplayResult> {
+  return (await replayScenario(scenario, options)).result;
+}
+
+export async function replayScenario(scenario: Scenario, options: ReplayOptions): Promise<ReplayRun> {
   const { store, stream } = options;
   const clock = new SimClock(scenario.start);
   const onAlert = options.onAlert ?? (() => undefined);
+  let restarts = 0;
   let engine = await TradingEngine.open(store, stream, {
     init: {
       cash: scenario.account.cash,
@@ -66,6 +82,12 @@ export async function runScenario(scenario: Scenario, options: ReplayOptions): P
     broker.expire(expired);
     await dispatchOutbox(store, stream, broker);
     if (options.afterStep) await options.afterStep(engine);
+    if (options.restartEveryStep) {
+      const before = engine.projections();
+      engine = await TradingEngine.open(store, stream, { onAlert });
+      await assertSameState(before, engine, store, stream);
+      restarts += 1;
+    }
   };
   const broker: SimulatedBroker = new SimulatedBroker(scenario.broker, clock, async (report) => {
     await engine.onBrokerReport(report, iso(clock.now));
@@ -128,6 +150,7 @@ export async function runScenario(scenario: Scenario, options: ReplayOptions): P
         const before = engine.projections();
         engine = await TradingEngine.open(store, stream, { onAlert });
         await assertSameState(before, engine, store, stream);
+        restarts += 1;
         return;
       }
       case 'reset':
@@ -149,7 +172,7 @@ export async function runScenario(scenario: Scenario, options: ReplayOptions): P
 
   const counts = await store.counts(stream);
   const p = engine.projections();
-  return {
+  const result: ReplayResult = {
     orders: p.orders,
     positions: p.positions,
     account: p.account,
@@ -158,6 +181,7 @@ export async function runScenario(scenario: Scenario, options: ReplayOptions): P
     events: counts.events,
     brokerCommands: counts.brokerCommands,
   };
+  return { result, restarts };
 }
 
 /** A rebuilt engine must hold what the running one held, and the stored projections must agree. */
