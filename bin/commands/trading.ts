@@ -36,7 +36,11 @@ async function trading(): Promise<{ pool: pg.Pool; store: PostgresEventStore }> 
   if (!url) throw new Error('DATABASE_URL is not set');
   await ensureDatabase(url);
   const schema = process.env.PG_SCHEMA ?? 'public';
-  const pool = createPool({ connectionString: url, max: 2, schema: schema === 'public' ? undefined : schema });
+  const pool = createPool({
+    connectionString: url,
+    max: 2,
+    schema: schema === 'public' ? undefined : schema,
+  });
   await migrate(pool, await loadMigrations(MIGRATIONS_DIR), schema);
   return { pool, store: new PostgresEventStore(pool) };
 }

@@ -36,7 +36,11 @@ describe('restarting the engine after every command rebuilds identical projectio
   it.each(CASES)('%s: restarted after every command = uninterrupted run', async (id) => {
     const scenario = parseScenario(JSON.parse(readFileSync(`${DIR}/${id}.json`, 'utf8')));
     const straight = await replayScenario(scenario, { store, stream: `straight-${id}` });
-    const restarted = await replayScenario(scenario, { store, stream: `restarted-${id}`, restartEveryStep: true });
+    const restarted = await replayScenario(scenario, {
+      store,
+      stream: `restarted-${id}`,
+      restartEveryStep: true,
+    });
     expect(restarted.restarts).toBeGreaterThan(straight.restarts);
     expect(restarted.result).toEqual(straight.result);
     const again = await replayScenario(scenario, { store, stream: `again-${id}` });

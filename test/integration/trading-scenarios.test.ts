@@ -41,7 +41,12 @@ async function replay(id: string): Promise<Run> {
   return { result, alerts, events: await store.load(stream), stream };
 }
 
-const filled = (filledQty: number, avgFillPrice: number) => ({ status: 'filled', filledQty, avgFillPrice, denial: null });
+const filled = (filledQty: number, avgFillPrice: number) => ({
+  status: 'filled',
+  filledQty,
+  avgFillPrice,
+  denial: null,
+});
 const denied = (code: string) => ({ status: 'denied', filledQty: 0, avgFillPrice: null, denial: { code } });
 
 describe('4.1 order flow (TC-IF)', () => {
@@ -50,7 +55,13 @@ describe('4.1 order flow (TC-IF)', () => {
     expect(r.orders.B1).toEqual(filled(50, 190));
     expect(r.orders.B2).toEqual(filled(20, 404)); // the resting limit filled when the price crossed it
     expect(r.positions).toEqual({ AAPL: { qty: 50, avgPrice: 190 }, MSFT: { qty: 20, avgPrice: 404 } });
-    expect(r.account).toEqual({ cash: 82420, equity: 100100, realizedPnl: 0, unrealizedPnl: 100, dailyPnl: 100 });
+    expect(r.account).toEqual({
+      cash: 82420,
+      equity: 100100,
+      realizedPnl: 0,
+      unrealizedPnl: 100,
+      dailyPnl: 100,
+    });
     expect(r.brokerCommands).toBe(2);
     expect(r.events).toBe(10);
   });
@@ -90,9 +101,13 @@ describe('4.1 order flow (TC-IF)', () => {
     expect(r.orders.B1).toEqual({ status: 'canceled', filledQty: 30, avgFillPrice: 100, denial: null });
     expect(r.orders.B2).toEqual(filled(100, 99.9));
     expect(r.orders.B3?.status).toBe('canceled');
-    const refused = events.filter((e) => e.type === 'CommandRefused').map((e) => (e as { clientOrderId: string }).clientOrderId);
+    const refused = events
+      .filter((e) => e.type === 'CommandRefused')
+      .map((e) => (e as { clientOrderId: string }).clientOrderId);
     expect(refused).toEqual(['B2', 'NOPE']);
-    expect(events.some((e) => e.type === 'BrokerReportIgnored' && e.report.kind === 'cancel_rejected')).toBe(true);
+    expect(events.some((e) => e.type === 'BrokerReportIgnored' && e.report.kind === 'cancel_rejected')).toBe(
+      true,
+    );
     expect(r.positions.XYZ?.qty).toBe(130);
   });
 
@@ -104,7 +119,10 @@ describe('4.1 order flow (TC-IF)', () => {
     expect(r.orders.B2?.status).toBe('replaced');
     expect(r.orders['B2.r1']?.status).toBe('new');
     const refusals = events.filter((e) => e.type === 'CommandRefused');
-    expect(refusals.map((e) => (e as { code: string }).code)).toEqual(['MAX_ORDER_NOTIONAL', 'INVALID_ORDER']);
+    expect(refusals.map((e) => (e as { code: string }).code)).toEqual([
+      'MAX_ORDER_NOTIONAL',
+      'INVALID_ORDER',
+    ]);
   });
 
   it('TC-IF-007: a portfolio is checked order by order against the state including the earlier ones', async () => {
@@ -172,7 +190,13 @@ describe('4.1 order flow (TC-IF)', () => {
   it('TC-IF-014: positions flip and close with realised P&L against the average price', async () => {
     const { result: r } = await replay('TC-IF-014');
     expect(r.positions.XYZ).toEqual({ qty: 0, avgPrice: 0 });
-    expect(r.account).toEqual({ cash: 101250, equity: 101250, realizedPnl: 1250, unrealizedPnl: 0, dailyPnl: 1250 });
+    expect(r.account).toEqual({
+      cash: 101250,
+      equity: 101250,
+      realizedPnl: 1250,
+      unrealizedPnl: 0,
+      dailyPnl: 1250,
+    });
   });
 
   it('TC-IF-015: limits changed while orders work apply to the next order and trip the position breaker', async () => {
@@ -216,7 +240,9 @@ describe('4.1 order flow (TC-IF)', () => {
       { kind: 'cancel', delivered: true },
     ]);
     expect(r.orders.B1).toEqual({ status: 'canceled', filledQty: 40, avgFillPrice: 100, denial: null });
-    await expect(db.pool.query('DELETE FROM trading_events WHERE stream = $1', [stream])).rejects.toThrow(/append-only/);
+    await expect(db.pool.query('DELETE FROM trading_events WHERE stream = $1', [stream])).rejects.toThrow(
+      /append-only/,
+    );
   });
 
   it('TC-IF-017: restarts after fills, after a breaker trip and after a reset rebuild the same state', async () => {
@@ -226,7 +252,13 @@ describe('4.1 order flow (TC-IF)', () => {
     expect(r.orders.B3).toMatchObject(denied('REDUCE_ONLY'));
     expect(r.orders.B4?.status).toBe('new');
     expect(r.breakers).toEqual([
-      { at: '2026-03-02T15:00:06.000Z', breaker: 'daily_loss', actions: ['cancel:B2', 'state:account:reducing', 'alert:warning'], resetAt: '2026-03-02T15:00:10.000Z', resetBy: 'ops@desk' },
+      {
+        at: '2026-03-02T15:00:06.000Z',
+        breaker: 'daily_loss',
+        actions: ['cancel:B2', 'state:account:reducing', 'alert:warning'],
+        resetAt: '2026-03-02T15:00:10.000Z',
+        resetBy: 'ops@desk',
+      },
     ]);
   });
 });
@@ -263,7 +295,13 @@ describe('4.2 circuit breakers (TC-CB)', () => {
     expect(r.orders.B4).toMatchObject(denied('SYMBOL_HALTED'));
     expect(r.orders.B5).toEqual(filled(10, 106));
     expect(r.breakers).toEqual([
-      { at: '2026-03-02T15:00:40.000Z', breaker: 'volatility:AAPL', actions: ['cancel:B1', 'state:AAPL:halted', 'alert:warning'], resetAt: '2026-03-02T15:05:40.000Z', resetBy: 'auto:pause-elapsed' },
+      {
+        at: '2026-03-02T15:00:40.000Z',
+        breaker: 'volatility:AAPL',
+        actions: ['cancel:B1', 'state:AAPL:halted', 'alert:warning'],
+        resetAt: '2026-03-02T15:05:40.000Z',
+        resetBy: 'auto:pause-elapsed',
+      },
     ]);
   });
 
@@ -273,7 +311,12 @@ describe('4.2 circuit breakers (TC-CB)', () => {
     expect(r.orders.B2).toMatchObject(denied('REDUCE_ONLY'));
     expect(r.orders.S1).toEqual(filled(50, 140));
     expect(r.orders.B3?.status).toBe('new');
-    expect(r.tradingState.map((s) => `${s.scope}:${s.state}`)).toEqual(['AMD:reducing', 'NVDA:reducing', 'AMD:active', 'NVDA:active']);
+    expect(r.tradingState.map((s) => `${s.scope}:${s.state}`)).toEqual([
+      'AMD:reducing',
+      'NVDA:reducing',
+      'AMD:active',
+      'NVDA:active',
+    ]);
   });
 
   it('TC-CB-005: a position beyond its limit sets the symbol reducing until it is back within', async () => {
@@ -281,17 +324,28 @@ describe('4.2 circuit breakers (TC-CB)', () => {
     expect(r.orders.B1).toMatchObject(denied('REDUCE_ONLY'));
     expect(r.orders.S1).toEqual(filled(150, 100));
     expect(r.orders.B2).toMatchObject(denied('MAX_POSITION'));
-    expect(r.breakers[0]).toMatchObject({ breaker: 'position_size:AAPL', resetBy: 'auto:position-within-limit' });
+    expect(r.breakers[0]).toMatchObject({
+      breaker: 'position_size:AAPL',
+      resetBy: 'auto:position-within-limit',
+    });
   });
 
   it('TC-CB-006: a custom metric breaker halts; its reset is refused while the metric still breaches', async () => {
     const { result: r, events } = await replay('TC-CB-006');
-    expect(['B1', 'B2', 'B3'].map((id) => r.orders[id]?.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(['B1', 'B2', 'B3'].map((id) => r.orders[id]?.status)).toEqual([
+      'rejected',
+      'rejected',
+      'rejected',
+    ]);
     expect(r.orders.B4).toMatchObject(denied('TRADING_HALTED'));
     expect(r.orders.B5).toEqual(filled(1, 100));
     const refused = events.filter((e) => e.type === 'BreakerResetRefused');
     expect(refused).toHaveLength(1);
-    expect(r.breakers[0]).toMatchObject({ breaker: 'custom:reject-storm', resetBy: 'ops', resetAt: '2026-03-02T15:00:07.000Z' });
+    expect(r.breakers[0]).toMatchObject({
+      breaker: 'custom:reject-storm',
+      resetBy: 'ops',
+      resetAt: '2026-03-02T15:00:07.000Z',
+    });
   });
 
   it('TC-CB-007: on a trip the broker cancels every exposure-adding order, keeps the reducing ones', async () => {
@@ -300,7 +354,12 @@ describe('4.2 circuit breakers (TC-CB)', () => {
     expect(r.orders.SS1?.status).toBe('canceled');
     expect(r.orders.S1?.status).toBe('new');
     expect(r.orders.S2?.status).toBe('new');
-    expect(r.breakers[0]?.actions).toEqual(['cancel:B1', 'cancel:SS1', 'state:account:reducing', 'alert:warning']);
+    expect(r.breakers[0]?.actions).toEqual([
+      'cancel:B1',
+      'cancel:SS1',
+      'state:account:reducing',
+      'alert:warning',
+    ]);
   });
 
   it('TC-CB-008: liquidation on critical risk cuts every position in proportion, long and short', async () => {
@@ -343,9 +402,17 @@ describe('4.2 circuit breakers (TC-CB)', () => {
       limitsVersion: 1,
       inputs: { dailyPnl: -500, limit: 400, sessionOpenEquity: 110000, equity: 109500 },
     });
-    expect(events.find((e) => e.type === 'BreakerReset')).toMatchObject({ breaker: 'daily_loss', by: 'risk.officer' });
-    const { rows } = await db.pool.query('SELECT breaker, reset_by, reset_at FROM trading_breakers WHERE stream = $1', [stream]);
-    expect(rows).toEqual([{ breaker: 'daily_loss', reset_by: 'risk.officer', reset_at: new Date('2026-03-02T15:00:03Z') }]);
+    expect(events.find((e) => e.type === 'BreakerReset')).toMatchObject({
+      breaker: 'daily_loss',
+      by: 'risk.officer',
+    });
+    const { rows } = await db.pool.query(
+      'SELECT breaker, reset_by, reset_at FROM trading_breakers WHERE stream = $1',
+      [stream],
+    );
+    expect(rows).toEqual([
+      { breaker: 'daily_loss', reset_by: 'risk.officer', reset_at: new Date('2026-03-02T15:00:03Z') },
+    ]);
   });
 
   it('TC-CB-012: a limit lowered at runtime trips the breaker under the new limits version', async () => {
@@ -365,16 +432,26 @@ describe('4.2 circuit breakers (TC-CB)', () => {
     expect(r.orders.B2?.denial?.detail).toContain('25%');
     expect(r.orders.B3).toEqual(filled(20, 112));
     expect(r.orders.B4).toEqual(filled(80, 112));
-    const steps = events.filter((e) => e.type === 'RestorationStepped').map((e) => (e as { factor: number }).factor);
+    const steps = events
+      .filter((e) => e.type === 'RestorationStepped')
+      .map((e) => (e as { factor: number }).factor);
     expect(steps).toEqual([0.25, 0.5, 0.75, 1]);
   });
 
   it('TC-CB-014: a manual reset is refused while the loss holds, then records who and when', async () => {
     const { result: r, events } = await replay('TC-CB-014');
-    const refused = events.filter((e) => e.type === 'BreakerResetRefused').map((e) => (e as { breaker: string }).breaker);
+    const refused = events
+      .filter((e) => e.type === 'BreakerResetRefused')
+      .map((e) => (e as { breaker: string }).breaker);
     expect(refused).toEqual(['daily_loss', 'liquidation_buffer']);
     expect(r.breakers).toEqual([
-      { at: '2026-03-02T15:00:01.000Z', breaker: 'daily_loss', actions: ['state:account:reducing', 'alert:warning'], resetAt: '2026-03-02T15:00:05.000Z', resetBy: 'jane.doe' },
+      {
+        at: '2026-03-02T15:00:01.000Z',
+        breaker: 'daily_loss',
+        actions: ['state:account:reducing', 'alert:warning'],
+        resetAt: '2026-03-02T15:00:05.000Z',
+        resetBy: 'jane.doe',
+      },
     ]);
     expect(r.orders.B1).toEqual(filled(1, 96));
   });
@@ -439,7 +516,9 @@ describe('4.4 market conditions (TC-MC)', () => {
 
   it('TC-MC-004: a tighter volatility band set at runtime trips on a move the old band allowed', async () => {
     const { result: r } = await replay('TC-MC-004');
-    expect(r.breakers.map((b) => [b.at, b.breaker])).toEqual([['2026-03-02T15:01:50.000Z', 'volatility:AAPL']]);
+    expect(r.breakers.map((b) => [b.at, b.breaker])).toEqual([
+      ['2026-03-02T15:01:50.000Z', 'volatility:AAPL'],
+    ]);
     expect(r.orders.B1).toMatchObject(denied('SYMBOL_HALTED'));
   });
 
@@ -454,7 +533,12 @@ describe('4.4 market conditions (TC-MC)', () => {
   it('TC-MC-006: in a thin market a day order partly filled expires at the close; a GTC one keeps working', async () => {
     const { result: r } = await replay('TC-MC-006');
     expect(r.orders.B1).toEqual({ status: 'expired', filledQty: 200, avgFillPrice: 20, denial: null });
-    expect(r.orders.B2).toEqual({ status: 'partially_filled', filledQty: 100, avgFillPrice: 20, denial: null });
+    expect(r.orders.B2).toEqual({
+      status: 'partially_filled',
+      filledQty: 100,
+      avgFillPrice: 20,
+      denial: null,
+    });
     expect(r.positions.XYZ?.qty).toBe(300);
   });
 
@@ -476,7 +560,10 @@ describe('4.4 market conditions (TC-MC)', () => {
     expect(r.orders.B2).toMatchObject(denied('PRICE_COLLAR'));
     expect(r.orders.B3?.status).toBe('new');
     expect(r.orders.B1?.status).toBe('new');
-    expect(events.find((e) => e.type === 'CommandRefused')).toMatchObject({ command: 'modify', code: 'PRICE_COLLAR' });
+    expect(events.find((e) => e.type === 'CommandRefused')).toMatchObject({
+      command: 'modify',
+      code: 'PRICE_COLLAR',
+    });
   });
 
   it('TC-MC-010: market impact shows in the P&L: fills above the last price are an unrealised loss', async () => {
