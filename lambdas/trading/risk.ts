@@ -71,15 +71,46 @@ function orderPrice(state: AccountState, o: Order): number {
   return o.type === 'limit' && o.limitPrice !== null ? o.limitPrice : (markPrice(state, o.symbol) ?? 0);
 }
 
-/** Open quantity per side of a symbol, excluding one order (the one being replaced). */
-export function openQty(state: AccountState, symbol: string, side: Side, exclude?: string): number {
-  let qty = 0;
+interface SideBook {
+  buyQty: number;
+  sellQty: number;
+  buyNotional: number;
+  sellNotional: number;
+}
+
+/** Open orders aggregated per symbol in one pass (what every exposure figure below reads). */
+export function openBook(state: AccountState, exclude?: string): Map<string, SideBook> {
+  const book = new Map<string, SideBook>();
   for (const id of state.orderIds) {
     const o = state.orders[id] as Order;
-    if (o.symbol === symbol && o.side === side && isOpen(o) && o.clientOrderId !== exclude)
-      qty += remaining(o);
+    if (!isOpen(o) || o.clientOrderId === exclude) continue;
+    let b = book.get(o.symbol);
+    if (!b) {
+      b = { buyQty: 0, sellQty: 0, buyNotional: 0, sellNotional: 0 };
+      book.set(o.symbol, b);
+    }
+    const qty = remaining(o);
+    if (o.side === 'buy') {
+      b.buyQty += qty;
+      b.buyNotional += qty * orderPrice(state, o);
+    } else {
+      b.sellQty += qty;
+      b.sellNotional += qty * orderPrice(state, o);
+    }
   }
-  return qty;
+  return book;
+}
+
+/** Open quantity per side of a symbol, excluding one order (the one being replaced). */
+export function openQty(
+  state: AccountState,
+  symbol: string,
+  side: Side,
+  exclude?: string,
+  book = openBook(state, exclude),
+): number {
+  const b = book.get(symbol);
+  return b ? (side === 'buy' ? b.buyQty : b.sellQty) : 0;
 }
 
 /**
@@ -92,18 +123,13 @@ export function symbolExposure(
   symbol: string,
   extra?: Candidate,
   exclude?: string,
+  book = openBook(state, exclude),
 ): number {
   const pos = state.positions[symbol]?.qty ?? 0;
   const mark = markPrice(state, symbol) ?? 0;
-  let long = pos * mark;
-  let short = pos * mark;
-  for (const id of state.orderIds) {
-    const o = state.orders[id] as Order;
-    if (o.symbol !== symbol || !isOpen(o) || o.clientOrderId === exclude) continue;
-    const notional = remaining(o) * orderPrice(state, o);
-    if (o.side === 'buy') long += notional;
-    else short -= notional;
-  }
+  const b = book.get(symbol);
+  let long = pos * mark + (b?.buyNotional ?? 0);
+  let short = pos * mark - (b?.sellNotional ?? 0);
   if (extra && extra.symbol === symbol) {
     const notional = extra.qty * referencePrice(state, extra);
     if (extra.side === 'buy') long += notional;
@@ -112,28 +138,30 @@ export function symbolExposure(
   return Math.max(Math.abs(long), Math.abs(short));
 }
 
-export function symbolsInPlay(state: AccountState, extra?: Candidate): string[] {
-  const set = new Set(Object.keys(state.positions));
-  for (const id of state.orderIds) {
-    const o = state.orders[id] as Order;
-    if (isOpen(o)) set.add(o.symbol);
-  }
-  if (extra) set.add(extra.symbol);
-  return [...set].sort();
-}
-
-export function grossExposure(state: AccountState, extra?: Candidate, exclude?: string): number {
+export function grossExposure(
+  state: AccountState,
+  extra?: Candidate,
+  exclude?: string,
+  book = openBook(state, exclude),
+): number {
+  const symbols = new Set([...Object.keys(state.positions), ...book.keys()]);
+  if (extra) symbols.add(extra.symbol);
   let gross = 0;
-  for (const s of symbolsInPlay(state, extra)) gross += symbolExposure(state, s, extra, exclude);
+  for (const s of symbols) gross += symbolExposure(state, s, extra, exclude, book);
   return gross;
 }
 
 /** True when the order, fully filled, leaves the position no larger in absolute size. */
-export function reducesPosition(state: AccountState, c: Candidate, exclude?: string): boolean {
+export function reducesPosition(
+  state: AccountState,
+  c: Candidate,
+  exclude?: string,
+  book = openBook(state, exclude),
+): boolean {
   const pos = state.positions[c.symbol]?.qty ?? 0;
   if (pos === 0) return false;
   if ((pos > 0 && c.side !== 'sell') || (pos < 0 && c.side !== 'buy')) return false;
-  return c.qty + openQty(state, c.symbol, c.side, exclude) <= Math.abs(pos);
+  return c.qty + openQty(state, c.symbol, c.side, exclude, book) <= Math.abs(pos);
 }
 
 export function orderAddsExposure(state: AccountState, o: Order): boolean {
@@ -160,7 +188,8 @@ export function checkOrder(
   exclude?: string,
 ): Denial | null {
   const limits = state.limits;
-  const reduces = reducesPosition(state, c, exclude);
+  const book = openBook(state, exclude);
+  const reduces = reducesPosition(state, c, exclude, book);
   const account = scopeState(state, 'account');
   const symbolState = scopeState(state, c.symbol);
   if (account === 'halted')
@@ -236,7 +265,7 @@ export function checkOrder(
   const maxPos = positionLimit(limits, c.symbol);
   if (maxPos !== undefined) {
     const pos = state.positions[c.symbol]?.qty ?? 0;
-    const sameSide = openQty(state, c.symbol, c.side, exclude);
+    const sameSide = openQty(state, c.symbol, c.side, exclude, book);
     const before = c.side === 'buy' ? pos + sameSide : pos - sameSide;
     const after = c.side === 'buy' ? before + c.qty : before - c.qty;
     const max = Math.floor(maxPos * factor);
@@ -246,8 +275,8 @@ export function checkOrder(
         `${c.symbol} position would reach ${fmt(after)} shares with open orders (position ${fmt(pos)}); the limit is ${scaled(max, factor)}`,
       );
   }
-  const grossBefore = grossExposure(state, undefined, exclude);
-  const grossAfter = grossExposure(state, c, exclude);
+  const grossBefore = grossExposure(state, undefined, exclude, book);
+  const grossAfter = grossExposure(state, c, exclude, book);
   const adds = grossAfter > grossBefore + 1e-9;
   if (limits.maxGrossExposure !== undefined && adds) {
     const max = limits.maxGrossExposure * accountFactor;
@@ -259,8 +288,11 @@ export function checkOrder(
   }
   for (const [name, group] of Object.entries(limits.correlationGroups ?? {})) {
     if (!group.symbols.includes(c.symbol)) continue;
-    const before = group.symbols.reduce((sum, s) => sum + symbolExposure(state, s, undefined, exclude), 0);
-    const after = group.symbols.reduce((sum, s) => sum + symbolExposure(state, s, c, exclude), 0);
+    const before = group.symbols.reduce(
+      (sum, s) => sum + symbolExposure(state, s, undefined, exclude, book),
+      0,
+    );
+    const after = group.symbols.reduce((sum, s) => sum + symbolExposure(state, s, c, exclude, book), 0);
     const max = group.maxExposure * accountFactor;
     if (after > max && after > before + 1e-9)
       return deny(
