@@ -28,6 +28,7 @@ import {
   orderView,
   type Projections,
   positionGross,
+  positionViews,
   projections,
   rebuild,
   remaining,
@@ -193,7 +194,7 @@ export class TradingEngine {
           const order = this.state.orders[id] as Order;
           return { id, order, view: orderView(order) };
         }),
-        positions: projections(this.state).positions,
+        positions: positionViews(this.state),
         account: accountView(this.state),
         states: Object.fromEntries(Object.entries(this.state.states).map(([k, v]) => [k, { ...v }])),
         stateLog: this.state.stateLog.slice(logLength).map((entry, i) => ({ seq: logLength + i, entry })),

@@ -503,17 +503,21 @@ export function breakerView(b: BreakerRecord): Projections['breakers'][number] {
   return { at: b.at, breaker: b.breaker, actions: [...b.actions], resetAt: b.resetAt, resetBy: b.resetBy };
 }
 
-export function projections(state: AccountState): Projections {
-  const orders: Projections['orders'] = {};
-  for (const id of state.orderIds) orders[id] = orderView(state.orders[id] as Order);
+export function positionViews(state: AccountState): Projections['positions'] {
   const positions: Projections['positions'] = {};
   for (const symbol of Object.keys(state.positions).sort()) {
     const p = state.positions[symbol] as Position;
     positions[symbol] = { qty: p.qty, avgPrice: round(p.avgPrice) };
   }
+  return positions;
+}
+
+export function projections(state: AccountState): Projections {
+  const orders: Projections['orders'] = {};
+  for (const id of state.orderIds) orders[id] = orderView(state.orders[id] as Order);
   return {
     orders,
-    positions,
+    positions: positionViews(state),
     account: accountView(state),
     tradingState: state.stateLog.map((s) => ({ ...s })),
     breakers: state.breakers.map(breakerView),

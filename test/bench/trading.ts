@@ -101,20 +101,30 @@ export async function bench(): Promise<void> {
     // 2. Order flow: risk check + event append + projections + outbox, one transaction per order.
     const flow = await account(store, 'flow');
     const flowMs: number[] = [];
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < 1500; i++) {
       const t0 = performance.now();
       await flow.submit(order(`F${i}`, i), at(1000 + i * 10));
       if (i >= 100) flowMs.push(performance.now() - t0);
     }
+    const roundTrips: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const t1 = performance.now();
+      await pool.query('SELECT 1');
+      roundTrips.push(performance.now() - t1);
+    }
+    const cpu = process.cpuUsage(cpu0);
     console.log('order flow on the PostgreSQL event store (target p99 < 10 ms):');
     stats('submit (risk + append + projections + outbox)', flowMs);
+    console.log(`  ${'engine CPU per order (user + system)'.padEnd(48)} ${((cpu.user + cpu.system) / 1000 / 1500).toFixed(3)} ms`);
+    stats('for scale: one SELECT 1 round trip', roundTrips);
 
     // 3. Breaker trip: the price that trips the daily loss gate until every order path refuses.
     const trips: number[] = [];
     for (let i = 0; i < 30; i++) {
       const engine = await account(store, `trip-${i}`, { dailyLossLimit: 1_000 });
-      await engine.submit({ ...order(`T${i}`, 1), side: 'buy' }, at(500));
-      await engine.onBrokerReport({ kind: 'fill', clientOrderId: `T${i}`, qty: 2, price: 100 }, at(600));
+      await engine.submit({ ...order(`T${i}`, 1), side: 'buy', qty: 100 }, at(500));
+      await engine.onBrokerReport({ kind: 'fill', clientOrderId: `T${i}`, qty: 100, price: 100 }, at(600));
       for (let k = 0; k < 20; k++) await engine.submit(order(`O${i}-${k}`, k + 1), at(700 + k));
       const t0 = performance.now();
       await engine.updatePrices({ [SYMBOLS[1] as string]: 1 }, at(1000));
@@ -154,6 +164,7 @@ export async function bench(): Promise<void> {
     const { rows } = await pool.query<{ events: number }>(
       'SELECT count(*)::int AS events FROM trading_events',
     );
+    console.log(`machine load average while measuring: ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     console.log('sustained risk-checked orders with events persisted (target >= 2,000/s):');
     console.log(`  ${'one account, one transaction per order'.padEnd(48)} ${singleRate.toFixed(0)} orders/s`);
     console.log(
