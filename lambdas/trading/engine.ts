@@ -326,7 +326,7 @@ export class TradingEngine {
       }
       if (o.status === 'pending_replace') {
         const from = o.clientOrderId;
-        const successor = this.state.orderIds
+        const successor = [...this.state.open]
           .map((x) => this.state.orders[x] as Order)
           .find((x) => x.replaces === from && isOpen(x));
         if (successor) {
@@ -515,7 +515,7 @@ export class TradingEngine {
   private changeSession(session: Session, override: boolean): void {
     this.emit({ type: 'SessionChanged', at: this.at, session, override });
     if (session === 'after-hours' || session === 'closed') {
-      for (const id of [...this.state.orderIds]) {
+      for (const id of [...this.state.open]) {
         const o = this.state.orders[id] as Order;
         if (!isOpen(o) || o.tif !== 'day') continue;
         // Day orders work the session they were entered for: regular-hours orders end at the close,
@@ -688,7 +688,7 @@ export class TradingEngine {
       case 'leverage':
         return eq > 0 ? grossExposure(s) / eq : Number.POSITIVE_INFINITY;
       case 'openOrders':
-        return s.orderIds.filter((id) => isOpen(s.orders[id] as Order)).length;
+        return s.open.size;
       case 'dailyPnl':
         return eq - s.sessionOpenEquity;
       case 'drawdownPct':
@@ -713,7 +713,7 @@ export class TradingEngine {
     const actions: string[] = [];
     const cancels: string[] = [];
     const scopes = new Map(effects.map((e) => [e.scope, e.state]));
-    for (const id of this.state.orderIds) {
+    for (const id of this.state.open) {
       const o = this.state.orders[id] as Order;
       if (!isOpen(o) || o.liquidation || o.status === 'pending_cancel' || o.status === 'pending_replace')
         continue;
@@ -961,7 +961,7 @@ export class TradingEngine {
       states: { ...this.state.states },
       activeBreakers: this.activeRecords().map((b) => b.breaker),
       restoring: Object.fromEntries(Object.entries(this.state.restoring).map(([k, v]) => [k, v.factor])),
-      openOrders: this.state.orderIds.filter((id) => isOpen(this.state.orders[id] as Order)).length,
+      openOrders: this.state.open.size,
       limitsVersion: this.state.limitsVersion,
     };
   }

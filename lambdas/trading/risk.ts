@@ -81,9 +81,9 @@ interface SideBook {
 /** Open orders aggregated per symbol in one pass (what every exposure figure below reads). */
 export function openBook(state: AccountState, exclude?: string): Map<string, SideBook> {
   const book = new Map<string, SideBook>();
-  for (const id of state.orderIds) {
+  for (const id of state.open) {
     const o = state.orders[id] as Order;
-    if (!isOpen(o) || o.clientOrderId === exclude) continue;
+    if (o.clientOrderId === exclude) continue;
     let b = book.get(o.symbol);
     if (!b) {
       b = { buyQty: 0, sellQty: 0, buyNotional: 0, sellNotional: 0 };
@@ -311,11 +311,7 @@ export function checkOrder(
   }
   if (c.side === 'buy') {
     let reserved = 0;
-    for (const id of state.orderIds) {
-      const o = state.orders[id] as Order;
-      if (o.side === 'buy' && isOpen(o) && o.clientOrderId !== exclude)
-        reserved += remaining(o) * orderPrice(state, o);
-    }
+    for (const b of book.values()) reserved += b.buyNotional;
     const margin =
       limits.maxLeverage !== undefined && limits.maxLeverage > 1
         ? Math.max(0, eq) * (limits.maxLeverage - 1)

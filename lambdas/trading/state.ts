@@ -104,6 +104,8 @@ export interface AccountState {
   limitsVersion: number;
   orders: Record<string, Order>;
   orderIds: string[];
+  /** Ids of the open orders, in submission order (the risk checks read only these). */
+  open: Set<string>;
   positions: Record<string, Position>;
   prices: Record<string, number>;
   /** Recent prices per symbol within the volatility window (time ms, price). */
@@ -136,6 +138,7 @@ export function emptyState(): AccountState {
     limitsVersion: 0,
     orders: {},
     orderIds: [],
+    open: new Set(),
     positions: {},
     prices: {},
     priceHistory: {},
@@ -212,6 +215,8 @@ function setOrder(state: AccountState, order: Order): void {
   watchers.get(state)?.add(order.clientOrderId);
   if (!state.orders[order.clientOrderId]) state.orderIds.push(order.clientOrderId);
   state.orders[order.clientOrderId] = order;
+  if (OPEN_STATUSES.has(order.status)) state.open.add(order.clientOrderId);
+  else state.open.delete(order.clientOrderId);
 }
 
 function order(state: AccountState, id: string): Order {
