@@ -3,7 +3,7 @@
  * failing check denies the order with its code and a human detail; an order is never resized unless
  * the caller asked for sizing ('fit').
  */
-import { type AccountState, equity, isOpen, markPrice, remaining } from './state';
+import { type AccountState, equity, markPrice, remaining } from './state';
 import type { Denial, DenialCode, Limits, Order, OrderRequest, Side, TradingStateName } from './types';
 
 export interface Candidate {
