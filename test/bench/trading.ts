@@ -116,7 +116,9 @@ export async function bench(): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     console.log('order flow on the PostgreSQL event store (target p99 < 10 ms):');
     stats('submit (risk + append + projections + outbox)', flowMs);
-    console.log(`  ${'engine CPU per order (user + system)'.padEnd(48)} ${((cpu.user + cpu.system) / 1000 / 1500).toFixed(3)} ms`);
+    console.log(
+      `  ${'engine CPU per order (user + system)'.padEnd(48)} ${((cpu.user + cpu.system) / 1000 / 1500).toFixed(3)} ms`,
+    );
     stats('for scale: one SELECT 1 round trip', roundTrips);
 
     // 3. Breaker trip: the price that trips the daily loss gate until every order path refuses.
@@ -164,7 +166,12 @@ export async function bench(): Promise<void> {
     const { rows } = await pool.query<{ events: number }>(
       'SELECT count(*)::int AS events FROM trading_events',
     );
-    console.log(`machine load average while measuring: ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(
+      `machine load average while measuring: ${(await import('node:os'))
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     console.log('sustained risk-checked orders with events persisted (target >= 2,000/s):');
     console.log(`  ${'one account, one transaction per order'.padEnd(48)} ${singleRate.toFixed(0)} orders/s`);
     console.log(

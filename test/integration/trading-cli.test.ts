@@ -42,7 +42,9 @@ afterAll(async () => {
 });
 
 describe('trading replay', () => {
-  it('writes the same result.json on the PostgreSQL store as the in-process run, twice', { timeout: 180_000 }, async () => {
+  it('writes the same result.json on the PostgreSQL store as the in-process run, twice', {
+    timeout: 180_000,
+  }, async () => {
     const file = 'test/fixtures/trading/TC-CB-001.json';
     const expected = await runScenario(parseScenario(JSON.parse(await readFile(file, 'utf8'))), {
       store: new MemoryEventStore(),
@@ -63,11 +65,16 @@ describe('trading replay', () => {
     const bad = join(dir, 'bad.json');
     await writeFile(
       bad,
-      JSON.stringify({ start: 'noon', account: {}, timeline: [{ at: '+1s', sell: 'everything' }, { prices: {} }] }),
+      JSON.stringify({
+        start: 'noon',
+        account: {},
+        timeline: [{ at: '+1s', sell: 'everything' }, { prices: {} }],
+      }),
     );
     const r = await cli(['replay', bad, '--out', join(dir, 'bad')]);
     expect(r.code).toBe(2);
-    for (const part of ['start:', 'account.cash', 'timeline[0].sell: unknown action', 'timeline[1].at']) expect(r.stderr).toContain(part);
+    for (const part of ['start:', 'account.cash', 'timeline[0].sell: unknown action', 'timeline[1].at'])
+      expect(r.stderr).toContain(part);
     const missing = await cli(['replay', bad]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--out DIR is required');
@@ -75,18 +82,44 @@ describe('trading replay', () => {
 });
 
 describe('trading order API', () => {
-  it('init, prices, submit, status, positions, cancel and reset against the event store', { timeout: 300_000 }, async () => {
+  it('init, prices, submit, status, positions, cancel and reset against the event store', {
+    timeout: 300_000,
+  }, async () => {
     const env = { PG_SCHEMA: db.schema, DATABASE_URL: db.url };
     const account = ['--account', `cli_${randomBytes(3).toString('hex')}`];
     expect((await cli(['init', '--cash', '100000', ...account], env)).code).toBe(0);
     expect((await cli(['prices', 'AAPL=100', ...account], env)).code).toBe(0);
     const submit = await cli(
-      ['submit', '--id', 'C1', '--symbol', 'AAPL', '--side', 'buy', '--qty', '10', '--type', 'limit', '--limit-price', '100', '--tif', 'gtc', ...account],
+      [
+        'submit',
+        '--id',
+        'C1',
+        '--symbol',
+        'AAPL',
+        '--side',
+        'buy',
+        '--qty',
+        '10',
+        '--type',
+        'limit',
+        '--limit-price',
+        '100',
+        '--tif',
+        'gtc',
+        ...account,
+      ],
       env,
     );
     expect(submit.code).toBe(0);
-    expect(JSON.parse(submit.stdout)).toMatchObject({ clientOrderId: 'C1', status: 'pending_new', denial: null });
-    const duplicate = await cli(['submit', '--id', 'C1', '--symbol', 'AAPL', '--side', 'buy', '--qty', '1', ...account], env);
+    expect(JSON.parse(submit.stdout)).toMatchObject({
+      clientOrderId: 'C1',
+      status: 'pending_new',
+      denial: null,
+    });
+    const duplicate = await cli(
+      ['submit', '--id', 'C1', '--symbol', 'AAPL', '--side', 'buy', '--qty', '1', ...account],
+      env,
+    );
     expect(duplicate.code).toBe(1);
     expect(JSON.parse(duplicate.stdout).denial.code).toBe('DUPLICATE_CLIENT_ORDER_ID');
     const status = JSON.parse((await cli(['status', 'C1', ...account], env)).stdout);
