@@ -3,7 +3,6 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createOrderApi } from '../../lambdas/trading/api';
@@ -11,9 +10,10 @@ import { TradingEngine } from '../../lambdas/trading/engine';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
 import { runScenario } from '../../localstack/trading/replay';
 import { parseScenario, ScenarioError } from '../../localstack/trading/scenario';
-import { MIGRATIONS_DIR } from '../paths';
 
 export const summary =
   'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices: the trading engine';

@@ -6,14 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { MIGRATIONS_DIR } from '../../bin/paths';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
 import { TradingEngine } from '../../lambdas/trading/engine';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { checkOrder } from '../../lambdas/trading/risk';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
 
 const START = '2026-03-02T15:00:00.000Z';
 const SYMBOLS = Array.from({ length: 50 }, (_, i) => `S${String(i).padStart(2, '0')}`);
