@@ -175,8 +175,41 @@ describe('the health ETL and the market jobs are kept apart', () => {
     expect(await refused(market, 'SELECT * FROM app_preferences')).toBe(INSUFFICIENT_PRIVILEGE);
   });
 
-  it('the trading and router roles have no table of this schema yet', async () => {
-    expect(await refused(as('trading'), 'SELECT count(*) FROM symbols')).toBe(INSUFFICIENT_PRIVILEGE);
+  it('the router role reads no market or trading table', async () => {
     expect(await refused(as('router'), 'SELECT count(*) FROM ohlcv_daily')).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await refused(as('router'), 'SELECT count(*) FROM trading_orders')).toBe(INSUFFICIENT_PRIVILEGE);
+  });
+});
+
+describe('the trading system', () => {
+  it('appends to and reads its event store but can never rewrite an event', async () => {
+    const trading = as('trading');
+
+    await trading.query(
+      `INSERT INTO trading_events (event_id, stream, version, type, data, occurred_at)
+       VALUES (gen_random_uuid(), 'account-roles', 1, 'AccountOpened', '{}', now())`,
+    );
+    const { rows } = await trading.query("SELECT type FROM trading_events WHERE stream = 'account-roles'");
+
+    expect(rows).toEqual([{ type: 'AccountOpened' }]);
+    expect(await refused(trading, "UPDATE trading_events SET type = 'x'")).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await refused(trading, 'DELETE FROM trading_events')).toBe(INSUFFICIENT_PRIVILEGE);
+  });
+
+  it('writes its projections and outbox, and reads no market or health table', async () => {
+    const trading = as('trading');
+
+    await trading.query('SELECT count(*) FROM trading_orders');
+    await trading.query('UPDATE trading_outbox SET delivered_at = now() WHERE false');
+
+    expect(await refused(trading, 'SELECT count(*) FROM symbols')).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await refused(trading, 'SELECT count(*) FROM health_records')).toBe(INSUFFICIENT_PRIVILEGE);
+  });
+
+  it('is invisible to the app, the market jobs and the health ETL', async () => {
+    for (const component of ['app', 'market', 'health'] as const) {
+      expect(await refused(as(component), 'SELECT count(*) FROM trading_orders')).toBe(INSUFFICIENT_PRIVILEGE);
+      expect(await refused(as(component), 'SELECT count(*) FROM trading_events')).toBe(INSUFFICIENT_PRIVILEGE);
+    }
   });
 });
