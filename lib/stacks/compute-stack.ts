@@ -68,11 +68,16 @@ export class ComputeStack extends Stack {
     if (config.alarmEmail)
       this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
 
+    const network = data.functionNetwork;
     const platform: FunctionPlatform = {
-      vpc: data.vpc,
-      securityGroups: [data.functionSecurityGroup],
-      isolatedSubnets: data.isolatedSubnets,
-      egressSubnets: data.egressSubnets,
+      ...(network
+        ? {
+            vpc: network.vpc,
+            securityGroups: [network.securityGroup],
+            isolatedSubnets: network.isolatedSubnets,
+            egressSubnets: network.egressSubnets,
+          }
+        : {}),
       encryptionKey: data.key,
       logRetentionDays: config.logRetentionDays,
       removalPolicy,
@@ -81,15 +86,10 @@ export class ComputeStack extends Stack {
         POWERTOOLS_METRICS_NAMESPACE: 'Tickstock',
         LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG',
         DATA_BUCKET: data.bucket.bucketName,
-        DB_SECRET_ARN: data.databaseSecret.secretArn,
-        DB_HOST: data.proxy.endpoint,
-        DB_NAME: config.database.databaseName,
-        REDIS_HOST: data.redis.attrPrimaryEndPointAddress,
-        REDIS_PORT: data.redis.attrPrimaryEndPointPort,
-        REDIS_AUTH_SECRET_ARN: data.redisAuthSecret.secretArn,
+        ...data.stores.environment,
       },
       // What every pipeline function may use: the database and Redis credentials.
-      secrets: [data.databaseSecret, data.redisAuthSecret],
+      secrets: data.stores.secrets,
       provider: {
         baseUrl: config.marketData.baseUrl,
         callsPerMinute: config.marketData.callsPerMinute,
@@ -111,7 +111,7 @@ export class ComputeStack extends Stack {
     this.migration = new MigrationTrigger(this, MIGRATE.id, {
       definition: MIGRATE,
       platform,
-      executeAfter: [data.database, data.proxy],
+      executeAfter: data.stores.ready,
     });
     for (const consumer of this.consumers) consumer.node.addDependency(this.migration);
 
@@ -121,7 +121,9 @@ export class ComputeStack extends Stack {
       reservedConcurrentExecutions: STATUS.reservedConcurrency,
       serviceName: 'status',
       environment: {
-        REDIS_REPLICATION_GROUP_ID: data.redis.ref,
+        ...(data.stores.redisReplicationGroupId
+          ? { REDIS_REPLICATION_GROUP_ID: data.stores.redisReplicationGroupId }
+          : {}),
         QUEUE_URLS: this.toJsonString(
           Object.fromEntries(
             this.consumers.flatMap((c) => [
@@ -145,6 +147,7 @@ export class ComputeStack extends Stack {
       hour: config.schedules.eodHour,
       minute: config.schedules.eodMinute,
       timeZone: config.schedules.timezone,
+      everyMinutes: config.emulator?.eodEveryMinutes,
       messagesKey: this.messagesKey,
       logsKey: data.key,
       alarmTopic: this.alarmTopic,
@@ -158,6 +161,7 @@ export class ComputeStack extends Stack {
           platform,
           scheduleGroup: this.scheduleGroup,
           deadLetterQueue: this.eodChain.deadLetterQueue,
+          everyMinutes: config.emulator?.scheduledJobsEveryMinutes,
         }),
     );
 
@@ -229,6 +233,8 @@ export class ComputeStack extends Stack {
       consumer.queue.grant(fn, 'sqs:GetQueueAttributes');
       consumer.deadLetterQueue.grant(fn, 'sqs:GetQueueAttributes');
     }
+    const replicationGroupId = data.stores.redisReplicationGroupId;
+    if (!replicationGroupId) return;
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['elasticache:DescribeReplicationGroups'],
@@ -236,7 +242,7 @@ export class ComputeStack extends Stack {
           Stack.of(this).formatArn({
             service: 'elasticache',
             resource: 'replicationgroup',
-            resourceName: data.redis.ref,
+            resourceName: replicationGroupId,
             arnFormat: ArnFormat.COLON_RESOURCE_NAME,
           }),
         ],
