@@ -12,6 +12,7 @@ import { queueSymbolsForProcessing } from '../lambdas/market/sql/processing-queu
 import { createPool } from '../lambdas/platform/postgres';
 import { createRedisClient } from '../lambdas/platform/redis';
 import { STAGES } from '../lib/config';
+import { stageId } from '../lib/pipeline-stage';
 import { type MarketApi, startMarketApi } from './market-api/server';
 import { type MiniStack, startMiniStack } from './ministack';
 import { logFile, STATE_DIR, tail } from './processes';
@@ -28,7 +29,7 @@ const CONFIG = STAGES.local;
 const EMULATOR = CONFIG.emulator as NonNullable<typeof CONFIG.emulator>;
 const ACCOUNT = '000000000000';
 const REGION = 'us-east-1';
-const STAGE_ID = `Tickstock-${CONFIG.name}`;
+const STAGE_ID = stageId(CONFIG.name);
 const DATA_STACK = `${STAGE_ID}-Data`;
 const COMPUTE_STACK = `${STAGE_ID}-Compute`;
 const REPLAY_PATHS = [
