@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../bin/paths';
-import { isAlive, logFile, runningPid, STATE_DIR, startBackground, stopBackground, tail } from './processes';
+import { isAlive, logFile, runningPid, startBackground, stopBackground, tail } from './processes';
 
 /**
  * MiniStack: the emulator of the deploy rehearsal. It runs Node.js Lambda functions as local
@@ -70,6 +71,12 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/** The machine's basics only (paths, locale, CA bundle): nothing of the project's configuration. */
+export function hostEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const keep = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS'];
+  return Object.fromEntries(keep.flatMap((k) => (env[k] === undefined ? [] : [[k, env[k]]])));
+}
+
 export interface MiniStack {
   readonly port: number;
   readonly endpoint: string;
@@ -90,23 +97,36 @@ async function healthy(endpoint: string): Promise<{ version?: string } | undefin
 
 /**
  * Starts a fresh MiniStack on a free port of its own, in its own process group, with its temporary
- * files (Lambda code, worker sockets) under localstack/.state, and waits until it answers. A
+ * files (Lambda code, worker sockets) in a directory of its own, and waits until it answers. A
  * MiniStack this checkout left running (a rehearsal killed mid-way) is stopped first.
  */
-export async function startMiniStack(say: Say, timeoutMs = 60_000): Promise<MiniStack> {
+export async function startMiniStack(
+  say: Say,
+  options: {
+    readonly timeoutMs?: number;
+    /** Its pid and log file name under localstack/.state (tests use their own). */
+    readonly name?: string;
+  } = {},
+): Promise<MiniStack> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const name = options.name ?? PROCESS_NAME;
   ensureMiniStackVenv(say);
-  if (runningPid(PROCESS_NAME) !== undefined) {
+  if (runningPid(name) !== undefined) {
     say('stopping a MiniStack a previous rehearsal of this checkout left running');
-    await stopBackground(PROCESS_NAME);
+    await stopBackground(name);
   }
   const port = await freePort();
-  const tmp = join(STATE_DIR, 'ministack-tmp');
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  rmSync(logFile(PROCESS_NAME), { force: true });
+  // Short: MiniStack puts each Lambda worker's Unix socket in here, and a socket path (with the
+  // function's name in it) must stay under 108 bytes.
+  const tmp = mkdtempSync(join(tmpdir(), 'ms-'));
+  rmSync(logFile(name), { force: true });
   const endpoint = `http://localhost:${port}`;
-  const pid = startBackground(PROCESS_NAME, VENV_PYTHON, ['-m', 'ministack'], {
-    ...process.env,
+  const pid = startBackground(name, VENV_PYTHON, ['-m', 'ministack'], {
+    // MiniStack hands its own environment to every Lambda worker, under the function's variables:
+    // anything of the local stage here (DATABASE_URL, AWS_ENDPOINT_URL of LocalStack, ...) would
+    // mask what the deployed configuration lacks. Only what a process needs to run passes.
+    ...hostEnvironment(),
+    AWS_ENDPOINT_URL: endpoint,
     GATEWAY_PORT: String(port),
     BIND_HOST: '127.0.0.1',
     MINISTACK_HOST: 'localhost',
@@ -120,7 +140,7 @@ export async function startMiniStack(say: Say, timeoutMs = 60_000): Promise<Mini
     TMPDIR: tmp,
   });
   const stop = async () => {
-    await stopBackground(PROCESS_NAME);
+    await stopBackground(name);
     rmSync(tmp, { recursive: true, force: true });
   };
   const deadline = Date.now() + timeoutMs;
@@ -128,11 +148,11 @@ export async function startMiniStack(say: Say, timeoutMs = 60_000): Promise<Mini
     const health = await healthy(endpoint);
     if (health) {
       say(`MiniStack ${health.version ?? ''} answering on :${port} (pid ${pid})`);
-      return { port, endpoint, pid, log: logFile(PROCESS_NAME), stop };
+      return { port, endpoint, pid, log: logFile(name), stop };
     }
     if (!isAlive(pid)) {
       await stop();
-      throw new MiniStackError(`MiniStack exited during start-up:\n${tail(logFile(PROCESS_NAME))}`);
+      throw new MiniStackError(`MiniStack exited during start-up:\n${tail(logFile(name))}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }

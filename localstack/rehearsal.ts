@@ -88,6 +88,20 @@ export function readmeDeployCommand(readme = readFileSync(join(REPO_ROOT, 'READM
   );
 }
 
+/** Commands the rehearsal is running (cdk): each in a process group of its own, stopped at teardown. */
+const running = new Set<number>();
+
+function stopRunning(): void {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  running.clear();
+}
+
 function run(
   command: string,
   args: string[],
@@ -100,10 +114,12 @@ function run(
       cwd: options.cwd,
       env: options.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
+    if (child.pid !== undefined) running.add(child.pid);
     child.stdout.pipe(out, { end: false });
     child.stderr.pipe(out, { end: false });
-    const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs);
+    const timer = setTimeout(stopRunning, options.timeoutMs);
     child.once('error', (error) => {
       clearTimeout(timer);
       out.end();
@@ -111,6 +127,7 @@ function run(
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      if (child.pid !== undefined) running.delete(child.pid);
       out.end(() => {
         if (code === 0) resolve();
         else
@@ -255,6 +272,7 @@ export async function rehearse(say: Say = console.log): Promise<RehearsalReport>
   const teardown = async () => {
     const t = performance.now();
     const done: string[] = [];
+    stopRunning();
     for (const c of clients) c.destroy();
     await pool?.end().catch(() => undefined);
     if (ministack) {
