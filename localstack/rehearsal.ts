@@ -376,81 +376,35 @@ export async function rehearse(say: Say = console.log): Promise<RehearsalReport>
     });
 
     // The poison run waits out the chain's retries (MiniStack caps each back-off at 60 s): started
-    // first, it runs alongside the other checks.
+    // first, it runs alongside the other checks. Settled into a result at once, so its failure is
+    // reported in order rather than thrown while other checks run.
     const poisonStarted = performance.now();
-    const poison = sfn
-      .send(
+    const poison = (async () => {
+      const { executionArn } = await sfn.send(
         new StartExecutionCommand({
           stateMachineArn: stateMachine,
           name: `rehearsal-poison-${Date.now()}`,
           input: JSON.stringify({ tradeDate: POISON_DATE }),
         }),
-      )
-      .then(async ({ executionArn }) => {
-        const e = await execution(sfn, executionArn as string, 600_000);
-        if (e.status !== 'FAILED') throw new RehearsalError(`execution ended ${e.status}, expected FAILED`);
-        const message = await waitFor('the failed input in the EOD dead-letter queue', 60_000, async () => {
-          const { Messages } = await sqs.send(
-            new ReceiveMessageCommand({
-              QueueUrl: eodDeadLetters,
-              MaxNumberOfMessages: 10,
-              VisibilityTimeout: 0,
-            }),
-          );
-          return Messages?.find((m) => m.Body?.includes(POISON_DATE));
-        });
-        const body = JSON.parse(message.Body ?? '{}') as { error?: { Error?: string } };
-        return `execution FAILED after its retries; DLQ holds its input (tradeDate ${POISON_DATE}, error ${body.error?.Error ?? '?'})`;
+      );
+      const e = await execution(sfn, executionArn as string, 600_000);
+      if (e.status !== 'FAILED') throw new RehearsalError(`execution ended ${e.status}, expected FAILED`);
+      const message = await waitFor('the failed input in the EOD dead-letter queue', 60_000, async () => {
+        const { Messages } = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: eodDeadLetters,
+            MaxNumberOfMessages: 10,
+            VisibilityTimeout: 0,
+          }),
+        );
+        return Messages?.find((m) => m.Body?.includes(POISON_DATE));
       });
-
-    const market = await marketApiState();
-    const loaded = await step('scenario market loaded into the rehearsal database', async () => {
-      if (!market) throw new RehearsalError('the market API stopped answering');
-      const { run: scenario } = await import('../bin/commands/scenario');
-      const previous = process.env.DATABASE_URL;
-      process.env.DATABASE_URL = databaseUrl;
-      try {
-        const code = await scenario([
-          'load',
-          market.scenario,
-          '--seed',
-          String(market.seed),
-          '--size',
-          String(market.size),
-          '--schema',
-          'public',
-        ]);
-        if (code !== 0) throw new RehearsalError(`scenario load exited ${code}`);
-      } finally {
-        process.env.DATABASE_URL = previous;
-      }
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM symbols');
-      return `${rows[0]?.n} symbols (${market.scenario}, seed ${market.seed})`;
-    });
-
-    // The equity dispatcher's schedule fires every minute on this stage: queue two symbols and
-    // watch them leave `pending` (schedule -> dispatcher -> SQS -> mapping -> worker -> database).
-    const scheduleStarted = performance.now();
-    const scheduled = loaded
-      ? (async () => {
-          const { rows } = await db.query<{ symbol: string }>(
-            `SELECT symbol FROM symbols WHERE type = 'ETF' AND active ORDER BY symbol LIMIT 2`,
-          );
-          const symbols = rows.map((r) => r.symbol);
-          if (symbols.length === 0) throw new RehearsalError('the scenario has no active ETF');
-          await queueSymbolsForProcessing(db, 'ETF', symbols);
-          const states = await waitFor('the scheduled dispatcher and the worker', 300_000, async () => {
-            const { rows: left } = await db.query<{ symbol: string; status: string }>(
-              `SELECT symbol, status FROM equity_processing_queue WHERE type = 'ETF' AND symbol = ANY($1)`,
-              [symbols],
-            );
-            return left.length > 0 && left.every((r) => r.status === 'completed' || r.status === 'failed')
-              ? left
-              : undefined;
-          });
-          return `${states.map((s) => `${s.symbol} ${s.status}`).join(', ')} via EquityDispatch rate(${EMULATOR.scheduledJobsEveryMinutes} minute) -> EquityProcessing queue -> worker`;
-        })()
-      : Promise.reject(new RehearsalError('no scenario loaded'));
+      const body = JSON.parse(message.Body ?? '{}') as { error?: { Error?: string } };
+      return `execution FAILED after its retries; the DLQ holds its input (tradeDate ${POISON_DATE}, error ${body.error?.Error ?? '?'})`;
+    })().then(
+      (detail) => ({ ok: true, detail }),
+      (error: Error) => ({ ok: false, detail: error.message }),
+    );
 
     await step('health replay: S3 -> notification -> SQS -> deployed ETL', async () => {
       const r = await replay(REPLAY_PATHS, {
@@ -467,6 +421,8 @@ export async function rehearse(say: Say = console.log): Promise<RehearsalReport>
       return `${line}, identity holds`;
     });
 
+    // On a fresh database the chain's IPO scan lists the provider's whole market as new symbols.
+    const market = await marketApiState();
     await step('EOD run through the deployed state machine', async () => {
       if (!market) throw new RehearsalError('the market API stopped answering');
       const { executionArn } = await sfn.send(
@@ -478,24 +434,38 @@ export async function rehearse(say: Say = console.log): Promise<RehearsalReport>
       );
       const e = await execution(sfn, executionArn as string, 600_000);
       if (e.status !== 'SUCCEEDED')
-        throw new RehearsalError(`execution ${e.status}: ${e.error ?? ''} ${e.cause ?? ''}`.slice(0, 400));
+        throw new RehearsalError(`execution ${e.status}: ${e.error ?? ''} ${e.cause ?? ''}`.slice(0, 600));
       const output = JSON.parse(e.output ?? '{}') as Record<string, { result?: Record<string, unknown> }>;
       const steps = Object.entries(output)
         .filter(([, v]) => v && typeof v === 'object' && 'result' in v)
-        .map(([id, v]) => `${id} ${String(v.result?.status ?? 'ok')}`);
-      return `${market.end}: SUCCEEDED, ${steps.join(' -> ')}`;
+        .map(([id, v]) => `${id} ${String(v.result?.status ?? 'done')}`);
+      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM symbols');
+      return `${market.end} (${market.scenario}): SUCCEEDED, ${steps.join(' -> ')}; ${rows[0]?.n} symbols`;
     });
 
-    await scheduled.then(
-      (detail) => record('schedule fired (rate) and its job ran', true, scheduleStarted, detail),
-      (error: Error) =>
-        record('schedule fired (rate) and its job ran', false, scheduleStarted, error.message),
-    );
-    await poison.then(
-      (detail) => record('poison EOD input ends in the EOD dead-letter queue', true, poisonStarted, detail),
-      (error: Error) =>
-        record('poison EOD input ends in the EOD dead-letter queue', false, poisonStarted, error.message),
-    );
+    // The equity dispatcher's schedule fires every minute on this stage: queue two symbols and
+    // watch them leave `pending` (schedule -> dispatcher -> SQS -> mapping -> worker -> database).
+    await step('schedule fired (rate) and its job ran', async () => {
+      const { rows } = await db.query<{ symbol: string }>(
+        `SELECT symbol FROM symbols WHERE active ORDER BY (type = 'ETF') DESC, symbol LIMIT 2`,
+      );
+      const symbols = rows.map((r) => r.symbol);
+      if (symbols.length === 0) throw new RehearsalError('no symbols to queue (the EOD run created none)');
+      await queueSymbolsForProcessing(db, 'ETF', symbols);
+      const states = await waitFor('the scheduled dispatcher and the worker', 300_000, async () => {
+        const { rows: queued } = await db.query<{ symbol: string; status: string }>(
+          `SELECT symbol, status FROM equity_processing_queue WHERE type = 'ETF' AND symbol = ANY($1)`,
+          [symbols],
+        );
+        return queued.length > 0 && queued.every((r) => r.status === 'completed' || r.status === 'failed')
+          ? queued
+          : undefined;
+      });
+      return `${states.map((s) => `${s.symbol} ${s.status}`).join(', ')} via EquityDispatch rate(${EMULATOR.scheduledJobsEveryMinutes} minute) -> EquityProcessing queue -> worker`;
+    });
+
+    const poisoned = await poison;
+    record('poison EOD input ends in the EOD dead-letter queue', poisoned.ok, poisonStarted, poisoned.detail);
     return report();
   } finally {
     process.removeListener('SIGINT', interrupted);
