@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../bin/paths';
+import { REPO_ROOT } from '../lib/paths';
 import { isAlive, logFile, runningPid, startBackground, stopBackground, tail } from './processes';
 
 /**

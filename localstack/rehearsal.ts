@@ -7,11 +7,11 @@ import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
 import { z } from 'zod';
-import { REPO_ROOT } from '../bin/paths';
 import { queueSymbolsForProcessing } from '../lambdas/market/sql/processing-queue';
 import { createPool } from '../lambdas/platform/postgres';
 import { createRedisClient } from '../lambdas/platform/redis';
 import { STAGES } from '../lib/config';
+import { REPO_ROOT } from '../lib/paths';
 import { stageId } from '../lib/pipeline-stage';
 import { type MarketApi, startMarketApi } from './market-api/server';
 import { type MiniStack, startMiniStack } from './ministack';

@@ -9,8 +9,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { REPO_ROOT } from '../../bin/paths';
 import { queueUrlVariable } from '../../lambdas/platform/queues';
+import { REPO_ROOT } from '../../lib/paths';
 import { acknowledge, LAMBDA_FINDINGS } from '../nag';
 import type { FunctionDefinition } from '../topology/types';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../bin/paths';
+import { REPO_ROOT } from '../../lib/paths';
 import { FUNCTIONS } from '../../lib/topology';
 
 // Every handler the CDK app deploys (the topology's functions: consumers, EOD steps, scheduled jobs,

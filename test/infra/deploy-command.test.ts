@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../bin/paths';
 import { stageConfig } from '../../lib/config';
+import { REPO_ROOT } from '../../lib/paths';
 import { PipelineStage, stageId } from '../../lib/pipeline-stage';
 
 // The README's deploy commands, checked against the app's real shape: the stacks sit inside a Stage,

@@ -4,9 +4,9 @@ import { App } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { Template as T } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../bin/paths';
 import { EMULATOR_OMISSIONS, EMULATOR_REPLACEMENTS, STAGES, type StageName } from '../../lib/config';
 import { applyNag } from '../../lib/nag';
+import { REPO_ROOT } from '../../lib/paths';
 import { PipelineStage } from '../../lib/pipeline-stage';
 
 // The deploy rehearsal deploys the `local` stage onto MiniStack. It must be the real app minus what

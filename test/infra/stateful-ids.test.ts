@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../bin/paths';
 import { STAGES } from '../../lib/config';
+import { REPO_ROOT } from '../../lib/paths';
 import { PipelineStage, stageId } from '../../lib/pipeline-stage';
 
 /*
