@@ -452,16 +452,29 @@ export async function rehearse(say: Say = console.log): Promise<RehearsalReport>
       const symbols = rows.map((r) => r.symbol);
       if (symbols.length === 0) throw new RehearsalError('no symbols to queue (the EOD run created none)');
       await queueSymbolsForProcessing(db, 'ETF', symbols);
+      // Touched by the worker: done, or failed and back to pending for a later attempt (the
+      // scenario market ends before today's refresh window), each a recorded state.
       const states = await waitFor('the scheduled dispatcher and the worker', 300_000, async () => {
-        const { rows: queued } = await db.query<{ symbol: string; status: string }>(
-          `SELECT symbol, status FROM equity_processing_queue WHERE type = 'ETF' AND symbol = ANY($1)`,
+        // A claim sets `processing` (attempts + 1); the worker's report moves it on.
+        const { rows: queued } = await db.query<{
+          symbol: string;
+          status: string;
+          attempts: number;
+          error: string | null;
+        }>(
+          `SELECT symbol, status, attempts, error FROM equity_processing_queue WHERE type = 'ETF' AND symbol = ANY($1)`,
           [symbols],
         );
-        return queued.length > 0 && queued.every((r) => r.status === 'completed' || r.status === 'failed')
+        return queued.length === symbols.length &&
+          queued.every((r) => r.attempts > 0 && r.status !== 'processing')
           ? queued
           : undefined;
       });
-      return `${states.map((s) => `${s.symbol} ${s.status}`).join(', ')} via EquityDispatch rate(${EMULATOR.scheduledJobsEveryMinutes} minute) -> EquityProcessing queue -> worker`;
+      const reported = states.map(
+        (s) =>
+          `${s.symbol} ${s.status} after ${s.attempts} attempt(s)${s.error ? ` (${s.error.slice(0, 60)})` : ''}`,
+      );
+      return `${reported.join(', ')}: EquityDispatch rate(${EMULATOR.scheduledJobsEveryMinutes} minute) -> EquityProcessing queue -> worker`;
     });
 
     const poisoned = await poison;
