@@ -12,6 +12,7 @@ import { Construct } from 'constructs';
 import { queueUrlVariable } from '../../lambdas/platform/queues';
 import { REPO_ROOT } from '../../lib/paths';
 import { acknowledge, LAMBDA_FINDINGS } from '../nag';
+import { REPO_ROOT } from '../paths';
 import type { FunctionDefinition } from '../topology/types';
 
 /** The market-data provider, for functions whose definition says `needsInternet`. */

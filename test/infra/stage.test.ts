@@ -412,7 +412,8 @@ describe('production protections', () => {
 describe('cdk-nag', () => {
   it('synthesizes dev, staging and prod with no unacknowledged AwsSolutions or HIPAA finding', () => {
     for (const name of ['dev', 'staging', 'prod'] as const) expect(() => synth(name)).not.toThrow();
-  });
+    // Three full synths: on a machine loaded by the whole suite they outlast the default timeout.
+  }, 300_000);
 
   it('fails synth on an unacknowledged finding', () => {
     const app = new App();

@@ -68,18 +68,21 @@ function statefulIds(template: Template): string[] {
     .sort();
 }
 
+// Prepare: the app exactly as bin/app.ts builds it for prod (same Stage id: the database secret's
+// logical id contains it), the pipeline's own consumers. Synthesized once at load time, as in
+// stage.test.ts: a synth on a loaded machine outlasts a test's timeout.
+const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+const prod = new PipelineStage(app, stageId('prod'), { config: STAGES.prod });
+app.synth();
+
 describe('stateful logical ids', () => {
   it('keeps the logical id of every stateful resource of prod, so no refactor replaces one', () => {
-    // Prepare: the app exactly as bin/app.ts builds it for prod (same Stage id: the database
-    // secret's logical id contains it), the pipeline's own consumers.
-    const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
-    const stage = new PipelineStage(app, stageId('prod'), { config: STAGES.prod });
-
     // Act
-    app.synth();
+    const data = statefulIds(Template.fromStack(prod.data));
+    const compute = statefulIds(Template.fromStack(prod.compute));
 
     // Assess
-    expect(statefulIds(Template.fromStack(stage.data))).toEqual(PINNED_PROD.data);
-    expect(statefulIds(Template.fromStack(stage.compute))).toEqual(PINNED_PROD.compute);
+    expect(data).toEqual(PINNED_PROD.data);
+    expect(compute).toEqual(PINNED_PROD.compute);
   });
 });
