@@ -10,7 +10,6 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { queueUrlVariable } from '../../lambdas/platform/queues';
-import { REPO_ROOT } from '../../lib/paths';
 import { acknowledge, LAMBDA_FINDINGS } from '../nag';
 import { REPO_ROOT } from '../paths';
 import type { FunctionDefinition } from '../topology/types';
