@@ -26,7 +26,8 @@ describe('MiniStack for the deploy rehearsal', () => {
       expect(((await health.json()) as { services: Record<string, string> }).services).toMatchObject({
         cloudformation: 'available',
         lambda: 'available',
-        stepfunctions: 'available',
+        sqs: 'available',
+        s3: 'available',
       });
     } finally {
       await ministack.stop();
