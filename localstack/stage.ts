@@ -385,7 +385,8 @@ export async function stageDown(say: Say = console.log): Promise<void> {
   const runners = (existsSync(STATE_DIR) ? readdirSync(STATE_DIR) : []).flatMap((f) =>
     /^runner-[a-z0-9_-]+\.pid$/.test(f) ? [f.slice(0, -4)] : [],
   );
-  for (const name of [...runners, 'market-api', 'localstack']) {
+  // A rehearsal's MiniStack (and its Lambda workers) if one was left behind (`rehearse` stops its own).
+  for (const name of [...runners, 'market-api', 'localstack', 'ministack']) {
     if (await stopBackground(name)) say(`stopped ${name}`);
   }
   if (process.env.LOCAL_STAGE_MODE === 'docker') {

@@ -27,17 +27,22 @@ export async function databaseConnection(env: DatabaseEnv): Promise<{ url: strin
   url.username = encodeURIComponent(secret.username);
   url.password = encodeURIComponent(secret.password);
   // The RDS Proxy requires TLS.
-  return { url: url.toString(), ssl: true };
+  return { url: url.toString(), ssl: env.DB_TLS === 'required' };
 }
 
 export async function redisUrl(env: RedisEnv): Promise<string> {
   if (env.REDIS_URL) return env.REDIS_URL;
+  if (env.REDIS_HOST && env.REDIS_TLS === 'disabled' && !env.REDIS_AUTH_SECRET_ARN) {
+    // The deploy rehearsal's stage: the machine's Redis, without AUTH or TLS.
+    return `redis://${env.REDIS_HOST}:${env.REDIS_PORT}`;
+  }
   if (!env.REDIS_HOST || !env.REDIS_AUTH_SECRET_ARN) {
     throw new ConfigError(['set REDIS_URL, or REDIS_HOST + REDIS_AUTH_SECRET_ARN']);
   }
   const token = await secretString(env.REDIS_AUTH_SECRET_ARN);
   // rediss: ElastiCache is created with in-transit encryption required.
-  return `rediss://:${encodeURIComponent(token)}@${env.REDIS_HOST}:${env.REDIS_PORT}`;
+  const scheme = env.REDIS_TLS === 'required' ? 'rediss' : 'redis';
+  return `${scheme}://:${encodeURIComponent(token)}@${env.REDIS_HOST}:${env.REDIS_PORT}`;
 }
 
 /**

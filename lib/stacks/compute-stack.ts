@@ -70,11 +70,16 @@ export class ComputeStack extends Stack {
     if (config.alarmEmail)
       this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
 
+    const network = data.functionNetwork;
     const platform: FunctionPlatform = {
-      vpc: data.vpc,
-      securityGroups: [data.functionSecurityGroup],
-      isolatedSubnets: data.isolatedSubnets,
-      egressSubnets: data.egressSubnets,
+      ...(network
+        ? {
+            vpc: network.vpc,
+            securityGroups: [network.securityGroup],
+            isolatedSubnets: network.isolatedSubnets,
+            egressSubnets: network.egressSubnets,
+          }
+        : {}),
       encryptionKey: data.key,
       logRetentionDays: config.logRetentionDays,
       removalPolicy,
@@ -83,15 +88,10 @@ export class ComputeStack extends Stack {
         POWERTOOLS_METRICS_NAMESPACE: 'Tickstock',
         LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG',
         DATA_BUCKET: data.bucket.bucketName,
-        // DB_SECRET_ARN is per function: its component's login (platformFor); the admin's only for migrate.
-        DB_HOST: data.proxy.endpoint,
-        DB_NAME: config.database.databaseName,
-        REDIS_HOST: data.redis.attrPrimaryEndPointAddress,
-        REDIS_PORT: data.redis.attrPrimaryEndPointPort,
-        REDIS_AUTH_SECRET_ARN: data.redisAuthSecret.secretArn,
+        ...data.stores.environment,
       },
       // What every pipeline function may use: the Redis credentials (database: its own login below).
-      secrets: [data.redisAuthSecret],
+      secrets: data.stores.secrets,
       provider: {
         baseUrl: config.marketData.baseUrl,
         callsPerMinute: config.marketData.callsPerMinute,
@@ -101,7 +101,8 @@ export class ComputeStack extends Stack {
 
     // Each function connects as its component's database role, with that role's secret only.
     const platformFor = (component: DatabaseComponent | 'owner'): FunctionPlatform => {
-      const secret = component === 'owner' ? data.databaseSecret : data.databaseLogins[component];
+      const secret =
+        component === 'owner' ? data.stores.databaseOwner : data.stores.databaseLogins[component];
       return {
         ...platform,
         environment: { ...platform.environment, DB_SECRET_ARN: secret.secretArn },
@@ -123,17 +124,16 @@ export class ComputeStack extends Stack {
     this.migration = new MigrationTrigger(this, MIGRATE.id, {
       definition: MIGRATE,
       platform: platformFor('owner'),
-      executeAfter: [data.database, data.proxy],
+      executeAfter: data.stores.ready,
     });
     for (const consumer of this.consumers) consumer.node.addDependency(this.migration);
 
     // The owner applies each login secret's password to its role (lambdas/migrate).
-    this.migration.job.bindSecrets(...Object.values(data.databaseLogins));
+    const logins = data.stores.databaseLogins;
+    this.migration.job.bindSecrets(...Object.values(logins));
     this.migration.job.function.addEnvironment(
       'DB_LOGIN_SECRET_ARNS',
-      this.toJsonString(
-        Object.fromEntries(Object.entries(data.databaseLogins).map(([c, s]) => [c, s.secretArn])),
-      ),
+      this.toJsonString(Object.fromEntries(Object.entries(logins).map(([c, s]) => [c, s.secretArn]))),
     );
 
     this.status = new JobFunction(this, STATUS.id, {
@@ -142,7 +142,9 @@ export class ComputeStack extends Stack {
       reservedConcurrentExecutions: STATUS.reservedConcurrency,
       serviceName: 'status',
       environment: {
-        REDIS_REPLICATION_GROUP_ID: data.redis.ref,
+        ...(data.stores.redisReplicationGroupId
+          ? { REDIS_REPLICATION_GROUP_ID: data.stores.redisReplicationGroupId }
+          : {}),
         QUEUE_URLS: this.toJsonString(
           Object.fromEntries(
             this.consumers.flatMap((c) => [
@@ -166,6 +168,7 @@ export class ComputeStack extends Stack {
       hour: config.schedules.eodHour,
       minute: config.schedules.eodMinute,
       timeZone: config.schedules.timezone,
+      everyMinutes: config.emulator?.eodEveryMinutes,
       messagesKey: this.messagesKey,
       logsKey: data.key,
       alarmTopic: this.alarmTopic,
@@ -179,6 +182,7 @@ export class ComputeStack extends Stack {
           platform: platformFor('market'),
           scheduleGroup: this.scheduleGroup,
           deadLetterQueue: this.eodChain.deadLetterQueue,
+          everyMinutes: config.emulator?.scheduledJobsEveryMinutes,
         }),
     );
 
@@ -250,6 +254,8 @@ export class ComputeStack extends Stack {
       consumer.queue.grant(fn, 'sqs:GetQueueAttributes');
       consumer.deadLetterQueue.grant(fn, 'sqs:GetQueueAttributes');
     }
+    const replicationGroupId = data.stores.redisReplicationGroupId;
+    if (!replicationGroupId) return;
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['elasticache:DescribeReplicationGroups'],
@@ -257,7 +263,7 @@ export class ComputeStack extends Stack {
           Stack.of(this).formatArn({
             service: 'elasticache',
             resource: 'replicationgroup',
-            resourceName: data.redis.ref,
+            resourceName: replicationGroupId,
             arnFormat: ArnFormat.COLON_RESOURCE_NAME,
           }),
         ],
