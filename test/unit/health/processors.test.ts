@@ -63,6 +63,55 @@ function reading(
   };
 }
 
+describe('physiological-range gate', () => {
+  it('out-of-range glucose readings never enter the mean, SD, classes or A1c, and the narrative says so', () => {
+    // Prepare: 60 plausible readings at 100-159 mg/dL and 40 at 9999.
+    const t0 = Date.UTC(2025, 10, 3, 12);
+    const records = Array.from({ length: 100 }, (_, i) => reading(t0 + i * 300_000, i < 60 ? 100 + i : 9999));
+
+    // Act
+    const result = run('BloodGlucoseRecord', records);
+
+    // Assess
+    const g = (result.insights as unknown as GlucoseInsights).origins['com.dexcom.g7'];
+    expect(g?.readings).toBe(60);
+    expect(g?.maxMgDl).toBe(159);
+    expect(g?.meanMgDl).toBe(129.5);
+    expect(g?.classes.severe_hyper).toBe(0);
+    expect(result.insights.excludedOutOfRange).toEqual({ values: 40, range: '20-600 mg/dL' });
+    expect(result.narrative).toMatch(
+      /^40 glucose level values outside the physiological range 20-600 mg\/dL were left out/,
+    );
+    expect(result.narrative).not.toMatch(/9999/);
+  });
+
+  it('heart-rate samples outside 30-220 bpm are dropped from their record, the rest kept', () => {
+    // Prepare: one series of 5 samples, one of them 300 bpm.
+    const start = Date.UTC(2025, 10, 3, 15);
+    const record: HeartRateRecord = {
+      metadata: { ...META, dataOriginPackageName: 'com.google.android.apps.fitness' },
+      startTimeEpochMillis: start,
+      endTimeEpochMillis: start + 4 * 60_000,
+      startZoneOffsetId: '-05:00',
+      endZoneOffsetId: '-05:00',
+      samples: [70, 72, 300, 74, 76].map((b, i) => ({
+        timeEpochMillis: start + i * 60_000,
+        beatsPerMinute: b,
+      })),
+      appRecordFetchTimeEpochMillis: 2,
+    };
+
+    // Act
+    const result = run('HeartRateRecord', [record]);
+
+    // Assess
+    const h = (result.insights as unknown as HeartRateInsights).origins['com.google.android.apps.fitness'];
+    expect(h?.samples).toBe(4);
+    expect(h?.maxBpm).toBe(76);
+    expect(result.insights.excludedOutOfRange).toEqual({ values: 1, range: '30-220 bpm' });
+  });
+});
+
 describe('glucose processor', () => {
   it('reproduces the real 253-reading file: mean 111.5 mg/dL, CV 13.5 %, range 77-159', async () => {
     // Prepare
