@@ -24,7 +24,7 @@ import {
 } from './processors';
 import { planQuarantine, type QuarantinePlan } from './quarantine';
 import type { IngestUnit, RecordStore, StoredRecordInput, UpsertCounts } from './record-store';
-import { toStoredRecord } from './record-store';
+import { createRowEncoder } from './record-store';
 import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
@@ -121,13 +121,14 @@ export async function analyseExport(
   let fetchTime = 0;
   let unkeyed = 0;
   let chunk: StoredRecordInput[] = [];
+  const toRow = options.onRows ? createRowEncoder(recordType, file.readerVersion) : undefined;
   for await (const block of file.blocks()) {
     for (const record of block.records) {
       validator.add(record);
       processor.add(record);
       if (record.appRecordFetchTimeEpochMillis > fetchTime) fetchTime = record.appRecordFetchTimeEpochMillis;
-      if (options.onRows) {
-        const row = toStoredRecord(recordType, record);
+      if (toRow) {
+        const row = toRow(record);
         if (row) chunk.push(row);
         else unkeyed++;
       }
@@ -231,30 +232,28 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             },
           };
         }
-        const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0 };
         const analysis = await analyseExport(file, {
           now: input.now.getTime(),
           config,
-          // A retry of a decided object does not need to touch the records again.
-          onRows:
-            unit.claim.state === 'new'
-              ? async (rows) => {
-                  const c = await unit.upsert(rows);
-                  counts.inserted += c.inserted;
-                  counts.updated += c.updated;
-                  counts.unchanged += c.unchanged;
-                }
-              : undefined,
+          // Rows are staged while the file is read; a retry of a decided object does not need them.
+          onRows: unit.claim.state === 'new' ? (rows) => unit.stage(rows) : undefined,
         });
         recordsRead = analysis.recordsRead;
         const v = analysis.validation;
+        // Quarantined: the staged rows are never merged and the unit rolls back, so a damaged export
+        // cannot change a stored record (nor make the valid re-export of the same records a duplicate).
         if (!v.passed) return { commit: false, value: quarantined(v.blocking, { validation: v }) };
+        const counts: UpsertCounts =
+          unit.claim.state === 'new'
+            ? await unit.merge()
+            : { inserted: 0, updated: 0, unchanged: 0, conflicts: 0 };
 
         let status: 'processed' | 'duplicate';
         let processedAt: string;
         let correlationId: string | null;
         let inserted = counts.inserted;
         let updated = counts.updated;
+        let conflicts = counts.conflicts;
         if (unit.claim.state === 'new') {
           status = counts.inserted + counts.updated > 0 ? 'processed' : 'duplicate';
           processedAt = input.now.toISOString();
@@ -265,6 +264,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             recordsRead,
             inserted,
             updated,
+            conflicts,
             correlationId,
             processedAt,
             // A duplicate has nothing to write: it is complete as soon as it is decided.
@@ -278,6 +278,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           correlationId = o.correlationId;
           inserted = o.inserted;
           updated = o.updated;
+          conflicts = o.conflicts;
         }
         const { insights, narrative, input: dataInput } = analysis.finishProcessing();
         const base = {
@@ -288,7 +289,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           checks: v.checks,
           warnings: v.warnings,
           insights,
-          records: { inserted, updated, unchanged: counts.unchanged, unkeyed: analysis.unkeyed },
+          records: { inserted, updated, unchanged: counts.unchanged, conflicts, unkeyed: analysis.unkeyed },
         };
         if (status === 'duplicate') {
           return {

@@ -53,6 +53,12 @@ export const RANGES: Record<RecordType, { min: number; max: number; unit: string
   ActiveCaloriesBurnedRecord: { min: 0, max: 10_000, unit: 'kcal', what: 'active energy per record' },
 };
 
+/** Whether a measured value is inside the physiological range of its record type. */
+export function inPhysiologicalRange(recordType: RecordType, value: number): boolean {
+  const r = RANGES[recordType];
+  return Number.isFinite(value) && value >= r.min && value <= r.max;
+}
+
 export interface ValidationConfig {
   /** Minimum quality score to accept a file (default 0.7). */
   readonly threshold: number;

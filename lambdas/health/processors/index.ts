@@ -16,7 +16,7 @@ import type {
   SleepSessionRecord,
   StepsRecord,
 } from '../types';
-import { RANGES } from '../validate';
+import { inPhysiologicalRange, RANGES } from '../validate';
 import { createActiveCaloriesProcessor } from './active-calories';
 import { DEFAULT_PROCESSOR_CONFIG, type Processor, type ProcessorConfig } from './common';
 import { createGlucoseProcessor } from './glucose';
@@ -37,12 +37,6 @@ export function createProcessor(
   config: ProcessorConfig = DEFAULT_PROCESSOR_CONFIG,
 ): Processor<HealthRecord> {
   return withPhysiologicalRange(recordType, createUngatedProcessor(recordType, config));
-}
-
-/** Whether a measured value is inside the physiological range of its record type. */
-export function inPhysiologicalRange(recordType: RecordType, value: number): boolean {
-  const r = RANGES[recordType];
-  return Number.isFinite(value) && value >= r.min && value <= r.max;
 }
 
 const HOUR_MS = 3_600_000;
