@@ -456,9 +456,9 @@ const STAGE_COLUMNS = [
 ] as const;
 
 /** Session-local, gone at the end of the transaction (commit or rollback). */
-const CREATE_STAGE_SQL = `
+export const CREATE_STAGE_SQL = `
 CREATE TEMP TABLE IF NOT EXISTS health_records_stage (
-  record_type text, metadata_id text, data_origin text, last_modified_ms bigint,
+  record_type text COLLATE "C", metadata_id text COLLATE "C", data_origin text COLLATE "C", last_modified_ms bigint,
   client_record_version bigint, start_time timestamptz, end_time timestamptz, zone_offset text,
   fetch_ms bigint, value double precision, value_count integer, out_of_range integer,
   content_hash bigint, reader_version smallint, body bytea
@@ -476,7 +476,7 @@ const preferred = (a: string, b: string) =>
  * then INSERT ... ON CONFLICT keeps the newest (or, on a tie, the preferred) version. `xmax = 0`
  * is true for rows this statement inserted, false for rows it updated.
  */
-const MERGE_SQL = `
+export const MERGE_SQL = `
 WITH s AS MATERIALIZED (
   SELECT DISTINCT ON (record_type, metadata_id) *
   FROM pg_temp.health_records_stage
@@ -530,7 +530,6 @@ up AS (
   RETURNING (xmax = 0) AS inserted
 )
 SELECT (SELECT count(*) FROM pg_temp.health_records_stage)::int AS staged,
-       (SELECT count(*) FROM s)::int AS distinct_rows,
        (SELECT count(*) FROM up WHERE inserted)::int AS inserted,
        (SELECT count(*) FROM up WHERE NOT inserted)::int AS updated,
        (SELECT count(*) FROM c)::int AS conflicts,
@@ -586,81 +585,49 @@ function toOutcome(row: IngestRow): IngestOutcome {
 }
 
 export interface PostgresRecordStoreOptions {
-  /** Bytes of COPY data buffered before they are handed to the connection (default 1 MiB). */
-  readonly copyChunkBytes?: number;
+  /**
+   * Rows per staged chunk (default 100,000): each full chunk is copied and merged while the next
+   * one is being decoded, so the client and the server work at the same time.
+   */
+  readonly stageChunkRows?: number;
   /** How long a unit waits for another worker holding the same records or object (default 30 s). */
   readonly lockTimeoutMs?: number;
   /** work_mem of the merge (sorting a million staged rows in memory instead of on disk). */
   readonly mergeWorkMem?: string;
 }
 
-/** A COPY into the stage that is open while the file is read; written with back-pressure. */
-class StageCopy {
-  private readonly enc: BinaryCopyEncoder;
-  private stream: ReturnType<typeof copyFrom> | undefined;
-  private failure: Error | undefined;
-  rows = 0;
+/** One COPY of a finished chunk into the stage, written in slices with back-pressure. */
+async function copyIntoStage(client: pg.PoolClient, data: Buffer, sliceBytes: number): Promise<void> {
+  const stream = client.query(copyFrom(COPY_SQL));
+  await new Promise<void>((resolve, reject) => {
+    stream.once('error', reject);
+    stream.once('finish', resolve);
+    let offset = 0;
+    const pump = () => {
+      while (offset < data.length) {
+        const end = Math.min(data.length, offset + sliceBytes);
+        const more = stream.write(data.subarray(offset, end));
+        offset = end;
+        if (!more) {
+          stream.once('drain', pump);
+          return;
+        }
+      }
+      stream.end();
+    };
+    pump();
+  });
+}
 
-  constructor(
-    private readonly client: pg.PoolClient,
-    private readonly chunkBytes: number,
-  ) {
-    this.enc = new BinaryCopyEncoder(chunkBytes + 65_536);
-  }
-
-  private open(): ReturnType<typeof copyFrom> {
-    if (!this.stream) {
-      this.stream = this.client.query(copyFrom(COPY_SQL));
-      this.stream.on('error', (e: Error) => {
-        this.failure ??= e;
-      });
-    }
-    return this.stream;
-  }
-
-  private async write(chunk: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
-    const stream = this.open();
-    if (!stream.write(chunk)) {
-      await new Promise<void>((resolve, reject) => {
-        const done = () => {
-          stream.off('drain', done);
-          stream.off('error', fail);
-          resolve();
-        };
-        const fail = (e: Error) => {
-          stream.off('drain', done);
-          stream.off('error', fail);
-          reject(e);
-        };
-        stream.on('drain', done);
-        stream.on('error', fail);
-      });
-    }
-  }
-
-  async add(rows: readonly StoredRecordInput[]): Promise<void> {
-    for (const r of rows) encodeRow(this.enc, r);
-    this.rows += rows.length;
-    if (this.enc.size >= this.chunkBytes) await this.write(this.enc.take());
-  }
-
-  /** Ends the COPY; resolves once the server has every row. */
-  async finish(): Promise<void> {
-    if (this.rows === 0 && !this.stream) return;
-    this.enc.end();
-    const stream = this.open();
-    await new Promise<void>((resolve, reject) => {
-      if (this.failure) return reject(this.failure);
-      stream.once('finish', resolve);
-      stream.once('error', reject);
-      stream.end(this.enc.take());
-    });
-  }
+interface MergeRow {
+  staged: number;
+  inserted: number;
+  updated: number;
+  conflicts: number;
 }
 
 export class PostgresRecordStore implements RecordStore {
-  private readonly copyChunkBytes: number;
+  private readonly stageChunkRows: number;
   private readonly lockTimeoutMs: number;
   private readonly mergeWorkMem: string;
 
@@ -668,7 +635,7 @@ export class PostgresRecordStore implements RecordStore {
     private readonly pool: pg.Pool,
     options: PostgresRecordStoreOptions = {},
   ) {
-    this.copyChunkBytes = options.copyChunkBytes ?? 1 << 20;
+    this.stageChunkRows = Math.max(1, options.stageChunkRows ?? 100_000);
     this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
     this.mergeWorkMem = options.mergeWorkMem ?? '128MB';
     if (!/^\d+(kB|MB|GB)$/.test(this.mergeWorkMem)) throw new Error(`invalid work_mem ${this.mergeWorkMem}`);
@@ -708,36 +675,61 @@ export class PostgresRecordStore implements RecordStore {
           : { state: 'pending', outcome: toOutcome(row) };
       }
       let recorded = false;
-      let copy: StageCopy | undefined;
-      const stage = async (rows: readonly StoredRecordInput[]) => {
-        if (!copy) {
-          await client.query(CREATE_STAGE_SQL);
-          copy = new StageCopy(client, this.copyChunkBytes);
-        }
-        await copy.add(rows);
-      };
-      const merge = async (): Promise<UpsertCounts> => {
-        const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0, conflicts: 0 };
-        if (!copy) return counts;
-        const current = copy;
-        copy = undefined;
-        await current.finish();
-        await client.query(`SET LOCAL work_mem = '${this.mergeWorkMem}'`);
-        const { rows } = await client.query<{
-          staged: number;
-          distinct_rows: number;
-          inserted: number;
-          updated: number;
-          conflicts: number;
-        }>(MERGE_SQL, [source.sourceId, VERSION_RULE]);
+      // Staged rows are encoded into one binary COPY chunk; a full chunk is copied into the
+      // session's stage table and merged without waiting, and decoding goes on meanwhile. The
+      // next chunk waits only for the previous merge (the stage table is reused). Everything is
+      // inside the unit's transaction: a file that is then quarantined rolls all of it back.
+      let enc: BinaryCopyEncoder | undefined;
+      let encRows = 0;
+      let inFlight: Promise<void> | undefined;
+      let stageReady = false;
+      const totals: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0, conflicts: 0 };
+      const copyAndMerge = async (data: Buffer) => {
+        await copyIntoStage(client, data, 1 << 20);
+        const { rows } = await client.query<MergeRow>(MERGE_SQL, [source.sourceId, VERSION_RULE]);
         await client.query('TRUNCATE pg_temp.health_records_stage');
         const r = rows[0];
         if (!r) throw new Error('merge returned no counts');
-        counts.inserted = r.inserted;
-        counts.updated = r.updated;
-        counts.unchanged = r.staged - r.inserted - r.updated;
-        counts.conflicts = r.conflicts;
-        return counts;
+        totals.inserted += r.inserted;
+        totals.updated += r.updated;
+        totals.unchanged += r.staged - r.inserted - r.updated;
+        totals.conflicts += r.conflicts;
+      };
+      const flush = async () => {
+        if (!enc || encRows === 0) return;
+        const data = enc.end().take();
+        enc = undefined;
+        encRows = 0;
+        if (inFlight) await inFlight;
+        if (!stageReady) {
+          await client.query(CREATE_STAGE_SQL);
+          await client.query(`SET LOCAL work_mem = '${this.mergeWorkMem}'`);
+          stageReady = true;
+        }
+        const started = copyAndMerge(data);
+        // Observed here so a failure is never unhandled; it is rethrown by the next await of it.
+        started.catch(() => undefined);
+        inFlight = started;
+      };
+      const stage = async (rows: readonly StoredRecordInput[]) => {
+        enc ??= new BinaryCopyEncoder();
+        for (const r of rows) encodeRow(enc, r);
+        encRows += rows.length;
+        if (encRows >= this.stageChunkRows) await flush();
+      };
+      const merge = async (): Promise<UpsertCounts> => {
+        await flush();
+        if (inFlight) {
+          const last = inFlight;
+          inFlight = undefined;
+          await last;
+        }
+        const out = { ...totals };
+        totals.inserted = 0;
+        totals.updated = 0;
+        totals.unchanged = 0;
+        totals.conflicts = 0;
+        return out;
       };
       const unit: IngestUnit = {
         claim,

@@ -12,7 +12,12 @@
 -- more values, then the later export, then the higher content hash so every worker decides the
 -- same) and the pair is recorded in health_record_conflicts.
 
+-- Keys compare bytewise (COLLATE "C"): ids and package names are identifiers, not words, and the
+-- locale-aware comparison made every primary-key insert of a large export several times slower.
 ALTER TABLE health_records
+  ALTER COLUMN record_type TYPE text COLLATE "C",
+  ALTER COLUMN metadata_id TYPE text COLLATE "C",
+  ALTER COLUMN data_origin TYPE text COLLATE "C",
   ALTER COLUMN payload DROP NOT NULL,
   ADD COLUMN fetch_ms bigint NOT NULL DEFAULT 0,
   ADD COLUMN value double precision,

@@ -271,11 +271,11 @@ describe('PostgreSQL', () => {
   });
   afterAll(() => db.drop());
 
-  contract('postgres', async () => new PostgresRecordStore(db.pool, { copyChunkBytes: 64 }));
+  contract('postgres', async () => new PostgresRecordStore(db.pool, { stageChunkRows: 3 }));
 
   it('concurrent workers: every record is inserted exactly once, the database decides', async () => {
     // Prepare: 6 workers upsert the same 40 records (different source objects) at once.
-    const store = new PostgresRecordStore(db.pool, { copyChunkBytes: 256 });
+    const store = new PostgresRecordStore(db.pool, { stageChunkRows: 7 });
     const rows = Array.from({ length: 40 }, (_, i) => row(`conc-${i}`, 1000));
 
     // Act
