@@ -28,8 +28,10 @@ import { createRowEncoder } from './record-store';
 import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
+  createSubjectTracker,
   serializeTrainingExample,
   type TrainingExample,
+  type TrainingSubject,
   trainingKey,
 } from './training';
 import type { HealthRecord, RecordType } from './types';
@@ -99,6 +101,8 @@ export interface Analysis {
   /** Latest appRecordFetchTimeEpochMillis of the records (0 when none). */
   readonly fetchTime: number;
   readonly unkeyed: number;
+  /** What a training example of this file is about (domain, origins, local day, partial or not). */
+  readonly subject: TrainingSubject;
   finishProcessing(): { insights: Record<string, unknown>; narrative: string; input: string };
 }
 
@@ -120,12 +124,14 @@ export async function analyseExport(
   const processor = createProcessor(recordType, config.processor);
   let fetchTime = 0;
   let unkeyed = 0;
+  const subject = createSubjectTracker(recordType);
   let chunk: StoredRecordInput[] = [];
   const toRow = options.onRows ? createRowEncoder(recordType, file.readerVersion) : undefined;
   for await (const block of file.blocks()) {
     for (const record of block.records) {
       validator.add(record);
       processor.add(record);
+      subject.add(record);
       if (record.appRecordFetchTimeEpochMillis > fetchTime) fetchTime = record.appRecordFetchTimeEpochMillis;
       if (toRow) {
         const row = toRow(record);
@@ -149,6 +155,7 @@ export async function analyseExport(
     validation,
     fetchTime,
     unkeyed,
+    subject: subject.finish(fetchTime),
     finishProcessing() {
       processed ??= processor.finish();
       return processed;
@@ -254,11 +261,30 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
         let inserted = counts.inserted;
         let updated = counts.updated;
         let conflicts = counts.conflicts;
+        const keyDate =
+          analysis.fetchTime ||
+          parseExportName(source.key.slice(source.key.lastIndexOf('/') + 1))?.fetchTimeMillis ||
+          input.now.getTime();
+        const exampleKey = trainingKey(type, source, keyDate);
         if (unit.claim.state === 'new') {
           status = counts.inserted + counts.updated > 0 ? 'processed' : 'duplicate';
           processedAt = input.now.toISOString();
           correlationId = input.correlationId ?? null;
+          const sub = analysis.subject;
           await unit.recordOutcome({
+            example:
+              status === 'processed'
+                ? {
+                    subjectKey: sub.key,
+                    domain: sub.domain,
+                    dataOrigins: sub.dataOrigins,
+                    localDay: sub.localDay,
+                    trainingKey: exampleKey,
+                    fetchMs: analysis.fetchTime,
+                    dayComplete: sub.dayComplete,
+                    asOf: sub.asOf,
+                  }
+                : undefined,
             recordType: type,
             status,
             recordsRead,
@@ -319,11 +345,8 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           dataInput,
           processorVersion: PROCESSOR_VERSION,
           readerSchemaVersion: analysis.readerVersion,
+          subject: analysis.subject,
         });
-        const date =
-          analysis.fetchTime ||
-          parseExportName(source.key.slice(source.key.lastIndexOf('/') + 1))?.fetchTimeMillis ||
-          Date.parse(processedAt);
         return {
           commit: true,
           value: {
@@ -332,7 +355,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             reasons: [`new_data: ${inserted} new and ${updated} updated records`],
             narrative,
             trainingExample: example,
-            trainingKey: trainingKey(type, source, date),
+            trainingKey: exampleKey,
             trainingBody: serializeTrainingExample(example),
           },
         };

@@ -109,6 +109,48 @@ export interface RecordConflict {
 
 export type IngestStatus = 'processed' | 'duplicate';
 
+/** A written training example and what it is about (see training.ts `trainingSubject`). */
+export interface TrainingEntry {
+  readonly subjectKey: string;
+  readonly domain: string;
+  readonly dataOrigins: readonly string[];
+  /** YYYY-MM-DD, local day of the data. */
+  readonly localDay: string;
+  readonly trainingKey: string;
+  readonly fetchMs: number;
+  readonly dayComplete: boolean;
+  readonly asOf: string | null;
+}
+
+export interface ManifestSubject {
+  readonly subjectKey: string;
+  readonly current: TrainingEntry & { readonly sourceId: string };
+  /** Older versions of the same subject, newest first. */
+  readonly superseded: readonly (TrainingEntry & { readonly sourceId: string })[];
+}
+
+/** Groups entries by subject: the latest fetch time (then highest source id) is current. */
+export function manifestOf(entries: readonly (TrainingEntry & { sourceId: string })[]): ManifestSubject[] {
+  const bySubject = new Map<string, (TrainingEntry & { sourceId: string })[]>();
+  for (const e of entries) {
+    const list = bySubject.get(e.subjectKey) ?? [];
+    list.push(e);
+    bySubject.set(e.subjectKey, list);
+  }
+  return [...bySubject.entries()]
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    .map(([subjectKey, list]) => {
+      const sorted = [...list].sort(
+        (a, b) => b.fetchMs - a.fetchMs || (a.sourceId < b.sourceId ? 1 : a.sourceId > b.sourceId ? -1 : 0),
+      );
+      return {
+        subjectKey,
+        current: sorted[0] as TrainingEntry & { sourceId: string },
+        superseded: sorted.slice(1),
+      };
+    });
+}
+
 export interface IngestOutcome {
   readonly sourceId: string;
   readonly recordType: RecordType;
@@ -118,6 +160,8 @@ export interface IngestOutcome {
   readonly updated: number;
   readonly conflicts: number;
   readonly correlationId: string | null;
+  /** The training example a processed export writes (recorded with the decision). */
+  readonly example?: TrainingEntry;
   /** ISO time of the attempt that decided. */
   readonly processedAt: string;
   /** ISO time all outputs were confirmed written; null until then. */
@@ -175,6 +219,8 @@ export interface RecordStore {
   countRecords(recordType?: RecordType): Promise<number>;
   /** Conflicts recorded for a record (oldest first). */
   conflicts(recordType: RecordType, metadataId: string): Promise<RecordConflict[]>;
+  /** Every written (completed) training example by subject: the current one and the superseded ones. */
+  trainingManifest(): Promise<ManifestSubject[]>;
   close(): Promise<void>;
 }
 
@@ -429,6 +475,14 @@ export class MemoryRecordStore implements RecordStore {
 
   async conflicts(recordType: RecordType, metadataId: string): Promise<RecordConflict[]> {
     return this.conflictLog.filter((c) => c.recordType === recordType && c.metadataId === metadataId);
+  }
+
+  async trainingManifest(): Promise<ManifestSubject[]> {
+    const entries: (TrainingEntry & { sourceId: string })[] = [];
+    for (const o of this.ingests.values()) {
+      if (o.example && o.completedAt) entries.push({ ...o.example, sourceId: o.sourceId });
+    }
+    return manifestOf(entries);
   }
 
   async close(): Promise<void> {}
@@ -758,6 +812,25 @@ export class PostgresRecordStore implements RecordStore {
               o.conflicts,
             ],
           );
+          if (o.example) {
+            const e = o.example;
+            await client.query(
+              `INSERT INTO health_training_examples (source_id, subject_key, domain, data_origins, local_day,
+                 training_key, fetch_ms, day_complete, as_of)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+              [
+                source.sourceId,
+                e.subjectKey,
+                e.domain,
+                e.dataOrigins,
+                e.localDay,
+                e.trainingKey,
+                e.fetchMs,
+                e.dayComplete,
+                e.asOf,
+              ],
+            );
+          }
           recorded = true;
         },
       };
@@ -871,6 +944,38 @@ export class PostgresRecordStore implements RecordStore {
       kept: r.kept,
       rule: r.rule,
     }));
+  }
+
+  async trainingManifest(): Promise<ManifestSubject[]> {
+    const { rows } = await this.pool.query<{
+      source_id: string;
+      subject_key: string;
+      domain: string;
+      data_origins: string[];
+      local_day: string;
+      training_key: string;
+      fetch_ms: string;
+      day_complete: boolean;
+      as_of: string | null;
+    }>(
+      `SELECT e.source_id, e.subject_key, e.domain, e.data_origins, to_char(e.local_day, 'YYYY-MM-DD') AS local_day,
+              e.training_key, e.fetch_ms, e.day_complete, e.as_of
+       FROM health_training_examples e JOIN health_ingests i USING (source_id)
+       WHERE i.completed_at IS NOT NULL`,
+    );
+    return manifestOf(
+      rows.map((r) => ({
+        sourceId: r.source_id,
+        subjectKey: r.subject_key,
+        domain: r.domain,
+        dataOrigins: r.data_origins,
+        localDay: r.local_day,
+        trainingKey: r.training_key,
+        fetchMs: Number(r.fetch_ms),
+        dayComplete: r.day_complete,
+        asOf: r.as_of,
+      })),
+    );
   }
 
   /** The pool belongs to the caller (one per container); closing the store does not end it. */

@@ -6,8 +6,61 @@
  * (bucket, key, version id or ETag): a retry or a parallel worker computes the same key and writes
  * the same bytes, so an example is never lost and never duplicated.
  */
+import { partialDay } from './processors/daily-totals';
 import { type SourceIdentity, sourceId } from './source';
-import { DOMAINS, type Domain, type RecordType } from './types';
+import { localTime } from './time';
+import { DOMAINS, type Domain, type HealthRecord, type RecordType, recordInterval } from './types';
+
+/**
+ * What an example is about: one current example per (domain, data origins, local day). A later
+ * export of the same subject supersedes the earlier example (record-store.ts `manifestOf`).
+ */
+export interface TrainingSubject {
+  readonly key: string;
+  readonly domain: Domain;
+  readonly dataOrigins: string[];
+  /** Local date (record zone) of the latest record start in the file. */
+  readonly localDay: string;
+  /** False when that day had not ended at the export's fetch time. */
+  readonly dayComplete: boolean;
+  /** Local clock of the export when the day was not complete, "10:27". */
+  readonly asOf: string | null;
+  readonly percentOfDay: number | null;
+}
+
+export function createSubjectTracker(recordType: RecordType): {
+  add(record: HealthRecord): void;
+  finish(fetchTime: number): TrainingSubject;
+} {
+  const origins = new Set<string>();
+  let lastStart = Number.NEGATIVE_INFINITY;
+  let lastZone: string | null = null;
+  return {
+    add(record) {
+      origins.add(record.metadata.dataOriginPackageName);
+      const { start, zone } = recordInterval(recordType, record);
+      if (Number.isFinite(start) && start > lastStart) {
+        lastStart = start;
+        lastZone = zone;
+      }
+    },
+    finish(fetchTime) {
+      const domain = DOMAINS[recordType];
+      const dataOrigins = [...origins].sort();
+      const localDay = Number.isFinite(lastStart) ? localTime(lastStart, lastZone).date : '1970-01-01';
+      const partial = partialDay(localDay, fetchTime, lastZone);
+      return {
+        key: `${domain}|${dataOrigins.join('+')}|${localDay}`,
+        domain,
+        dataOrigins,
+        localDay,
+        dayComplete: partial === null,
+        asOf: partial?.asOf ?? null,
+        percentOfDay: partial?.percentOfDay ?? null,
+      };
+    },
+  };
+}
 
 export interface TrainingMetadata {
   readonly recordType: RecordType;
@@ -25,6 +78,7 @@ export interface TrainingMetadata {
   readonly insights: Record<string, unknown>;
   readonly processorVersion: string;
   readonly readerSchemaVersion: number;
+  readonly subject: TrainingSubject;
 }
 
 export interface TrainingExample {
@@ -80,6 +134,7 @@ export interface TrainingInput {
   readonly dataInput: string;
   readonly processorVersion: string;
   readonly readerSchemaVersion: number;
+  readonly subject: TrainingSubject;
 }
 
 export function buildTrainingExample(t: TrainingInput): TrainingExample {
@@ -108,6 +163,7 @@ export function buildTrainingExample(t: TrainingInput): TrainingExample {
       insights: t.insights,
       processorVersion: t.processorVersion,
       readerSchemaVersion: t.readerSchemaVersion,
+      subject: t.subject,
     },
   };
 }

@@ -71,6 +71,7 @@ async function pipelineOnce(bytes: Buffer, key: string): Promise<number> {
       dataInput: input,
       processorVersion: PROCESSOR_VERSION,
       readerSchemaVersion: analysis.readerVersion,
+      subject: analysis.subject,
     }),
   );
   if (body.length === 0) throw new Error('empty training example');
@@ -166,7 +167,8 @@ async function processOnce(bytes: Buffer, key: string, store: RecordStore): Prom
     store,
     now: new Date(NOW),
   });
-  if (r.status !== 'processed') throw new Error(`expected processed, got ${r.status}: ${r.reasons.join('; ')}`);
+  if (r.status !== 'processed')
+    throw new Error(`expected processed, got ${r.status}: ${r.reasons.join('; ')}`);
   await store.completeIngest(r.sourceId);
   return r;
 }
