@@ -60,7 +60,7 @@ export function partialDay(date: string, fetch: number, zone: string | null): Pa
   const elapsed = local.date < date ? 0 : local.minuteOfDay / (DAY_MS / 60_000);
   const hh = String(local.hour).padStart(2, '0');
   const mm = String(local.minute).padStart(2, '0');
-  return { asOf: `${hh}:${mm}`, percentOfDay: Math.floor(elapsed * 100) };
+  return { asOf: `${hh}:${mm}`, percentOfDay: Math.round(elapsed * 100) };
 }
 
 /** "Steps on 2025-11-03" or "Steps on 2025-11-03 as of 10:27 (44 % of the day)". */
