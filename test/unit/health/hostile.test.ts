@@ -117,6 +117,8 @@ function hostileContract(name: string, make: () => Promise<RecordStore>) {
       expect(morning.narrative).toMatch(/The day had not ended when the data was exported/);
       expect(morning.narrative).not.toMatch(/sedentary|add about/);
       expect(morning.trainingExample?.metadata.subject).toMatchObject({ dayComplete: false, asOf: '10:27' });
+      expect(morning.trainingExample?.metadata.training_category).toBe('partial_day');
+      expect(morning.trainingExample?.instruction).toBe('How am I doing on steps so far today?');
       expect(fullDay.narrative).toMatch(/^Steps on 2025-11-08: 8,412 from /);
       expect(fullDay.trainingExample?.metadata.subject).toMatchObject({ dayComplete: true, asOf: null });
 
