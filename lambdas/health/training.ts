@@ -7,6 +7,7 @@
  * the same bytes, so an example is never lost and never duplicated.
  */
 import { partialDay } from './processors/daily-totals';
+import type { ManifestSubject } from './record-store';
 import { type SourceIdentity, sourceId } from './source';
 import { localTime } from './time';
 import { DOMAINS, type Domain, type HealthRecord, type RecordType, recordInterval } from './types';
@@ -285,6 +286,38 @@ export function buildTrainingExample(t: TrainingInput): TrainingExample {
       clinical_relevance: c.clinical_relevance,
     },
   };
+}
+
+/** Where the manifest of current training examples is written (beside the examples). */
+export const TRAINING_MANIFEST_KEY = 'training/manifest.json';
+
+/**
+ * The manifest: per subject (domain, data origins, local day) the current example's key and the
+ * superseded ones. A trainer reads only `current`; the superseded objects stay as versions.
+ */
+export function serializeTrainingManifest(subjects: readonly ManifestSubject[], generatedAt: Date): string {
+  const entry = (e: ManifestSubject['current']) => ({
+    key: e.trainingKey,
+    sourceId: e.sourceId,
+    fetchedAt: new Date(e.fetchMs).toISOString(),
+    dayComplete: e.dayComplete,
+    asOf: e.asOf,
+  });
+  return `${JSON.stringify(
+    {
+      generatedAt: generatedAt.toISOString(),
+      subjects: subjects.map((s) => ({
+        subject: s.subjectKey,
+        domain: s.current.domain,
+        dataOrigins: s.current.dataOrigins,
+        localDay: s.current.localDay,
+        current: entry(s.current),
+        superseded: s.superseded.map(entry),
+      })),
+    },
+    null,
+    2,
+  )}\n`;
 }
 
 /** One JSON object per line (JSONL), newline-terminated. */
