@@ -13,6 +13,8 @@ import { serializeTrainingManifest, TRAINING_MANIFEST_KEY } from './training';
 export interface OutputSink {
   /** The training JSONL of a processed export at `key` (the source's bucket or directory). */
   writeTraining(source: SourceIdentity, key: string, body: string): Promise<void>;
+  /** The training manifest snapshot at `key`: REPLACES what is there (unlike the immutable examples). */
+  writeManifest(source: SourceIdentity, key: string, body: string): Promise<void>;
   /** A copy of the source export at `plan.key` and its sidecar at `plan.sidecarKey`. */
   quarantine(source: SourceIdentity, plan: QuarantinePlan): Promise<void>;
 }
