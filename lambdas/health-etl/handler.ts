@@ -130,6 +130,10 @@ async function processObject(input: {
   metrics.addMetric('RecordsRead', MetricUnit.Count, result.recordsRead);
   metrics.addMetric('FileDuration', MetricUnit.Milliseconds, performance.now() - started);
   if (result.qualityScore !== null) metrics.addMetric('QualityScore', MetricUnit.NoUnit, result.qualityScore);
+  // Same id + same version + different content, decided by the record store's VERSION_RULE.
+  const conflicts =
+    result.status === 'processed' || result.status === 'duplicate' ? (result.records?.conflicts ?? 0) : 0;
+  if (conflicts > 0) metrics.addMetric('RecordConflicts', MetricUnit.Count, conflicts);
   // Identifiers, counts and outcome only: insights, narratives and reasons (which can quote
   // values) stay in the encrypted outputs.
   logger.info('export handled', {
@@ -141,6 +145,7 @@ async function processObject(input: {
     qualityScore: result.qualityScore,
     warnings: result.warnings.length,
     reasons: result.reasons.length,
+    conflicts,
   });
   return outcome(
     result.sourceId,
