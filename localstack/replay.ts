@@ -17,6 +17,8 @@ export interface FileReport {
   readonly recordType: string;
   readonly outcome: ReplayOutcome | 'pending';
   readonly latencyMs: number | null;
+  /** When its outcome was recorded, in ms since the replay started (throughput over time). */
+  readonly completedAtMs: number | null;
   /** Why a file was quarantined (from its sidecar). */
   readonly reasons?: string[];
 }
@@ -130,6 +132,7 @@ export async function replay(paths: string[], deps: ReplayDependencies): Promise
     recordType: u.key.split('/')[1] ?? 'unknown',
     outcome: u.outcome ?? 'pending',
     latencyMs: u.doneAt ? u.doneAt - u.uploadedAt : null,
+    completedAtMs: u.doneAt ? u.doneAt - started : null,
     ...(u.reasons ? { reasons: u.reasons } : {}),
   }));
   const counts = { processed: 0, duplicate: 0, quarantined: 0, 'dead-lettered': 0, pending: 0 };
