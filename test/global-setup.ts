@@ -4,8 +4,7 @@ import { stageUp, stopStarted } from '../localstack/stage';
 /**
  * Brings the local stage up (idempotent: a warm stage only verifies) before any test file runs, so
  * `npm test` needs nothing started by hand. Integration tests talk to the real LocalStack, PostgreSQL
- * and Redis; unit tests ignore them. What this run started (the test runner, and LocalStack or the
- * market API when none was up) is stopped at the end: a test run leaves nothing running.
+ * and Redis; unit tests ignore them. The runner this run started is stopped at the end: a test run leaves no runner polling.
  */
 export default async function setup(): Promise<() => Promise<void>> {
   // Tests run the stage against their own database, never the one `npm start` fills.
@@ -17,7 +16,10 @@ export default async function setup(): Promise<() => Promise<void>> {
   });
   console.log(`[stage] local stage ready in ${seconds.toFixed(1)} s`);
   return async () => {
-    await stopStarted(started);
-    if (started.length > 0) console.log(`[stage] stopped what the tests started: ${started.join(', ')}`);
+    // Its runner only: a LocalStack or market API it started may already serve other checkouts
+    // (they reuse one that answers); `stage down` stops those.
+    const runners = started.filter((name) => name.startsWith('runner-'));
+    await stopStarted(runners);
+    if (runners.length > 0) console.log(`[stage] stopped what the tests started: ${runners.join(', ')}`);
   };
 }

@@ -19,7 +19,10 @@ export default async function setup(): Promise<() => Promise<void>> {
   const { seconds, started } = await stageUp((line) => console.log(`[stage] ${line}`));
   console.log(`[stage] load stage ready in ${seconds.toFixed(1)} s`);
   return async () => {
-    await stopStarted(started);
-    if (started.length > 0) console.log(`[stage] stopped what the load test started: ${started.join(', ')}`);
+    // Its runner only: a LocalStack or market API it started may already serve other checkouts
+    // (they reuse one that answers); `stage down` stops those.
+    const runners = started.filter((name) => name.startsWith('runner-'));
+    await stopStarted(runners);
+    if (runners.length > 0) console.log(`[stage] stopped what the load test started: ${runners.join(', ')}`);
   };
 }
