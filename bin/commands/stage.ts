@@ -1,3 +1,4 @@
+import { stateDir } from '../../localstack/processes';
 import { describeOwner, type StageStatus, stageDown, stageStatus, stageUp } from '../../localstack/stage';
 import { EXIT, oneOf, parseCommandArgs } from '../cli/args';
 import { emit, formatSeconds, table } from '../cli/output';
@@ -43,7 +44,7 @@ export async function run(args: string[]): Promise<number> {
       const say = values.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
       const result = await stageUp(say, { own: values.own });
       emit(values.json, result, (r) => {
-        console.log(`local stage up in ${formatSeconds(r.seconds)} (logs: localstack/.state/*.log)`);
+        console.log(`local stage up in ${formatSeconds(r.seconds)} (logs: ${stateDir()}/*.log)`);
         if (r.started.length > 0) console.log(`started: ${r.started.join(', ')}`);
       });
       return EXIT.ok;
