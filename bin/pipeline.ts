@@ -6,8 +6,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { EXIT, UsageError } from '../lib/cli/args';
 import { applyLocalDefaults } from '../localstack/env';
-import { EXIT, UsageError } from './cli/args';
 
 export interface Command {
   readonly summary: string;

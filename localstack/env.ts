@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { REPO_ROOT } from '../bin/paths';
+import { REPO_ROOT } from '../lib/paths';
 
 /** A TCP port from the environment, or the default; a bad value names the variable. */
 function portFromEnv(name: string, fallback: number): number {

@@ -4,14 +4,14 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { withProgress } from '../bin/cli/progress';
-import { MIGRATIONS_DIR, REPO_ROOT } from '../bin/paths';
-import { ensureDatabase } from '../lambdas/platform/local-database';
 import { loadMigrations, MigrationChecksumError, migrate } from '../lambdas/platform/migrations';
 import { createPool } from '../lambdas/platform/postgres';
 import { createRedisClient } from '../lambdas/platform/redis';
+import { withProgress } from '../lib/cli/progress';
+import { MIGRATIONS_DIR, REPO_ROOT } from '../lib/paths';
 import { CONSUMERS } from '../lib/topology';
 import { applyLocalDefaults, localStackPort, localStageName, marketApiPort, TEST_DATABASE_URL } from './env';
+import { ensureDatabase } from './local-database';
 import { portHolder, portOpen } from './ports';
 import {
   logFile,

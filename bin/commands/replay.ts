@@ -1,6 +1,11 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createPool } from '../../lambdas/platform/postgres';
+import { EXIT, parseCommandArgs, parseInteger, UsageError } from '../../lib/cli/args';
+import { emit, formatPercent, table } from '../../lib/cli/output';
+import { startProgress } from '../../lib/cli/progress';
+import { writeReport } from '../../lib/cli/report';
+import { REPO_ROOT } from '../../lib/paths';
 import {
   exportFiles,
   ReplayInputError,
@@ -9,11 +14,6 @@ import {
   replayDependencies,
 } from '../../localstack/replay';
 import { stageUp } from '../../localstack/stage';
-import { EXIT, parseCommandArgs, parseInteger, UsageError } from '../cli/args';
-import { emit, formatPercent, table } from '../cli/output';
-import { startProgress } from '../cli/progress';
-import { writeReport } from '../cli/report';
-import { REPO_ROOT } from '../paths';
 import { replayReport } from '../reports/replay';
 
 export const summary =

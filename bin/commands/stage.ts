@@ -1,7 +1,7 @@
+import { EXIT, oneOf, parseCommandArgs } from '../../lib/cli/args';
+import { emit, formatSeconds, table } from '../../lib/cli/output';
 import { stateDir } from '../../localstack/processes';
 import { describeOwner, type StageStatus, stageDown, stageStatus, stageUp } from '../../localstack/stage';
-import { EXIT, oneOf, parseCommandArgs } from '../cli/args';
-import { emit, formatSeconds, table } from '../cli/output';
 
 export const summary =
   'stage up [--own]|down|status: the local stage (LocalStack, market API, runner; PostgreSQL, Redis checked)';

@@ -1,4 +1,4 @@
-import type { Report, ReportSection } from '../cli/report';
+import type { Report, ReportSection } from '../../lib/cli/report';
 
 /** One benchmark module's run (`npm run bench -- --report`). */
 export interface BenchRun {

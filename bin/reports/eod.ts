@@ -1,6 +1,6 @@
 import type { EodChainResult } from '../../lambdas/market/eod/chain';
-import { formatNumber, formatPercent } from '../cli/output';
-import { countsChart, type Report, type ReportSection } from '../cli/report';
+import { formatNumber, formatPercent } from '../../lib/cli/output';
+import { countsChart, type Report, type ReportSection } from '../../lib/cli/report';
 
 /** The HTML report of one EOD chain run (`eod run --report`). */
 export function eodReport(result: EodChainResult, schema: string): Report {

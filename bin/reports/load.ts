@@ -1,5 +1,5 @@
-import { formatNumber } from '../cli/output';
-import { countsChart, histogram, type Report, throughputOverTime } from '../cli/report';
+import { formatNumber } from '../../lib/cli/output';
+import { countsChart, histogram, type Report, throughputOverTime } from '../../lib/cli/report';
 
 /** What the health load test measured (`npm run test:load -- --report`). */
 export interface LoadTestResult {

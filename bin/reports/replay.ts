@@ -1,6 +1,6 @@
+import { formatNumber } from '../../lib/cli/output';
+import { countsChart, histogram, type Report, stackedCounts, throughputOverTime } from '../../lib/cli/report';
 import type { ReplayReport } from '../../localstack/replay';
-import { formatNumber } from '../cli/output';
-import { countsChart, histogram, type Report, stackedCounts, throughputOverTime } from '../cli/report';
 
 const OUTCOMES = ['processed', 'duplicate', 'quarantined', 'dead-lettered', 'pending'] as const;
 

@@ -7,9 +7,9 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
-import type { ReportSection } from '../../bin/cli/report';
 import { replayReport } from '../../bin/reports/replay';
 import { createPool } from '../../lambdas/platform/postgres';
+import type { ReportSection } from '../../lib/cli/report';
 import { applyLocalDefaults } from '../../localstack/env';
 import { stopBackground } from '../../localstack/processes';
 import { replay, replayDependencies } from '../../localstack/replay';

@@ -7,10 +7,10 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startProgress } from '../../bin/cli/progress';
-import type { ReportSection } from '../../bin/cli/report';
-import { writeReport } from '../../bin/cli/report';
 import { type BenchRun, benchReport } from '../../bin/reports/bench';
+import { startProgress } from '../../lib/cli/progress';
+import type { ReportSection } from '../../lib/cli/report';
+import { writeReport } from '../../lib/cli/report';
 import { applyLocalDefaults } from '../../localstack/env';
 
 applyLocalDefaults();

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Report } from '../../bin/cli/report';
-import { writeReport } from '../../bin/cli/report';
-import { REPO_ROOT } from '../../bin/paths';
 import { benchReport } from '../../bin/reports/bench';
 import { eodReport } from '../../bin/reports/eod';
 import { loadTestReport } from '../../bin/reports/load';
 import { replayReport } from '../../bin/reports/replay';
 import type { EodChainResult } from '../../lambdas/market/eod/chain';
+import type { Report } from '../../lib/cli/report';
+import { writeReport } from '../../lib/cli/report';
+import { REPO_ROOT } from '../../lib/paths';
 import type { ReplayReport } from '../../localstack/replay';
 
 /**
@@ -180,7 +180,9 @@ describe('HTML reports in a real browser', () => {
 
       // Act
       await page.goto(pathToFileURL(file).href);
-      await page.waitForFunction(() => (globalThis as { reportRendered?: number }).reportRendered !== undefined);
+      await page.waitForFunction(
+        () => (globalThis as { reportRendered?: number }).reportRendered !== undefined,
+      );
       const rendered = await page.evaluate(() => (globalThis as { reportRendered?: number }).reportRendered);
       const painted = await page.$$eval('canvas', (canvases) =>
         canvases.map((c) => {

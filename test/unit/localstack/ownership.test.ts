@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../../bin/paths';
+import { REPO_ROOT } from '../../../lib/paths';
 import { portHolder } from '../../../localstack/ports';
 import {
   isAlive,
