@@ -98,3 +98,13 @@ export function parseSchema(flag: string, value: string): string {
   }
   return value;
 }
+
+/** The schema the market commands and `npm start` keep the local market in, unless told otherwise. */
+export const DEFAULT_MARKET_SCHEMA = 'market_local';
+
+/** --schema, else PG_SCHEMA, else market_local; with the line every market command prints. */
+export function marketSchema(flag: string | undefined): { schema: string; line: string } {
+  const schema = parseSchema('--schema', flag ?? process.env.PG_SCHEMA ?? DEFAULT_MARKET_SCHEMA);
+  const source = flag ? '--schema' : process.env.PG_SCHEMA ? 'PG_SCHEMA' : 'default; --schema S to change';
+  return { schema, line: `market schema: ${schema} (${source})` };
+}
