@@ -2,7 +2,7 @@
 import { App } from 'aws-cdk-lib';
 import { stageConfig } from '../lib/config';
 import { applyNag, unacknowledgedFindings } from '../lib/nag';
-import { PipelineStage } from '../lib/pipeline-stage';
+import { PipelineStage, stageId } from '../lib/pipeline-stage';
 
 // Configuration is read here, once; constructs receive it as props.
 const app = new App();
@@ -14,7 +14,7 @@ try {
   console.error(`usage error: ${(error as Error).message}`);
   process.exit(2);
 }
-new PipelineStage(app, `Tickstock-${config.name}`, {
+new PipelineStage(app, stageId(config.name), {
   config,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
