@@ -1,5 +1,9 @@
 import { defineConfig } from 'vitest/config';
-import { TEST_DATABASE_URL } from './localstack/env';
+
+// The same default as localstack/env.ts's TEST_DATABASE_URL. Not imported: Vite's config loader
+// warns about extensionless imports of project modules (and their imports) in a config file.
+const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tickstock_test';
 
 // Unit and infra tests need nothing running; integration tests need the local stage, which the
 // global setup brings up (idempotently) before any file runs.

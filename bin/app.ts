@@ -6,7 +6,14 @@ import { PipelineStage, stageId } from '../lib/pipeline-stage';
 
 // Configuration is read here, once; constructs receive it as props.
 const app = new App();
-const config = stageConfig(app.node.tryGetContext('stage'));
+let config: ReturnType<typeof stageConfig>;
+try {
+  config = stageConfig(app.node.tryGetContext('stage'));
+} catch (error) {
+  // A mistyped -c stage is a usage error: one line naming the valid stages, not a stack trace.
+  console.error(`usage error: ${(error as Error).message}`);
+  process.exit(2);
+}
 new PipelineStage(app, stageId(config.name), {
   config,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },

@@ -6,6 +6,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { EXIT, UsageError } from '../lib/cli/args';
 import { applyLocalDefaults } from '../localstack/env';
 
 export interface Command {
@@ -34,24 +35,37 @@ async function usage(): Promise<void> {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
+  // No command is a request for the list (the README's way to see the commands): exit 0.
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     await usage();
-    return name ? 0 : 2;
+    return EXIT.ok;
   }
   if (!commandNames().includes(name)) {
-    console.error(`unknown command: ${name}`);
-    await usage();
-    return 2;
+    console.error(`unknown command '${name}': one of ${commandNames().join(', ')}`);
+    return EXIT.usage;
   }
-  applyLocalDefaults();
+  try {
+    applyLocalDefaults();
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
   const command = (await import(`./commands/${name}.ts`)) as Command;
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(`usage: npm run pipeline -- ${command.summary}`);
+    return EXIT.ok;
+  }
   return command.run(args);
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`usage error: ${error.message}`);
+      if (error.usage) console.error(error.usage);
+      process.exit(EXIT.usage);
+    }
     console.error(error instanceof Error ? `error: ${error.message}` : error);
-    process.exit(1);
+    process.exit(EXIT.failure);
   },
 );

@@ -1,8 +1,29 @@
 import { createHash } from 'node:crypto';
 import { REPO_ROOT } from '../lib/paths';
 
+/** A TCP port from the environment, or the default; a bad value names the variable. */
+function portFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (!raw) return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new Error(`${name}=${raw} is not a TCP port (1-65535)`);
+  }
+  return port;
+}
+
+/** LocalStack's port (LOCALSTACK_PORT, default 4566). */
+export function localStackPort(): number {
+  return portFromEnv('LOCALSTACK_PORT', 4566);
+}
+
+/** The local market API's port (MARKET_API_PORT, default 4580). */
+export function marketApiPort(): number {
+  return portFromEnv('MARKET_API_PORT', 4580);
+}
+
 /**
- * Defaults of the local stage: LocalStack on :4566, the real local PostgreSQL and Redis. Applied by
+ * Defaults of the local stage: LocalStack on :4566 (LOCALSTACK_PORT), the real local PostgreSQL and Redis. Applied by
  * the CLI and the test set-up only, and only where a variable is unset, so an engineer can point any
  * of them elsewhere. Handler code never reads these defaults: it validates its environment and
  * fails at cold start when something is missing.
@@ -37,6 +58,9 @@ export const TEST_DATABASE_URL =
   process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tickstock_test';
 
 export function applyLocalDefaults(env: NodeJS.ProcessEnv = process.env): void {
+  // Endpoints follow the ports, so a second stage on other ports needs only the two port variables.
+  if (!env.AWS_ENDPOINT_URL) env.AWS_ENDPOINT_URL = `http://localhost:${localStackPort()}`;
+  if (!env.MARKET_API_BASE_URL) env.MARKET_API_BASE_URL = `http://127.0.0.1:${marketApiPort()}`;
   for (const [key, value] of Object.entries(LOCAL_DEFAULTS)) {
     if (!env[key]) env[key] = value;
   }

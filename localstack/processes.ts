@@ -2,25 +2,40 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../lib/paths';
+import { processGroup } from './ports';
 
-/** Where the local stage keeps its pid files, logs and LocalStack's data (git-ignored). */
-export const STATE_DIR = join(REPO_ROOT, 'localstack', '.state');
+/**
+ * Where the local stage keeps its pid files, logs and LocalStack's data (git-ignored).
+ * LOCAL_STAGE_STATE_DIR moves it: a second stage of one checkout on other ports (the ownership
+ * tests) keeps its own pid files and never touches the first one's processes.
+ */
+export function stateDir(): string {
+  return process.env.LOCAL_STAGE_STATE_DIR || join(REPO_ROOT, 'localstack', '.state');
+}
 
 export function logFile(name: string): string {
-  return join(STATE_DIR, `${name}.log`);
+  return join(stateDir(), `${name}.log`);
 }
 
 function pidFile(name: string): string {
-  return join(STATE_DIR, `${name}.pid`);
+  return join(stateDir(), `${name}.pid`);
 }
 
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  // A zombie (exited, not yet reaped by its parent) answers signal 0 but runs nothing.
+  const stat = (() => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return '';
+    }
+  })();
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
 
 /** The pid of a process this stage started, if it is still running. */
@@ -33,14 +48,24 @@ export function runningPid(name: string): number | undefined {
   return undefined;
 }
 
-/** Starts a detached background process in its own process group, logging to .state/<name>.log. */
+/** Whether a pid belongs to the process group of a service this stage started under that name. */
+export function startedByStage(name: string, pid: number): boolean {
+  const leader = runningPid(name);
+  return leader !== undefined && (pid === leader || processGroup(pid) === leader);
+}
+
+/** Starts a detached background process in its own process group, logging to <state>/<name>.log. */
 export function startBackground(
   name: string,
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
 ): number {
-  mkdirSync(STATE_DIR, { recursive: true });
+  mkdirSync(stateDir(), { recursive: true });
+  if (runningPid(name) !== undefined) {
+    // Overwriting the pid file would orphan the running one: nothing could stop it any more.
+    throw new Error(`${name} is already running (pid ${runningPid(name)}): stop it first`);
+  }
   const log = openSync(logFile(name), 'a');
   const child = spawn(command, args, { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
@@ -50,16 +75,27 @@ export function startBackground(
   return child.pid;
 }
 
-/** Stops a background process group: SIGTERM, then SIGKILL if it has not exited in time. */
-export async function stopBackground(name: string, graceMs = 10_000): Promise<boolean> {
-  const pid = runningPid(name);
-  if (pid === undefined) return false;
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return isAlive(pgid);
+  }
+}
+
+/**
+ * Stops a process group: SIGTERM, then SIGKILL to the whole group if anything of it is still alive
+ * after the grace period (LocalStack's shutdown can hang on a thread and ignore SIGTERM for good).
+ * Returns the signal that ended it.
+ */
+export async function stopGroup(pgid: number, graceMs = 10_000): Promise<'SIGTERM' | 'SIGKILL'> {
   const signal = (sig: NodeJS.Signals) => {
     try {
-      process.kill(-pid, sig);
+      process.kill(-pgid, sig);
     } catch {
       try {
-        process.kill(pid, sig);
+        process.kill(pgid, sig);
       } catch {
         // already gone
       }
@@ -67,16 +103,26 @@ export async function stopBackground(name: string, graceMs = 10_000): Promise<bo
   };
   signal('SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (isAlive(pid)) signal('SIGKILL');
-  while (isAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+  while (groupAlive(pgid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (!groupAlive(pgid)) return 'SIGTERM';
+  signal('SIGKILL');
+  const hardDeadline = Date.now() + 5_000;
+  while (groupAlive(pgid) && Date.now() < hardDeadline) await new Promise((r) => setTimeout(r, 50));
+  return 'SIGKILL';
+}
+
+/** Stops a background process this stage started (its whole group); false when none was running. */
+export async function stopBackground(name: string, graceMs = 10_000): Promise<boolean> {
+  const pid = runningPid(name);
+  if (pid === undefined) return false;
+  await stopGroup(pid, graceMs);
   rmSync(pidFile(name), { force: true });
   return true;
 }
 
 /** Where a runner writes its memory when asked (SIGUSR2). */
 export function memoryFile(stage: string): string {
-  return join(STATE_DIR, `runner-${stage}.memory.json`);
+  return join(stateDir(), `runner-${stage}.memory.json`);
 }
 
 export function tail(file: string, lines = 15): string {

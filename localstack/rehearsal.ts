@@ -15,7 +15,7 @@ import { REPO_ROOT } from '../lib/paths';
 import { stageId } from '../lib/pipeline-stage';
 import { type MarketApi, startMarketApi } from './market-api/server';
 import { type MiniStack, startMiniStack } from './ministack';
-import { logFile, STATE_DIR, tail } from './processes';
+import { logFile, stateDir, tail } from './processes';
 import { replay } from './replay';
 
 /**
@@ -262,7 +262,7 @@ export async function rehearse(say: Say = console.log): Promise<RehearsalReport>
     }
   };
 
-  mkdirSync(STATE_DIR, { recursive: true });
+  mkdirSync(stateDir(), { recursive: true });
   const deployLog = logFile('rehearsal-cdk');
   const databaseUrl = rehearsalDatabaseUrl();
   let ministack: MiniStack | undefined;
@@ -332,7 +332,7 @@ export async function rehearse(say: Say = console.log): Promise<RehearsalReport>
 
     const bootstrapped = await step('cdk bootstrap', async () => {
       // Outside the project: the default template needs no synth of the app.
-      const cwd = join(STATE_DIR, 'rehearsal-bootstrap');
+      const cwd = join(stateDir(), 'rehearsal-bootstrap');
       mkdirSync(cwd, { recursive: true });
       await run(join(REPO_ROOT, 'node_modules/.bin/cdk'), ['bootstrap', `aws://${ACCOUNT}/${REGION}`], {
         cwd,

@@ -18,6 +18,8 @@ export interface FileReport {
   readonly recordType: string;
   readonly outcome: ReplayOutcome | 'pending';
   readonly latencyMs: number | null;
+  /** When its outcome was recorded, in ms since the replay started (throughput over time). */
+  readonly completedAtMs: number | null;
   /** Why a file was quarantined (from its sidecar). */
   readonly reasons?: string[];
 }
@@ -44,6 +46,8 @@ export interface ReplayDependencies {
   readonly deadLetterQueueUrl: string;
   readonly timeoutMs?: number;
   readonly say?: (line: string) => void;
+  /** Progress of the uploads and of the wait for outcomes (files done of total, what it waits for). */
+  readonly progress?: (done: number, total: number, waitingFor: string) => void;
 }
 
 /** The stage's bucket (DATA_BUCKET) and the health ETL's dead-letter queue, for `replay`. */
@@ -61,12 +65,35 @@ export async function replayDependencies(clients: {
   };
 }
 
-/** Export files under the given files/directories, in the exporter's fetch-time order. */
+/** A replay asked for something that is not a set of exports (the CLI's usage error). */
+export class ReplayInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReplayInputError';
+  }
+}
+
+/**
+ * Export files under the given files/directories, in the exporter's fetch-time order. Only `.avro`
+ * files are exports: a named file of another kind, a missing path or a folder holding no `.avro`
+ * file is refused before anything is uploaded.
+ */
 export async function exportFiles(paths: string[]): Promise<string[]> {
   const files: string[] = [];
   for (const path of paths) {
-    if ((await stat(path)).isDirectory()) {
-      for (const name of await readdir(path)) if (name.endsWith('.avro')) files.push(join(path, name));
+    const info = await stat(path).catch(() => undefined);
+    if (!info)
+      throw new ReplayInputError(`${path} does not exist: give .avro export files or folders holding them`);
+    if (info.isDirectory()) {
+      const found = (await readdir(path)).filter((name) => name.endsWith('.avro'));
+      if (found.length === 0) {
+        throw new ReplayInputError(
+          `${path} holds no .avro file: give a folder of Health Connect exports (*.avro)`,
+        );
+      }
+      for (const name of found) files.push(join(path, name));
+    } else if (!path.endsWith('.avro')) {
+      throw new ReplayInputError(`${path} is not an export: only .avro files are uploaded`);
     } else {
       files.push(path);
     }
@@ -112,6 +139,7 @@ export async function replay(paths: string[], deps: ReplayDependencies): Promise
     );
     const id = sourceId({ bucket: deps.bucket, key, versionId: put.VersionId, etag: put.ETag });
     uploads.push({ file, key, sourceId: id, versionId: put.VersionId, uploadedAt: Date.now() });
+    deps.progress?.(uploads.length, files.length, 'uploading');
   }
   deps.say?.(`uploaded ${uploads.length} files to s3://${deps.bucket}/raw/`);
 
@@ -124,9 +152,15 @@ export async function replay(paths: string[], deps: ReplayDependencies): Promise
     ).catch((error: unknown) => {
       if (!isTransientFault(error)) throw error;
     });
-    if (uploads.some((u) => !u.outcome)) await new Promise((r) => setTimeout(r, 100));
+    const left = uploads.filter((u) => !u.outcome).length;
+    deps.progress?.(
+      uploads.length - left,
+      uploads.length,
+      `waiting for ${left} outcome${left === 1 ? '' : 's'} (runner -> handler), timeout in ${Math.max(0, Math.round((deadline - Date.now()) / 1_000))} s`,
+    );
+    if (left > 0) await new Promise((r) => setTimeout(r, 100));
   }
-  const finished = Math.max(...uploads.map((u) => u.doneAt ?? Date.now()));
+  const finished = Math.max(started, ...uploads.map((u) => u.doneAt ?? Date.now()));
 
   const reports: FileReport[] = uploads.map((u) => ({
     file: basename(u.file),
@@ -134,6 +168,7 @@ export async function replay(paths: string[], deps: ReplayDependencies): Promise
     recordType: u.key.split('/')[1] ?? 'unknown',
     outcome: u.outcome ?? 'pending',
     latencyMs: u.doneAt ? u.doneAt - u.uploadedAt : null,
+    completedAtMs: u.doneAt ? u.doneAt - started : null,
     ...(u.reasons ? { reasons: u.reasons } : {}),
   }));
   const counts = { processed: 0, duplicate: 0, quarantined: 0, 'dead-lettered': 0, pending: 0 };

@@ -1,18 +1,28 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { loadMigrations, MigrationChecksumError, migrate } from '../lambdas/platform/migrations';
 import { createPool } from '../lambdas/platform/postgres';
 import { createRedisClient } from '../lambdas/platform/redis';
+import { withProgress } from '../lib/cli/progress';
 import { MIGRATIONS_DIR, REPO_ROOT } from '../lib/paths';
 import { CONSUMERS } from '../lib/topology';
-import { applyLocalDefaults, localStageName, TEST_DATABASE_URL } from './env';
+import { applyLocalDefaults, localStackPort, localStageName, marketApiPort, TEST_DATABASE_URL } from './env';
 import { ensureDatabase } from './local-database';
-import { isAlive, logFile, runningPid, STATE_DIR, startBackground, stopBackground, tail } from './processes';
+import { portHolder, portOpen } from './ports';
+import {
+  logFile,
+  runningPid,
+  startBackground,
+  startedByStage,
+  stateDir,
+  stopBackground,
+  stopGroup,
+  tail,
+} from './processes';
 import { bootstrapResources } from './resources';
 
 export class StageError extends Error {
@@ -22,37 +32,57 @@ export class StageError extends Error {
   }
 }
 
-const LOCALSTACK_PORT = 4566;
-const LOCALSTACK_URL = `http://127.0.0.1:${LOCALSTACK_PORT}`;
 // Beside the sources, not in localstack/: a virtualenv is thousands of third-party files.
 const VENV = join(REPO_ROOT, '.venv-localstack');
 const VENV_PYTHON = join(VENV, 'bin', 'python');
 const REQUIREMENTS = join(REPO_ROOT, 'localstack', 'requirements.txt');
 const SERVICES = 's3,sqs,events,scheduler,secretsmanager,ssm,cloudwatch,logs,sts,iam';
+const CHECKOUT = resolve(REPO_ROOT);
 
 type Say = (line: string) => void;
 
-function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ port, host });
-    socket.setTimeout(1_000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
+/** Who holds a port of the stage, as far as this checkout can tell. */
+export interface PortOwner {
+  readonly port: number;
+  readonly pid: number;
+  /** The directory the holder runs in: for the stage's services, the checkout that started them. */
+  readonly checkout?: string;
+  readonly command: string;
+  /** Started by this stage (this checkout, this state directory): `stage down` stops it. */
+  readonly ours: boolean;
+}
+
+function ownerOf(port: number, name: string): PortOwner | undefined {
+  const holder = portHolder(port);
+  if (!holder) return undefined;
+  return {
+    port,
+    pid: holder.pid,
+    ...(holder.cwd ? { checkout: holder.cwd } : {}),
+    command: holder.command,
+    ours: startedByStage(name, holder.pid),
+  };
+}
+
+export function describeOwner(owner: PortOwner | undefined): string {
+  if (!owner) return 'holder not visible (another network namespace, e.g. a container)';
+  const where = owner.checkout
+    ? resolve(owner.checkout) === CHECKOUT
+      ? 'this checkout'
+      : owner.checkout
+    : 'unknown directory';
+  return `pid ${owner.pid}, ${where}, ${owner.ours ? 'started by this stage' : 'NOT started by this stage'}`;
+}
+
+function localStackUrl(): string {
+  return `http://127.0.0.1:${localStackPort()}`;
 }
 
 async function localStackHealth(): Promise<
   { version?: string; services: Record<string, string> } | undefined
 > {
   try {
-    const response = await fetch(`${LOCALSTACK_URL}/_localstack/health`, {
+    const response = await fetch(`${localStackUrl()}/_localstack/health`, {
       signal: AbortSignal.timeout(2_000),
     });
     if (!response.ok) return undefined;
@@ -66,8 +96,28 @@ function requirementsHash(): string {
   return createHash('sha256').update(readFileSync(REQUIREMENTS)).digest('hex');
 }
 
+/** Runs an install step without blocking the event loop, feeding its output lines to `onLine`. */
+function runStep(cmd: string, args: string[], onLine: (line: string) => void): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const collect = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output = (output + text).slice(-4_000);
+      for (const line of text.split('\n')) if (line.trim()) onLine(line.trim());
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code === 0) resolvePromise();
+      else reject(new StageError(`${cmd} ${args.join(' ')} failed (exit ${code}):\n${output.slice(-2_000)}`));
+    });
+  });
+}
+
 /** The project-local virtualenv with the pinned LocalStack; (re)installed when requirements change. */
-export function ensureLocalStackVenv(say: Say): void {
+export async function ensureLocalStackVenv(say: Say): Promise<void> {
   const marker = join(VENV, '.requirements.sha256');
   if (existsSync(VENV_PYTHON) && existsSync(marker) && readFileSync(marker, 'utf8') === requirementsHash())
     return;
@@ -77,17 +127,34 @@ export function ensureLocalStackVenv(say: Say): void {
       'Python 3.11 is needed to run LocalStack on the host (localstack-core 4.13.1; 4.14+ needs 3.12) and `python3.11` was not found. Install it, or use Docker: LOCAL_STAGE_MODE=docker.',
     );
   }
-  say('installing LocalStack into .venv-localstack (first run only; a few minutes)...');
-  const run = (cmd: string, args: string[]) => {
-    const result = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    if (result.status !== 0) {
-      throw new StageError(
-        `${cmd} ${args.join(' ')} failed:\n${(result.stderr || result.stdout).slice(-2_000)}`,
-      );
+  say('installing LocalStack into .venv-localstack (first run only; a few minutes)');
+  const packages = readFileSync(REQUIREMENTS, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && !l.trim().startsWith('#')).length;
+  await withProgress('installing LocalStack', async (progress) => {
+    if (!existsSync(VENV_PYTHON)) {
+      progress.update('creating the virtualenv');
+      await runStep('python3.11', ['-m', 'venv', VENV], () => undefined);
     }
-  };
-  if (!existsSync(VENV_PYTHON)) run('python3.11', ['-m', 'venv', VENV]);
-  run(VENV_PYTHON, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS]);
+    // pip names each package as it resolves, downloads and installs it: the latest one is what
+    // the install is busy with (the pinned requirements pull in ~150 packages in all).
+    let collected = 0;
+    await runStep(
+      VENV_PYTHON,
+      ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'off', '-r', REQUIREMENTS],
+      (line) => {
+        const collecting = /^Collecting (\S+)/.exec(line);
+        if (collecting) {
+          collected += 1;
+          progress.update(`pip: resolving ${collecting[1]} (${collected} packages, ${packages} pinned)`);
+        } else if (line.startsWith('Installing collected packages')) {
+          progress.update(`pip: installing ${collected} packages`);
+        } else if (/^Downloading /.test(line)) {
+          progress.update(`pip: ${line.slice(0, 80)}`);
+        }
+      },
+    );
+  });
   writeFileSync(marker, requirementsHash());
 }
 
@@ -95,22 +162,90 @@ function dockerEngineAvailable(): boolean {
   return spawnSync('docker', ['info'], { stdio: 'ignore' }).status === 0;
 }
 
-/**
- * Starts LocalStack if it is not answering (does not wait for it). Runs before anything else of
- * `stage up`: the first-run install and `docker compose` are synchronous and would stall every
- * connection and timer started alongside them.
- */
-async function launchLocalStack(say: Say): Promise<'running' | 'host' | 'docker'> {
-  const health = await localStackHealth();
-  if (health) {
-    say(`LocalStack ${health.version ?? ''} already answering on :${LOCALSTACK_PORT}`);
-    return 'running';
+/** Size of a log file now: what a newly started process writes comes after it. */
+function logSize(name: string): number {
+  try {
+    return statSync(logFile(name)).size;
+  } catch {
+    return 0;
   }
-  if (await portOpen(LOCALSTACK_PORT)) {
+}
+
+function logSince(name: string, offset: number): string {
+  try {
+    return readFileSync(logFile(name)).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** A LocalStack launched by this `stage up`: its pid and where its log output starts. */
+interface Launched {
+  readonly mode: 'host' | 'docker';
+  readonly pid?: number;
+  readonly logOffset: number;
+}
+
+export interface StageUpOptions extends StageOptions {
+  /** Refuse to use a LocalStack or market API this stage did not start (`stage up --own`). */
+  readonly own?: boolean;
+}
+
+/** A LocalStack that answers but is not ours: used when allowed, said loudly either way. */
+function sharedOrRefuse(
+  what: string,
+  port: number,
+  owner: PortOwner | undefined,
+  options: StageUpOptions,
+): string {
+  const line = `${what} on :${port} is shared: ${describeOwner(owner)}`;
+  if (options.own) {
     throw new StageError(
-      `port ${LOCALSTACK_PORT} is taken by something that is not LocalStack: stop it (e.g. \`ss -ltnp | grep ${LOCALSTACK_PORT}\`) and retry`,
+      `${line}; --own needs one started by this stage: stop that one, or give this stage free ports (LOCALSTACK_PORT, MARKET_API_PORT)`,
     );
   }
+  return line;
+}
+
+/**
+ * Starts LocalStack if it is not answering (does not wait for it). Runs before anything else of
+ * `stage up`: `docker compose` is synchronous and would stall every connection and timer started
+ * alongside it.
+ */
+async function launchLocalStack(say: Say, options: StageUpOptions): Promise<Launched | undefined> {
+  const port = localStackPort();
+  // A LocalStack of ours that does not hold the port (it lost the race for it, logged
+  // CannotListenError and lives on without listening) is stopped first: it would be orphaned.
+  const stopOurStray = async () => {
+    const ours = runningPid('localstack');
+    const owner = ownerOf(port, 'localstack');
+    if (ours !== undefined && !owner?.ours) {
+      const how = await stopGroup(ours);
+      say(`stopped our LocalStack (pid ${ours}, ${how}): it was running without holding :${port}`);
+      rmPidOf('localstack');
+    }
+  };
+  const reuse = async (): Promise<boolean> => {
+    const health = await localStackHealth();
+    if (!health) return false;
+    const owner = ownerOf(port, 'localstack');
+    if (owner?.ours) {
+      say(`LocalStack ${health.version ?? ''} on :${port}: ${describeOwner(owner)}`);
+      return true;
+    }
+    await stopOurStray();
+    say(sharedOrRefuse(`LocalStack ${health.version ?? ''}`, port, owner, options));
+    return true;
+  };
+  if (await reuse()) return undefined;
+  const holder = ownerOf(port, 'localstack');
+  if (holder?.ours) return { mode: 'host', pid: holder.pid, logOffset: logSize('localstack') }; // still starting
+  if (await portOpen(port)) {
+    throw new StageError(
+      `port ${port} is taken by something that is not LocalStack (${describeOwner(holder)}): stop it, or set LOCALSTACK_PORT to a free port`,
+    );
+  }
+  await stopOurStray();
   const mode = process.env.LOCAL_STAGE_MODE ?? (dockerEngineAvailable() ? 'docker' : 'host');
   if (mode === 'docker') {
     say('starting LocalStack with docker compose...');
@@ -121,42 +256,87 @@ async function launchLocalStack(say: Say): Promise<'running' | 'host' | 'docker'
         stdio: 'inherit',
       },
     );
-  } else {
-    ensureLocalStackVenv(say);
-    say('starting LocalStack on the host...');
-    startBackground('localstack', VENV_PYTHON, ['-m', 'localstack.runtime.main'], {
-      ...process.env,
-      OVERRIDE_IN_DOCKER: '0',
-      GATEWAY_LISTEN: `127.0.0.1:${LOCALSTACK_PORT}`,
-      LOCALSTACK_HOST: `localhost:${LOCALSTACK_PORT}`,
-      SQS_ENDPOINT_STRATEGY: 'path',
-      DNS_ADDRESS: '0',
-      SKIP_SSL_CERT_DOWNLOAD: '1',
-      DISABLE_EVENTS: '1',
-      EAGER_SERVICE_LOADING: '1',
-      SERVICES,
-      FILESYSTEM_ROOT: join(STATE_DIR, 'localstack'),
-    });
+    return { mode: 'docker', logOffset: 0 };
   }
-  return mode === 'docker' ? 'docker' : 'host';
+  await ensureLocalStackVenv(say);
+  // The install can take minutes, during which another checkout may have started its LocalStack
+  // on the port: look again right before launching, or ours would fail to listen behind it.
+  if (await reuse()) return undefined;
+  if (await portOpen(port)) {
+    throw new StageError(
+      `port ${port} was taken during the install (${describeOwner(ownerOf(port, 'localstack'))}): stop it, or set LOCALSTACK_PORT to a free port`,
+    );
+  }
+  say(`starting LocalStack on the host on :${port}...`);
+  const logOffset = logSize('localstack');
+  const pid = startBackground('localstack', VENV_PYTHON, ['-m', 'localstack.runtime.main'], {
+    ...process.env,
+    OVERRIDE_IN_DOCKER: '0',
+    GATEWAY_LISTEN: `127.0.0.1:${port}`,
+    LOCALSTACK_HOST: `localhost:${port}`,
+    SQS_ENDPOINT_STRATEGY: 'path',
+    DNS_ADDRESS: '0',
+    SKIP_SSL_CERT_DOWNLOAD: '1',
+    DISABLE_EVENTS: '1',
+    EAGER_SERVICE_LOADING: '1',
+    SERVICES,
+    FILESYSTEM_ROOT: join(stateDir(), 'localstack'),
+  });
+  return { mode: 'host', pid, logOffset };
 }
 
-async function waitForLocalStack(launched: 'running' | 'host' | 'docker'): Promise<void> {
-  if (launched === 'running') return;
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    if (await localStackHealth()) return;
-    const pid = runningPid('localstack');
-    if (launched === 'host' && (pid === undefined || !isAlive(pid))) {
-      throw new StageError(
-        `LocalStack exited during start-up. Last lines of ${logFile('localstack')}:\n${tail(logFile('localstack'))}`,
-      );
+function rmPidOf(name: string): void {
+  rmSync(join(stateDir(), `${name}.pid`), { force: true });
+}
+
+/** Lines LocalStack logs when its gateway could not bind: it then says `Ready.` all the same. */
+const CANNOT_LISTEN = /CannotListenError|Address already in use/;
+
+/**
+ * Waits for the LocalStack this `stage up` launched to answer, and makes sure the one answering is
+ * it: one that could not bind the port is stopped and the stage fails, naming who holds the port.
+ */
+async function waitForLocalStack(launched: Launched | undefined): Promise<void> {
+  if (!launched) return;
+  const port = localStackPort();
+  const failOurs = async (why: string): Promise<never> => {
+    const owner = ownerOf(port, 'localstack');
+    await stopBackground('localstack');
+    throw new StageError(
+      `${why}; port ${port} is held by ${describeOwner(owner)}. Our LocalStack was stopped (no orphan). Run stage up again to use the one that holds the port, or set LOCALSTACK_PORT to a free port.`,
+    );
+  };
+  await withProgress(`starting LocalStack on :${port}`, async (progress) => {
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      if (launched.mode === 'host') {
+        if (CANNOT_LISTEN.test(logSince('localstack', launched.logOffset))) {
+          await failOurs(
+            `our LocalStack could not listen on :${port} (CannotListenError in ${logFile('localstack')})`,
+          );
+        }
+        const pid = runningPid('localstack');
+        if (pid === undefined) {
+          throw new StageError(
+            `LocalStack exited during start-up. Last lines of ${logFile('localstack')}:\n${tail(logFile('localstack'))}`,
+          );
+        }
+      }
+      if (await localStackHealth()) {
+        const owner = ownerOf(port, 'localstack');
+        if (launched.mode === 'host' && owner && !owner.ours) {
+          await failOurs(`another LocalStack answers on :${port}, not the one this stage started`);
+        }
+        return;
+      }
+      progress.update(`waiting for its health endpoint (log: ${logFile('localstack')})`);
+      await new Promise((r) => setTimeout(r, 250));
     }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new StageError(
-    `LocalStack did not answer on :${LOCALSTACK_PORT} within 90 s; see ${logFile('localstack')}`,
-  );
+    if (launched.mode === 'host') await stopBackground('localstack');
+    throw new StageError(
+      `LocalStack did not answer on :${port} within 90 s (stopped); see ${logFile('localstack')}`,
+    );
+  });
 }
 
 export interface StageOptions {
@@ -256,11 +436,9 @@ async function ensureRedis(say: Say): Promise<void> {
   throw new StageError(`Redis is down at ${target.host}: start it, or set REDIS_URL`);
 }
 
-const MARKET_API_PORT = 4580;
-
 async function marketApiHealthy(): Promise<boolean> {
   try {
-    const response = await fetch(`http://127.0.0.1:${MARKET_API_PORT}/_health`, {
+    const response = await fetch(`http://127.0.0.1:${marketApiPort()}/_health`, {
       signal: AbortSignal.timeout(2_000),
     });
     return response.ok;
@@ -269,33 +447,61 @@ async function marketApiHealthy(): Promise<boolean> {
   }
 }
 
-/** The local stand-in for the market-data provider, serving scenario data (localstack/market-api). */
-async function startMarketApi(say: Say): Promise<void> {
-  if (await marketApiHealthy()) return;
-  if (await portOpen(MARKET_API_PORT)) {
+/**
+ * The local stand-in for the market-data provider, serving scenario data (localstack/market-api).
+ * Returns whether this call started it.
+ */
+async function startMarketApi(say: Say, options: StageUpOptions): Promise<boolean> {
+  const port = marketApiPort();
+  const owner = ownerOf(port, 'market-api');
+  const ours = runningPid('market-api');
+  if (ours !== undefined && owner && !owner.ours) {
+    // Ours is alive but another process holds the port: ours failed to bind and must not linger.
+    const how = await stopGroup(ours);
+    rmPidOf('market-api');
+    say(`stopped our market API (pid ${ours}, ${how}): it was running without holding :${port}`);
+  }
+  if (await marketApiHealthy()) {
+    if (!owner?.ours) say(sharedOrRefuse('the local market API', port, owner, options));
+    return false;
+  }
+  if (await portOpen(port)) {
     throw new StageError(
-      `port ${MARKET_API_PORT} (local market API) is taken by something else: stop it and retry`,
+      `port ${port} (local market API) is taken by something else (${describeOwner(owner)}): stop it, or set MARKET_API_PORT to a free port`,
     );
   }
-  say('starting the local market API...');
+  say(`starting the local market API on :${port}...`);
+  if (runningPid('market-api') !== undefined) await stopBackground('market-api');
   startBackground(
     'market-api',
     process.execPath,
     ['--import', 'tsx', join(REPO_ROOT, 'localstack', 'market-api', 'main.ts')],
     {
       ...process.env,
-      MARKET_API_PORT: String(MARKET_API_PORT),
+      MARKET_API_PORT: String(port),
     },
   );
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (await marketApiHealthy()) return;
+    if (await marketApiHealthy()) {
+      const holder = ownerOf(port, 'market-api');
+      if (holder && !holder.ours) {
+        await stopBackground('market-api');
+        throw new StageError(
+          `another market API took :${port} while ours was starting (${describeOwner(holder)}); ours was stopped. Run stage up again to use it, or set MARKET_API_PORT to a free port.`,
+        );
+      }
+      return true;
+    }
     if (runningPid('market-api') === undefined) {
       throw new StageError(`the local market API exited during start-up:\n${tail(logFile('market-api'))}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new StageError(`the local market API did not answer within 60 s; see ${logFile('market-api')}`);
+  await stopBackground('market-api');
+  throw new StageError(
+    `the local market API did not answer within 60 s (stopped); see ${logFile('market-api')}`,
+  );
 }
 
 /** Each named local stage runs its own runner process (its queues are its own). */
@@ -333,13 +539,14 @@ function runnerFingerprint(): string {
   return JSON.stringify([...keys.map((k) => [k, process.env[k]]), ['code', codeVersion()]]);
 }
 
-async function startRunner(say: Say): Promise<void> {
-  if (CONSUMERS.length === 0) return;
+/** Starts (or restarts) this stage's runner; returns whether this call started it. */
+async function startRunner(say: Say): Promise<boolean> {
+  if (CONSUMERS.length === 0) return false;
   const runner = runnerName();
-  const fingerprintFile = join(STATE_DIR, `${runner}.env.json`);
+  const fingerprintFile = join(stateDir(), `${runner}.env.json`);
   const fingerprint = runnerFingerprint();
   if (runningPid(runner) !== undefined) {
-    if (existsSync(fingerprintFile) && readFileSync(fingerprintFile, 'utf8') === fingerprint) return;
+    if (existsSync(fingerprintFile) && readFileSync(fingerprintFile, 'utf8') === fingerprint) return false;
     say('restarting the runner (other targets or newer code)...');
     await stopBackground(runner);
   }
@@ -351,23 +558,41 @@ async function startRunner(say: Say): Promise<void> {
     process.env,
   );
   writeFileSync(fingerprintFile, fingerprint);
+  return true;
 }
 
 export interface StageUpResult {
   readonly seconds: number;
+  /** The background processes this call started (`localstack`, `market-api`, `runner-<stage>`). */
+  readonly started: string[];
+  /** Shared with another checkout (not started by this stage), said at start-up. */
+  readonly shared: string[];
 }
 
 /** Brings the whole local stage up; idempotent (a warm call only verifies). */
-export async function stageUp(say: Say = console.log, options: StageOptions = {}): Promise<StageUpResult> {
-  const started = performance.now();
+export async function stageUp(say: Say = console.log, options: StageUpOptions = {}): Promise<StageUpResult> {
+  const began = performance.now();
   applyLocalDefaults();
-  const launched = await launchLocalStack(say);
-  await Promise.all([
-    ensurePostgres(say, options),
-    ensureRedis(say),
-    waitForLocalStack(launched),
-    startMarketApi(say),
-  ]);
+  const shared: string[] = [];
+  const tell: Say = (line) => {
+    if (line.includes(' is shared: ')) shared.push(line);
+    say(line);
+  };
+  const launched = await launchLocalStack(tell, options);
+  const started: string[] = launched?.mode === 'host' && launched.pid ? ['localstack'] : [];
+  try {
+    const [, , , marketStarted] = await Promise.all([
+      ensurePostgres(tell, options),
+      ensureRedis(tell),
+      waitForLocalStack(launched),
+      startMarketApi(tell, options),
+    ]);
+    if (marketStarted) started.push('market-api');
+  } catch (error) {
+    // A half-started stage leaves nothing of its own behind.
+    for (const name of started) await stopBackground(name);
+    throw error;
+  }
   const s3 = new S3Client({ forcePathStyle: true });
   const sqs = new SQSClient({});
   try {
@@ -376,45 +601,125 @@ export async function stageUp(say: Say = console.log, options: StageOptions = {}
     s3.destroy();
     sqs.destroy();
   }
-  await startRunner(say);
-  return { seconds: (performance.now() - started) / 1_000 };
+  if (await startRunner(tell)) started.push(runnerName());
+  return { seconds: (performance.now() - began) / 1_000, started, shared };
+}
+
+/** Stops the named background processes (what one stageUp started: tests stop theirs). */
+export async function stopStarted(names: readonly string[]): Promise<void> {
+  // Runners first: they poll LocalStack, which would fill their logs with ECONNREFUSED otherwise.
+  const order = [...names].sort((a, b) => Number(b.startsWith('runner-')) - Number(a.startsWith('runner-')));
+  for (const name of order) await stopBackground(name);
 }
 
 /** Stops everything the stage started (PostgreSQL and Redis are the machine's, and stay up). */
 export async function stageDown(say: Say = console.log): Promise<void> {
-  const runners = (existsSync(STATE_DIR) ? readdirSync(STATE_DIR) : []).flatMap((f) =>
+  const dir = stateDir();
+  const runners = (existsSync(dir) ? readdirSync(dir) : []).flatMap((f) =>
     /^runner-[a-z0-9_-]+\.pid$/.test(f) ? [f.slice(0, -4)] : [],
   );
   // A rehearsal's MiniStack (and its Lambda workers) if one was left behind (`rehearse` stops its own).
   for (const name of [...runners, 'market-api', 'localstack', 'ministack']) {
-    if (await stopBackground(name)) say(`stopped ${name}`);
+    const pid = runningPid(name);
+    if (await stopBackground(name)) say(`stopped ${name} (pid ${pid})`);
   }
   if (process.env.LOCAL_STAGE_MODE === 'docker') {
     spawnSync('docker', ['compose', '-f', join(REPO_ROOT, 'localstack', 'docker-compose.yml'), 'down'], {
       stdio: 'inherit',
     });
   }
-  if (await portOpen(LOCALSTACK_PORT))
-    say(`note: something still listens on :${LOCALSTACK_PORT} (not started by this stage)`);
+  for (const [what, port, name] of [
+    ['LocalStack', localStackPort(), 'localstack'],
+    ['the market API', marketApiPort(), 'market-api'],
+  ] as const) {
+    if (await portOpen(port)) {
+      say(`left running: ${what} on :${port} (${describeOwner(ownerOf(port, name))}), not ours to stop`);
+    }
+  }
+}
+
+export interface ServiceStatus {
+  readonly service: string;
+  readonly port?: number;
+  /** Answers its health check (or accepts connections). */
+  readonly running: boolean;
+  /** Who holds the port, when it can be seen. */
+  readonly holder?: PortOwner;
+  /** The pid this stage recorded for it, if alive (whether or not it holds the port). */
+  readonly ourPid?: number;
+  readonly version?: string;
+  /** Something worth an operator's attention (ours alive without the port, errors in its log). */
+  readonly problem?: string;
 }
 
 export interface StageStatus {
-  readonly localstack: { running: boolean; pid?: number; version?: string };
-  readonly runner: { running: boolean; pid?: number };
-  readonly marketApi: { running: boolean; pid?: number };
-  readonly postgres: { reachable: boolean };
-  readonly redis: { reachable: boolean };
+  readonly checkout: string;
+  readonly stage: string;
+  readonly services: ServiceStatus[];
+  /** LocalStack, PostgreSQL and Redis answer: the stage can run. */
+  readonly usable: boolean;
+}
+
+function recentErrors(name: string): number {
+  if (!existsSync(logFile(name))) return 0;
+  return tail(logFile(name), 300)
+    .split('\n')
+    .filter((l) => /ECONNREFUSED|ECONNRESET/.test(l)).length;
 }
 
 export async function stageStatus(): Promise<StageStatus> {
   applyLocalDefaults();
   const health = await localStackHealth();
   const db = new URL(process.env.DATABASE_URL as string);
+  const redisUrl = new URL(process.env.REDIS_URL as string);
+  const service = (
+    name: string,
+    service: string,
+    port: number,
+    running: boolean,
+    version?: string,
+  ): ServiceStatus => {
+    const holder = ownerOf(port, name);
+    const ourPid = runningPid(name);
+    const problem =
+      ourPid !== undefined && holder && !holder.ours
+        ? `our ${service} (pid ${ourPid}) is alive but does not hold :${port}: stage up stops it`
+        : ourPid !== undefined && !running
+          ? `our ${service} (pid ${ourPid}) is alive but not answering: see ${logFile(name)}`
+          : undefined;
+    return {
+      service,
+      port,
+      running,
+      ...(holder ? { holder } : {}),
+      ...(ourPid !== undefined ? { ourPid } : {}),
+      ...(version ? { version } : {}),
+      ...(problem ? { problem } : {}),
+    };
+  };
+  const runner = runnerName();
+  const runnerPid = runningPid(runner);
+  const errors = recentErrors(runner);
+  const postgres = await portOpen(Number(db.port || 5432), db.hostname);
+  const redis = await redisPing(process.env.REDIS_URL as string);
+  const services: ServiceStatus[] = [
+    service('localstack', 'LocalStack', localStackPort(), Boolean(health), health?.version),
+    service('market-api', 'market API', marketApiPort(), await marketApiHealthy()),
+    {
+      service: `runner (${localStageName()})`,
+      running: runnerPid !== undefined,
+      ...(runnerPid !== undefined ? { ourPid: runnerPid } : {}),
+      ...(errors > 0
+        ? { problem: `${errors} connection errors in the last 300 lines of ${logFile(runner)}` }
+        : {}),
+    },
+    { service: 'PostgreSQL', port: Number(db.port || 5432), running: postgres },
+    { service: 'Redis', port: Number(redisUrl.port || 6379), running: redis },
+  ];
   return {
-    localstack: { running: Boolean(health), pid: runningPid('localstack'), version: health?.version },
-    runner: { running: runningPid(runnerName()) !== undefined, pid: runningPid(runnerName()) },
-    marketApi: { running: await marketApiHealthy(), pid: runningPid('market-api') },
-    postgres: { reachable: await portOpen(Number(db.port || 5432), db.hostname) },
-    redis: { reachable: await redisPing(process.env.REDIS_URL as string) },
+    checkout: CHECKOUT,
+    stage: localStageName(),
+    services,
+    usable: Boolean(health) && postgres && redis,
   };
 }

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { isTradingDay, latestSession } from '../../lambdas/market/calendar';
 import { type EodChainDeps, runEodChain } from '../../lambdas/market/eod/chain';
@@ -12,45 +11,54 @@ import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
 import { createRedisClient } from '../../lambdas/platform/redis';
 
+import { EXIT, marketSchema, oneOf, parseCommandArgs, parseDate, UsageError } from '../../lib/cli/args';
+import { emit } from '../../lib/cli/output';
+import { writeReport } from '../../lib/cli/report';
+import { eodReport } from '../reports/eod';
+
 export const summary =
-  'eod run [--date YYYY-MM-DD] [--schema S] [--force] [--threshold 0.95] [--namespace NS]: the EOD chain for a session (load -> IPO scan -> quality -> EOD signal -> universe sync)';
+  'eod run [--date YYYY-MM-DD] [--schema S] [--force] [--threshold 0.95] [--namespace NS] [--report FILE.html] [--json]: the EOD chain for a session (load -> IPO scan -> quality -> EOD signal -> universe sync)';
 
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
+  const usage = `usage: npm run pipeline -- ${summary}`;
+  const { values, positionals } = parseCommandArgs(args, {
     allowPositionals: true,
     options: {
       date: { type: 'string' },
-      schema: { type: 'string', default: process.env.PG_SCHEMA },
+      schema: { type: 'string' },
       force: { type: 'boolean', default: false },
       threshold: { type: 'string', default: process.env.EOD_COVERAGE_THRESHOLD },
       namespace: { type: 'string', default: process.env.EVENT_BUS_NAMESPACE ?? DEFAULT_NAMESPACE },
-      json: { type: 'boolean', default: false },
+      report: { type: 'string' },
     },
+    usage,
   });
-  if (positionals[0] !== 'run' || positionals.length > 1) {
-    console.error(`usage: ${summary}`);
-    return 2;
-  }
-  const tradeDate = values.date ?? latestSession();
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(tradeDate)) {
-    console.error(`--date must be YYYY-MM-DD, got ${tradeDate}`);
-    return 2;
-  }
-  if (!isTradingDay(tradeDate)) {
-    // Weekends and market holidays have no session: nothing to load, signal or sync.
-    console.log(`eod ${tradeDate}: skipped, ${notTradingReason(tradeDate)}`);
-    return 0;
+  oneOf('eod action', positionals[0], ['run'] as const);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`, usage);
+  const tradeDate = values.date === undefined ? latestSession() : parseDate('--date', values.date);
+  if (values.report !== undefined && !values.report.endsWith('.html')) {
+    throw new UsageError(`--report ${values.report}: expected an .html file name`, usage);
   }
   const threshold = values.threshold ? Number(values.threshold) : undefined;
+  if (threshold !== undefined && !(threshold > 0 && threshold <= 1)) {
+    throw new UsageError(
+      `--threshold ${values.threshold}: expected a coverage ratio in (0, 1], e.g. 0.95`,
+      usage,
+    );
+  }
+  const { schema, line } = marketSchema(values.schema);
+  if (!values.json) console.log(line);
+  if (!isTradingDay(tradeDate)) {
+    // Weekends and market holidays have no session: nothing to load, signal or sync.
+    emit(values.json, { tradeDate, schema, status: 'skipped', reason: notTradingReason(tradeDate) }, (r) =>
+      console.log(`eod ${r.tradeDate}: skipped, ${r.reason}`),
+    );
+    return EXIT.ok;
+  }
   const url = process.env.DATABASE_URL;
   const redisUrl = process.env.REDIS_URL;
   if (!url || !redisUrl) throw new Error('DATABASE_URL and REDIS_URL must be set');
-  const pool = createPool({
-    connectionString: localComponentUrl(url, 'market'),
-    schema: values.schema,
-    max: 4,
-  });
+  const pool = createPool({ connectionString: localComponentUrl(url, 'market'), schema, max: 4 });
   const redis = createRedisClient({ url: redisUrl });
   const sqs = new SQSClient({});
   try {
@@ -66,15 +74,19 @@ export async function run(args: string[]): Promise<number> {
       qualityConfig: resolveQualityConfig(
         process.env.QUALITY_CONFIG ? JSON.parse(process.env.QUALITY_CONFIG) : {},
       ),
-      log: (line) => console.log(line),
+      log: (line) => (values.json ? console.error(line) : console.log(line)),
     };
     const result = await runEodChain(deps, {
       tradeDate,
       force: values.force,
       ...(threshold !== undefined ? { threshold } : {}),
     });
-    if (values.json) console.log(JSON.stringify(result, null, 2));
-    return result.ok ? 0 : 1;
+    if (values.json) console.log(JSON.stringify({ schema, ...result }, null, 2));
+    if (values.report) {
+      await writeReport(values.report, eodReport(result, schema));
+      console.error(`report: ${values.report}`);
+    }
+    return result.ok ? EXIT.ok : EXIT.failure;
   } finally {
     sqs.destroy();
     await Promise.allSettled([pool.end(), redis.close()]);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { createPool } from '../../lambdas/platform/postgres';
+import { DEFAULT_MARKET_SCHEMA } from '../../lib/cli/args';
 import { stageUp } from '../../localstack/stage';
 import { run as eod } from './eod';
 import { run as replay } from './replay';
@@ -9,7 +10,7 @@ import { run as status } from './status';
 export const summary = 'start: bring the local stage up and run the main job (what `npm start` does)';
 
 /** The schema `npm start` keeps the local market in (scenario data never goes to public tables). */
-const MARKET_SCHEMA = 'market_local';
+const MARKET_SCHEMA = DEFAULT_MARKET_SCHEMA;
 
 const marketApiHealth = z.object({
   scenario: z.string(),

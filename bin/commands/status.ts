@@ -2,13 +2,46 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createRedisClient } from '../../lambdas/platform/redis';
-import { checkPipeline } from '../../lambdas/platform/status-checks';
+import { checkPipeline, type StatusReport } from '../../lambdas/platform/status-checks';
+import { EXIT, parseCommandArgs } from '../../lib/cli/args';
+import { emit, table } from '../../lib/cli/output';
 import { localQueueUrls } from '../../localstack/resources';
 
 export const summary =
-  'status: the pipeline health report (same checks as the status Lambda) for the local stage';
+  'status [--json]: the pipeline health report (same checks as the status Lambda) for the local stage';
 
-export async function run(_args: string[] = []): Promise<number> {
+/** One short line per component: the detail's scalar fields, objects counted. */
+function describe(detail: Record<string, unknown>): string {
+  return Object.entries(detail)
+    .map(([k, v]) =>
+      v !== null && typeof v === 'object'
+        ? `${k}: ${Array.isArray(v) ? v.length : Object.keys(v).length}`
+        : `${k}: ${String(v)}`,
+    )
+    .join(', ')
+    .slice(0, 110);
+}
+
+function print(report: StatusReport): void {
+  console.log(
+    table(
+      ['component', 'state', 'latency', 'detail'],
+      report.components.map((c) => [
+        c.component,
+        c.skipped ? 'skipped' : c.healthy ? 'healthy' : 'UNHEALTHY',
+        `${c.latencyMs} ms`,
+        c.error ?? describe(c.detail),
+      ]),
+      { right: [2] },
+    ),
+  );
+  console.log(
+    `stage ${report.stage}: ${report.healthy ? 'healthy' : 'UNHEALTHY'} (checked ${report.checkedAt})`,
+  );
+}
+
+export async function run(args: string[] = []): Promise<number> {
+  const { values } = parseCommandArgs(args, { options: {}, usage: `usage: npm run pipeline -- ${summary}` });
   const pool = createPool({ connectionString: process.env.DATABASE_URL as string, max: 1 });
   const redis = createRedisClient({ url: process.env.REDIS_URL as string });
   const s3 = new S3Client({ forcePathStyle: true });
@@ -28,8 +61,8 @@ export async function run(_args: string[] = []): Promise<number> {
       sqs,
       queues,
     });
-    console.log(JSON.stringify(report, null, 2));
-    return report.healthy ? 0 : 1;
+    emit(values.json, report, print);
+    return report.healthy ? EXIT.ok : EXIT.failure;
   } finally {
     await pool.end();
     if (redis.isOpen) await redis.close();

@@ -164,6 +164,8 @@ export class JobFunction extends Construct {
         minify: true,
         sourceMap: true,
         target: 'node20',
+        // esbuild's per-bundle size summary (a warning sign per bundle over 1 MB) is noise on every synth.
+        logLevel: nodejs.LogLevel.WARNING,
         format: nodejs.OutputFormat.CJS,
         // The runtime's bundled SDK can lag behind the version the code was tested with.
         externalModules: [],

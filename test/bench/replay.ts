@@ -7,7 +7,9 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
+import { replayReport } from '../../bin/reports/replay';
 import { createPool } from '../../lambdas/platform/postgres';
+import type { ReportSection } from '../../lib/cli/report';
 import { applyLocalDefaults } from '../../localstack/env';
 import { stopBackground } from '../../localstack/processes';
 import { replay, replayDependencies } from '../../localstack/replay';
@@ -19,7 +21,8 @@ const BENCH_ENV = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tickstock_bench',
 };
 
-export async function bench(): Promise<void> {
+export async function bench(): Promise<ReportSection[]> {
+  const sections: ReportSection[] = [];
   const keys = [...Object.keys(BENCH_ENV), 'LOCAL_STAGE_ID', 'DATA_BUCKET'];
   const saved = Object.fromEntries(keys.map((k) => [k, process.env[k]]));
   Object.assign(process.env, BENCH_ENV);
@@ -48,10 +51,13 @@ export async function bench(): Promise<void> {
             `latency p50 ${r.latencyMs.p50} ms p95 ${r.latencyMs.p95} ms p99 ${r.latencyMs.p99} ms; ` +
             `processed ${c.processed} duplicate ${c.duplicate} quarantined ${c.quarantined} dead-lettered ${c['dead-lettered']} pending ${c.pending}`,
         );
+        const [, latency, throughput] = replayReport(r, pass).sections;
+        for (const s of [latency, throughput]) if (s) sections.push({ ...s, title: `${pass}: ${s.title}` });
       }
     } finally {
       await pool.end();
     }
+    return sections;
   } finally {
     await stopBackground('runner-bench');
     s3.destroy();

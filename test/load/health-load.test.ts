@@ -2,9 +2,12 @@ import { readFileSync } from 'node:fs';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadTestReport } from '../../bin/reports/load';
 import { rawKeyFor, sourceId } from '../../lambdas/health/source';
 import { RECORD_TYPES } from '../../lambdas/health/types';
 import { createPool } from '../../lambdas/platform/postgres';
+import { startProgress } from '../../lib/cli/progress';
+import { writeReport } from '../../lib/cli/report';
 import { HEALTH_CONSUMERS } from '../../lib/topology/health';
 import { applyLocalDefaults } from '../../localstack/env';
 import { memoryFile, runningPid } from '../../localstack/processes';
@@ -68,6 +71,16 @@ describe('health ETL under load on the local stage', () => {
     return new Map(rows.map((r) => [r.source_id, r.status]));
   }
 
+  /** When each ingest completed (ms since epoch), for the report's latency and throughput. */
+  async function completionTimes(ids: string[]): Promise<Map<string, number>> {
+    const { rows } = await db.query<{ source_id: string; ms: string }>(
+      `SELECT source_id, (extract(epoch FROM completed_at) * 1000)::bigint::text AS ms
+         FROM health_ingests WHERE source_id = ANY($1) AND completed_at IS NOT NULL`,
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.source_id, Number(r.ms)]));
+  }
+
   it('loses nothing, writes one training object per processed file, and keeps worker memory flat', async () => {
     // Prepare
     const etl = HEALTH_CONSUMERS[0];
@@ -79,7 +92,9 @@ describe('health ETL under load on the local stage', () => {
     const files = Array.from({ length: FILES }, (_, i) =>
       generateVariant(TYPES[i % TYPES.length] as RecordTypeName, i + 1),
     );
-    const uploads: { key: string; versionId: string; etag: string; id: string }[] = [];
+    const uploads: { key: string; versionId: string; etag: string; id: string; at: number }[] = [];
+    const memory: { atMs: number; rssMb: number }[] = [];
+    const progress = startProgress('load test', { total: FILES });
 
     // Act 1: 1,000 concurrent uploads; S3 notifications drive the queue.
     const started = Date.now();
@@ -87,7 +102,14 @@ describe('health ETL under load on the local stage', () => {
       const key = rawKeyFor(file.name);
       const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: file.bytes }));
       const versionId = put.VersionId as string;
-      uploads.push({ key, versionId, etag: put.ETag as string, id: sourceId({ bucket, key, versionId }) });
+      uploads.push({
+        key,
+        versionId,
+        etag: put.ETag as string,
+        id: sourceId({ bucket, key, versionId }),
+        at: Date.now(),
+      });
+      progress.step(0, `uploaded ${uploads.length}`);
     });
     const ids = uploads.map((u) => u.id);
     let baselineMb = Number.NaN;
@@ -99,6 +121,8 @@ describe('health ETL under load on the local stage', () => {
       done = await completed(ids);
       const rss = rssMb(runner);
       peakMb = Math.max(peakMb, rss);
+      memory.push({ atMs: Date.now() - started, rssMb: rss });
+      progress.step(done.size, 'first pass: waiting for completed ingests');
       // Baseline once the worker is warm (code loaded, pools and caches filled).
       if (Number.isNaN(baselineMb) && done.size >= FILES / 10) {
         baselineMb = await heapAfterGcMb(runner);
@@ -131,10 +155,15 @@ describe('health ETL under load on the local stage', () => {
         }),
       );
     });
-    for (let i = 0; i < 1_200 && (await queueDepth(sqs, queueUrl)) > 0; i++) {
+    for (let i = 0, depth = await queueDepth(sqs, queueUrl); i < 1_200 && depth > 0; i++) {
+      progress.update(`redeliveries: ${depth} messages left in the queue`);
       await new Promise((r) => setTimeout(r, 500));
-      peakMb = Math.max(peakMb, rssMb(runner));
+      const rss = rssMb(runner);
+      peakMb = Math.max(peakMb, rss);
+      memory.push({ atMs: Date.now() - started, rssMb: rss });
+      depth = await queueDepth(sqs, queueUrl);
     }
+    progress.succeed('first pass and redeliveries drained');
     const finalMb = await heapAfterGcMb(runner);
     const finalRssMb = rssMb(runner);
 
@@ -154,18 +183,42 @@ describe('health ETL under load on the local stage', () => {
       token = page.NextContinuationToken;
     } while (token);
     const growthMb = finalMb - baselineMb;
+    const times = await completionTimes(ids);
+    const measured = {
+      files: FILES,
+      redeliveries: FILES * REDELIVERIES,
+      firstPassSeconds,
+      filesPerSecond: FILES / firstPassSeconds,
+      outcomes: { processed: processed.length, duplicate: FILES - processed.length },
+      trainingObjects: processed.reduce((n, id) => n + (training.get(id) ?? 0), 0),
+      runnerHeapAfterGcMb: { baseline: baselineMb, final: finalMb, growth: growthMb },
+      runnerRssMb: { baseline: baselineRssMb, peak: peakMb, final: finalRssMb },
+    };
     console.log(
-      JSON.stringify({
-        files: FILES,
-        redeliveries: FILES * REDELIVERIES,
-        firstPassSeconds,
-        filesPerSecond: FILES / firstPassSeconds,
-        outcomes: { processed: processed.length, duplicate: FILES - processed.length },
-        trainingObjects: processed.reduce((n, id) => n + (training.get(id) ?? 0), 0),
-        runnerHeapAfterGcMb: { baseline: baselineMb, final: finalMb, growth: growthMb },
-        runnerRssMb: { baseline: baselineRssMb, peak: peakMb, final: finalRssMb },
-      }),
+      `load: ${FILES} files + ${FILES * REDELIVERIES} redeliveries; first pass ${firstPassSeconds.toFixed(1)} s ` +
+        `(${measured.filesPerSecond.toFixed(1)} files/s); processed ${processed.length}, duplicate ${FILES - processed.length}; ` +
+        `runner heap after GC ${baselineMb.toFixed(1)} -> ${finalMb.toFixed(1)} MiB, RSS peak ${peakMb.toFixed(0)} MiB`,
     );
+    if (process.env.LOAD_REPORT) {
+      await writeReport(
+        process.env.LOAD_REPORT,
+        loadTestReport({
+          files: FILES,
+          redeliveries: FILES * REDELIVERIES,
+          firstPassSeconds,
+          filesPerSecond: measured.filesPerSecond,
+          outcomes: measured.outcomes,
+          trainingObjects: measured.trainingObjects,
+          latenciesMs: uploads.flatMap((u) => {
+            const t = times.get(u.id);
+            return t === undefined ? [] : [Math.max(0, t - u.at)];
+          }),
+          completedAtMs: [...times.values()].map((t) => Math.max(0, t - started)),
+          memory,
+          runnerHeapAfterGcMb: measured.runnerHeapAfterGcMb,
+        }),
+      );
+    }
     expect(done.size).toBe(FILES);
     expect(await queueDepth(sqs, queueUrl)).toBe(0);
     expect(await queueDepth(sqs, dlqUrl)).toBe(0);

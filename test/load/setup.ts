@@ -1,10 +1,13 @@
 import pg from 'pg';
 import { applyLocalDefaults } from '../../localstack/env';
 import { stopBackground } from '../../localstack/processes';
-import { stageUp } from '../../localstack/stage';
+import { stageUp, stopStarted } from '../../localstack/stage';
 
-/** A fresh `load` stage: its runner stopped, its database recreated, then the stage brought up. */
-export default async function setup(): Promise<void> {
+/**
+ * A fresh `load` stage: its runner stopped, its database recreated, then the stage brought up.
+ * What it started is stopped when the load test ends.
+ */
+export default async function setup(): Promise<() => Promise<void>> {
   process.env.LOCAL_STAGE_NAME = 'load';
   process.env.DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/tickstock_load';
   applyLocalDefaults();
@@ -13,6 +16,13 @@ export default async function setup(): Promise<void> {
   await admin.connect();
   await admin.query('DROP DATABASE IF EXISTS tickstock_load WITH (FORCE)');
   await admin.end();
-  const { seconds } = await stageUp((line) => console.log(`[stage] ${line}`));
+  const { seconds, started } = await stageUp((line) => console.log(`[stage] ${line}`));
   console.log(`[stage] load stage ready in ${seconds.toFixed(1)} s`);
+  return async () => {
+    // Its runner only: a LocalStack or market API it started may already serve other checkouts
+    // (they reuse one that answers); `stage down` stops those.
+    const runners = started.filter((name) => name.startsWith('runner-'));
+    await stopStarted(runners);
+    if (runners.length > 0) console.log(`[stage] stopped what the load test started: ${runners.join(', ')}`);
+  };
 }

@@ -163,7 +163,8 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
       },
     },
   ]);
-  await relayOutbox(deps.pool, deps.transport);
+  // Counted: the run's delivery figure covers every message it sent, the start notice included.
+  const startNotice = await relayOutbox(deps.pool, deps.transport);
 
   const failures: { symbol: string; error: string }[] = [];
   const fetched = await mapLimited(
@@ -238,10 +239,10 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
   return {
     ...summary,
     relay: {
-      delivered: relay.delivered + leftover.delivered,
-      recovered: relay.recovered + leftover.recovered,
+      delivered: relay.delivered + startNotice.delivered + leftover.delivered,
+      recovered: relay.recovered + startNotice.recovered + leftover.recovered,
       failed: relay.failed,
-      errors: relay.errors,
+      errors: [...startNotice.errors, ...relay.errors],
     },
     durationSeconds,
   };
