@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { progressChunks } from '../../lambdas/market/backfill/backfill';
 import { BACKFILL_DAYS, backfillWindow } from '../../lambdas/market/backfill/job';
 import { tradingDays } from '../../lambdas/market/calendar';
 import { runIpoScan } from '../../lambdas/market/ipo/scan';
@@ -104,6 +105,11 @@ describe('IPO scan on the local stage: 25 listings and 10 delistings', () => {
     expect(count(CHANNELS.symbolsArchived)).toBe(10);
     expect(count(CHANNELS.backfillStarted)).toBe(25);
     expect(count(CHANNELS.backfillCompleted)).toBe(25);
+    // Progress for every backfill, the standard 90-day one included: fetched, then each stored step.
+    const progressPerSymbol = (n: number) => 1 + progressChunks(n, 1000).length;
+    expect(count(CHANNELS.backfillProgress)).toBe(
+      [...expectedBars.values()].reduce((sum, n) => sum + progressPerSymbol(n), 0),
+    );
     expect(count(CHANNELS.maintenanceStarted)).toBe(1);
     expect(count(CHANNELS.maintenanceCompleted)).toBe(1);
     expect(count(CHANNELS.symbolsChanged)).toBe(25); // every new CS listing joins a cap tier and sector
@@ -122,6 +128,19 @@ describe('IPO scan on the local stage: 25 listings and 10 delistings', () => {
       ),
     ).toEqual(expectedBars);
     expect(completed.every((e) => e.envelope.data.success === true)).toBe(true);
+    const full = tradingDays(from, D).length;
+    const fullSymbol = [...expectedBars].find(([, n]) => n === full)?.[0];
+    const steps = stage.received
+      .filter((e) => e.channel === CHANNELS.backfillProgress && e.envelope.data.symbol === fullSymbol)
+      .map((e) => [e.envelope.data.phase, e.envelope.data.percent]);
+    expect(steps).toEqual([
+      ['fetched', 0],
+      ...progressChunks(full, 1000).map((_, i, sizes) => [
+        'loading',
+        Math.round((sizes.slice(0, i + 1).reduce((a, b) => a + b, 0) / full) * 100),
+      ]),
+    ]);
+    expect(steps).toHaveLength(5);
     const news = stage.received.filter((e) => e.channel === CHANNELS.symbolsNew);
     expect(
       news.every((e) => e.envelope.data.detection_date === D && e.envelope.event_type === 'new_symbol'),
