@@ -188,4 +188,84 @@ describe('IPO scan on the local stage: 25 listings and 10 delistings', () => {
     expect(after).toEqual(snapshot);
     expect(await stage.queueDepth()).toBe(0);
   });
+
+  it('publishes each real change of an existing symbol (name, exchange, SIC, ticker change) exactly once', async () => {
+    // Prepare: the provider renames one company, moves one to another exchange (with a new SIC in
+    // its details) and lists a third under a new ticker (same company, same type).
+    const { rows: pick } = await stage.db.pool.query<{ symbol: string; name: string; type: string }>(
+      `SELECT symbol, name, type FROM symbols
+       WHERE active AND type = 'CS' AND primary_exchange IS NOT NULL AND name IS NOT NULL
+       ORDER BY symbol LIMIT 3`,
+    );
+    const [renamedCo, movedCo, tickerCo] = pick as [(typeof pick)[0], (typeof pick)[0], (typeof pick)[0]];
+    const newTicker = `${tickerCo.symbol}Z`;
+    const real = stage.provider;
+    const provider = {
+      listActiveTickers: async (date: string) =>
+        (await real.listActiveTickers(date)).flatMap((t) => {
+          if (t.symbol === renamedCo.symbol) return [{ ...t, name: `${t.name} Holdings` }];
+          if (t.symbol === movedCo.symbol) return [{ ...t, primaryExchange: 'XNAS_TEST' }];
+          if (t.symbol === tickerCo.symbol) return [{ ...t, symbol: newTicker }];
+          return [t];
+        }),
+      tickerDetails: async (symbol: string) => {
+        if (symbol === newTicker) {
+          const d = await real.tickerDetails(tickerCo.symbol);
+          return d && { ...d, symbol: newTicker };
+        }
+        const d = await real.tickerDetails(symbol);
+        return symbol === movedCo.symbol && d ? { ...d, sicCode: '9999', sicDescription: 'TEST SIC' } : d;
+      },
+      dailyBars: real.dailyBars.bind(real),
+      groupedDaily: real.groupedDaily.bind(real),
+      splits: real.splits.bind(real),
+    };
+    const before = await streamEntries(stage.redis, stage.bus);
+    const beforeChanged = before.get(CHANNELS.symbolsChanged as never)?.length ?? 0;
+
+    // Act: the same scan twice
+    const deps = { pool: stage.db.pool, provider, transport: stage.transport };
+    const first = await runIpoScan(deps, { date: D });
+    const second = await runIpoScan(deps, { date: D });
+    while ((await stage.app.poll(100)) > 0);
+
+    // Assess: the rows follow the provider
+    expect(first).toMatchObject({ updated: 2, processed: 1, archived: 1 });
+    expect(second).toMatchObject({ changed: false, updated: 0, messagesEnqueued: 0 });
+    const { rows } = await stage.db.pool.query<{
+      symbol: string;
+      name: string;
+      primary_exchange: string;
+      sic_code: string | null;
+      active: boolean;
+    }>(
+      'SELECT symbol, name, primary_exchange, sic_code, active FROM symbols WHERE symbol = ANY($1::text[]) ORDER BY symbol',
+      [[renamedCo.symbol, movedCo.symbol, tickerCo.symbol, newTicker]],
+    );
+    const row = (s: string) => rows.find((r) => r.symbol === s);
+    expect(row(renamedCo.symbol)?.name).toBe(`${renamedCo.name} Holdings`);
+    expect(row(movedCo.symbol)).toMatchObject({ primary_exchange: 'XNAS_TEST', sic_code: '9999' });
+    expect(row(tickerCo.symbol)?.active).toBe(false);
+    expect(row(newTicker)?.active).toBe(true);
+
+    // Assess: exactly one symbols.changed per change, with what changed
+    const after = await streamEntries(stage.redis, stage.bus);
+    // Three changes, plus the new ticker joining its universes (a new CS listing).
+    expect((after.get(CHANNELS.symbolsChanged as never)?.length ?? 0) - beforeChanged).toBe(4);
+    const changedEvents = stage.received.filter(
+      (e) =>
+        e.channel === CHANNELS.symbolsChanged &&
+        ['symbol_updated', 'ticker_change'].includes(e.envelope.event_type),
+    );
+    expect(changedEvents).toHaveLength(3);
+    const of = (symbol: string) => changedEvents.find((e) => e.envelope.data.symbol === symbol)?.envelope;
+    expect(of(renamedCo.symbol)?.data).toMatchObject({
+      change: 'updated',
+      fields: ['name'],
+      changes: { name: { old: renamedCo.name, new: `${renamedCo.name} Holdings` } },
+    });
+    expect(of(movedCo.symbol)?.data).toMatchObject({ change: 'updated', fields: ['exchange', 'sic_code'] });
+    expect(of(newTicker)?.event_type).toBe('ticker_change');
+    expect(of(newTicker)?.data).toMatchObject({ previous_symbol: tickerCo.symbol, new_symbol: newTicker });
+  });
 });
