@@ -906,3 +906,39 @@ describe('processing types: reading, membership and queuing per session', () => 
     ]);
   });
 });
+
+describe('cache_entries compatibility view', () => {
+  it("shows each universe with the seeds' columns and refuses writes", async () => {
+    // Prepare
+    await updateEtfUniverse(db.pool, 'compat_theme', ['XLK', 'SPY'], {
+      liquidity_filter: { min_avg_volume: 1000 },
+    });
+
+    // Act
+    const { rows } = await db.pool.query<{
+      type: string;
+      key: string;
+      value: { symbols: string[]; count: number };
+      universe_category: string;
+      liquidity_filter: Record<string, unknown>;
+      universe_metadata: Record<string, unknown>;
+      last_universe_update: Date;
+    }>(
+      `SELECT type, key, value, universe_category, liquidity_filter, universe_metadata, last_universe_update
+       FROM cache_entries WHERE universe_category = 'etf' AND key = 'compat_theme'`,
+    );
+    const write = db.pool.query(`UPDATE cache_entries SET key = 'x' WHERE key = 'compat_theme'`);
+
+    // Assess
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      type: 'etf_universe',
+      universe_category: 'etf',
+      value: { symbols: ['XLK', 'SPY'], count: 2 },
+      liquidity_filter: { min_avg_volume: 1000 },
+    });
+    expect(rows[0]?.last_universe_update).toBeInstanceOf(Date);
+    expect(typeof rows[0]?.universe_metadata).toBe('object');
+    await expect(write).rejects.toThrow(/cannot update view/);
+  });
+});
