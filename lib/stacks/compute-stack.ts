@@ -7,6 +7,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
+import type { DatabaseComponent } from '../../lambdas/platform/database-components';
 import type { StageConfig } from '../config';
 import { Dashboard } from '../constructs/dashboard';
 import { EodChain } from '../constructs/eod-chain';
@@ -16,6 +17,7 @@ import { QueueConsumer } from '../constructs/queue-consumer';
 import { ScheduledJob } from '../constructs/scheduled-job';
 import { acknowledge } from '../nag';
 import { CONSUMERS, type ConsumerDefinition, queuesSentToBy } from '../topology';
+import { HEALTH_CONSUMERS } from '../topology/health';
 import { EOD_CHAIN, SCHEDULED_JOBS } from '../topology/jobs';
 import { MIGRATE, STATUS } from '../topology/operations';
 import type { DataStack } from './data-stack';
@@ -81,15 +83,15 @@ export class ComputeStack extends Stack {
         POWERTOOLS_METRICS_NAMESPACE: 'Tickstock',
         LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG',
         DATA_BUCKET: data.bucket.bucketName,
-        DB_SECRET_ARN: data.databaseSecret.secretArn,
+        // DB_SECRET_ARN is per function: its component's login (platformFor); the admin's only for migrate.
         DB_HOST: data.proxy.endpoint,
         DB_NAME: config.database.databaseName,
         REDIS_HOST: data.redis.attrPrimaryEndPointAddress,
         REDIS_PORT: data.redis.attrPrimaryEndPointPort,
         REDIS_AUTH_SECRET_ARN: data.redisAuthSecret.secretArn,
       },
-      // What every pipeline function may use: the database and Redis credentials.
-      secrets: [data.databaseSecret, data.redisAuthSecret],
+      // What every pipeline function may use: the Redis credentials (database: its own login below).
+      secrets: [data.redisAuthSecret],
       provider: {
         baseUrl: config.marketData.baseUrl,
         callsPerMinute: config.marketData.callsPerMinute,
@@ -97,10 +99,20 @@ export class ComputeStack extends Stack {
       },
     };
 
+    // Each function connects as its component's database role, with that role's secret only.
+    const platformFor = (component: DatabaseComponent | 'owner'): FunctionPlatform => {
+      const secret = component === 'owner' ? data.databaseSecret : data.databaseLogins[component];
+      return {
+        ...platform,
+        environment: { ...platform.environment, DB_SECRET_ARN: secret.secretArn },
+        secrets: [...(platform.secrets ?? []), secret],
+      };
+    };
+
     this.consumers = (props.consumers ?? CONSUMERS).map((definition) => {
       const consumer = new QueueConsumer(this, definition.id, {
         definition,
-        platform,
+        platform: platformFor(HEALTH_CONSUMERS.some((c) => c.id === definition.id) ? 'health' : 'market'),
         queueKey: this.messagesKey,
         alarmTopic: this.alarmTopic,
       });
@@ -110,14 +122,23 @@ export class ComputeStack extends Stack {
 
     this.migration = new MigrationTrigger(this, MIGRATE.id, {
       definition: MIGRATE,
-      platform,
+      platform: platformFor('owner'),
       executeAfter: [data.database, data.proxy],
     });
     for (const consumer of this.consumers) consumer.node.addDependency(this.migration);
 
+    // The owner applies each login secret's password to its role (lambdas/migrate).
+    this.migration.job.bindSecrets(...Object.values(data.databaseLogins));
+    this.migration.job.function.addEnvironment(
+      'DB_LOGIN_SECRET_ARNS',
+      this.toJsonString(
+        Object.fromEntries(Object.entries(data.databaseLogins).map(([c, s]) => [c, s.secretArn])),
+      ),
+    );
+
     this.status = new JobFunction(this, STATUS.id, {
       definition: STATUS,
-      platform,
+      platform: platformFor('app'),
       reservedConcurrentExecutions: STATUS.reservedConcurrency,
       serviceName: 'status',
       environment: {
@@ -137,7 +158,7 @@ export class ComputeStack extends Stack {
     this.scheduleGroup = new scheduler.ScheduleGroup(this, 'EodSchedules', { removalPolicy });
     // EOD steps: one function each, a run at a time.
     const steps = EOD_CHAIN.map(
-      (definition) => new JobFunction(this, definition.id, { definition, platform }),
+      (definition) => new JobFunction(this, definition.id, { definition, platform: platformFor('market') }),
     );
     this.eodChain = new EodChain(this, 'EodChain', {
       steps: steps.map((step) => ({ id: step.definition.id, function: step.function })),
@@ -155,7 +176,7 @@ export class ComputeStack extends Stack {
       (definition) =>
         new ScheduledJob(this, definition.id, {
           definition,
-          platform,
+          platform: platformFor('market'),
           scheduleGroup: this.scheduleGroup,
           deadLetterQueue: this.eodChain.deadLetterQueue,
         }),

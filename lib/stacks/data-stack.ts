@@ -7,6 +7,11 @@ import type * as rds from 'aws-cdk-lib/aws-rds';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import {
+  componentLoginRole,
+  DATABASE_COMPONENTS,
+  type DatabaseComponent,
+} from '../../lambdas/platform/database-components';
 import type { StageConfig } from '../config';
 import { Cache } from '../constructs/cache';
 import { DataBucket } from '../constructs/data-bucket';
@@ -41,6 +46,8 @@ export class DataStack extends Stack {
   readonly database: rds.DatabaseInstance;
   readonly proxy: rds.DatabaseProxy;
   readonly databaseSecret: secretsmanager.ISecret;
+  /** Each component's login secret (its DB_SECRET_ARN); the admin secret is the migrate function's. */
+  readonly databaseLogins: Record<DatabaseComponent, secretsmanager.ISecret>;
   readonly redis: elasticache.CfnReplicationGroup;
   readonly redisAuthSecret: secretsmanager.Secret;
   /** Subnets with NAT egress, for functions that call the market-data provider. */
@@ -91,10 +98,14 @@ export class DataStack extends Stack {
       retain: config.retainData,
       logRetentionDays: config.logRetentionDays,
       stageName: config.name,
+      loginUsers: DATABASE_COMPONENTS.map(componentLoginRole),
     });
     this.database = this.databaseStore.instance;
     this.proxy = this.databaseStore.proxy;
     this.databaseSecret = this.databaseStore.secret;
+    this.databaseLogins = Object.fromEntries(
+      DATABASE_COMPONENTS.map((c) => [c, this.databaseStore.logins.get(componentLoginRole(c))]),
+    ) as Record<DatabaseComponent, secretsmanager.ISecret>;
 
     this.cache = new Cache(this, 'Cache', {
       vpc: this.vpc,
