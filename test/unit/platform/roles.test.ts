@@ -208,8 +208,12 @@ describe('the trading system', () => {
 
   it('is invisible to the app, the market jobs and the health ETL', async () => {
     for (const component of ['app', 'market', 'health'] as const) {
-      expect(await refused(as(component), 'SELECT count(*) FROM trading_orders')).toBe(INSUFFICIENT_PRIVILEGE);
-      expect(await refused(as(component), 'SELECT count(*) FROM trading_events')).toBe(INSUFFICIENT_PRIVILEGE);
+      expect(await refused(as(component), 'SELECT count(*) FROM trading_orders')).toBe(
+        INSUFFICIENT_PRIVILEGE,
+      );
+      expect(await refused(as(component), 'SELECT count(*) FROM trading_events')).toBe(
+        INSUFFICIENT_PRIVILEGE,
+      );
     }
   });
 });
