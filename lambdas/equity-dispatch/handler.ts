@@ -49,6 +49,8 @@ async function run(event: unknown): Promise<DispatchSummary> {
       leaseMarginSeconds: config.EQUITY_DISPATCH_LEASE_MARGIN_SECONDS,
       maxBatchesPerType: config.EQUITY_DISPATCH_MAX_BATCHES_PER_TYPE,
       refreshSessions: config.EQUITY_REFRESH_SESSIONS,
+      // The schedule is what queues the daily types' symbols (once per session).
+      queueForSession: true,
       ...(input?.types ? { types: input.types } : {}),
       ...(input?.asOf ? { asOf: input.asOf } : {}),
     },

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { progressChunks } from '../../lambdas/market/backfill/backfill';
 import { BACKFILL_DAYS, backfillWindow } from '../../lambdas/market/backfill/job';
 import { tradingDays } from '../../lambdas/market/calendar';
 import { runIpoScan } from '../../lambdas/market/ipo/scan';
@@ -104,6 +105,11 @@ describe('IPO scan on the local stage: 25 listings and 10 delistings', () => {
     expect(count(CHANNELS.symbolsArchived)).toBe(10);
     expect(count(CHANNELS.backfillStarted)).toBe(25);
     expect(count(CHANNELS.backfillCompleted)).toBe(25);
+    // Progress for every backfill, the standard 90-day one included: fetched, then each stored step.
+    const progressPerSymbol = (n: number) => 1 + progressChunks(n, 1000).length;
+    expect(count(CHANNELS.backfillProgress)).toBe(
+      [...expectedBars.values()].reduce((sum, n) => sum + progressPerSymbol(n), 0),
+    );
     expect(count(CHANNELS.maintenanceStarted)).toBe(1);
     expect(count(CHANNELS.maintenanceCompleted)).toBe(1);
     expect(count(CHANNELS.symbolsChanged)).toBe(25); // every new CS listing joins a cap tier and sector
@@ -122,6 +128,19 @@ describe('IPO scan on the local stage: 25 listings and 10 delistings', () => {
       ),
     ).toEqual(expectedBars);
     expect(completed.every((e) => e.envelope.data.success === true)).toBe(true);
+    const full = tradingDays(from, D).length;
+    const fullSymbol = [...expectedBars].find(([, n]) => n === full)?.[0];
+    const steps = stage.received
+      .filter((e) => e.channel === CHANNELS.backfillProgress && e.envelope.data.symbol === fullSymbol)
+      .map((e) => [e.envelope.data.phase, e.envelope.data.percent]);
+    expect(steps).toEqual([
+      ['fetched', 0],
+      ...progressChunks(full, 1000).map((_, i, sizes) => [
+        'loading',
+        Math.round((sizes.slice(0, i + 1).reduce((a, b) => a + b, 0) / full) * 100),
+      ]),
+    ]);
+    expect(steps).toHaveLength(5);
     const news = stage.received.filter((e) => e.channel === CHANNELS.symbolsNew);
     expect(
       news.every((e) => e.envelope.data.detection_date === D && e.envelope.event_type === 'new_symbol'),
@@ -168,5 +187,85 @@ describe('IPO scan on the local stage: 25 listings and 10 delistings', () => {
     );
     expect(after).toEqual(snapshot);
     expect(await stage.queueDepth()).toBe(0);
+  });
+
+  it('publishes each real change of an existing symbol (name, exchange, SIC, ticker change) exactly once', async () => {
+    // Prepare: the provider renames one company, moves one to another exchange (with a new SIC in
+    // its details) and lists a third under a new ticker (same company, same type).
+    const { rows: pick } = await stage.db.pool.query<{ symbol: string; name: string; type: string }>(
+      `SELECT symbol, name, type FROM symbols
+       WHERE active AND type = 'CS' AND primary_exchange IS NOT NULL AND name IS NOT NULL
+       ORDER BY symbol LIMIT 3`,
+    );
+    const [renamedCo, movedCo, tickerCo] = pick as [(typeof pick)[0], (typeof pick)[0], (typeof pick)[0]];
+    const newTicker = `${tickerCo.symbol}Z`;
+    const real = stage.provider;
+    const provider = {
+      listActiveTickers: async (date: string) =>
+        (await real.listActiveTickers(date)).flatMap((t) => {
+          if (t.symbol === renamedCo.symbol) return [{ ...t, name: `${t.name} Holdings` }];
+          if (t.symbol === movedCo.symbol) return [{ ...t, primaryExchange: 'XNAS_TEST' }];
+          if (t.symbol === tickerCo.symbol) return [{ ...t, symbol: newTicker }];
+          return [t];
+        }),
+      tickerDetails: async (symbol: string) => {
+        if (symbol === newTicker) {
+          const d = await real.tickerDetails(tickerCo.symbol);
+          return d && { ...d, symbol: newTicker };
+        }
+        const d = await real.tickerDetails(symbol);
+        return symbol === movedCo.symbol && d ? { ...d, sicCode: '9999', sicDescription: 'TEST SIC' } : d;
+      },
+      dailyBars: real.dailyBars.bind(real),
+      groupedDaily: real.groupedDaily.bind(real),
+      splits: real.splits.bind(real),
+    };
+    const before = await streamEntries(stage.redis, stage.bus);
+    const beforeChanged = before.get(CHANNELS.symbolsChanged as never)?.length ?? 0;
+
+    // Act: the same scan twice
+    const deps = { pool: stage.db.pool, provider, transport: stage.transport };
+    const first = await runIpoScan(deps, { date: D });
+    const second = await runIpoScan(deps, { date: D });
+    while ((await stage.app.poll(100)) > 0);
+
+    // Assess: the rows follow the provider
+    expect(first).toMatchObject({ updated: 2, processed: 1, archived: 1 });
+    expect(second).toMatchObject({ changed: false, updated: 0, messagesEnqueued: 0 });
+    const { rows } = await stage.db.pool.query<{
+      symbol: string;
+      name: string;
+      primary_exchange: string;
+      sic_code: string | null;
+      active: boolean;
+    }>(
+      'SELECT symbol, name, primary_exchange, sic_code, active FROM symbols WHERE symbol = ANY($1::text[]) ORDER BY symbol',
+      [[renamedCo.symbol, movedCo.symbol, tickerCo.symbol, newTicker]],
+    );
+    const row = (s: string) => rows.find((r) => r.symbol === s);
+    expect(row(renamedCo.symbol)?.name).toBe(`${renamedCo.name} Holdings`);
+    expect(row(movedCo.symbol)).toMatchObject({ primary_exchange: 'XNAS_TEST', sic_code: '9999' });
+    expect(row(tickerCo.symbol)?.active).toBe(false);
+    expect(row(newTicker)?.active).toBe(true);
+
+    // Assess: exactly one symbols.changed per change, with what changed
+    const after = await streamEntries(stage.redis, stage.bus);
+    // Three changes, plus the new ticker joining its universes (a new CS listing).
+    expect((after.get(CHANNELS.symbolsChanged as never)?.length ?? 0) - beforeChanged).toBe(4);
+    const changedEvents = stage.received.filter(
+      (e) =>
+        e.channel === CHANNELS.symbolsChanged &&
+        ['symbol_updated', 'ticker_change'].includes(e.envelope.event_type),
+    );
+    expect(changedEvents).toHaveLength(3);
+    const of = (symbol: string) => changedEvents.find((e) => e.envelope.data.symbol === symbol)?.envelope;
+    expect(of(renamedCo.symbol)?.data).toMatchObject({
+      change: 'updated',
+      fields: ['name'],
+      changes: { name: { old: renamedCo.name, new: `${renamedCo.name} Holdings` } },
+    });
+    expect(of(movedCo.symbol)?.data).toMatchObject({ change: 'updated', fields: ['exchange', 'sic_code'] });
+    expect(of(newTicker)?.event_type).toBe('ticker_change');
+    expect(of(newTicker)?.data).toMatchObject({ previous_symbol: tickerCo.symbol, new_symbol: newTicker });
   });
 });

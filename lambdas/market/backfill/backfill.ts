@@ -1,7 +1,7 @@
 /**
  * Backfill of one symbol's daily history into ohlcv_daily, announced through the outbox:
- * backfill.started, backfill.progress (per chunk, for long loads) and backfill.completed with the
- * records loaded. Safe to run twice for the same job (SQS redelivers): bars are upserted and every
+ * backfill.started, backfill.progress at each step (history fetched, then each quarter of the bars
+ * stored, at least one step per chunk) and backfill.completed with the records loaded. Safe to run twice for the same job (SQS redelivers): bars are upserted and every
  * message has a dedupe key, so a repeat loads the same rows and publishes nothing new.
  */
 import type pg from 'pg';
@@ -32,8 +32,23 @@ export interface BackfillDeps {
 }
 
 export interface BackfillOptions {
-  /** Bars per upsert transaction; a load of more bars publishes backfill.progress after each chunk. */
+  /** Most bars per upsert transaction; every chunk publishes backfill.progress in its transaction. */
   readonly chunkSize?: number;
+}
+
+/**
+ * A load is stored in at least this many chunks (when it has that many bars), so even a standard
+ * 90-day backfill (~62 sessions) reports progress at 25/50/75/100 % rather than only at the end.
+ */
+export const BACKFILL_PROGRESS_STEPS = 4;
+
+/** Chunk sizes for n bars: at most chunkSize each, and at least min(steps, n) chunks. */
+export function progressChunks(n: number, chunkSize: number, steps = BACKFILL_PROGRESS_STEPS): number[] {
+  if (n <= 0) return [];
+  const count = Math.max(Math.ceil(n / chunkSize), Math.min(steps, n));
+  const base = Math.floor(n / count);
+  const extra = n % count;
+  return Array.from({ length: count }, (_, i) => base + (i < extra ? 1 : 0));
 }
 
 export interface BackfillOutcome {
@@ -130,34 +145,58 @@ export async function runBackfill(
   const rejected = bars.length - unique.length;
   if (failure === undefined && unique.length === 0) failure = 'no_history';
 
+  if (failure === undefined) {
+    // Step 1: the provider answered; the app learns how many bars are coming before any is stored.
+    await enqueueOutbox(deps.pool, [
+      {
+        dedupeKey: `backfill.progress:${keyBase}:fetched`,
+        destination: { channel: CHANNELS.backfillProgress },
+        eventType: 'backfill_progress',
+        payload: {
+          symbol,
+          as_of: job.as_of,
+          phase: 'fetched',
+          records_loaded: 0,
+          records_total: unique.length,
+          records_rejected: rejected,
+          percent: 0,
+        },
+      },
+    ]);
+    await relayOutbox(deps.pool, deps.transport);
+  }
+
   let loaded = 0;
-  const chunks = Math.ceil(unique.length / chunkSize);
+  const sizes = progressChunks(unique.length, chunkSize);
+  const chunks = sizes.length;
+  let offset = 0;
   for (let i = 0; i < chunks; i++) {
-    const chunk = unique.slice(i * chunkSize, (i + 1) * chunkSize);
-    const last = i === chunks - 1;
+    const chunk = unique.slice(offset, offset + (sizes[i] as number));
+    offset += chunk.length;
     await withTransaction(deps.pool, async (client) => {
       await upsertBars(client, chunk);
       loaded += chunk.length;
-      if (!last) {
-        await enqueueOutbox(client, [
-          {
-            dedupeKey: `backfill.progress:${keyBase}:${i + 1}`,
-            destination: { channel: CHANNELS.backfillProgress },
-            eventType: 'backfill_progress',
-            payload: {
-              symbol,
-              as_of: job.as_of,
-              records_loaded: loaded,
-              records_total: unique.length,
-              chunk: i + 1,
-              chunks,
-              percent: Math.round((loaded / unique.length) * 100),
-            },
+      // In the chunk's transaction: progress is published if and only if those bars are stored.
+      await enqueueOutbox(client, [
+        {
+          dedupeKey: `backfill.progress:${keyBase}:${i + 1}`,
+          destination: { channel: CHANNELS.backfillProgress },
+          eventType: 'backfill_progress',
+          payload: {
+            symbol,
+            as_of: job.as_of,
+            phase: 'loading',
+            records_loaded: loaded,
+            records_total: unique.length,
+            chunk: i + 1,
+            chunks,
+            percent: Math.round((loaded / unique.length) * 100),
+            last_bar_date: chunk.at(-1)?.date ?? null,
           },
-        ]);
-      }
+        },
+      ]);
     });
-    if (!last) await relayOutbox(deps.pool, deps.transport);
+    await relayOutbox(deps.pool, deps.transport);
   }
 
   const outcome: BackfillOutcome = {

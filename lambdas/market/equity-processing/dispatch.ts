@@ -1,6 +1,7 @@
 /**
  * Dispatcher of the equity-types processing queue. For each equity type, highest priority_level
- * first, it claims queued symbols in the type's batch_size (get_symbols_for_processing: FOR UPDATE
+ * first, it (optionally) queues the daily types' symbols for the session, then claims queued symbols
+ * in the type's batch_size (claim_symbols_for_processing: FOR UPDATE
  * SKIP LOCKED, status -> processing, lease) and sends one message per batch to the EquityProcessing
  * queue. The type's rate_limit_ms is kept WITHOUT sleeping in the Lambda: consecutive batches of a
  * type get SQS DelaySeconds 0, s, 2s, ... (s = rate_limit_ms rounded UP to whole seconds, SQS's
@@ -23,7 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { type IsoDate, latestSession } from '../calendar';
-import { claimSymbolsForProcessing } from '../sql/processing-queue';
+import { claimSymbolsForProcessing, queueTypeSymbolsForSession } from '../sql/processing-queue';
 import { type EquityBatch, EquityBatchSchema, REFRESH_SESSIONS, refreshWindow } from './message';
 
 /** SQS's maximum DelaySeconds. */
@@ -46,6 +47,8 @@ export interface EquityTypeSchedule {
   readonly batchSize: number;
   readonly rateLimitMs: number;
   readonly leaseSeconds: number;
+  /** equity_types.update_frequency; 'daily' types are queued once per session (queueForSession). */
+  readonly updateFrequency?: string;
 }
 
 export interface DispatchPlanOptions {
@@ -170,6 +173,11 @@ export interface DispatchOptions extends DispatchPlanOptions {
   /** Session whose bars the workers refresh (default: the latest NYSE session on or before today). */
   readonly asOf?: IsoDate;
   readonly refreshSessions?: number;
+  /**
+   * Before claiming, queue each daily type's symbols (symbols_for_processing_type) for the session
+   * `asOf`, once per symbol and session. The deployed dispatcher does; tests that queue by hand not.
+   */
+  readonly queueForSession?: boolean;
 }
 
 export interface TypeDispatch {
@@ -182,6 +190,8 @@ export interface TypeDispatch {
   /** Batches sent: delay and symbol count of each. */
   readonly batches: readonly { readonly delaySeconds: number; readonly symbols: number }[];
   readonly claimed: number;
+  /** Symbols this run queued for the session (queueForSession). */
+  readonly queued: number;
   /** True when every slot was filled: more may be pending for the next run. */
   readonly slotsExhausted: boolean;
 }
@@ -207,8 +217,9 @@ export async function loadTypeSchedules(
     batch_size: number;
     rate_limit_ms: number;
     lease_seconds: string | null;
+    update_frequency: string;
   }>(
-    `SELECT type_name, priority_level, batch_size, rate_limit_ms,
+    `SELECT type_name, priority_level, batch_size, rate_limit_ms, update_frequency,
             processing_rules ->> 'lease_seconds' AS lease_seconds
      FROM equity_types
      WHERE $1::text[] IS NULL OR type_name = ANY ($1::text[])`,
@@ -220,6 +231,7 @@ export async function loadTypeSchedules(
     batchSize: r.batch_size,
     rateLimitMs: r.rate_limit_ms,
     leaseSeconds: r.lease_seconds === null ? DEFAULT_LEASE_SECONDS : Number(r.lease_seconds),
+    updateFrequency: r.update_frequency,
   }));
 }
 
@@ -247,7 +259,13 @@ export async function dispatchEquityBatches(
   let messages = 0;
   let claimedTotal = 0;
 
+  const frequency = new Map(schedules.map((t) => [t.typeName, t.updateFrequency]));
   for (const slots of plan) {
+    const queued =
+      options.queueForSession && frequency.get(slots.type) === 'daily'
+        ? await queueTypeSymbolsForSession(deps.pool, slots.type, asOf)
+        : 0;
+    if (queued > 0) deps.log?.('equity symbols queued for the session', { type: slots.type, asOf, queued });
     const outgoing: { id: string; body: string; delaySeconds: number }[] = [];
     const batches: { delaySeconds: number; symbols: number }[] = [];
     for (const [index, delaySeconds] of slots.delays.entries()) {
@@ -285,6 +303,7 @@ export async function dispatchEquityBatches(
       limitedBy: slots.limitedBy,
       batches,
       claimed,
+      queued,
       slotsExhausted:
         batches.length === slots.delays.length && (batches.at(-1)?.symbols ?? 0) === slots.batchSize,
     });

@@ -60,6 +60,8 @@ export interface IpoScanSummary {
   readonly skippedUntracked: number;
   readonly archived: number;
   readonly reactivated: number;
+  /** Existing symbols whose name, type, exchange or SIC code changed (symbols.changed each). */
+  readonly updated: number;
   readonly universeAssignments: number;
   readonly messagesEnqueued: number;
   readonly relay: RelayResult;
@@ -130,9 +132,16 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
     new: diff.added.length,
     gone: diff.gone.length,
     returned: diff.returned.length,
+    changed: diff.changed.length,
+    renamed: diff.renamed.length,
   });
 
-  if (toFetch.length === 0 && diff.gone.length === 0 && diff.returned.length === 0) {
+  if (
+    toFetch.length === 0 &&
+    diff.gone.length === 0 &&
+    diff.returned.length === 0 &&
+    diff.changed.length === 0
+  ) {
     return {
       ...base,
       changed: false,
@@ -141,6 +150,7 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
       failures: [],
       archived: 0,
       reactivated: 0,
+      updated: 0,
       universeAssignments: 0,
       messagesEnqueued: 0,
       relay: leftover,
@@ -187,12 +197,25 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
     },
   );
   const records = fetched.filter((r): r is SymbolRecord => r !== null);
+  // A symbol whose listing changed gets its details read too: the SIC code is only there. A failed
+  // read keeps the list's values (the SIC is checked again on the symbol's next change).
+  const changed = await mapLimited(diff.changed, options.detailsConcurrency ?? 4, async (c) => {
+    try {
+      const d = await deps.provider.tickerDetails(c.symbol);
+      return d?.sicCode ? { ...c, sicCode: d.sicCode, sicDescription: d.sicDescription } : c;
+    } catch (error) {
+      log('ipo scan: details of a changed symbol unavailable', { symbol: c.symbol, error: describe(error) });
+      return c;
+    }
+  });
 
   const applied = await applySymbolsDiff(deps.pool, {
     date,
     records,
     gone: diff.gone,
     returned: diff.returned,
+    changed,
+    renamed: diff.renamed,
     now: now(),
     ...(options.backfillDays ? { backfillDays: options.backfillDays } : {}),
   });
@@ -207,6 +230,7 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
     failures,
     archived: applied.archived.length,
     reactivated: applied.reactivated.length,
+    updated: applied.updated.length,
     universeAssignments,
     messagesEnqueued: applied.messages,
   };
@@ -227,6 +251,7 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
           deferred: summary.deferred,
           archived: summary.archived,
           reactivated: summary.reactivated,
+          updated: summary.updated,
           universe_assignments: universeAssignments,
           duration_seconds: Math.round(durationSeconds * 1000) / 1000,
         },

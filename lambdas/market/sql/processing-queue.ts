@@ -1,5 +1,5 @@
 /**
- * Typed calls of the equity-type SQL functions (schemas/sql/0110_equity_types.sql): configuration,
+ * Typed calls of the equity-type SQL functions (schemas/sql/0110_equity_types.sql, 0250_processing_read_and_claim.sql): configuration,
  * the per-type processing queue and its statistics. Parameterised queries only.
  */
 import { z } from 'zod';
@@ -83,6 +83,66 @@ export async function queueSymbolsForProcessing(
 }
 
 /**
+ * Reads (does not claim) up to `limit` due pending symbols of a type (default: the type's batch
+ * size) in dispatch order: the seeds' get_symbols_for_processing. Two calls see the same rows.
+ */
+export async function getSymbolsForProcessing(
+  db: Queryable,
+  equityType: string,
+  limit?: number,
+): Promise<ClaimedSymbol[]> {
+  return call(equityType, async () => {
+    const { rows } = await db.query<{
+      queue_id: string;
+      symbol: string;
+      priority: number;
+      scheduled_time: Date;
+      attempts: number;
+    }>(
+      `SELECT queue_id, symbol, priority, scheduled_time, attempts
+       FROM get_symbols_for_processing($1, $2::integer)`,
+      [equityType, limit ?? null],
+    );
+    return rows.map((r) => ({
+      queueId: r.queue_id,
+      symbol: r.symbol,
+      priority: r.priority,
+      scheduledTime: r.scheduled_time,
+      attempts: r.attempts,
+    }));
+  });
+}
+
+/** The symbols a processing type takes today (symbols_for_processing_type, 0250). */
+export async function symbolsForProcessingType(db: Queryable, equityType: string): Promise<string[]> {
+  return call(equityType, async () => {
+    const { rows } = await db.query<{ symbol: string }>(
+      'SELECT symbol FROM symbols_for_processing_type($1)',
+      [equityType],
+    );
+    return rows.map((r) => r.symbol);
+  });
+}
+
+/**
+ * Queues the type's symbols for a session, once per symbol and session (a symbol with a row for the
+ * type scheduled on or after the session is skipped). Returns how many were queued.
+ */
+export async function queueTypeSymbolsForSession(
+  db: Queryable,
+  equityType: string,
+  session: string,
+): Promise<number> {
+  return call(equityType, async () => {
+    const { rows } = await db.query<{ queued: number }>(
+      'SELECT queue_type_symbols_for_session($1, $2::date) AS queued',
+      [equityType, session],
+    );
+    return rows[0]?.queued ?? 0;
+  });
+}
+
+/**
  * Claims up to `limit` due symbols (default: the type's batch size), highest priority first, and
  * marks them processing. Safe to call from concurrent dispatchers: claims are disjoint.
  */
@@ -100,7 +160,7 @@ export async function claimSymbolsForProcessing(
       attempts: number;
     }>(
       `SELECT queue_id, symbol, priority, scheduled_time, attempts
-       FROM get_symbols_for_processing($1, $2::integer)`,
+       FROM claim_symbols_for_processing($1, $2::integer)`,
       [equityType, limit ?? null],
     );
     return rows.map((r) => ({

@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { dispatchEquityBatches } from '../../../lambdas/market/equity-processing/dispatch';
 import { InvalidMarketSqlArgumentError, UnknownEquityTypeError } from '../../../lambdas/market/sql/db';
 import {
   claimSymbolsForProcessing,
   completeSymbolProcessing,
   getEquityProcessingConfig,
+  getSymbolsForProcessing,
   queueSymbolsForProcessing,
+  queueTypeSymbolsForSession,
+  symbolsForProcessingType,
   updateProcessingStats,
 } from '../../../lambdas/market/sql/processing-queue';
 import {
@@ -144,7 +148,7 @@ describe('equity processing functions', () => {
     });
   });
 
-  describe('get_symbols_for_processing', () => {
+  describe('claim_symbols_for_processing', () => {
     it('claims in priority order, then schedule order, up to the limit, and marks them processing', async () => {
       // Prepare
       const base = new Date(Date.now() - 60_000);
@@ -797,5 +801,144 @@ describe('universe functions', () => {
         },
       ]);
     });
+  });
+});
+
+describe('processing types: reading, membership and queuing per session', () => {
+  beforeAll(async () => {
+    await db.pool.query('TRUNCATE equity_processing_queue, ohlcv_daily, symbols, universes CASCADE');
+    await db.pool.query(
+      `INSERT INTO symbols (symbol, name, type, active) VALUES
+         ('BIG', 'Big Co', 'CS', true), ('PNY', 'Penny Co', 'CS', true), ('NEWCO', 'New Co', 'CS', true),
+         ('GONE', 'Gone Co', 'CS', false), ('SPY', 'S&P fund', 'ETF', true), ('XLK', 'Tech fund', 'ETF', true),
+         ('LONE', 'Lone fund', 'ETF', true), ('NOTE', 'A note', 'ETN', true)`,
+    );
+    await db.pool.query(
+      `INSERT INTO ohlcv_daily (symbol, date, open, high, low, close, volume) VALUES
+         ('BIG', '2025-06-13', 100, 101, 99, 100, 1000), ('PNY', '2025-06-13', 2, 2.1, 1.9, 2, 1000)`,
+    );
+    await updateEtfUniverse(db.pool, 'broad', ['SPY', 'XLK']);
+  });
+
+  it('get_symbols_for_processing only reads: two calls return the same due symbols and change nothing', async () => {
+    // Prepare
+    await db.pool.query('TRUNCATE equity_processing_queue');
+    await queueSymbolsForProcessing(db.pool, 'STOCK_EOD', ['AAA', 'BBB']);
+
+    // Act
+    const first = await getSymbolsForProcessing(db.pool, 'STOCK_EOD');
+    const second = await getSymbolsForProcessing(db.pool, 'STOCK_EOD');
+    const claimed = await claimSymbolsForProcessing(db.pool, 'STOCK_EOD');
+    const afterClaim = await getSymbolsForProcessing(db.pool, 'STOCK_EOD');
+
+    // Assess
+    expect(first.map((r) => r.symbol)).toEqual(['AAA', 'BBB']);
+    expect(second).toEqual(first);
+    expect(claimed.map((r) => r.symbol)).toEqual(['AAA', 'BBB']);
+    expect(afterClaim).toEqual([]);
+    await expect(getSymbolsForProcessing(db.pool, 'NO_SUCH')).rejects.toBeInstanceOf(UnknownEquityTypeError);
+  });
+
+  it('defines the symbols of each type: active common stocks by price, the ETF universes, the ETNs', async () => {
+    // Act
+    const [eod, penny, etf, etn, realtime] = await Promise.all(
+      ['STOCK_EOD', 'PENNY_STOCK', 'ETF', 'ETN', 'STOCK_REALTIME'].map((t) =>
+        symbolsForProcessingType(db.pool, t),
+      ),
+    );
+
+    // Assess: a stock without bars is not a penny stock; an ETF outside the universes is not taken
+    expect(eod).toEqual(['BIG', 'NEWCO']);
+    expect(penny).toEqual(['PNY']);
+    expect(etf).toEqual(['SPY', 'XLK']);
+    expect(etn).toEqual(['NOTE']);
+    expect(realtime).toEqual([]);
+  });
+
+  it('queues a type once per session, and again for the next session', async () => {
+    // Prepare
+    await db.pool.query('TRUNCATE equity_processing_queue');
+
+    // Act
+    const first = await queueTypeSymbolsForSession(db.pool, 'ETF', '2025-06-13');
+    const again = await queueTypeSymbolsForSession(db.pool, 'ETF', '2025-06-13');
+    const claimed = await claimSymbolsForProcessing(db.pool, 'ETF');
+    for (const c of claimed) await completeSymbolProcessing(db.pool, 'ETF', c.symbol);
+    const afterDone = await queueTypeSymbolsForSession(db.pool, 'ETF', '2025-06-13');
+    const nextSession = await queueTypeSymbolsForSession(db.pool, 'ETF', '2999-01-02');
+
+    // Assess
+    expect([first, again, afterDone]).toEqual([2, 0, 0]);
+    expect(claimed.map((c) => c.symbol)).toEqual(['SPY', 'XLK']);
+    expect(nextSession).toBe(2);
+  });
+
+  it('the scheduled dispatcher queues the daily types for the session, then claims them; a second run adds nothing', async () => {
+    // Prepare
+    await db.pool.query('TRUNCATE equity_processing_queue');
+    const sent: string[] = [];
+    const sender = {
+      send: async (messages: readonly { id: string; body: string; delaySeconds: number }[]) => {
+        sent.push(...messages.map((m) => m.body));
+        return { failed: [] };
+      },
+    };
+
+    // Act
+    const first = await dispatchEquityBatches(
+      { pool: db.pool, sender },
+      { types: ['ETF', 'STOCK_REALTIME'], asOf: '2025-06-13', queueForSession: true },
+    );
+    const second = await dispatchEquityBatches(
+      { pool: db.pool, sender },
+      { types: ['ETF', 'STOCK_REALTIME'], asOf: '2025-06-13', queueForSession: true },
+    );
+
+    // Assess: STOCK_REALTIME is not a daily type and is not queued by the schedule
+    expect(first.types.map((t) => [t.type, t.queued, t.claimed])).toEqual([
+      ['STOCK_REALTIME', 0, 0],
+      ['ETF', 2, 2],
+    ]);
+    expect(second.claimed).toBe(0);
+    expect(second.types.every((t) => t.queued === 0)).toBe(true);
+    expect(sent.map((b) => JSON.parse(b).symbols.map((x: { symbol: string }) => x.symbol))).toEqual([
+      ['SPY', 'XLK'],
+    ]);
+  });
+});
+
+describe('cache_entries compatibility view', () => {
+  it("shows each universe with the seeds' columns and refuses writes", async () => {
+    // Prepare
+    await updateEtfUniverse(db.pool, 'compat_theme', ['XLK', 'SPY'], {
+      liquidity_filter: { min_avg_volume: 1000 },
+    });
+
+    // Act
+    const { rows } = await db.pool.query<{
+      type: string;
+      key: string;
+      value: { symbols: string[]; count: number };
+      universe_category: string;
+      liquidity_filter: Record<string, unknown>;
+      universe_metadata: Record<string, unknown>;
+      last_universe_update: Date;
+    }>(
+      `SELECT type, key, value, universe_category, liquidity_filter, universe_metadata, last_universe_update
+       FROM cache_entries WHERE universe_category = 'etf' AND key = 'compat_theme'`,
+    );
+    const write = db.pool.query(`UPDATE cache_entries SET key = 'x' WHERE key = 'compat_theme'`);
+
+    // Assess
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      type: 'etf_universe',
+      universe_category: 'etf',
+      value: { symbols: ['XLK', 'SPY'], count: 2 },
+      liquidity_filter: { min_avg_volume: 1000 },
+    });
+    expect(rows[0]?.last_universe_update).toBeInstanceOf(Date);
+    expect(typeof rows[0]?.universe_metadata).toBe('object');
+    await expect(write).rejects.toThrow(/cannot update view/);
   });
 });
