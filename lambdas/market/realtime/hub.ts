@@ -107,5 +107,5 @@ export class Hub {
 }
 
 function snapshotKey(m: SequencedMessage): string {
-  return `${m.channel}|${m.kind}|${m.sym}|${typeof m.data.type === 'string' ? m.data.type : ''}`;
+  return m.kind === 'event' ? `event|${m.sym}|${String(m.data.type)}` : `${m.kind}|${m.sym}`;
 }

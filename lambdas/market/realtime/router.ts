@@ -73,7 +73,7 @@ export function routerOptions(overrides: Partial<RouterOptions> = {}): RouterOpt
   return {
     epoch: overrides.epoch ?? `e${Date.now().toString(36)}`,
     channelCapacity: overrides.channelCapacity ?? 65_536,
-    historySize: overrides.historySize ?? 50_000,
+    historySize: overrides.historySize ?? 10_000,
     dedup: overrides.dedup ?? DEFAULT_DEDUP,
     confidence: overrides.confidence ?? DEFAULT_CONFIDENCE,
     marketEvents: overrides.marketEvents ?? DEFAULT_MARKET_EVENTS,
