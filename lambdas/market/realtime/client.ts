@@ -61,6 +61,8 @@ export class ClientSession {
   private readonly latest = new Map<string, SequencedMessage>();
   private readonly gaps = new Map<RouterChannel, Gap>();
   private conflatingMode = false;
+  /** The epoch of the messages this client gets: gap notices carry it too. */
+  private epoch = '';
   /** Highest offset sent per channel: where a reconnect resumes. */
   readonly lastOffsets: Partial<Record<RouterChannel, number>> = {};
 
@@ -111,6 +113,7 @@ export class ClientSession {
    * key (snapshots on subscribe) even when their kind is otherwise counted.
    */
   offer(message: SequencedMessage, latestValue = false): void {
+    this.epoch = message.epoch;
     const conflatable = latestValue || isConflatable(message.kind);
     if (this.conflatingMode && conflatable) {
       this.conflate(message);
@@ -161,7 +164,7 @@ export class ClientSession {
         kind: 'control',
         data: { ev: 'gap', from: gap.from, to: gap.to, missed: gap.missed },
         receivedAtMono: performance.now(),
-        epoch: '',
+        epoch: this.epoch,
         offset: gap.to,
       };
       this.queue.push(notice);
