@@ -24,6 +24,8 @@ export interface ProviderHealth {
   disconnects: number;
   authFailures: number;
   gapFills: number;
+  /** Gap fills finished (every REST request answered or failed). */
+  gapFillsDone: number;
   gapFillEvents: number;
   gapFillErrors: number;
   /** Wall clock of the last data frame, epoch ms. */
@@ -39,6 +41,7 @@ export class ProviderConnection {
     disconnects: 0,
     authFailures: 0,
     gapFills: 0,
+    gapFillsDone: 0,
     gapFillEvents: 0,
     gapFillErrors: 0,
     lastFrameAt: null,
@@ -50,7 +53,11 @@ export class ProviderConnection {
   /** Per symbol: newest trade time and newest minute-bar start seen (ms). */
   private readonly lastTrade = new Map<string, number>();
   private readonly lastBar = new Map<string, number>();
+  /** Every symbol seen on any channel, and the newest event time seen overall (ms). */
+  private readonly known = new Set<string>();
+  private newest = 0;
   private everStreamed = false;
+  private fillPending = false;
 
   constructor(
     private readonly options: ProviderOptions,
@@ -118,8 +125,13 @@ export class ProviderConnection {
       this.health.state = 'streaming';
       this.health.connects += 1;
       this.attempt = 0;
-      if (this.everStreamed) void this.fillGap();
+      this.fillPending = this.everStreamed;
       this.everStreamed = true;
+    } else if (status === 'success' && this.fillPending) {
+      // After the provider confirmed the resubscription: REST then covers everything up to a moment
+      // the socket already streams from, so no item falls between the two.
+      this.fillPending = false;
+      void this.fillGap();
     } else if (status === 'auth_failed') {
       this.health.authFailures += 1;
     }
@@ -129,7 +141,9 @@ export class ProviderConnection {
     for (const raw of frame) {
       const e = raw as { ev?: unknown; sym?: unknown; t?: unknown; s?: unknown };
       if (typeof e.sym !== 'string') continue;
+      this.known.add(e.sym);
       if (e.ev === 'T' && typeof e.t === 'number') {
+        if (e.t > this.newest) this.newest = e.t;
         if (e.t > (this.lastTrade.get(e.sym) ?? 0)) this.lastTrade.set(e.sym, e.t);
       } else if (e.ev === 'AM' && typeof e.s === 'number') {
         if (e.s > (this.lastBar.get(e.sym) ?? 0)) this.lastBar.set(e.sym, e.s);
@@ -142,7 +156,11 @@ export class ProviderConnection {
     this.health.gapFills += 1;
     const key = encodeURIComponent(this.options.apiKey);
     const jobs: (() => Promise<void>)[] = [];
-    for (const [sym, since] of this.lastTrade) {
+    // A symbol with no trade before the disconnect may have traded during it: from the newest time seen.
+    const gapStart = this.newest;
+    const lastBarOverall = Math.max(0, ...this.lastBar.values());
+    for (const sym of this.known) {
+      const since = this.lastTrade.get(sym) ?? gapStart;
       jobs.push(async () => {
         const url = `${this.options.restUrl}/v3/trades/${encodeURIComponent(sym)}?timestamp.gte=${since}&apiKey=${key}`;
         const body = (await getJson(url)) as { results?: Record<string, unknown>[] };
@@ -161,7 +179,8 @@ export class ProviderConnection {
         this.deliver(frame);
       });
     }
-    for (const [sym, since] of this.lastBar) {
+    for (const sym of this.known) {
+      const since = this.lastBar.get(sym) ?? lastBarOverall;
       jobs.push(async () => {
         const url = `${this.options.restUrl}/v2/aggs/ticker/${encodeURIComponent(sym)}/range/1/minute/${since}/${Date.now() + 86_400_000 * 365}?apiKey=${key}`;
         const body = (await getJson(url)) as { results?: Record<string, number>[] };
@@ -195,6 +214,7 @@ export class ProviderConnection {
         }
       }),
     );
+    this.health.gapFillsDone += 1;
   }
 
   private deliver(frame: Record<string, unknown>[]): void {

@@ -83,10 +83,12 @@ export class RedisChannelSink {
     };
   }
 
-  /** Publishes what is buffered; resolves when empty or `deadline` (epoch ms) passes. */
+  /** Waits until the buffer is published (by the one send loop) or `deadline` (epoch ms) passes. */
   async flush(deadline: number): Promise<boolean> {
-    while (this.queue.length > 0 && Date.now() < deadline) {
-      await this.sendBatch().catch(() => new Promise((r) => setTimeout(r, 100)));
+    this.kick();
+    while ((this.queue.length > 0 || this.running) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      this.kick();
     }
     return this.queue.length === 0;
   }

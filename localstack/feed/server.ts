@@ -55,6 +55,8 @@ export interface Feed {
   /** Market time served so far (epoch ms). */
   marketNow(): number;
   setFaults(faults: FeedFaults): void;
+  /** Keys (sym|x|i) of every trade the market produced with t <= untilT, sent or not. */
+  tradeKeys(untilT: number): Set<string>;
   /** Closes every client connection now (a provider-side disconnect). */
   dropConnections(): void;
   close(): Promise<void>;
@@ -250,6 +252,13 @@ export async function startFeed(options: FeedOptions): Promise<Feed> {
     restUrl: `http://127.0.0.1:${port}`,
     stats,
     marketNow: () => served,
+    tradeKeys(untilT) {
+      const keys = new Set<string>();
+      for (const [sym, list] of trades) {
+        for (const e of list) if ((e.t as number) <= untilT) keys.add(`${sym}|${e.x}|${e.i}`);
+      }
+      return keys;
+    },
     setFaults(next) {
       faults = next;
       burstLeft = next.burstFrames ?? 0;
