@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { REPO_ROOT } from '../bin/paths';
+import { REPO_ROOT } from '../lib/paths';
 
 /**
  * Defaults of the local stage: LocalStack on :4566, the real local PostgreSQL and Redis. Applied by

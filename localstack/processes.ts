@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../bin/paths';
+import { REPO_ROOT } from '../lib/paths';
 
 /** Where the local stage keeps its pid files, logs and LocalStack's data (git-ignored). */
 export const STATE_DIR = join(REPO_ROOT, 'localstack', '.state');

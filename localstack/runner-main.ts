@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { REPO_ROOT } from '../bin/paths';
+import { REPO_ROOT } from '../lib/paths';
 import { CONSUMERS } from '../lib/topology';
 import { applyLocalDefaults, localStageName } from './env';
 import { memoryFile } from './processes';

@@ -5,13 +5,13 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { MIGRATIONS_DIR, REPO_ROOT } from '../bin/paths';
-import { ensureDatabase } from '../lambdas/platform/local-database';
 import { loadMigrations, MigrationChecksumError, migrate } from '../lambdas/platform/migrations';
 import { createPool } from '../lambdas/platform/postgres';
 import { createRedisClient } from '../lambdas/platform/redis';
+import { MIGRATIONS_DIR, REPO_ROOT } from '../lib/paths';
 import { CONSUMERS } from '../lib/topology';
 import { applyLocalDefaults, localStageName, TEST_DATABASE_URL } from './env';
+import { ensureDatabase } from './local-database';
 import { isAlive, logFile, runningPid, STATE_DIR, startBackground, stopBackground, tail } from './processes';
 import { bootstrapResources } from './resources';
 

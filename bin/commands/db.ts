@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
-import { MIGRATIONS_DIR } from '../paths';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
 
 export const summary = 'db migrate [--schema NAME]: apply schemas/sql migrations to DATABASE_URL';
 

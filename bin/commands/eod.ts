@@ -1,13 +1,12 @@
 import { parseArgs } from 'node:util';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { defaultScanDate } from '../../lambdas/ipo-scan/handler-date';
-import { outboxTransport } from '../../lambdas/ipo-scan/transport';
-import { isTradingDay } from '../../lambdas/market/calendar';
+import { isTradingDay, latestSession } from '../../lambdas/market/calendar';
 import { type EodChainDeps, runEodChain } from '../../lambdas/market/eod/chain';
 import { notTradingReason } from '../../lambdas/market/eod/load';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { resolveQualityConfig } from '../../lambdas/market/quality';
 import { DEFAULT_NAMESPACE, EventBus } from '../../lambdas/platform/event-bus';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
 import { createRedisClient } from '../../lambdas/platform/redis';
@@ -32,7 +31,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`usage: ${summary}`);
     return 2;
   }
-  const tradeDate = values.date ?? defaultScanDate();
+  const tradeDate = values.date ?? latestSession();
   if (!/^\d{4}-\d{2}-\d{2}$/.test(tradeDate)) {
     console.error(`--date must be YYYY-MM-DD, got ${tradeDate}`);
     return 2;

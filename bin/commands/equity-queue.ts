@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { sqsBatchSender } from '../../lambdas/equity-dispatch/sqs-sender';
 import { DispatchSendError, dispatchEquityBatches } from '../../lambdas/market/equity-processing/dispatch';
 import { EQUITY_PROCESSING_QUEUE } from '../../lambdas/market/equity-processing/message';
 import { equityQueueStatus } from '../../lambdas/market/equity-processing/status';
 import { queueSymbolsForProcessing } from '../../lambdas/market/sql/processing-queue';
 import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
+import { sqsBatchSender } from '../../lambdas/platform/sqs-batch-sender';
 
 export const summary =
   'equity-queue add --type T --symbols A,B [--priority N] | dispatch [--type T]... [--as-of D] [--window S] | status [--json]: the equity-types processing queue';

@@ -1,7 +1,7 @@
 /**
  * `npm run pipeline -- etl run <file|dir>... --out <dir> [--memory] [--schema NAME] [--threshold N]`
  *
- * Runs the health ETL's domain code (the same `processExport` the Lambda handler calls) on local
+ * Runs the health ETL's domain code (the same `ingestExport` the Lambda handler calls) on local
  * export files, without AWS:
  * - record state in PostgreSQL at DATABASE_URL (migrations applied first), in schema --schema
  *   (default PG_SCHEMA or public). The CLI always sets a default DATABASE_URL (the local server),
@@ -19,13 +19,14 @@ import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
-import { newCorrelationId, type ProcessExportResult, processExport } from '../../lambdas/health/pipeline';
+import { ingestExport, type OutputSink } from '../../lambdas/health/ingest';
+import { newCorrelationId, type ProcessExportResult } from '../../lambdas/health/pipeline';
 import { MemoryRecordStore, PostgresRecordStore, type RecordStore } from '../../lambdas/health/record-store';
-import { parseExportName, rawKeyFor } from '../../lambdas/health/source';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
+import { parseExportName, rawKeyFor, type SourceIdentity } from '../../lambdas/health/source';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
-import { MIGRATIONS_DIR } from '../paths';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
 
 export const summary =
   'etl run <file|dir>... --out DIR [--memory] [--schema NAME] [--threshold 0.7]: health ETL on local exports (no AWS)';
@@ -96,6 +97,21 @@ async function writeOut(out: string, key: string, body: string | Buffer): Promis
   await writeFile(target, body);
 }
 
+/** The ETL's OutputSink on a directory, with the bucket's key layout; pathOf gives a source's file. */
+export function fileOutputSink(out: string, pathOf: (source: SourceIdentity) => string): OutputSink {
+  return {
+    async writeTraining(_source, key, body) {
+      await writeOut(out, key, body);
+    },
+    async quarantine(source, plan) {
+      const target = join(out, plan.key);
+      await mkdir(dirname(target), { recursive: true });
+      await copyFile(pathOf(source), target);
+      await writeOut(out, plan.sidecarKey, plan.sidecarBody);
+    },
+  };
+}
+
 /** The run over already-open state: what `run` does after choosing the store. Used by the tests. */
 export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
   const log = options.log ?? (() => undefined);
@@ -107,25 +123,18 @@ export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
     const name = basename(path);
     const source = { bucket: options.bucket ?? 'local', key: rawKeyFor(name), etag: await md5(path) };
     const stream = createReadStream(path);
-    const result = await processExport({
-      stream,
-      source,
-      store: options.store,
-      now: options.now ? options.now() : new Date(),
-      correlationId: newCorrelationId(),
-      config: options.threshold === undefined ? {} : { threshold: options.threshold },
-    }).finally(() => stream.destroy());
-    // Write the outputs, then (and only then) mark the object done, as the handler does.
-    if (result.status === 'processed' && result.trainingKey && result.trainingBody) {
-      await writeOut(options.out, result.trainingKey, result.trainingBody);
-      await options.store.completeIngest(result.sourceId);
-    }
-    if (result.status === 'quarantined' && result.quarantine) {
-      const target = join(options.out, result.quarantine.key);
-      await mkdir(dirname(target), { recursive: true });
-      await copyFile(path, target);
-      await writeOut(options.out, result.quarantine.sidecarKey, result.quarantine.sidecarBody);
-    }
+    // The outputs and the completion go through the domain's ingestExport, as in the handler.
+    const result = await ingestExport(
+      {
+        stream,
+        source,
+        store: options.store,
+        now: options.now ? options.now() : new Date(),
+        correlationId: newCorrelationId(),
+        config: options.threshold === undefined ? {} : { threshold: options.threshold },
+      },
+      fileOutputSink(options.out, () => path),
+    ).finally(() => stream.destroy());
     const entry: EtlFileSummary = {
       file: relative(process.cwd(), resolve(path)) || path,
       recordType: result.recordType,

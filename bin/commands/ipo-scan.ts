@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { defaultScanDate } from '../../lambdas/ipo-scan/handler-date';
-import { outboxTransport } from '../../lambdas/ipo-scan/transport';
+import { latestSession } from '../../lambdas/market/calendar';
 import { runIpoScan } from '../../lambdas/market/ipo/scan';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { DEFAULT_NAMESPACE, EventBus } from '../../lambdas/platform/event-bus';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
 import { createRedisClient } from '../../lambdas/platform/redis';
@@ -21,7 +21,7 @@ export async function run(args: string[]): Promise<number> {
       namespace: { type: 'string', default: process.env.EVENT_BUS_NAMESPACE ?? DEFAULT_NAMESPACE },
     },
   });
-  const date = values.date ?? defaultScanDate();
+  const date = values.date ?? latestSession();
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) {
     console.error(`--date must be YYYY-MM-DD, got ${date}`);
     return 2;

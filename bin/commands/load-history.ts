@@ -1,14 +1,19 @@
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
-import { type IsoDate, previousTradingDay, tradingDayOnOrAfter } from '../../lambdas/market/calendar';
+import {
+  type IsoDate,
+  previousTradingDay,
+  todayInNewYork,
+  tradingDayOnOrAfter,
+} from '../../lambdas/market/calendar';
 import { ProviderNotFoundError, providerFromEnv } from '../../lambdas/market/provider/index';
-import { createScenarioMarket, type ScenarioMarket } from '../../lambdas/market/scenarios/index';
-import { BarSink, loadSymbolsHistory, prepareScenarioSchema } from '../../lambdas/market/scenarios/load';
 import { getUniverseSymbols, type UniverseCategory } from '../../lambdas/market/sql/universes';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
-import { MIGRATIONS_DIR } from '../paths';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
+import { createScenarioMarket, type ScenarioMarket } from '../../localstack/scenarios/index';
+import { BarSink, loadSymbolsHistory, prepareScenarioSchema } from '../../localstack/scenarios/load';
 
 export const summary =
   'load-history --symbols A,B | --universe [CATEGORY:]NAME --years N [--scenario NAME --seed N --size N] [--end D] [--schema S]: daily bar history';
@@ -32,11 +37,6 @@ function yearsBefore(date: IsoDate, years: number): IsoDate {
   const target = new Date(Date.UTC(y - years, m - 1, d));
   if (target.getUTCMonth() !== m - 1) target.setUTCDate(0);
   return target.toISOString().slice(0, 10);
-}
-
-/** Today's date in New York (session dates are New York dates). */
-function todayInNewYork(): IsoDate {
-  return new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York' }).format(new Date());
 }
 
 async function universeSymbols(

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { previousTradingDay } from '../../lambdas/market/calendar';
+import { previousTradingDay, todayInNewYork } from '../../lambdas/market/calendar';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { resolveQualityConfig, runQualityCheck } from '../../lambdas/market/quality';
 import { EventBus } from '../../lambdas/platform/event-bus';
@@ -23,8 +23,7 @@ export async function run(args: string[]): Promise<number> {
   if (!url) throw new Error('DATABASE_URL is not set');
   const redisUrl = process.env.REDIS_URL;
   if (!redisUrl) throw new Error('REDIS_URL is not set');
-  const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York' }).format(new Date());
-  const tradeDate = values.date ?? previousTradingDay(today);
+  const tradeDate = values.date ?? previousTradingDay(todayInNewYork());
   const config = resolveQualityConfig(values.config ? JSON.parse(values.config) : {});
   const pool = createPool({ connectionString: url, schema: values.schema, max: 3 });
   const redis = createRedisClient({ url: redisUrl });

@@ -2,9 +2,9 @@ import { parseArgs } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createPool } from '../../lambdas/platform/postgres';
+import { REPO_ROOT } from '../../lib/paths';
 import { type ReplayReport, replay, replayDependencies } from '../../localstack/replay';
 import { stageUp } from '../../localstack/stage';
-import { REPO_ROOT } from '../paths';
 
 export const summary =
   'replay [file|dir]...: upload Health Connect exports to the local stage and report every outcome';

@@ -3,15 +3,11 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  createScenarioMarket,
-  listScenarios,
-  type ScenarioMarket,
-} from '../../lambdas/market/scenarios/index';
-import { loadScenario, prepareScenarioSchema } from '../../lambdas/market/scenarios/load';
-import { validateScenario } from '../../lambdas/market/scenarios/validate';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
-import { MIGRATIONS_DIR } from '../paths';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
+import { createScenarioMarket, listScenarios, type ScenarioMarket } from '../../localstack/scenarios/index';
+import { loadScenario, prepareScenarioSchema } from '../../localstack/scenarios/load';
+import { validateScenario } from '../../localstack/scenarios/validate';
 
 export const summary =
   'scenario list | generate|load|validate [NAME] [--seed N --size N --start D|--end D] [--out DIR --format ndjson|csv] [--schema S]: synthetic markets';

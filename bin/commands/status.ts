@@ -2,7 +2,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createRedisClient } from '../../lambdas/platform/redis';
-import { checkPipeline } from '../../lambdas/status/checks';
+import { checkPipeline } from '../../lambdas/platform/status-checks';
 import { localQueueUrls } from '../../localstack/resources';
 
 export const summary =

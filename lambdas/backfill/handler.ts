@@ -8,12 +8,13 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
 import { runBackfill } from '../market/backfill/backfill';
 import { BackfillJobSchema } from '../market/backfill/job';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readJobConfig({
   BACKFILL_CHUNK_SIZE: z.coerce.number().int().min(1).max(50_000).default(1000),
@@ -51,13 +52,11 @@ async function recordHandler(record: SQSRecord): Promise<void> {
   metrics.addMetric('BackfillBarsLoaded', 'Count', outcome.recordsLoaded);
 }
 
-export async function handler(event: SQSEvent, context: Context) {
-  try {
-    // A processor per invocation: BatchProcessor keeps the batch's successes and failures on the
-    // instance, and the local runner invokes one module concurrently (Lambda never does).
-    const processor = new BatchProcessor(EventType.SQS);
-    return await processPartialResponse(event, recordHandler, processor, { context });
-  } finally {
-    metrics.publishStoredMetrics();
-  }
+async function run(event: SQSEvent, context: Context) {
+  // A processor per invocation: BatchProcessor keeps one batch's successes and failures on the
+  // instance, and nothing of a batch should outlive its invocation.
+  const processor = new BatchProcessor(EventType.SQS);
+  return await processPartialResponse(event, recordHandler, processor, { context });
 }
+
+export const handler = withTelemetry('backfill', run);

@@ -7,11 +7,12 @@
  */
 import { z } from 'zod';
 import { runEodLoad } from '../market/eod/load';
+import { parseStepEvent } from '../market/eod/step-event';
 import { providerFromEnv } from '../market/provider';
 import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
-import { parseEodStepEvent } from './event';
+import { withTelemetry } from '../platform/telemetry';
 
 const env = readConfig({
   ...databaseEnv,
@@ -33,8 +34,8 @@ export interface EodLoadResult {
   readonly validation: 'COMPLETE' | 'INCOMPLETE' | null;
 }
 
-export async function handler(event: unknown): Promise<EodLoadResult> {
-  const { tradeDate } = parseEodStepEvent(event);
+async function run(event: unknown): Promise<EodLoadResult> {
+  const { tradeDate } = parseStepEvent(event);
   const pool = await sharedPool(env);
   const s = await runEodLoad({ pool, provider }, { tradeDate, threshold: env.EOD_COVERAGE_THRESHOLD });
   const result: EodLoadResult = {
@@ -54,7 +55,8 @@ export async function handler(event: unknown): Promise<EodLoadResult> {
     metrics.addMetric('EodBarsLoaded', 'Count', s.inserted + s.updated);
     metrics.addMetric('EodBarsRejected', 'Count', s.barsRejected);
     metrics.addMetric('EodCoverage', 'Percent', (s.validation?.coverage ?? 0) * 100);
-    metrics.publishStoredMetrics();
   }
   return result;
 }
+
+export const handler = withTelemetry('eod-load', run);

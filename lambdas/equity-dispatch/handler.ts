@@ -13,7 +13,8 @@ import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
 import { queueUrl } from '../platform/queues';
-import { sqsBatchSender } from './sqs-sender';
+import { sqsBatchSender } from '../platform/sqs-batch-sender';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readConfig({
   ...databaseEnv,
@@ -38,25 +39,23 @@ const InputSchema = z
   .passthrough()
   .nullish();
 
-export async function handler(event: unknown): Promise<DispatchSummary> {
+async function run(event: unknown): Promise<DispatchSummary> {
   const input = InputSchema.parse(event ?? {});
   const pool = await sharedPool(config);
-  try {
-    const summary = await dispatchEquityBatches(
-      { pool, sender, log: (m, f) => logger.info(m, { ...f }) },
-      {
-        windowSeconds: config.EQUITY_DISPATCH_WINDOW_SECONDS,
-        leaseMarginSeconds: config.EQUITY_DISPATCH_LEASE_MARGIN_SECONDS,
-        maxBatchesPerType: config.EQUITY_DISPATCH_MAX_BATCHES_PER_TYPE,
-        refreshSessions: config.EQUITY_REFRESH_SESSIONS,
-        ...(input?.types ? { types: input.types } : {}),
-        ...(input?.asOf ? { asOf: input.asOf } : {}),
-      },
-    );
-    metrics.addMetric('EquityBatchesDispatched', 'Count', summary.messages);
-    metrics.addMetric('EquitySymbolsClaimed', 'Count', summary.claimed);
-    return summary;
-  } finally {
-    metrics.publishStoredMetrics();
-  }
+  const summary = await dispatchEquityBatches(
+    { pool, sender, log: (m, f) => logger.info(m, { ...f }) },
+    {
+      windowSeconds: config.EQUITY_DISPATCH_WINDOW_SECONDS,
+      leaseMarginSeconds: config.EQUITY_DISPATCH_LEASE_MARGIN_SECONDS,
+      maxBatchesPerType: config.EQUITY_DISPATCH_MAX_BATCHES_PER_TYPE,
+      refreshSessions: config.EQUITY_REFRESH_SESSIONS,
+      ...(input?.types ? { types: input.types } : {}),
+      ...(input?.asOf ? { asOf: input.asOf } : {}),
+    },
+  );
+  metrics.addMetric('EquityBatchesDispatched', 'Count', summary.messages);
+  metrics.addMetric('EquitySymbolsClaimed', 'Count', summary.claimed);
+  return summary;
 }
+
+export const handler = withTelemetry('equity-dispatch', run);

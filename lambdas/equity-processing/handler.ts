@@ -14,6 +14,7 @@ import { providerFromEnv } from '../market/provider';
 import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readConfig({
   ...databaseEnv,
@@ -81,13 +82,11 @@ function addOutcomeMetrics(outcome: {
   metrics.addMetric('EquityBarsLoaded', 'Count', outcome.barsLoaded);
 }
 
-export async function handler(event: SQSEvent, context: Context) {
-  try {
-    // A processor per invocation: BatchProcessor keeps the batch's successes and failures on the
-    // instance, and the local runner invokes one module concurrently (Lambda never does).
-    const processor = new BatchProcessor(EventType.SQS);
-    return await processPartialResponse(event, recordHandlerFor(context), processor, { context });
-  } finally {
-    metrics.publishStoredMetrics();
-  }
+async function run(event: SQSEvent, context: Context) {
+  // A processor per invocation: BatchProcessor keeps one batch's successes and failures on the
+  // instance, and nothing of a batch should outlive its invocation.
+  const processor = new BatchProcessor(EventType.SQS);
+  return await processPartialResponse(event, recordHandlerFor(context), processor, { context });
 }
+
+export const handler = withTelemetry('equity-processing', run);

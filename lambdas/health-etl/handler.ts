@@ -6,15 +6,17 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { classifyError } from '../health/errors';
-import { type ProcessExportResult, processExport } from '../health/pipeline';
+import { ingestExport } from '../health/ingest';
+import type { ProcessExportResult } from '../health/pipeline';
 import { PostgresRecordStore } from '../health/record-store';
 import { type SourceIdentity, sourceId } from '../health/source';
 import { s3 } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 import { type ObjectRef, parseMessage } from './messages';
-import { identify, readObject, writeOutputs } from './outputs';
+import { identify, readObject, s3OutputSink } from './outputs';
 
 const config = readConfig({
   ...databaseEnv,
@@ -48,6 +50,7 @@ export class ExportFailedError extends Error {
 }
 
 const processor = new BatchProcessor(EventType.SQS);
+const sink = s3OutputSink(s3);
 const idempotency = new IdempotencyConfig({
   eventKeyJmesPath: 'sourceId',
   expiresAfterSeconds: config.IDEMPOTENCY_TTL_SECONDS,
@@ -87,14 +90,17 @@ async function processObject(input: {
   }
   let result: ProcessExportResult;
   try {
-    result = await processExport({
-      stream: body,
-      source,
-      store,
-      now: new Date(),
-      correlationId,
-      config: { threshold: config.QUALITY_THRESHOLD },
-    });
+    result = await ingestExport(
+      {
+        stream: body,
+        source,
+        store,
+        now: new Date(),
+        correlationId,
+        config: { threshold: config.QUALITY_THRESHOLD },
+      },
+      sink,
+    );
   } finally {
     // An object already ingested is answered without reading it: release its connection.
     body.destroy();
@@ -103,10 +109,8 @@ async function processObject(input: {
     if (result.disposition === 'drop')
       return outcome(input.sourceId, source, 'dropped', result.recordType, 0, null);
     // retry or alarm: back to the queue; after maxReceiveCount the DLQ (and its alarm) has it.
-    throw new ExportFailedError(source.key, result.disposition ?? 'retry', result.error);
+    throw new ExportFailedError(source.key, result.disposition, result.error);
   }
-  await writeOutputs(s3, source, result);
-  if (result.status === 'processed') await store.completeIngest(result.sourceId);
 
   const file = metrics.singleMetric();
   file.addDimensions({ outcome: result.status, recordType: result.recordType ?? 'unknown' });
@@ -172,18 +176,13 @@ async function handleRecord(record: SQSRecord): Promise<FileOutcome[]> {
  * only they return to the queue. Idempotency on the object identity answers redeliveries from Redis;
  * the record store decides duplicates of content that was already seen.
  */
-export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  logger.addContext(context);
+async function run(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   idempotency.registerLambdaContext(context);
-  try {
-    // In arrival order: of several near-identical syncs, the first uploaded is the one processed.
-    return await processPartialResponse(event, handleRecord, processor, {
-      context,
-      processInParallel: false,
-    });
-  } finally {
-    // A batch of S3 test events records nothing; publishing nothing would only log a warning.
-    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-    logger.resetKeys();
-  }
+  // In arrival order: of several near-identical syncs, the first uploaded is the one processed.
+  return await processPartialResponse(event, handleRecord, processor, {
+    context,
+    processInParallel: false,
+  });
 }
+
+export const handler = withTelemetry('health-etl', run);

@@ -6,7 +6,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { ProcessExportResult } from '../health/pipeline';
+import type { OutputSink } from '../health/ingest';
 import type { SourceIdentity } from '../health/source';
 import type { ObjectRef } from './messages';
 
@@ -60,30 +60,29 @@ async function putOnce(
   }
 }
 
-/** Writes what processExport decided: the training object, or the quarantine copy and its sidecar. */
-export async function writeOutputs(
-  s3: S3Client,
-  source: SourceIdentity,
-  result: ProcessExportResult,
-): Promise<void> {
-  if (result.status === 'processed' && result.trainingKey && result.trainingBody) {
-    await putOnce(s3, source.bucket, result.trainingKey, result.trainingBody, 'application/x-ndjson');
-  } else if (result.status === 'quarantined' && result.quarantine) {
-    const version = source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : '';
-    await s3.send(
-      new CopyObjectCommand({
-        Bucket: source.bucket,
-        Key: result.quarantine.key,
-        CopySource: `${source.bucket}/${source.key.split('/').map(encodeURIComponent).join('/')}${version}`,
-      }),
-    );
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: source.bucket,
-        Key: result.quarantine.sidecarKey,
-        Body: result.quarantine.sidecarBody,
-        ContentType: 'application/json',
-      }),
-    );
-  }
+/** The ETL's OutputSink on S3: outputs go to the source object's bucket. */
+export function s3OutputSink(s3: S3Client): OutputSink {
+  return {
+    async writeTraining(source, key, body) {
+      await putOnce(s3, source.bucket, key, body, 'application/x-ndjson');
+    },
+    async quarantine(source, plan) {
+      const version = source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : '';
+      await s3.send(
+        new CopyObjectCommand({
+          Bucket: source.bucket,
+          Key: plan.key,
+          CopySource: `${source.bucket}/${source.key.split('/').map(encodeURIComponent).join('/')}${version}`,
+        }),
+      );
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: source.bucket,
+          Key: plan.sidecarKey,
+          Body: plan.sidecarBody,
+          ContentType: 'application/json',
+        }),
+      );
+    },
+  };
 }

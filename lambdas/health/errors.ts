@@ -5,6 +5,8 @@
  * never retried. Everything else is classified by what a retry could change.
  */
 
+import { storageErrorKind } from '../platform/aws-errors';
+
 /** Base of every error caused by the content of an export: retrying cannot help, quarantine it. */
 export class HealthDataError extends Error {
   /** Short machine-readable reason, used in sidecars and summaries. */
@@ -72,60 +74,6 @@ export class RecordTypeMismatchError extends HealthDataError {
 
 export type ErrorDisposition = 'quarantine' | 'retry' | 'drop' | 'alarm';
 
-const RETRIABLE_CODES = new Set([
-  // Node / network
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  // PostgreSQL: serialization failure, deadlock, lock timeout, too many connections, shutdown
-  '40001',
-  '40P01',
-  '55P03',
-  '53300',
-  '57P01',
-  '57P02',
-  '57P03',
-]);
-
-const RETRIABLE_NAMES = new Set([
-  'SlowDown',
-  'ThrottlingException',
-  'Throttling',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'ProvisionedThroughputExceededException',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'TimeoutError',
-  'ServiceUnavailable',
-  'InternalError',
-  'InternalServerError',
-  'AbortError',
-]);
-
-const MISSING_NAMES = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket', 'NoSuchVersion']);
-const ACCESS_NAMES = new Set([
-  'AccessDenied',
-  'AccessDeniedException',
-  'Forbidden',
-  'InvalidAccessKeyId',
-  'KMS.AccessDeniedException',
-]);
-
-interface ErrorLike {
-  name?: unknown;
-  code?: unknown;
-  $metadata?: { httpStatusCode?: unknown };
-  $retryable?: unknown;
-}
-
 /**
  * The single mapping from an error to what the caller does with the message:
  * - quarantine: bad data (unreadable, invalid, unknown type); copy to quarantine/ and finish.
@@ -136,23 +84,8 @@ interface ErrorLike {
  */
 export function classifyError(error: unknown): ErrorDisposition {
   if (error instanceof HealthDataError) return 'quarantine';
-  const e = (typeof error === 'object' && error !== null ? error : {}) as ErrorLike;
-  const name = typeof e.name === 'string' ? e.name : '';
-  const code = typeof e.code === 'string' ? e.code : '';
-  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
-  if (MISSING_NAMES.has(name) || MISSING_NAMES.has(code)) return 'drop';
-  if (ACCESS_NAMES.has(name) || ACCESS_NAMES.has(code) || status === 403) return 'alarm';
-  if (status === 404) return 'drop';
+  const kind = storageErrorKind(error);
+  if (kind === 'missing') return 'drop';
+  if (kind === 'access') return 'alarm';
   return 'retry';
-}
-
-/** True for the transient failures the fact sheet lists (network, throttling, timeouts, dependency down). */
-export function isTransientError(error: unknown): boolean {
-  const e = (typeof error === 'object' && error !== null ? error : {}) as ErrorLike;
-  const name = typeof e.name === 'string' ? e.name : '';
-  const code = typeof e.code === 'string' ? e.code : '';
-  // PostgreSQL class 08 = connection exceptions.
-  return (
-    RETRIABLE_NAMES.has(name) || RETRIABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || !!e.$retryable
-  );
 }

@@ -67,8 +67,7 @@ export interface ProcessExportInput {
   readonly config?: Partial<PipelineConfig>;
 }
 
-export interface ProcessExportResult {
-  readonly status: ExportStatus;
+interface ExportResultBase {
   readonly sourceId: string;
   readonly recordType: RecordType | null;
   readonly recordsRead: number;
@@ -80,15 +79,34 @@ export interface ProcessExportResult {
   readonly insights: Record<string, unknown> | null;
   readonly narrative?: string;
   readonly records?: UpsertCounts & { unkeyed: number };
-  readonly trainingExample?: TrainingExample;
-  readonly trainingKey?: string;
-  /** The JSONL body to write at trainingKey (identical on every attempt). */
-  readonly trainingBody?: string;
-  readonly quarantine?: QuarantinePlan;
-  /** failed only. */
-  readonly error?: { name: string; message: string };
-  readonly disposition?: ErrorDisposition;
 }
+
+interface TrainingOutput {
+  readonly trainingExample: TrainingExample;
+  readonly trainingKey: string;
+  /** The JSONL body to write at trainingKey (identical on every attempt). */
+  readonly trainingBody: string;
+}
+interface QuarantineOutput {
+  readonly quarantine: QuarantinePlan;
+}
+interface Failure {
+  readonly error: { name: string; message: string };
+  readonly disposition: ErrorDisposition;
+}
+/** The other outcomes' fields, absent: readable on any result, set only on their own status. */
+type Absent<T> = { readonly [K in keyof T]?: undefined };
+
+/** What processExport decided, a union on `status` (like IngestClaim on `state`). */
+export type ProcessExportResult =
+  | (ExportResultBase & { readonly status: 'processed' } & TrainingOutput &
+      Absent<QuarantineOutput & Failure>)
+  | (ExportResultBase & { readonly status: 'duplicate' } & Absent<
+        TrainingOutput & QuarantineOutput & Failure
+      >)
+  | (ExportResultBase & { readonly status: 'quarantined' } & QuarantineOutput &
+      Absent<TrainingOutput & Failure>)
+  | (ExportResultBase & { readonly status: 'failed' } & Failure & Absent<TrainingOutput & QuarantineOutput>);
 
 export interface Analysis {
   readonly recordType: RecordType;

@@ -1,17 +1,18 @@
 /**
- * IPO scan (scheduled in the EOD chain, after the daily load). Input: `{ "date": "YYYY-MM-DD" }`,
+ * IPO scan (scheduled in the EOD chain, after the daily load). Input: `{ "tradeDate": "YYYY-MM-DD" }`,
  * optional; default the latest NYSE session on or before today (America/New_York). Returns the run
  * summary; throws when messages could not be delivered (they stay in the outbox, and the retry or
  * the next run relays them) or when the provider's list looks truncated.
  */
 import { z } from 'zod';
-import { OutboxDeliveryError } from '../market/ipo/outbox';
+import { parseStepEvent } from '../market/eod/step-event';
 import { type IpoScanSummary, runIpoScan } from '../market/ipo/scan';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { jobRuntime, readJobConfig } from '../platform/job-runtime';
+import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
-import { defaultScanDate } from './handler-date';
-import { jobRuntime, readJobConfig } from './runtime';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readJobConfig({
   IPO_SCAN_MAX_NEW: z.coerce.number().int().min(1).default(500),
@@ -21,39 +22,24 @@ const config = readJobConfig({
 });
 const provider = providerFromEnv();
 
-const InputSchema = z
-  .object({
-    date: z
-      .string()
-      .regex(/^\d{4}-\d{2}-\d{2}$/)
-      .optional(),
-  })
-  .passthrough()
-  .nullish();
-
-export async function handler(event: unknown): Promise<IpoScanSummary> {
-  const input = InputSchema.parse(event ?? {});
-  const date = input?.date ?? defaultScanDate();
+async function run(event: unknown): Promise<IpoScanSummary> {
+  const { tradeDate: date } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, 'ipo_scan');
-  try {
-    const summary = await runIpoScan(
-      { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
-      {
-        date,
-        maxNew: config.IPO_SCAN_MAX_NEW,
-        maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
-        detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
-        backfillDays: config.BACKFILL_DAYS,
-      },
-    );
-    metrics.addMetric('IpoScanNewSymbols', 'Count', summary.processed);
-    metrics.addMetric('IpoScanDetailFailures', 'Count', summary.failed);
-    metrics.addMetric('IpoScanArchived', 'Count', summary.archived);
-    if (summary.relay.failed > 0) {
-      throw new OutboxDeliveryError(summary.relay.failed, summary.relay.errors[0] ?? 'unknown');
-    }
-    return summary;
-  } finally {
-    metrics.publishStoredMetrics();
-  }
+  const summary = await runIpoScan(
+    { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
+    {
+      date,
+      maxNew: config.IPO_SCAN_MAX_NEW,
+      maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
+      detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
+      backfillDays: config.BACKFILL_DAYS,
+    },
+  );
+  metrics.addMetric('IpoScanNewSymbols', 'Count', summary.processed);
+  metrics.addMetric('IpoScanDetailFailures', 'Count', summary.failed);
+  metrics.addMetric('IpoScanArchived', 'Count', summary.archived);
+  assertDelivered(summary.relay);
+  return summary;
 }
+
+export const handler = withTelemetry('ipo-scan', run);

@@ -244,6 +244,30 @@ export function tradingDayOnOrBefore(date: IsoDate): IsoDate {
   return isTradingDay(date) ? date : previousTradingDay(date);
 }
 
+// Session dates are New York dates: a daily bar's t is midnight New York time, and "today" for
+// the exchange is today in New York whatever the machine's zone.
+const NY_DATE = new Intl.DateTimeFormat('en-CA', {
+  timeZone: 'America/New_York',
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+});
+
+/** The New York calendar date of an instant (Unix ms). */
+export function sessionDate(epochMs: number): IsoDate {
+  return NY_DATE.format(new Date(epochMs));
+}
+
+/** Today's date in New York. */
+export function todayInNewYork(now: Date = new Date()): IsoDate {
+  return sessionDate(now.getTime());
+}
+
+/** The latest NYSE session on or before today in New York (after the close: the session just ended). */
+export function latestSession(now: Date = new Date()): IsoDate {
+  return tradingDayOnOrBefore(todayInNewYork(now));
+}
+
 /** date itself when it is a trading day, else the next one. */
 export function tradingDayOnOrAfter(date: IsoDate): IsoDate {
   return isTradingDay(date) ? date : nextTradingDay(date);

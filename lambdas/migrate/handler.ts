@@ -3,6 +3,7 @@ import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
 import { loadMigrations, type MigrationResult, migrate } from '../platform/migrations';
 import { logger } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readConfig({ ...databaseEnv, MIGRATIONS_DIR: z.string() });
 
@@ -10,7 +11,7 @@ const config = readConfig({ ...databaseEnv, MIGRATIONS_DIR: z.string() });
  * Deploy-time step (invoked by the CDK trigger): applies pending migrations bundled next to the
  * handler. Throwing fails the deployment, which is what a broken migration should do.
  */
-export async function handler(): Promise<MigrationResult> {
+async function run(): Promise<MigrationResult> {
   const pool = await sharedPool(config);
   const result = await migrate(
     pool,
@@ -23,3 +24,5 @@ export async function handler(): Promise<MigrationResult> {
   });
   return result;
 }
+
+export const handler = withTelemetry('migrate', run);

@@ -7,13 +7,14 @@
  * QualityPublishError when Redis did not confirm every message, pg errors as they come.
  */
 import { z } from 'zod';
+import { parseStepEvent } from '../market/eod/step-event';
 import { providerFromEnv } from '../market/provider';
 import { type QualitySummary, resolveQualityConfig, runQualityCheck } from '../market/quality';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { DEFAULT_NAMESPACE, EventBus } from '../platform/event-bus';
 import { logger, metrics } from '../platform/powertools';
-import { tradeDateOf } from './event';
+import { withTelemetry } from '../platform/telemetry';
 
 const env = readConfig({
   ...databaseEnv,
@@ -31,8 +32,8 @@ const config = resolveQualityConfig(env.QUALITY_CONFIG ? JSON.parse(env.QUALITY_
 // fails here, at cold start, when they are malformed.
 const provider = providerFromEnv();
 
-export async function handler(event: unknown): Promise<QualitySummary> {
-  const tradeDate = tradeDateOf(event);
+async function run(event: unknown): Promise<QualitySummary> {
+  const { tradeDate } = parseStepEvent(event, { defaultSession: 'previous' });
   const [pool, redis] = await Promise.all([sharedPool(env), sharedRedis(env)]);
   const bus = new EventBus({
     client: redis,
@@ -53,7 +54,8 @@ export async function handler(event: unknown): Promise<QualitySummary> {
     metrics.addMetric('QualityAlerts', 'Count', summary.totalAlerts);
     metrics.addMetric('QualityScore', 'None', summary.qualityScore);
     metrics.addMetric('QualityCheckSeconds', 'Seconds', summary.seconds);
-    metrics.publishStoredMetrics();
   }
   return summary;
 }
+
+export const handler = withTelemetry('quality-check', run);

@@ -4,7 +4,8 @@ import { s3, sqs } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { logger } from '../platform/powertools';
-import { checkPipeline, type StatusReport } from './checks';
+import { checkPipeline, type StatusReport } from '../platform/status-checks';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readConfig({
   ...databaseEnv,
@@ -26,7 +27,7 @@ const elastiCache = config.REDIS_REPLICATION_GROUP_ID
   : undefined;
 
 /** Invoked on demand (console, CLI, a canary): one JSON report of every dependency's health. */
-export async function handler(): Promise<StatusReport> {
+async function run(): Promise<StatusReport> {
   const report = await checkPipeline({
     stage: config.STAGE,
     pool: () => sharedPool(config),
@@ -41,3 +42,5 @@ export async function handler(): Promise<StatusReport> {
   else logger.error('pipeline unhealthy', { unhealthy: report.components.filter((c) => !c.healthy) });
   return report;
 }
+
+export const handler = withTelemetry('status', run);

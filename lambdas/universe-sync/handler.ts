@@ -7,12 +7,13 @@
  * retry, a no-op sync, relays them).
  */
 
-import { parseEodStepEvent } from '../eod-load/event';
-import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
-import { OutboxDeliveryError } from '../market/ipo/outbox';
+import { parseStepEvent } from '../market/eod/step-event';
 import { runUniverseSync, SYNC_SERVICE, type TaskTotals } from '../market/universe-sync/sync';
 import { sqs } from '../platform/aws';
+import { jobRuntime, readJobConfig } from '../platform/job-runtime';
+import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readJobConfig({});
 
@@ -29,11 +30,11 @@ export interface UniverseSyncResult {
   readonly messagesEnqueued: number;
 }
 
-export async function handler(event: unknown): Promise<UniverseSyncResult> {
-  const { tradeDate, force } = parseEodStepEvent(event);
+async function run(event: unknown): Promise<UniverseSyncResult> {
+  const { tradeDate, force } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, SYNC_SERVICE);
   const s = await runUniverseSync(runtime, { tradeDate, force });
-  if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
+  assertDelivered(s.relay);
   const result: UniverseSyncResult = {
     tradeDate,
     status: s.status,
@@ -49,6 +50,7 @@ export async function handler(event: unknown): Promise<UniverseSyncResult> {
   logger.info('universe sync done', { ...result, seconds: s.seconds });
   metrics.addMetric('UniverseChanges', 'Count', s.totalChanges);
   metrics.addMetric('UniverseSyncSeconds', 'Seconds', s.seconds);
-  metrics.publishStoredMetrics();
   return result;
 }
+
+export const handler = withTelemetry('universe-sync', run);

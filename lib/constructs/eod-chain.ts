@@ -85,16 +85,12 @@ export class EodChain extends Construct {
     };
 
     // The first step gets the execution's input ({} from the schedule, { tradeDate } to re-run a
-    // day) and resolves the trade date; every later step works on that date. (`date` is the IPO
-    // scan's name for it.)
+    // day) and resolves the trade date; every later step works on that date.
     const firstTask = invoke(first, sfn.TaskInput.fromJsonPathAt('$'));
     const resolved = `$.${first.id}.result.tradeDate`;
     let remaining: sfn.IChainable = new sfn.Succeed(this, 'ChainComplete');
     for (const step of [...props.steps.slice(1)].reverse()) {
-      remaining = invoke(
-        step,
-        sfn.TaskInput.fromObject({ 'tradeDate.$': resolved, 'date.$': resolved }),
-      ).next(remaining);
+      remaining = invoke(step, sfn.TaskInput.fromObject({ 'tradeDate.$': resolved })).next(remaining);
     }
     const definition = sfn.Chain.start(firstTask).next(
       new sfn.Choice(this, 'MarketOpen?')

@@ -6,8 +6,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { REPO_ROOT } from '../../bin/paths';
 import { acknowledge, LAMBDA_FINDINGS } from '../nag';
+import { REPO_ROOT } from '../paths';
 
 export interface PipelineFunctionProps {
   /** Handler module relative to the repository root; it exports `handler`. */

@@ -62,7 +62,7 @@ export const EOD_CHAIN: readonly JobDefinition[] = [
   },
   {
     id: 'EodComplete',
-    entry: 'lambdas/eod-load/complete.ts',
+    entry: 'lambdas/eod-complete/handler.ts',
     description: 'EOD 4/5: coverage after the scan, liquidity snapshot, the EOD completion signal',
     timeoutSeconds: 120,
     memoryMb: 512,

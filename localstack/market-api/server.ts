@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { IsoDate } from '../../lambdas/market/calendar';
-import { createScenarioMarket, type ScenarioMarket } from '../../lambdas/market/scenarios';
 import type { DailyBar, SymbolRecord } from '../../lambdas/market/types';
+import { createScenarioMarket, type ScenarioMarket } from '../scenarios';
 import { type FaultKnobs, FaultKnobsSchema, Faults } from './faults';
 import { Overlay, type OverlayKnobs } from './overlay';
 

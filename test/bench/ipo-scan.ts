@@ -7,8 +7,8 @@
 import { performance } from 'node:perf_hooks';
 import { applySymbolsDiff, diffSymbols } from '../../lambdas/market/ipo/symbols-diff';
 import type { ProviderTicker } from '../../lambdas/market/provider';
-import { generateUniverse } from '../../lambdas/market/scenarios';
 import type { SymbolRecord } from '../../lambdas/market/types';
+import { generateUniverse } from '../../localstack/scenarios';
 import { createTestSchema } from '../support/db';
 
 const PROVIDER_TICKERS = 12_000;

@@ -4,15 +4,15 @@
  * local market API in-process. Prints figures; asserts nothing (target <= 10 s per check, floor 60 s).
  */
 import { randomBytes } from 'node:crypto';
-import { MIGRATIONS_DIR } from '../../bin/paths';
 import { PolygonProvider } from '../../lambdas/market/provider';
 import { runQualityCheck } from '../../lambdas/market/quality';
-import { createScenarioMarket } from '../../lambdas/market/scenarios/index';
-import { loadScenario, prepareScenarioSchema } from '../../lambdas/market/scenarios/load';
 import { EventBus } from '../../lambdas/platform/event-bus';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { createRedisClient } from '../../lambdas/platform/redis';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
 import { startMarketApi } from '../../localstack/market-api/server';
+import { createScenarioMarket } from '../../localstack/scenarios/index';
+import { loadScenario, prepareScenarioSchema } from '../../localstack/scenarios/load';
 
 const SIZE = 8000;
 const SCENARIO = 'crash_2020';

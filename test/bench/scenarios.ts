@@ -4,10 +4,10 @@
  * load < 30 s on the 2-core CI machine, floor 2 minutes).
  */
 import { randomBytes } from 'node:crypto';
-import { MIGRATIONS_DIR } from '../../bin/paths';
-import { createScenarioMarket } from '../../lambdas/market/scenarios/index';
-import { loadScenario, prepareScenarioSchema } from '../../lambdas/market/scenarios/load';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
+import { createScenarioMarket } from '../../localstack/scenarios/index';
+import { loadScenario, prepareScenarioSchema } from '../../localstack/scenarios/load';
 
 const SIZE = 8000;
 

@@ -7,16 +7,16 @@
  */
 import { performance } from 'node:perf_hooks';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { outboxTransport } from '../../lambdas/ipo-scan/transport';
 import { completeEod } from '../../lambdas/market/eod/complete';
-import { upsertBars } from '../../lambdas/market/eod/load';
-import { createScenarioMarket } from '../../lambdas/market/scenarios';
-import { upsertSymbols } from '../../lambdas/market/scenarios/load';
+import { upsertBars } from '../../lambdas/market/sql/bars';
 import { runUniverseSync, SYNC_SERVICE } from '../../lambdas/market/universe-sync/sync';
 import { EventBus } from '../../lambdas/platform/event-bus';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createRedisClient } from '../../lambdas/platform/redis';
 import { applyLocalDefaults } from '../../localstack/env';
+import { createScenarioMarket } from '../../localstack/scenarios';
+import { upsertSymbols } from '../../localstack/scenarios/load';
 import { createTestSchema } from '../support/db';
 
 function pct(sorted: number[], p: number): number {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../bin/paths';
+import { REPO_ROOT } from '../../lib/paths';
 import { CONSUMERS } from '../../lib/topology';
 import { EOD_CHAIN, SCHEDULED_JOBS } from '../../lib/topology/jobs';
 

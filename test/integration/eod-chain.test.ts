@@ -5,13 +5,11 @@
  * in-process, LocalStack SQS for the IPO scan's backfill jobs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outboxTransport } from '../../lambdas/ipo-scan/transport';
 import { addDays } from '../../lambdas/market/calendar';
 import { type EodChainDeps, type EodChainResult, runEodChain } from '../../lambdas/market/eod/chain';
-import { upsertBars } from '../../lambdas/market/eod/load';
 import { EOD_SIGNAL_CHANNEL, eodSignalOfEnvelope } from '../../lambdas/market/eod/signal';
 import { etfThemeOf } from '../../lambdas/market/ipo/classify';
-import { upsertSymbols } from '../../lambdas/market/scenarios/load';
+import { upsertBars } from '../../lambdas/market/sql/bars';
 import {
   CHANNELS,
   type Channel,
@@ -19,6 +17,8 @@ import {
   type Envelope,
   EventBus,
 } from '../../lambdas/platform/event-bus';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
+import { upsertSymbols } from '../../localstack/scenarios/load';
 import { type IpoStage, startIpoStage } from './ipo-support';
 
 const D1 = '2025-07-02';

@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { DeleteQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqsBatchSender } from '../../lambdas/equity-dispatch/sqs-sender';
 import { tradingDays } from '../../lambdas/market/calendar';
 import { dispatchEquityBatches } from '../../lambdas/market/equity-processing/dispatch';
 import { refreshWindow } from '../../lambdas/market/equity-processing/message';
@@ -15,6 +14,7 @@ import {
   getEquityProcessingConfig,
   queueSymbolsForProcessing,
 } from '../../lambdas/market/sql/processing-queue';
+import { sqsBatchSender } from '../../lambdas/platform/sqs-batch-sender';
 import { applyLocalDefaults } from '../../localstack/env';
 import { type MarketApi, startMarketApi } from '../../localstack/market-api/server';
 import { ensureQueue, type LocalQueue } from '../../localstack/resources';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKFILL_DAYS, backfillWindow } from '../../lambdas/market/backfill/job';
 import { tradingDays } from '../../lambdas/market/calendar';
-import { pendingOutboxCount } from '../../lambdas/market/ipo/outbox';
 import { runIpoScan } from '../../lambdas/market/ipo/scan';
 import { CHANNELS } from '../../lambdas/platform/event-bus';
+import { pendingOutboxCount } from '../../lambdas/platform/outbox';
 import { type IpoStage, seedSymbols, startIpoStage, streamEntries, waitUntil } from './ipo-support';
 
 // Scan date, and the listing dates of the 25 new symbols: some listed long before the 90-day

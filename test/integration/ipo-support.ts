@@ -6,8 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { DeleteQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
-import { outboxTransport } from '../../lambdas/ipo-scan/transport';
-import type { OutboxTransport } from '../../lambdas/market/ipo/outbox';
 import { PolygonProvider } from '../../lambdas/market/provider';
 import type { SymbolRecord } from '../../lambdas/market/types';
 import {
@@ -17,6 +15,8 @@ import {
   EventBus,
   StreamConsumer,
 } from '../../lambdas/platform/event-bus';
+import type { OutboxTransport } from '../../lambdas/platform/outbox';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createRedisClient, type RedisClient } from '../../lambdas/platform/redis';
 import { applyLocalDefaults } from '../../localstack/env';
 import { type MarketApi, type MarketApiOptions, startMarketApi } from '../../localstack/market-api/server';

@@ -15,15 +15,11 @@ import {
   type QualitySummary,
   runQualityCheck,
 } from '../../lambdas/market/quality';
-import {
-  createScenarioMarket,
-  type ExpectedEvent,
-  type ScenarioMarket,
-} from '../../lambdas/market/scenarios';
-import { loadScenario } from '../../lambdas/market/scenarios/load';
 import { CHANNELS, EventBus } from '../../lambdas/platform/event-bus';
 import { createRedisClient, type RedisClient } from '../../lambdas/platform/redis';
 import { type MarketApi, startMarketApi } from '../../localstack/market-api/server';
+import { createScenarioMarket, type ExpectedEvent, type ScenarioMarket } from '../../localstack/scenarios';
+import { loadScenario } from '../../localstack/scenarios/load';
 import { createTestSchema, type TestSchema } from '../support/db';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

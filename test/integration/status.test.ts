@@ -3,7 +3,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createRedisClient } from '../../lambdas/platform/redis';
-import { checkPipeline } from '../../lambdas/status/checks';
+import { checkPipeline } from '../../lambdas/platform/status-checks';
 import { applyLocalDefaults } from '../../localstack/env';
 import { localQueueUrls } from '../../localstack/resources';
 

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { MIGRATIONS_DIR } from '../../bin/paths';
-import { ensureDatabase } from '../../lambdas/platform/local-database';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
+import { MIGRATIONS_DIR } from '../../lib/paths';
 import { TEST_DATABASE_URL } from '../../localstack/env';
+import { ensureDatabase } from '../../localstack/local-database';
 
 export { TEST_DATABASE_URL };
 

@@ -6,9 +6,9 @@
  */
 import type pg from 'pg';
 import { CHANNELS } from '../../platform/event-bus';
+import { assertDelivered, enqueueOutbox, type OutboxTransport, relayOutbox } from '../../platform/outbox';
 import { withTransaction } from '../../platform/postgres';
 import { isTradingDay, tradingDays } from '../calendar';
-import { enqueueOutbox, OutboxDeliveryError, type OutboxTransport, relayOutbox } from '../ipo/outbox';
 import {
   ProviderAuthError,
   ProviderConfigError,
@@ -16,7 +16,7 @@ import {
   ProviderNotFoundError,
   ProviderResponseError,
 } from '../provider';
-import { upsertSymbolBars } from '../sql/bars';
+import { barProblem, upsertBars } from '../sql/bars';
 import type { DailyBar } from '../types';
 import type { BackfillJob } from './job';
 
@@ -71,21 +71,6 @@ export class BackfillConfigurationError extends Error {
   }
 }
 
-/** The valid-bar rules of ohlcv_daily (see its CHECKs), so one bad bar cannot fail the whole load. */
-export function isValidBar(b: DailyBar): boolean {
-  const finite = [b.open, b.high, b.low, b.close, b.volume].every(Number.isFinite);
-  return (
-    finite &&
-    b.open > 0 &&
-    b.close > 0 &&
-    b.low > 0 &&
-    b.high >= Math.max(b.open, b.close) &&
-    b.low <= Math.min(b.open, b.close) &&
-    b.volume >= 0 &&
-    (!Number.isFinite(b.vwap) || b.vwap > 0)
-  );
-}
-
 /** Outcome of a provider failure: a definitive "no history" answer, or an error to throw. */
 function classifyProviderFailure(symbol: string, error: unknown): { reason: string } | Error {
   if (error instanceof ProviderNotFoundError) return { reason: 'unknown_on_provider' };
@@ -138,7 +123,7 @@ export async function runBackfill(
   const inWindow = bars.filter(
     (b) => b.symbol === symbol && b.date >= job.from && b.date <= job.to && isTradingDay(b.date),
   );
-  const valid = inWindow.filter(isValidBar);
+  const valid = inWindow.filter((b) => barProblem(b) === null);
   // One bar per date: the last one the provider sent wins, as in an upsert.
   const byDate = new Map(valid.map((b) => [b.date, b]));
   const unique = [...byDate.values()].sort((a, b) => (a.date < b.date ? -1 : 1));
@@ -151,7 +136,8 @@ export async function runBackfill(
     const chunk = unique.slice(i * chunkSize, (i + 1) * chunkSize);
     const last = i === chunks - 1;
     await withTransaction(deps.pool, async (client) => {
-      loaded += await upsertSymbolBars(client, symbol, chunk);
+      await upsertBars(client, chunk);
+      loaded += chunk.length;
       if (!last) {
         await enqueueOutbox(client, [
           {
@@ -218,6 +204,6 @@ export async function runBackfill(
   deps.log?.('backfill done', { ...outcome });
   // The bars and messages are committed; failing the job makes SQS redeliver it, and the repeat
   // (idempotent) relays what Redis or SQS did not take this time.
-  if (relay.failed > 0) throw new OutboxDeliveryError(relay.failed, relay.errors[0] ?? 'unknown');
+  assertDelivered(relay);
   return outcome;
 }

@@ -5,8 +5,8 @@
  */
 import type pg from 'pg';
 import type { EventBus } from '../../platform/event-bus';
+import type { OutboxTransport } from '../../platform/outbox';
 import { type IsoDate, isTradingDay } from '../calendar';
-import type { OutboxTransport } from '../ipo/outbox';
 import { type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
 import type { MarketDataProvider } from '../provider';
 import { type QualityConfig, type QualitySummary, runQualityCheck } from '../quality';

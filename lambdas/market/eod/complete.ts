@@ -5,9 +5,9 @@
  * same outcome is published once (see eodSignalDedupeKey).
  */
 import type pg from 'pg';
+import { type OutboxTransport, type RelayResult, relayOutbox } from '../../platform/outbox';
 import { withTransaction } from '../../platform/postgres';
 import { type IsoDate, isTradingDay, toDayNumber } from '../calendar';
-import { type OutboxTransport, type RelayResult, relayOutbox } from '../ipo/outbox';
 import { refreshSymbolLiquidity } from '../sql/universes';
 import { notTradingReason } from './load';
 import { type EodSignal, recordEodSignal } from './signal';

@@ -10,8 +10,8 @@
  */
 import { z } from 'zod';
 import { CHANNELS, type Envelope } from '../../platform/event-bus';
+import { enqueueOutbox } from '../../platform/outbox';
 import type { IsoDate } from '../calendar';
-import { enqueueOutbox } from '../ipo/outbox';
 import type { Queryable } from '../sql/db';
 
 export const EOD_SIGNAL_CHANNEL = CHANNELS.eodCompleted;

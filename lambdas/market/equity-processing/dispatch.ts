@@ -22,8 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { type IsoDate, tradingDayOnOrBefore } from '../calendar';
-import { sessionDate } from '../provider';
+import { type IsoDate, latestSession } from '../calendar';
 import { claimSymbolsForProcessing } from '../sql/processing-queue';
 import { type EquityBatch, EquityBatchSchema, REFRESH_SESSIONS, refreshWindow } from './message';
 
@@ -232,7 +231,7 @@ export async function dispatchEquityBatches(
   options: DispatchOptions = {},
 ): Promise<DispatchSummary> {
   const now = deps.now ?? (() => new Date());
-  const asOf = options.asOf ?? tradingDayOnOrBefore(sessionDate(now().getTime()));
+  const asOf = options.asOf ?? latestSession(now());
   const { from, to } = refreshWindow(asOf, options.refreshSessions ?? REFRESH_SESSIONS);
   const schedules = await loadTypeSchedules(deps.pool, options.types);
   if (options.types) {

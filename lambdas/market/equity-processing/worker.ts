@@ -22,7 +22,6 @@
  */
 import type pg from 'pg';
 import { withTransaction } from '../../platform/postgres';
-import { isValidBar } from '../backfill/backfill';
 import { isTradingDay } from '../calendar';
 import {
   ProviderAuthError,
@@ -31,7 +30,7 @@ import {
   ProviderNotFoundError,
   ProviderResponseError,
 } from '../provider';
-import { upsertSymbolBars } from '../sql/bars';
+import { barProblem, upsertBars } from '../sql/bars';
 import { completeSymbolProcessing, type QueueStatus, updateProcessingStats } from '../sql/processing-queue';
 import type { DailyBar } from '../types';
 import type { EquityBatch, EquityClaim } from './message';
@@ -114,7 +113,13 @@ function classify(error: unknown): Classified {
 export function refreshBars(symbol: string, from: string, to: string, bars: readonly DailyBar[]): DailyBar[] {
   const byDate = new Map<string, DailyBar>();
   for (const b of bars) {
-    if (b.symbol === symbol && b.date >= from && b.date <= to && isTradingDay(b.date) && isValidBar(b)) {
+    if (
+      b.symbol === symbol &&
+      b.date >= from &&
+      b.date <= to &&
+      isTradingDay(b.date) &&
+      barProblem(b) === null
+    ) {
       byDate.set(b.date, b);
     }
   }
@@ -206,7 +211,8 @@ export async function processEquityBatch(
           const status = await completeSymbolProcessing(client, batch.type, claim.symbol, answer);
           return { symbol: claim.symbol, outcome: 'error', error: answer, status: status ?? 'failed' };
         }
-        const loaded = await upsertSymbolBars(client, claim.symbol, bars);
+        await upsertBars(client, bars);
+        const loaded = bars.length;
         await completeSymbolProcessing(client, batch.type, claim.symbol);
         return { symbol: claim.symbol, outcome: 'completed', bars: loaded };
       });

@@ -7,11 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { CHANNELS } from '../../platform/event-bus';
+import { enqueueOutbox, type OutboxTransport, type RelayResult, relayOutbox } from '../../platform/outbox';
 import type { IsoDate } from '../calendar';
 import type { ProviderTicker } from '../provider';
 import { ProviderNotFoundError } from '../provider';
 import type { SymbolRecord } from '../types';
-import { enqueueOutbox, type OutboxTransport, type RelayResult, relayOutbox } from './outbox';
 import { applySymbolsDiff, diffSymbols } from './symbols-diff';
 
 /** What the scan needs from the market-data provider (PolygonProvider implements it). */

@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import { CHANNELS } from '../../platform/event-bus';
+import { enqueueOutbox, type OutboxMessage } from '../../platform/outbox';
 import { withTransaction } from '../../platform/postgres';
 import { BACKFILL_QUEUE, backfillJob } from '../backfill/job';
 import type { IsoDate } from '../calendar';
@@ -13,7 +14,6 @@ import type { ProviderTicker } from '../provider';
 import type { Queryable } from '../sql/db';
 import type { SymbolRecord } from '../types';
 import { enrichRecord, TRACKED_TYPES } from './classify';
-import { enqueueOutbox, type OutboxMessage } from './outbox';
 import { assignUniverses } from './universe-assignment';
 
 export interface SymbolsDiff {

@@ -20,7 +20,6 @@ export {
   providerFromEnv,
   type Split,
   type SplitQuery,
-  sessionDate,
   type TickerDetails,
   toSymbolRecord,
 } from './provider';

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { sessionDate } from '../calendar';
 import { type DailyBar, type SymbolRecord, TICKER_TYPES, type TickerType } from '../types';
 import { resolveApiKey } from './api-key';
 import { ProviderConfigError } from './errors';
@@ -49,18 +50,6 @@ export interface MarketDataProvider {
 }
 
 const TRACKED_TYPES: ReadonlySet<string> = new Set(TICKER_TYPES);
-
-// Session dates are America/New_York dates: a daily bar's t is midnight New York time.
-const NY_DATE = new Intl.DateTimeFormat('en-CA', {
-  timeZone: 'America/New_York',
-  year: 'numeric',
-  month: '2-digit',
-  day: '2-digit',
-});
-
-export function sessionDate(epochMs: number): string {
-  return NY_DATE.format(new Date(epochMs));
-}
 
 function assertDate(label: string, value: string): void {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) throw new RangeError(`${label} must be YYYY-MM-DD, got ${value}`);

@@ -15,16 +15,16 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { CHANNELS } from '../../platform/event-bus';
-import { withTransaction } from '../../platform/postgres';
-import { type IsoDate, toDayNumber } from '../calendar';
-import { readEodSignal } from '../eod/signal';
 import {
   enqueueOutbox,
   type OutboxMessage,
   type OutboxTransport,
   type RelayResult,
   relayOutbox,
-} from '../ipo/outbox';
+} from '../../platform/outbox';
+import { withTransaction } from '../../platform/postgres';
+import { type IsoDate, toDayNumber } from '../calendar';
+import { readEodSignal } from '../eod/signal';
 import { toNumberOrNull } from '../sql/db';
 import { refreshSymbolLiquidity, type UniverseCategory, updateUniverse } from '../sql/universes';
 import {

@@ -10,8 +10,11 @@ import {
   holidays,
   InvalidDateError,
   isTradingDay,
+  latestSession,
   nextTradingDay,
   previousTradingDay,
+  sessionDate,
+  todayInNewYork,
   tradingDays,
   tradingDaysBetween,
 } from '../../../lambdas/market/calendar';
@@ -273,5 +276,20 @@ describe('input validation', () => {
 
   it('refuses years outside the supported range', () => {
     expect(() => isTradingDay('1850-01-02')).toThrow(CalendarRangeError);
+  });
+});
+
+describe('today in New York', () => {
+  it('dates an instant by the New York calendar, not UTC', () => {
+    // Prepare: 03:00 UTC on a Tuesday is still Monday evening in New York (EST).
+    const instant = new Date('2026-03-03T03:00:00Z');
+    // Act / Assess
+    expect(todayInNewYork(instant)).toBe('2026-03-02');
+    expect(sessionDate(instant.getTime())).toBe('2026-03-02');
+  });
+
+  it('answers the latest session on or before today: a Saturday gives the Friday', () => {
+    expect(latestSession(new Date('2026-03-07T15:00:00Z'))).toBe('2026-03-06');
+    expect(latestSession(new Date('2026-03-06T22:00:00Z'))).toBe('2026-03-06');
   });
 });

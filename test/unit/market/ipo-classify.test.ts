@@ -8,7 +8,7 @@ import {
   sectorOfSic,
   universesFor,
 } from '../../../lambdas/market/ipo/classify';
-import { createScenarioMarket, generateUniverse } from '../../../lambdas/market/scenarios';
+import { createScenarioMarket, generateUniverse } from '../../../localstack/scenarios';
 
 describe('IPO classification', () => {
   it('maps the SIC codes of the synthetic universe to the sectors it was generated with', () => {

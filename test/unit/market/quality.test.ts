@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type IsoDate, tradingDays } from '../../../lambdas/market/calendar';
+import { InvalidStepEventError, parseStepEvent } from '../../../lambdas/market/eod/step-event';
 import {
   alertMessageId,
   barAlerts,
@@ -12,7 +13,6 @@ import {
 } from '../../../lambdas/market/quality';
 import type { BarFindingRow, CoverageRow } from '../../../lambdas/market/quality/sql';
 import { EnvelopeSchema } from '../../../lambdas/platform/event-bus';
-import { InvalidQualityCheckEventError, tradeDateOf } from '../../../lambdas/quality-check/event';
 
 const C = DEFAULT_QUALITY_CONFIG;
 const D = '2025-04-22'; // the Tuesday after Good Friday (2025-04-18) and a weekend
@@ -192,9 +192,12 @@ describe('configuration, event and message ids', () => {
   });
 
   it('defaults the trade date to the previous NYSE session in New York (Good Friday skipped)', () => {
-    expect(tradeDateOf({}, new Date('2025-04-21T14:00:00Z'))).toBe('2025-04-17');
-    expect(tradeDateOf({ tradeDate: '2025-03-14' })).toBe('2025-03-14');
-    expect(() => tradeDateOf({ tradeDate: '14/03/2025' })).toThrow(InvalidQualityCheckEventError);
+    const previous = { defaultSession: 'previous' } as const;
+    expect(parseStepEvent({}, { ...previous, now: new Date('2025-04-21T14:00:00Z') }).tradeDate).toBe(
+      '2025-04-17',
+    );
+    expect(parseStepEvent({ tradeDate: '2025-03-14' }, previous).tradeDate).toBe('2025-03-14');
+    expect(() => parseStepEvent({ tradeDate: '14/03/2025' }, previous)).toThrow(InvalidStepEventError);
   });
 
   it('message ids are valid envelope UUIDs, stable, and change with the severity', () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isTradingDay, nextTradingDay, tradingDays } from '../../../lambdas/market/calendar';
-import { compareDetections, detectAnomalies } from '../../../lambdas/market/scenarios/detect';
+import { compareDetections, detectAnomalies } from '../../../localstack/scenarios/detect';
 import {
   barProblems,
   createScenarioMarket,
@@ -13,9 +13,9 @@ import {
   type ScenarioMarket,
   type SymbolSeries,
   UnknownScenarioError,
-} from '../../../lambdas/market/scenarios/index';
-import { generateProfiles } from '../../../lambdas/market/scenarios/universe';
-import { validateScenario } from '../../../lambdas/market/scenarios/validate';
+} from '../../../localstack/scenarios/index';
+import { generateProfiles } from '../../../localstack/scenarios/universe';
+import { validateScenario } from '../../../localstack/scenarios/validate';
 
 const SIZE = 200;
 

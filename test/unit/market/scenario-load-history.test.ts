@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../../bin/commands/load-history';
-import { createScenarioMarket } from '../../../lambdas/market/scenarios/index';
 import { type MarketApi, startMarketApi } from '../../../localstack/market-api/server';
+import { createScenarioMarket } from '../../../localstack/scenarios/index';
 import { createTestSchema, type TestSchema } from '../../support/db';
 
 let db: TestSchema;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createScenarioMarket, type SymbolSeries } from '../../../lambdas/market/scenarios/index';
+import type { DailyBar } from '../../../lambdas/market/types';
+import { createScenarioMarket, type SymbolSeries } from '../../../localstack/scenarios/index';
 import {
   assertScenarioSchema,
   loadScenario,
   loadSymbolsHistory,
   ScenarioLoadError,
-} from '../../../lambdas/market/scenarios/load';
-import type { DailyBar } from '../../../lambdas/market/types';
+} from '../../../localstack/scenarios/load';
 import { createTestSchema, type TestSchema } from '../../support/db';
 
 let db: TestSchema;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS_DIR } from '../../../bin/paths';
 import type { SymbolRecord } from '../../../lambdas/market/types';
 import { loadMigrations, migrate } from '../../../lambdas/platform/migrations';
+import { MIGRATIONS_DIR } from '../../../lib/paths';
 import { createTestSchema, type TestSchema } from '../../support/db';
 
 const MARKET_MIGRATIONS = [

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { barProblem, notTradingReason } from '../../../lambdas/market/eod/load';
+import { notTradingReason } from '../../../lambdas/market/eod/load';
 import {
   eodSignalDedupeKey,
   InvalidEodSignalError,
   parseEodSignal,
 } from '../../../lambdas/market/eod/signal';
+import { barProblem } from '../../../lambdas/market/sql/bars';
 import {
   buildTargets,
   cleanupReason,
@@ -232,5 +233,10 @@ describe('EOD signal and load helpers', () => {
     expect(barProblem({ ...bar, date: '2025-07-01' }, D)).toBe('bar dated 2025-07-01');
     expect(notTradingReason('2025-07-04')).toContain('Independence Day');
     expect(notTradingReason('2025-07-05')).toContain('weekend');
+    // The same rule for loaders without a trade date (backfill, equity worker): any date, and a
+    // present vwap must be positive while an absent one is allowed.
+    expect(barProblem({ ...bar, date: '2025-07-01' })).toBeNull();
+    expect(barProblem({ ...bar, vwap: 0 })).toBe('non-positive vwap');
+    expect(barProblem({ ...bar, vwap: Number.NaN })).toBeNull();
   });
 });

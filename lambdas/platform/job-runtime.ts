@@ -6,13 +6,13 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
 import { z } from 'zod';
-import type { OutboxTransport } from '../market/ipo/outbox';
-import { databaseEnv, readConfig, redisEnv } from '../platform/config';
-import { sharedPool, sharedRedis } from '../platform/connections';
-import { DEFAULT_NAMESPACE, EventBus } from '../platform/event-bus';
-import { queueUrl } from '../platform/queues';
-import type { RedisClient } from '../platform/redis';
-import { outboxTransport } from './transport';
+import { databaseEnv, readConfig, redisEnv } from './config';
+import { sharedPool, sharedRedis } from './connections';
+import { DEFAULT_NAMESPACE, EventBus } from './event-bus';
+import type { OutboxTransport } from './outbox';
+import { outboxTransport } from './outbox-transport';
+import { queueUrl } from './queues';
+import type { RedisClient } from './redis';
 
 export const jobEnv = {
   ...databaseEnv,

@@ -9,8 +9,8 @@
  *   the index RSI(14) below 30 and its drawdown past -25 %; volatile regimes raise ATR%.
  */
 import { ATR, BollingerBands, RSI, SMA, TrueRange } from 'technicalindicators';
-import type { IsoDate } from '../calendar';
-import type { DailyBar } from '../types';
+import type { IsoDate } from '../../lambdas/market/calendar';
+import type { DailyBar } from '../../lambdas/market/types';
 import { compareDetections, type DetectedAnomaly, detectAnomalies } from './detect';
 import { barProblems, type ExpectedEvent } from './generator';
 import type { ScenarioMarket } from './index';

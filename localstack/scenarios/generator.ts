@@ -16,8 +16,8 @@ import {
   previousTradingDay,
   tradingDayOnOrAfter,
   tradingDayOnOrBefore,
-} from '../calendar';
-import type { DailyBar, SymbolRecord } from '../types';
+} from '../../lambdas/market/calendar';
+import type { DailyBar, SymbolRecord } from '../../lambdas/market/types';
 import { type InjectedKind, type RegimeKind, type ScenarioDefinition, scenarioSteps } from './definitions';
 import { createRng, type Rng } from './prng';
 import type { SymbolProfile } from './universe';

@@ -6,12 +6,13 @@
  * the outbox; the retry relays it without re-enqueuing).
  */
 import { z } from 'zod';
-import { jobRuntime, readJobConfig } from '../ipo-scan/runtime';
 import { completeEod } from '../market/eod/complete';
-import { OutboxDeliveryError } from '../market/ipo/outbox';
+import { parseStepEvent } from '../market/eod/step-event';
 import { sqs } from '../platform/aws';
+import { jobRuntime, readJobConfig } from '../platform/job-runtime';
+import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
-import { parseEodStepEvent } from './event';
+import { withTelemetry } from '../platform/telemetry';
 
 const config = readJobConfig({
   EOD_COVERAGE_THRESHOLD: z.coerce.number().gt(0).max(1).default(0.95),
@@ -28,15 +29,15 @@ export interface EodCompleteResult {
   readonly signalPublished: boolean;
 }
 
-export async function handler(event: unknown): Promise<EodCompleteResult> {
-  const { tradeDate } = parseEodStepEvent(event);
+async function run(event: unknown): Promise<EodCompleteResult> {
+  const { tradeDate } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, 'eod_pipeline');
   const s = await completeEod(runtime, {
     tradeDate,
     threshold: config.EOD_COVERAGE_THRESHOLD,
     lookbackDays: config.LIQUIDITY_LOOKBACK_DAYS,
   });
-  if (s.relay.failed > 0) throw new OutboxDeliveryError(s.relay.failed, s.relay.errors[0] ?? 'unknown');
+  assertDelivered(s.relay);
   const result: EodCompleteResult = {
     tradeDate,
     status: s.status,
@@ -48,6 +49,7 @@ export async function handler(event: unknown): Promise<EodCompleteResult> {
   };
   logger.info('eod complete', { ...result, seconds: s.seconds });
   metrics.addMetric(s.status === 'INCOMPLETE' ? 'EodIncomplete' : 'EodComplete', 'Count', 1);
-  metrics.publishStoredMetrics();
   return result;
 }
+
+export const handler = withTelemetry('eod-complete', run);

@@ -5,7 +5,7 @@
  * theme must be inferred from issuer / name / underlying index; `etfThemeOf` exposes the intended
  * answer so tests can measure that inference.
  */
-import { ETF_THEMES, type EtfTheme, type SymbolRecord } from '../types';
+import { ETF_THEMES, type EtfTheme, type SymbolRecord } from '../../lambdas/market/types';
 import { createRng, type Rng } from './prng';
 
 export { ETF_THEMES, type EtfTheme };

@@ -15,10 +15,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { loadMigrations, migrate } from '../../platform/migrations';
-import { assertSchemaName, createPool, withTransaction } from '../../platform/postgres';
-import type { IsoDate } from '../calendar';
-import type { DailyBar, SymbolRecord } from '../types';
+import type { IsoDate } from '../../lambdas/market/calendar';
+import type { DailyBar, SymbolRecord } from '../../lambdas/market/types';
+import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
+import { assertSchemaName, createPool, withTransaction } from '../../lambdas/platform/postgres';
 import type { ScenarioMarket } from './index';
 
 export class ScenarioLoadError extends Error {

@@ -4,8 +4,13 @@
  * what is actually in the bars (and that clean symbols really are clean). It is not the production
  * quality check, which another module owns; it only shares the published thresholds.
  */
-import { type IsoDate, nextTradingDay, previousTradingDay, tradingDaysBetween } from '../calendar';
-import type { DailyBar, SymbolRecord } from '../types';
+import {
+  type IsoDate,
+  nextTradingDay,
+  previousTradingDay,
+  tradingDaysBetween,
+} from '../../lambdas/market/calendar';
+import type { DailyBar, SymbolRecord } from '../../lambdas/market/types';
 import { type ExpectedEvent, QUALITY_RULES } from './generator';
 
 export type DetectedKind =

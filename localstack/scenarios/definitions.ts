@@ -4,7 +4,7 @@
  * injected event. Every scenario also carries the data-quality anomaly mix, so each one exercises
  * the quality check, and leaves most symbols clean.
  */
-import type { IsoDate } from '../calendar';
+import type { IsoDate } from '../../lambdas/market/calendar';
 
 export type ScenarioName =
   | 'crash_2020'

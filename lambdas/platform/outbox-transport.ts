@@ -3,9 +3,9 @@
  * jobs onto SQS. Shared by the IPO scan, backfill and equity-processing handlers and the CLI.
  */
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { OutboxTransport, PendingMessage } from '../market/ipo/outbox';
-import type { Channel, EventBus } from '../platform/event-bus';
-import type { RedisClient } from '../platform/redis';
+import type { Channel, EventBus } from './event-bus';
+import type { OutboxTransport, PendingMessage } from './outbox';
+import type { RedisClient } from './redis';
 
 export interface TransportOptions {
   readonly bus: EventBus;

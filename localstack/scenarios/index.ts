@@ -22,8 +22,8 @@
  * Each symbol's series comes from its own PRNG stream (global seed + scenario + symbol), so
  * symbols differ and a symbol is reproducible alone.
  */
-import type { IsoDate } from '../calendar';
-import type { DailyBar, SymbolRecord } from '../types';
+import type { IsoDate } from '../../lambdas/market/calendar';
+import type { DailyBar, SymbolRecord } from '../../lambdas/market/types';
 import {
   SCENARIO_NAMES,
   SCENARIOS,

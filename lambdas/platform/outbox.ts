@@ -4,8 +4,8 @@
  * dedupe key. Pure domain code: delivery goes through an `OutboxTransport` the handler supplies.
  */
 import type pg from 'pg';
-import type { Channel } from '../../platform/event-bus';
-import type { Queryable } from '../sql/db';
+import type { Queryable } from '../market/sql/db';
+import type { Channel } from './event-bus';
 
 export type Destination = { readonly channel: Channel } | { readonly queue: string };
 
@@ -27,7 +27,7 @@ export interface PendingMessage {
   readonly destination: Destination;
 }
 
-/** Delivery of one outbox row; implemented with EventBus + SQS by the handlers (lambdas/ipo-scan/transport). */
+/** Delivery of one outbox row; implemented with EventBus + SQS by the handlers (lambdas/platform/outbox-transport). */
 export interface OutboxTransport {
   publish(channel: Channel, message: PendingMessage): Promise<void>;
   /**
@@ -206,6 +206,14 @@ export async function relayOutbox(
     [options.retentionDays ?? 14],
   );
   return { delivered, recovered, failed, errors };
+}
+
+/**
+ * Throws OutboxDeliveryError when a relay left messages undelivered: they stay in the outbox, and
+ * the retry (or the next run) relays them, so the job must fail rather than report success.
+ */
+export function assertDelivered(relay: Pick<RelayResult, 'failed' | 'errors'>): void {
+  if (relay.failed > 0) throw new OutboxDeliveryError(relay.failed, relay.errors[0] ?? 'unknown');
 }
 
 /** Rows not yet delivered (operator status, tests). */

@@ -2,7 +2,7 @@ import { DescribeReplicationGroupsCommand, type ElastiCacheClient } from '@aws-s
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
-import type { RedisClient } from '../platform/redis';
+import type { RedisClient } from './redis';
 
 export interface ComponentStatus {
   readonly component: 'postgres' | 'redis' | 's3' | 'sqs' | 'elasticache';

@@ -1,0 +1,31 @@
+/**
+ * The health ETL's output protocol, owned by the domain: decide (processExport), write what was
+ * decided through an OutputSink, and only then mark the object complete, so a crash between the two
+ * reproduces the same outputs on the retry instead of losing them. The Lambda handler writes to S3,
+ * the CLI to a directory; both call this.
+ */
+import { type ProcessExportInput, type ProcessExportResult, processExport } from './pipeline';
+import type { QuarantinePlan } from './quarantine';
+import type { SourceIdentity } from './source';
+
+/** Where the ETL's outputs go. Every write must be repeatable: a retry writes the same bytes again. */
+export interface OutputSink {
+  /** The training JSONL of a processed export at `key` (the source's bucket or directory). */
+  writeTraining(source: SourceIdentity, key: string, body: string): Promise<void>;
+  /** A copy of the source export at `plan.key` and its sidecar at `plan.sidecarKey`. */
+  quarantine(source: SourceIdentity, plan: QuarantinePlan): Promise<void>;
+}
+
+export async function ingestExport(
+  input: ProcessExportInput,
+  sink: OutputSink,
+): Promise<ProcessExportResult> {
+  const result = await processExport(input);
+  if (result.status === 'processed') {
+    await sink.writeTraining(input.source, result.trainingKey, result.trainingBody);
+    await input.store.completeIngest(result.sourceId);
+  } else if (result.status === 'quarantined') {
+    await sink.quarantine(input.source, result.quarantine);
+  }
+  return result;
+}
