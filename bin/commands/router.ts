@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { type ReplaySummary, replayFeed } from '../../lambdas/market/realtime/replay';
+import { REPO_ROOT } from '../../lib/paths';
 import { logFile, runningPid, startBackground, stopBackground, tail } from '../../localstack/processes';
-import { REPO_ROOT } from '../paths';
 
 export const summary =
   'router replay <feed.jsonl> --out DIR [--speed X|max] | up | down | status: the real-time router (offline replay or the live process)';
