@@ -32,6 +32,7 @@ const service = new RouterService({
     restUrl: required('MARKET_API_BASE_URL'),
     apiKey: required('POLYGON_API_KEY'),
     subscriptions: process.env.REALTIME_SUBSCRIPTIONS ?? 'T.*,Q.*,AM.*,FMV.*',
+    universe: (process.env.REALTIME_UNIVERSE ?? '').split(',').filter(Boolean),
   },
   port: Number(process.env.ROUTER_PORT ?? 4590),
   host: process.env.ROUTER_HOST ?? '127.0.0.1',

@@ -14,6 +14,11 @@ export interface ProviderOptions {
   readonly subscriptions: string;
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /**
+   * The symbols a `*` subscription covers (the universe): a symbol not yet seen on the socket may
+   * still have traded during the gap, so the fill asks for these too.
+   */
+  readonly universe?: readonly string[];
   /** Concurrent REST requests while filling a gap. */
   readonly gapFillConcurrency?: number;
 }
@@ -159,6 +164,7 @@ export class ProviderConnection {
     // A symbol with no trade before the disconnect may have traded during it: from the newest time seen.
     const gapStart = this.newest;
     const lastBarOverall = Math.max(0, ...this.lastBar.values());
+    for (const sym of this.options.universe ?? []) this.known.add(sym);
     for (const sym of this.known) {
       const since = this.lastTrade.get(sym) ?? gapStart;
       jobs.push(async () => {
