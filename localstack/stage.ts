@@ -322,7 +322,14 @@ function codeVersion(): number {
  * targets or older code is restarted, so the stage never runs stale handlers.
  */
 function runnerFingerprint(): string {
-  const keys = ['DATABASE_URL', 'REDIS_URL', 'DATA_BUCKET', 'AWS_ENDPOINT_URL', 'MARKET_API_BASE_URL'];
+  const keys = [
+    'DATABASE_URL',
+    'DATABASE_COMPONENT_ROLES',
+    'REDIS_URL',
+    'DATA_BUCKET',
+    'AWS_ENDPOINT_URL',
+    'MARKET_API_BASE_URL',
+  ];
   return JSON.stringify([...keys.map((k) => [k, process.env[k]]), ['code', codeVersion()]]);
 }
 

@@ -14,6 +14,7 @@
  *   drop). Nothing was stored (the unit of work rolled back).
  */
 import { randomUUID } from 'node:crypto';
+import { isTransientFault } from '../platform/faults';
 import { type AvroExport, type AvroInput, type DecodeLimits, openExport } from './decode';
 import { classifyError, type ErrorDisposition, HealthDataError } from './errors';
 import {
@@ -93,6 +94,8 @@ interface QuarantineOutput {
 interface Failure {
   readonly error: { name: string; message: string };
   readonly disposition: ErrorDisposition;
+  /** A failure a prompt retry can fix (a dependency dropped the connection), not the data. */
+  readonly transient: boolean;
 }
 /** The other outcomes' fields, absent: readable on any result, set only on their own status. */
 type Absent<T> = { readonly [K in keyof T]?: undefined };
@@ -373,6 +376,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
       insights: null,
       error: errorInfo(error),
       disposition,
+      transient: isTransientFault(error),
     };
   }
 }

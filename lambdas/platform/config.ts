@@ -30,6 +30,14 @@ export const databaseEnv = {
   DB_PORT: z.coerce.number().int().default(5432),
   DB_NAME: z.string().optional(),
   PG_SCHEMA: z.string().optional(),
+  /**
+   * Locally: connect as the component's login role (schemas/sql/0090_roles.sql) instead of the user
+   * in DATABASE_URL. In AWS the secret in DB_SECRET_ARN is already the component's own.
+   */
+  DATABASE_COMPONENT_ROLES: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
 };
 
 /** Redis: REDIS_URL locally; in AWS the ElastiCache primary endpoint plus the AUTH token secret. */

@@ -13,6 +13,7 @@ import { type QualitySummary, resolveQualityConfig, runQualityCheck } from '../m
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { DEFAULT_NAMESPACE, EventBus } from '../platform/event-bus';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { withTelemetry } from '../platform/telemetry';
 
@@ -34,13 +35,17 @@ const provider = providerFromEnv();
 
 async function run(event: unknown): Promise<QualitySummary> {
   const { tradeDate } = parseStepEvent(event, { defaultSession: 'previous' });
-  const [pool, redis] = await Promise.all([sharedPool(env), sharedRedis(env)]);
+  const [pool, redis] = await Promise.all([sharedPool(env, 'market'), sharedRedis(env)]);
   const bus = new EventBus({
     client: redis,
     service: 'data-quality-monitor',
     namespace: env.EVENT_BUS_NAMESPACE,
   });
-  const summary = await runQualityCheck({ pool, bus, provider, config }, tradeDate);
+  const summary = await retryUnit(
+    `quality check ${tradeDate}`,
+    () => runQualityCheck({ pool, bus, provider, config }, tradeDate),
+    (m, f) => logger.warn(m, f),
+  );
   logger.info('quality check done', {
     tradeDate,
     status: summary.status,
