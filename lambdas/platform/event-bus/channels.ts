@@ -24,6 +24,11 @@ export const CHANNELS = {
   etfCorrelationUpdate: 'tickstock.etf.correlation_update',
   /** The EOD chain's completion signal; the universe (cache) sync waits for it. */
   eodCompleted: 'tickstock.eod.completed',
+  /** The real-time router's channels: one stream each, so a slow or failing one never holds another. */
+  realtimeTick: 'tickstock.realtime.tick',
+  realtimeEvent: 'tickstock.realtime.event',
+  realtimeFmv: 'tickstock.realtime.fmv',
+  realtimeOhlcv: 'tickstock.realtime.ohlcv',
 } as const;
 
 export type ChannelKey = keyof typeof CHANNELS;

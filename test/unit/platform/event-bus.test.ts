@@ -35,7 +35,7 @@ describe('channel names', () => {
 
     const offending = names.filter((n) => !CHANNEL_NAME_PATTERN.test(n));
 
-    expect(names.length).toBe(19);
+    expect(names.length).toBe(23);
     expect(offending).toEqual([]);
     expect(new Set(names).size).toBe(names.length);
     expect(ALL_CHANNELS).toEqual(names);

@@ -1,0 +1,53 @@
+/**
+ * The router process (the container's entry in AWS, `router up` locally). Configuration:
+ * REALTIME_FEED_URL (provider socket), MARKET_API_BASE_URL (REST gap fill), POLYGON_API_KEY,
+ * REALTIME_SUBSCRIPTIONS (default `T.*,Q.*,AM.*,FMV.*`), ROUTER_PORT (client WebSocket `/stream` and
+ * `/health`, default 4590), REDIS_URL and EVENT_BUS_NAMESPACE (the app's streams). SIGTERM drains.
+ */
+
+import { CHANNELS, type RouterChannel } from '../market/realtime/types';
+import { EventBus } from '../platform/event-bus';
+import { createRedisClient, type RedisClient } from '../platform/redis';
+import { RouterService } from './service';
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} must be set`);
+  return v;
+}
+
+const redisUrl = required('REDIS_URL');
+const clients: RedisClient[] = [];
+const buses: Partial<Record<RouterChannel, EventBus>> = {};
+for (const c of CHANNELS) {
+  // One connection per channel: a slow or failing stream on one never queues behind another.
+  const client = createRedisClient({ url: redisUrl });
+  client.connect().catch(() => undefined);
+  clients.push(client);
+  buses[c] = new EventBus({ client, service: 'realtime-router', namespace: process.env.EVENT_BUS_NAMESPACE });
+}
+const service = new RouterService({
+  provider: {
+    wsUrl: required('REALTIME_FEED_URL'),
+    restUrl: required('MARKET_API_BASE_URL'),
+    apiKey: required('POLYGON_API_KEY'),
+    subscriptions: process.env.REALTIME_SUBSCRIPTIONS ?? 'T.*,Q.*,AM.*,FMV.*',
+    universe: (process.env.REALTIME_UNIVERSE ?? '').split(',').filter(Boolean),
+  },
+  port: Number(process.env.ROUTER_PORT ?? 4590),
+  host: process.env.ROUTER_HOST ?? '127.0.0.1',
+  buses,
+});
+await service.start();
+console.log(`router ${service.router.hub.epoch} on ws://127.0.0.1:${service.port}/stream (health /health)`);
+let stopping = false;
+const stop = async (): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  const { drained } = await service.stop();
+  console.log(`router stopped (${drained ? 'drained' : 'drain timed out'})`);
+  await Promise.allSettled(clients.map((c) => c.close()));
+  process.exit(drained ? 0 : 1);
+};
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());

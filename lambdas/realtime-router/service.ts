@@ -1,0 +1,269 @@
+/**
+ * The router process: provider socket -> router core -> clients (WebSocket, `/stream`) and the app's
+ * Redis Streams (one sink and breaker per channel); `/health` answers with every counter. The core
+ * runs on the event loop; draining is scheduled after each frame with a budget, so a flood of one
+ * channel yields to the loop (and to ticks, drained first) instead of starving it.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { ClientSession } from '../market/realtime/client';
+import { LatencyRecorder, type LatencySummary } from '../market/realtime/latency';
+import { Router, type RouterHealth, type RouterOptions } from '../market/realtime/router';
+import {
+  CHANNELS,
+  isRouterChannel,
+  type RouterChannel,
+  type SequencedMessage,
+} from '../market/realtime/types';
+import type { EventBus } from '../platform/event-bus';
+import { ProviderConnection, type ProviderHealth, type ProviderOptions } from './provider';
+import { RedisChannelSink, type SinkHealth } from './redis-sink';
+
+export interface RouterServiceOptions {
+  readonly provider: ProviderOptions;
+  readonly port?: number;
+  readonly host?: string;
+  /** One event bus per channel (own connection each), or none to run without Redis. */
+  readonly buses?: Partial<Record<RouterChannel, EventBus>>;
+  readonly router?: Partial<RouterOptions>;
+  /** Messages published per drain turn before yielding to the event loop. */
+  readonly drainBudget?: number;
+  readonly clientBuffer?: { maxQueue: number; highWater: number; lowWater: number; maxBufferedBytes: number };
+}
+
+export interface ServiceHealth {
+  readonly status: 'running' | 'draining' | 'stopped';
+  readonly router: RouterHealth;
+  readonly latencyMs: Record<RouterChannel, LatencySummary>;
+  readonly provider: ProviderHealth;
+  readonly sinks: Partial<Record<RouterChannel, SinkHealth>>;
+  readonly clients: {
+    id: string;
+    queued: number;
+    conflating: boolean;
+    sent: Record<RouterChannel, number>;
+    gapped: Record<RouterChannel, number>;
+    conflated: Record<RouterChannel, number>;
+  }[];
+  readonly lastEventAgeMs: Record<RouterChannel, number | null>;
+}
+
+interface ClientRequest {
+  action?: unknown;
+  channel?: unknown;
+  symbols?: unknown;
+  resume?: { epoch?: unknown; offset?: unknown };
+}
+
+export class RouterService {
+  readonly router: Router;
+  readonly latency = new LatencyRecorder();
+  private readonly provider: ProviderConnection;
+  private readonly sinks = new Map<RouterChannel, RedisChannelSink>();
+  private readonly sessions = new Map<WebSocket, ClientSession>();
+  private http: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private drainScheduled = false;
+  private pumpTimer: NodeJS.Timeout | null = null;
+  private clockTimer: NodeJS.Timeout | null = null;
+  private status: ServiceHealth['status'] = 'running';
+  port = 0;
+
+  constructor(private readonly options: RouterServiceOptions) {
+    this.router = new Router({
+      epoch: `e${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`,
+      ...options.router,
+    });
+    for (const c of CHANNELS) {
+      const bus = options.buses?.[c];
+      if (bus) this.sinks.set(c, new RedisChannelSink(c, bus));
+    }
+    this.router.tap((m) => this.sinks.get(m.channel)?.offer(m));
+    this.provider = new ProviderConnection(options.provider, (source, frame) => {
+      this.router.ingest(source, Date.now(), frame, performance.now());
+      this.scheduleDrain();
+    });
+  }
+
+  async start(): Promise<void> {
+    const http = createServer((req, res) => {
+      if (req.url === '/health') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(this.health()));
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    this.http = http;
+    this.wss = new WebSocketServer({ server: http, path: '/stream' });
+    this.wss.on('connection', (socket) => this.connection(socket));
+    await new Promise<void>((resolve) =>
+      http.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', resolve),
+    );
+    this.port = (http.address() as AddressInfo).port;
+    // Clients whose socket buffer drained get their queue; a quiet feed still reaches minute deadlines.
+    this.pumpTimer = setInterval(() => this.router.hub.pumpAll(), 10);
+    this.clockTimer = setInterval(() => {
+      this.router.advance(Date.now());
+      this.scheduleDrain();
+    }, 250);
+    this.provider.start();
+  }
+
+  /** Graceful: stop the feed, announce open minutes, drain every buffer to clients and Redis. */
+  async stop(timeoutMs = 10_000): Promise<{ drained: boolean }> {
+    this.status = 'draining';
+    this.provider.stop();
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    this.router.closeMinutes();
+    while (this.router.pending() > 0) this.router.drain();
+    const deadline = Date.now() + timeoutMs;
+    let drained = true;
+    for (const sink of this.sinks.values()) drained = (await sink.flush(deadline)) && drained;
+    for (;;) {
+      this.router.hub.pumpAll();
+      const waiting = [...this.sessions.entries()].some(([s, c]) => c.queued > 0 && s.readyState === s.OPEN);
+      if (!waiting || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (this.pumpTimer) clearInterval(this.pumpTimer);
+    for (const sink of this.sinks.values()) sink.stop();
+    for (const socket of this.sessions.keys()) socket.close(1001, 'router shutting down');
+    this.wss?.close();
+    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    this.status = 'stopped';
+    return { drained };
+  }
+
+  health(): ServiceHealth {
+    const sinks: Partial<Record<RouterChannel, SinkHealth>> = {};
+    for (const [c, s] of this.sinks) sinks[c] = s.health();
+    const router = this.router.health();
+    const now = Date.now();
+    const lastEventAgeMs = {} as Record<RouterChannel, number | null>;
+    for (const c of CHANNELS) {
+      const at = router.lastEventAt[c];
+      lastEventAgeMs[c] = at === null ? null : now - at;
+    }
+    return {
+      status: this.status,
+      router,
+      latencyMs: this.latency.all(),
+      provider: this.provider.health,
+      sinks,
+      clients: [...this.sessions.values()].map((c) => ({
+        id: c.id,
+        queued: c.queued,
+        conflating: c.conflating,
+        sent: c.counters.sent,
+        gapped: c.counters.gapped,
+        conflated: c.counters.conflated,
+      })),
+      lastEventAgeMs,
+    };
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      this.router.drain(this.options.drainBudget ?? 2_000);
+      if (this.router.pending() > 0) this.scheduleDrain();
+    });
+  }
+
+  private connection(socket: WebSocket): void {
+    const session = new ClientSession(
+      randomUUID(),
+      {
+        send: (m: SequencedMessage) =>
+          socket.send(
+            JSON.stringify({
+              channel: m.channel,
+              epoch: m.epoch,
+              offset: m.offset,
+              sym: m.sym,
+              data: m.data,
+            }),
+          ),
+        bufferedAmount: () => socket.bufferedAmount,
+      },
+      this.options.clientBuffer,
+      (m) => {
+        if (m.kind !== 'control') this.latency.record(m.channel, performance.now() - m.receivedAtMono);
+      },
+    );
+    this.sessions.set(socket, session);
+    this.router.hub.attach(session);
+    socket.on('message', (data) => this.request(socket, session, String(data)));
+    socket.on('close', () => {
+      this.router.hub.detach(session);
+      this.sessions.delete(socket);
+    });
+    socket.on('error', () => undefined);
+  }
+
+  /**
+   * `{"action":"subscribe","channel":"tick"|"*","symbols":["AAPL"]|"*","resume":{"epoch","offset"}}`.
+   * With a resume position the client gets what it missed, or `resync` and the snapshot.
+   */
+  private request(socket: WebSocket, session: ClientSession, text: string): void {
+    const reply = (body: Record<string, unknown>) => socket.send(JSON.stringify(body));
+    let req: ClientRequest;
+    try {
+      req = JSON.parse(text) as ClientRequest;
+    } catch {
+      reply({ ev: 'error', message: 'invalid JSON' });
+      return;
+    }
+    if (req.action !== 'subscribe') {
+      reply({ ev: 'error', message: 'expected {"action":"subscribe","channel":...,"symbols":...}' });
+      return;
+    }
+    const channels =
+      req.channel === '*' ? [...CHANNELS] : isRouterChannel(req.channel) ? [req.channel] : null;
+    const symbols =
+      req.symbols === '*' || req.symbols === undefined
+        ? '*'
+        : Array.isArray(req.symbols) && req.symbols.every((s) => typeof s === 'string')
+          ? (req.symbols as string[])
+          : null;
+    if (!channels || !symbols) {
+      reply({
+        ev: 'error',
+        message: `channel must be one of ${CHANNELS.join(', ')} or *; symbols "*" or a list`,
+      });
+      return;
+    }
+    for (const channel of channels) {
+      const resume = req.resume;
+      if (resume && typeof resume.epoch === 'string' && typeof resume.offset === 'number') {
+        session.subscribe(channel, symbols);
+        const result = this.router.hub.resume(session, channel, resume.epoch, resume.offset);
+        if (result.status === 'resumed') {
+          reply({
+            ev: 'resumed',
+            channel,
+            epoch: this.router.hub.epoch,
+            from: resume.offset,
+            replayed: result.replayed,
+          });
+          continue;
+        }
+        reply({ ev: 'resync', channel, epoch: this.router.hub.epoch, reason: result.reason });
+      }
+      const snapshot = this.router.hub.subscribe(session, channel, symbols);
+      reply({
+        ev: 'subscribed',
+        channel,
+        epoch: this.router.hub.epoch,
+        offset: this.router.hub.offset(channel),
+        snapshot,
+      });
+    }
+    session.pump();
+  }
+}

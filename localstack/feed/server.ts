@@ -1,0 +1,279 @@
+/**
+ * The provider's stocks WebSocket on the local stage (`/stocks`), plus the REST endpoints a client
+ * fills a gap from (`/v3/trades/{sym}`, `/v2/aggs/ticker/{sym}/range/1/minute/{from}/{to}`), serving
+ * the synthetic market of scenario.ts at a chosen speed. Protocol as the provider's: a `connected`
+ * status on open, `{"action":"auth","params":KEY}`, `{"action":"subscribe","params":"T.*,AM.AAPL"}`,
+ * every frame a JSON array. Fault knobs reproduce the provider's known defects and failure modes:
+ * duplicate frames, reordered events, disconnects, the reader-too-slow kill, bursts.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { RealtimeMarket, type RealtimeProfile } from './scenario';
+
+export interface FeedFaults {
+  /** Every Nth frame is sent twice (byte-identical duplicates across frames). */
+  readonly duplicateEvery?: number;
+  /** Events inside each frame are sent in reverse order. */
+  readonly reorder?: boolean;
+  /** Each connection is closed (code 1006-like: terminated) after this many data frames. */
+  readonly disconnectAfterFrames?: number;
+  /** A connection whose unsent bytes exceed this is killed, as the provider kills slow readers. */
+  readonly slowReaderBytes?: number;
+  /** The next N frames go out at once, ignoring the pace. */
+  readonly burstFrames?: number;
+}
+
+export interface FeedOptions {
+  readonly port?: number;
+  readonly host?: string;
+  readonly profile: RealtimeProfile;
+  /** Market milliseconds per real millisecond (60 = one market minute per second). */
+  readonly speed: number;
+  /** Epoch ms of the first market minute. */
+  readonly startAt: number;
+  readonly faults?: FeedFaults;
+  /** Minutes of market to serve; the feed then stays connected and silent. */
+  readonly minutes?: number;
+}
+
+export interface FeedStats {
+  connections: number;
+  authenticated: number;
+  framesSent: number;
+  eventsSent: number;
+  disconnects: number;
+  slowReaderKills: number;
+  restRequests: number;
+}
+
+export interface Feed {
+  readonly port: number;
+  readonly wsUrl: string;
+  readonly restUrl: string;
+  readonly stats: FeedStats;
+  /** Market time served so far (epoch ms). */
+  marketNow(): number;
+  setFaults(faults: FeedFaults): void;
+  /** Keys (sym|x|i) of every trade the market produced with t <= untilT, sent or not. */
+  tradeKeys(untilT: number): Set<string>;
+  /** Closes every client connection now (a provider-side disconnect). */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+interface Conn {
+  readonly socket: WebSocket;
+  authed: boolean;
+  readonly subs: Set<string>;
+  frames: number;
+}
+
+type Event = Record<string, unknown> & { ev: string; sym: string };
+
+export async function startFeed(options: FeedOptions): Promise<Feed> {
+  const market = new RealtimeMarket(options.profile);
+  const stats: FeedStats = {
+    connections: 0,
+    authenticated: 0,
+    framesSent: 0,
+    eventsSent: 0,
+    disconnects: 0,
+    slowReaderKills: 0,
+    restRequests: 0,
+  };
+  let faults: FeedFaults = options.faults ?? {};
+  let burstLeft = faults.burstFrames ?? 0;
+  const conns = new Set<Conn>();
+  const trades = new Map<string, Event[]>();
+  const bars = new Map<string, Event[]>();
+  const pending: { t: number; frame: Event[] }[] = [];
+  let nextMinute = 0;
+  const lastMinute = options.minutes ?? Number.POSITIVE_INFINITY;
+  const realStart = Date.now();
+  let served = options.startAt;
+  const marketNow = (): number => options.startAt + (Date.now() - realStart) * options.speed;
+
+  const remember = (e: Event): void => {
+    const store = e.ev === 'T' ? trades : e.ev === 'AM' ? bars : null;
+    if (!store) return;
+    const list = store.get(e.sym) ?? [];
+    list.push(e);
+    if (list.length > 20_000) list.splice(0, list.length - 20_000);
+    store.set(e.sym, list);
+  };
+
+  const wanted = (c: Conn, e: Event): boolean => c.subs.has(`${e.ev}.*`) || c.subs.has(`${e.ev}.${e.sym}`);
+
+  const sendFrame = (frame: Event[]): void => {
+    for (const e of frame) remember(e);
+    const ordered = faults.reorder ? [...frame].reverse() : frame;
+    for (const c of conns) {
+      if (!c.authed || c.socket.readyState !== c.socket.OPEN) continue;
+      const mine = ordered.filter((e) => wanted(c, e));
+      if (mine.length === 0) continue;
+      if (faults.slowReaderBytes !== undefined && c.socket.bufferedAmount > faults.slowReaderBytes) {
+        stats.slowReaderKills += 1;
+        c.socket.close(1008, 'reader too slow: server buffer full');
+        continue;
+      }
+      const text = JSON.stringify(mine);
+      c.socket.send(text);
+      c.frames += 1;
+      stats.framesSent += 1;
+      stats.eventsSent += mine.length;
+      if (faults.duplicateEvery && stats.framesSent % faults.duplicateEvery === 0) {
+        c.socket.send(text);
+        stats.framesSent += 1;
+      }
+      if (faults.disconnectAfterFrames !== undefined && c.frames >= faults.disconnectAfterFrames) {
+        stats.disconnects += 1;
+        c.socket.terminate();
+      }
+    }
+  };
+
+  const pump = (): void => {
+    const now = marketNow();
+    while (nextMinute < lastMinute && options.startAt + nextMinute * 60_000 <= now + 61_000) {
+      const start = options.startAt + nextMinute * 60_000;
+      for (const f of market.minute(start)) pending.push({ t: start + f.at, frame: f.frame as Event[] });
+      pending.sort((a, b) => a.t - b.t);
+      nextMinute += 1;
+    }
+    while (pending.length > 0) {
+      const head = pending[0] as { t: number; frame: Event[] };
+      if (head.t > now && burstLeft <= 0) break;
+      if (head.t > now) burstLeft -= 1;
+      pending.shift();
+      served = Math.max(served, head.t);
+      sendFrame(head.frame);
+    }
+  };
+  const timer = setInterval(pump, 5);
+
+  const http: Server = createServer((req, res) => rest(req, res));
+  const wss = new WebSocketServer({ server: http, path: '/stocks' });
+  wss.on('connection', (socket) => {
+    stats.connections += 1;
+    const conn: Conn = { socket, authed: false, subs: new Set(), frames: 0 };
+    conns.add(conn);
+    socket.send(JSON.stringify([{ ev: 'status', status: 'connected', message: 'Connected Successfully' }]));
+    socket.on('message', (data) => {
+      let msg: { action?: unknown; params?: unknown };
+      try {
+        msg = JSON.parse(String(data));
+      } catch {
+        socket.send(JSON.stringify([{ ev: 'status', status: 'error', message: 'invalid JSON' }]));
+        return;
+      }
+      if (msg.action === 'auth') {
+        if (typeof msg.params === 'string' && msg.params.length > 0) {
+          conn.authed = true;
+          stats.authenticated += 1;
+          socket.send(JSON.stringify([{ ev: 'status', status: 'auth_success', message: 'authenticated' }]));
+        } else {
+          socket.send(
+            JSON.stringify([{ ev: 'status', status: 'auth_failed', message: 'authentication failed' }]),
+          );
+          socket.close(1008, 'auth failed');
+        }
+        return;
+      }
+      if (!conn.authed) {
+        socket.send(JSON.stringify([{ ev: 'status', status: 'error', message: 'not authorized' }]));
+        return;
+      }
+      if ((msg.action === 'subscribe' || msg.action === 'unsubscribe') && typeof msg.params === 'string') {
+        for (const p of msg.params
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)) {
+          if (msg.action === 'subscribe') conn.subs.add(p);
+          else conn.subs.delete(p);
+          socket.send(
+            JSON.stringify([{ ev: 'status', status: 'success', message: `${msg.action}d to: ${p}` }]),
+          );
+        }
+      }
+    });
+    socket.on('close', () => conns.delete(conn));
+    socket.on('error', () => conns.delete(conn));
+  });
+
+  function rest(req: IncomingMessage, res: ServerResponse): void {
+    stats.restRequests += 1;
+    const url = new URL(req.url ?? '/', 'http://feed');
+    const json = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (!url.searchParams.get('apiKey')) {
+      json(401, { status: 'ERROR', error: 'apiKey required' });
+      return;
+    }
+    const tradesPath = /^\/v3\/trades\/([A-Z0-9.]+)$/.exec(url.pathname);
+    if (tradesPath) {
+      const sym = tradesPath[1] as string;
+      const gte = Number(url.searchParams.get('timestamp.gte') ?? 0);
+      const lte = Number(url.searchParams.get('timestamp.lte') ?? Number.MAX_SAFE_INTEGER);
+      const results = (trades.get(sym) ?? [])
+        .filter((e) => (e.t as number) >= gte && (e.t as number) <= lte)
+        .map((e) => ({
+          sip_timestamp: (e.t as number) * 1e6,
+          exchange: e.x,
+          id: e.i,
+          price: e.p,
+          size: e.s,
+          conditions: e.c,
+          tape: e.z,
+          sequence_number: e.q,
+        }));
+      json(200, { status: 'OK', results });
+      return;
+    }
+    const aggsPath = /^\/v2\/aggs\/ticker\/([A-Z0-9.]+)\/range\/1\/minute\/(\d+)\/(\d+)$/.exec(url.pathname);
+    if (aggsPath) {
+      const [, sym, from, to] = aggsPath as unknown as [string, string, string, string];
+      const results = (bars.get(sym) ?? [])
+        .filter((e) => (e.s as number) >= Number(from) && (e.s as number) <= Number(to))
+        .map((e) => ({ o: e.o, h: e.h, l: e.l, c: e.c, v: e.v, vw: e.vw, t: e.s, n: 1 }));
+      json(200, { ticker: sym, status: 'OK', resultsCount: results.length, results });
+      return;
+    }
+    json(404, { status: 'NOT_FOUND' });
+  }
+
+  await new Promise<void>((resolve) => http.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  const port = (http.address() as AddressInfo).port;
+  return {
+    port,
+    wsUrl: `ws://127.0.0.1:${port}/stocks`,
+    restUrl: `http://127.0.0.1:${port}`,
+    stats,
+    marketNow: () => served,
+    tradeKeys(untilT) {
+      const keys = new Set<string>();
+      for (const [sym, list] of trades) {
+        for (const e of list) if ((e.t as number) <= untilT) keys.add(`${sym}|${e.x}|${e.i}`);
+      }
+      return keys;
+    },
+    setFaults(next) {
+      faults = next;
+      burstLeft = next.burstFrames ?? 0;
+    },
+    dropConnections() {
+      for (const c of conns) {
+        stats.disconnects += 1;
+        c.socket.terminate();
+      }
+    },
+    async close() {
+      clearInterval(timer);
+      for (const c of conns) c.socket.terminate();
+      wss.close();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,315 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIDENCE, fmvConfidence } from '../../../lambdas/market/realtime/confidence';
+import { KeyWindow } from '../../../lambdas/market/realtime/dedup';
+import { MarketEventDetector } from '../../../lambdas/market/realtime/market-events';
+import { MinuteCompletion } from '../../../lambdas/market/realtime/minute-complete';
+import { classify, invalidBarReason } from '../../../lambdas/market/realtime/normalise';
+import type { BarEvent } from '../../../lambdas/market/realtime/types';
+import { minuteOf, toMillis } from '../../../lambdas/market/realtime/types';
+
+const T0 = Date.UTC(2026, 2, 2, 14, 30, 0);
+const bar = (over: Partial<BarEvent> = {}): BarEvent => ({
+  ev: 'AM',
+  sym: 'AAPL',
+  o: 100,
+  h: 101,
+  l: 99,
+  c: 100.5,
+  v: 1000,
+  s: T0,
+  e: T0 + 60_000,
+  ...over,
+});
+
+describe('classify', () => {
+  it('routes T and Q to tick, A and AM to ohlcv, FMV to fmv', () => {
+    const events = [
+      { ev: 'T', sym: 'A', x: 1, i: '9', p: 1, s: 1, t: T0 },
+      { ev: 'Q', sym: 'A', bp: 1, ap: 1.1, t: T0 },
+      { ...bar(), ev: 'A', s: T0, e: T0 + 1000 },
+      bar(),
+      { ev: 'FMV', sym: 'A', fmv: 1, t: T0 },
+    ];
+
+    const channels = events.map((e) => classify(e).channel);
+
+    expect(channels).toEqual(['tick', 'tick', 'ohlcv', 'ohlcv', 'fmv']);
+  });
+
+  it('keeps status frames and unrouted channels out of every channel', () => {
+    const results = [
+      classify({ ev: 'status', status: 'auth_success' }),
+      classify({ ev: 'LULD', T: 'A' }),
+      classify('x'),
+      classify([1]),
+    ];
+
+    expect(results.map((r) => [r.channel, r.ok ? '' : r.reason])).toEqual([
+      [null, 'status'],
+      [null, 'unknown_event'],
+      [null, 'unknown_event'],
+      [null, 'unknown_event'],
+    ]);
+  });
+
+  it('rejects events missing the fields their rules need as malformed_event, in their own channel', () => {
+    const results = [
+      classify({ ev: 'T', sym: 'A', x: 1, p: 1, s: 1, t: T0 }),
+      classify({ ev: 'Q', sym: 'A', bp: '1', ap: 1, t: T0 }),
+      classify({ ev: 'AM', sym: 'A', o: 1 }),
+      classify({ ev: 'FMV', sym: 'A', t: T0 }),
+      classify({ ev: 'T', x: 1, i: '1', p: 1, s: 1, t: T0 }),
+    ];
+
+    expect(results.map((r) => [r.channel, r.ok ? '' : r.reason])).toEqual([
+      ['tick', 'malformed_event'],
+      ['tick', 'malformed_event'],
+      ['ohlcv', 'malformed_event'],
+      ['fmv', 'malformed_event'],
+      ['tick', 'malformed_event'],
+    ]);
+  });
+
+  it('accepts a numeric trade id as the same id in string form', () => {
+    const result = classify({ ev: 'T', sym: 'A', x: 1, i: 42, p: 1, s: 1, t: T0 });
+
+    expect(result.ok && result.event.ev === 'T' && result.event.i).toBe('42');
+  });
+
+  it('rejects non-positive trade prices and FMV values', () => {
+    const trade = classify({ ev: 'T', sym: 'A', x: 1, i: '1', p: 0, s: 1, t: T0 });
+    const fmv = classify({ ev: 'FMV', sym: 'A', fmv: -2, t: T0 });
+
+    expect([trade.ok ? '' : trade.reason, fmv.ok ? '' : fmv.reason]).toEqual([
+      'invalid_trade',
+      'invalid_value',
+    ]);
+  });
+});
+
+describe('invalid bars', () => {
+  it.each([
+    ['high_below_open_close', { h: 100.4 }],
+    ['low_above_open_close', { l: 100.1 }],
+    ['negative_value', { v: -1 }],
+    ['non_finite_value', { o: Number.NaN }],
+    ['non_finite_value', { vw: Number.POSITIVE_INFINITY }],
+    ['end_before_start', { e: T0 - 1 }],
+  ])('a bar with %s is rejected', (reason, over) => {
+    expect(invalidBarReason(bar(over as Partial<BarEvent>))).toBe(reason);
+  });
+
+  it('a bar whose high equals the close and low equals the open is valid', () => {
+    expect(invalidBarReason(bar({ h: 100.5, l: 100 }))).toBeNull();
+  });
+
+  it('rejects through classify in the ohlcv channel', () => {
+    const result = classify(bar({ h: 99 }));
+
+    expect([result.channel, result.ok ? '' : result.reason]).toEqual(['ohlcv', 'high_below_open_close']);
+  });
+});
+
+describe('KeyWindow (exact dedup, bounded memory)', () => {
+  it('says duplicate for a key seen before and returns the value remembered with it', () => {
+    const w = new KeyWindow<string>({ windowMs: 60_000, maxPerSymbol: 10 });
+    w.remember('A', 'k', T0, 'v1');
+
+    expect(w.check('A', 'k', T0)).toEqual({ status: 'duplicate', previous: 'v1' });
+    expect(w.check('B', 'k', T0)).toEqual({ status: 'new' });
+  });
+
+  it('never holds more than maxPerSymbol keys and refuses what it can no longer check', () => {
+    const w = new KeyWindow({ windowMs: 3_600_000, maxPerSymbol: 100 });
+    for (let k = 0; k < 1000; k += 1) w.remember('A', `k${k}`, T0 + k, true);
+
+    expect(w.keys).toBe(100);
+    expect(w.check('A', 'k0', T0)).toEqual({ status: 'outside_window' });
+    expect(w.check('A', 'k999', T0 + 999)).toEqual({ status: 'duplicate', previous: true });
+    expect(w.check('A', 'new', T0 + 1000)).toEqual({ status: 'new' });
+  });
+
+  it('forgets keys older than the window behind the newest and refuses their timestamps', () => {
+    const w = new KeyWindow({ windowMs: 1_000, maxPerSymbol: 1_000 });
+    w.remember('A', 'old', T0, true);
+    w.remember('A', 'new', T0 + 5_000, true);
+
+    expect(w.keys).toBe(1);
+    expect(w.check('A', 'old', T0)).toEqual({ status: 'outside_window' });
+    expect(w.check('A', 'other-old', T0 - 10)).toEqual({ status: 'outside_window' });
+  });
+
+  it('accepts a late key that is still inside the window', () => {
+    const w = new KeyWindow({ windowMs: 10_000, maxPerSymbol: 1_000 });
+    w.remember('A', 'b', T0 + 5_000, true);
+
+    expect(w.check('A', 'a', T0)).toEqual({ status: 'new' });
+  });
+});
+
+describe('FMV confidence', () => {
+  it('is high when the value agrees with the fresh quote midpoint', () => {
+    const c = fmvConfidence(100.02, T0, T0 + 100, {
+      quoteMid: 100,
+      quoteT: T0 - 1000,
+      tradePrice: 90,
+      tradeT: T0,
+    });
+
+    expect(c).toEqual({ confidence: 0.996, reference: 'quote' });
+  });
+
+  it('falls back to the last trade when there is no fresh quote', () => {
+    const c = fmvConfidence(101, T0, T0, { quoteMid: 50, quoteT: T0 - 120_000, tradePrice: 100, tradeT: T0 });
+
+    expect(c).toEqual({ confidence: 0.8, reference: 'trade' });
+  });
+
+  it('is zero for a value 5 % or more away from the reference', () => {
+    expect(fmvConfidence(105, T0, T0, { tradePrice: 100, tradeT: T0 }).confidence).toBe(0);
+  });
+
+  it('decays with staleness on arrival, to zero at staleMs', () => {
+    const ref = { tradePrice: 100, tradeT: T0 };
+    const at = (age: number): number => fmvConfidence(100, T0, T0 + age, ref).confidence;
+
+    expect([at(0), at(2_000), at(16_000), at(30_000)]).toEqual([1, 1, 0.5, 0]);
+  });
+
+  it('uses the unreferenced agreement for a symbol with no trades or quotes', () => {
+    expect(fmvConfidence(100, T0, T0, {})).toEqual({
+      confidence: DEFAULT_CONFIDENCE.unreferencedAgreement,
+      reference: 'none',
+    });
+  });
+});
+
+describe('market events', () => {
+  it('reports a new session high and low from trades, not the first trade', () => {
+    const d = new MarketEventDetector();
+
+    const first = d.fromTrade('A', 100, 1, T0);
+    const higher = d.fromTrade('A', 101, 1, T0 + 1000);
+    const lower = d.fromTrade('A', 99, 1, T0 + 2000);
+
+    expect(first).toEqual([]);
+    expect(higher.map((e) => [e.type, e.data.price, e.minute])).toEqual([['session_high', 101, T0]]);
+    expect(lower.map((e) => [e.type, e.data.price])).toEqual([['session_low', 99]]);
+  });
+
+  it('reports highs and lows from bars against the same session state', () => {
+    const d = new MarketEventDetector();
+    d.fromTrade('A', 100, 1, T0);
+
+    const events = d.fromBar('A', 102, 98, 10, T0, true);
+
+    expect(events.map((e) => [e.type, e.source])).toEqual([
+      ['session_high', 'ohlcv'],
+      ['session_low', 'ohlcv'],
+    ]);
+  });
+
+  it('starts a new session on a new day', () => {
+    const d = new MarketEventDetector();
+    d.fromTrade('A', 100, 1, T0);
+
+    const nextDay = d.fromTrade('A', 90, 1, T0 + 86_400_000);
+
+    expect(nextDay).toEqual([]);
+  });
+
+  it('reports a volume surge once when a minute crosses 3x the recent average, from trades and from bars', () => {
+    const d = new MarketEventDetector();
+    for (let m = 0; m < 3; m += 1) d.fromBar('A', 100, 100, 100, T0 + m * 60_000, true);
+    const minute = T0 + 3 * 60_000;
+
+    const below = d.fromTrade('A', 100, 299, minute);
+    const crossing = d.fromTrade('A', 100, 1, minute + 1);
+    const after = d.fromTrade('A', 100, 50, minute + 2);
+    const fromBar = d.fromBar('A', 100, 100, 350, minute, true);
+
+    expect(below).toEqual([]);
+    expect(crossing.map((e) => [e.type, e.minute, e.data.volume, e.data.average])).toEqual([
+      ['volume_surge', minute, 300, 100],
+    ]);
+    expect(after).toEqual([]);
+    expect(fromBar.map((e) => [e.type, e.source, e.minute])).toEqual([['volume_surge', 'ohlcv', minute]]);
+  });
+
+  it('needs enough history before calling anything a surge', () => {
+    const d = new MarketEventDetector();
+    d.fromBar('A', 100, 100, 1, T0, true);
+
+    expect(d.fromBar('A', 100, 100, 1_000_000, T0 + 60_000, true)).toEqual([]);
+  });
+});
+
+describe('minute_complete', () => {
+  it('announces a minute once every symbol that traded in it has its bar', () => {
+    const m = new MinuteCompletion();
+    m.onTrade('A', T0);
+    m.onTrade('B', T0);
+
+    const afterA = m.onMinuteBar('A', T0, T0 + 60_100);
+    const afterB = m.onMinuteBar('B', T0, T0 + 60_200);
+    const late = m.onMinuteBar('C', T0, T0 + 60_300);
+
+    expect(afterA).toEqual([]);
+    expect(afterB).toEqual([
+      {
+        ev: 'minute_complete',
+        s: T0,
+        e: T0 + 60_000,
+        bars: 2,
+        expected: 2,
+        missingCount: 0,
+        missing: [],
+        reason: 'complete',
+      },
+    ]);
+    expect(late).toEqual([]);
+  });
+
+  it('announces at the deadline after the first bar, naming the symbols without a bar', () => {
+    const m = new MinuteCompletion({ deadlineMs: 2_000, noBarDeadlineMs: 10_000, listMissing: 50 });
+    m.onTrade('A', T0);
+    m.onTrade('B', T0);
+    m.onMinuteBar('A', T0, T0 + 60_100);
+
+    const early = m.due(T0 + 62_099);
+    const due = m.due(T0 + 62_100);
+
+    expect(early).toEqual([]);
+    expect(due.map((d) => [d.reason, d.bars, d.expected, d.missing])).toEqual([['deadline', 1, 2, ['B']]]);
+    expect(m.openMinutes).toBe(0);
+  });
+
+  it('announces a minute with trades and no bar at all after the no-bar deadline', () => {
+    const m = new MinuteCompletion({ deadlineMs: 2_000, noBarDeadlineMs: 10_000, listMissing: 50 });
+    m.onTrade('A', T0);
+
+    expect(m.due(T0 + 69_999)).toEqual([]);
+    expect(m.due(T0 + 70_000).map((d) => [d.reason, d.missingCount])).toEqual([['deadline', 1]]);
+  });
+
+  it('drains every open minute, oldest first', () => {
+    const m = new MinuteCompletion();
+    m.onTrade('A', T0 + 60_000);
+    m.onTrade('A', T0);
+
+    expect(m.drain().map((d) => [d.s, d.reason])).toEqual([
+      [T0, 'drain'],
+      [T0 + 60_000, 'drain'],
+    ]);
+  });
+});
+
+describe('time helpers', () => {
+  it('reads FMV timestamps in nanoseconds, microseconds or milliseconds', () => {
+    expect([toMillis(T0 * 1e6), toMillis(T0 * 1e3), toMillis(T0)]).toEqual([T0, T0, T0]);
+  });
+
+  it('floors to the minute', () => {
+    expect(minuteOf(T0 + 59_999)).toBe(T0);
+  });
+});
