@@ -1,9 +1,12 @@
 import { parseArgs } from 'node:util';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { previousTradingDay, todayInNewYork } from '../../lambdas/market/calendar';
 import { providerFromEnv } from '../../lambdas/market/provider';
-import { resolveQualityConfig, runQualityCheck } from '../../lambdas/market/quality';
+import { QUALITY_SERVICE, resolveQualityConfig, runQualityCheck } from '../../lambdas/market/quality';
 import { EventBus } from '../../lambdas/platform/event-bus';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
+import { queueUrl } from '../../lambdas/platform/queues';
 import { createRedisClient } from '../../lambdas/platform/redis';
 
 export const summary =
@@ -31,10 +34,12 @@ export async function run(args: string[]): Promise<number> {
     await redis.connect();
     const bus = new EventBus({
       client: redis,
-      service: 'data-quality-monitor',
+      service: QUALITY_SERVICE,
       ...(values.namespace ? { namespace: values.namespace } : {}),
     });
-    const result = await runQualityCheck({ pool, bus, provider: providerFromEnv(), config }, tradeDate);
+    const sqs = new SQSClient({});
+    const transport = outboxTransport({ bus, redis, sqs, queueUrl: (q) => queueUrl(sqs, q) });
+    const result = await runQualityCheck({ pool, transport, provider: providerFromEnv(), config }, tradeDate);
     console.log(JSON.stringify(result, null, 2));
     return 0;
   } finally {

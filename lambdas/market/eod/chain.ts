@@ -9,7 +9,7 @@ import type { OutboxTransport } from '../../platform/outbox';
 import { type IsoDate, isTradingDay } from '../calendar';
 import { type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
 import type { MarketDataProvider } from '../provider';
-import { type QualityConfig, type QualitySummary, runQualityCheck } from '../quality';
+import { QUALITY_SERVICE, type QualityConfig, type QualitySummary, runQualityCheck } from '../quality';
 import { runUniverseSync, SYNC_SERVICE, type UniverseSyncSummary } from '../universe-sync/sync';
 import { completeEod, type EodCompleteSummary } from './complete';
 import { type EodLoadSummary, notTradingReason, runEodLoad } from './load';
@@ -84,7 +84,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
   const quality = await runQualityCheck(
     {
       pool: deps.pool,
-      bus: deps.transportFor('data-quality-monitor').bus,
+      transport: deps.transportFor(QUALITY_SERVICE).transport,
       provider: deps.provider,
       ...(deps.qualityConfig ? { config: deps.qualityConfig } : {}),
     },

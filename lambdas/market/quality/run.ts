@@ -1,21 +1,28 @@
 /**
  * The daily data-quality check for one trade date: SQL passes -> alerts -> one transaction (alerts,
- * resolutions, metrics) -> publish every alert and one daily summary to the app.
+ * resolutions, metrics and the outbox rows announcing them) -> outbox relay to the app.
  *
  * Re-run story (the EOD chain retries a failed run; an operator may re-run a date):
  * - Alerts are upserted on (alert_type, symbol, trade_date): a re-run of the same date inserts no
  *   row; identical findings are not even rewritten. The metrics row is upserted on trade_date.
- * - Publishing happens after the commit and is at-least-once with STABLE message ids: an alert's
- *   message_id is derived from its identity and content class (alert_type, symbol, trade_date, kind,
- *   severity) and its timestamp is the row's created_at; the summary's id from the date and its
- *   figures. A re-run therefore re-publishes the same messages with the same message_ids, which app
- *   consumers drop (the envelope's contract), so nothing is lost when a publish failed half-way and
- *   nothing is duplicated for the app when it did not. A finding whose severity changed is a new
- *   message. Any publish failure rejects the run (QualityPublishError) so the chain retries it.
+ * - Messages go through the market outbox, written in the same transaction: only alerts this run
+ *   inserted or changed are enqueued, each under a dedupe key (and message_id) derived from its
+ *   identity and content class (alert_type, symbol, trade_date, kind, severity); the summary under
+ *   the date and a hash of its figures. A re-run that changes nothing therefore enqueues nothing
+ *   and publishes nothing; a finding whose severity or kind changed is a new message. A relay that
+ *   fails leaves the rows in the outbox and rejects the run (QualityPublishError) so the chain's
+ *   retry (or any later relay) delivers them, once.
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { CHANNELS as CH, type Channel, type EventBus } from '../../platform/event-bus';
+import { CHANNELS as CH, type Channel } from '../../platform/event-bus';
+import {
+  enqueueOutbox,
+  type OutboxMessage,
+  type OutboxTransport,
+  type RelayResult,
+  relayOutbox,
+} from '../../platform/outbox';
 import { withTransaction } from '../../platform/postgres';
 import {
   addTradingDays,
@@ -55,16 +62,16 @@ export class QualityCheckError extends Error {
   }
 }
 
-/** Alerts and metrics are committed but the app was not told: the run must be retried. */
+/** Alerts, metrics and their messages are committed but the relay could not deliver every message. */
 export class QualityPublishError extends QualityCheckError {
   constructor(
     readonly tradeDate: IsoDate,
     readonly failed: number,
-    readonly attempted: number,
+    readonly firstError: string,
     options?: ErrorOptions,
   ) {
     super(
-      `quality check ${tradeDate}: ${failed} of ${attempted} messages not published (rows committed; re-run the date, message ids are stable)`,
+      `quality check ${tradeDate}: ${failed} outbox message(s) not delivered (kept in the outbox; the retry or the next relay sends them): ${firstError}`,
       options,
     );
     this.name = 'QualityPublishError';
@@ -81,7 +88,8 @@ export class SplitLookupError extends QualityCheckError {
 
 export interface QualityCheckDeps {
   readonly pool: pg.Pool;
-  readonly bus: EventBus;
+  /** Delivery of the outbox rows (lambdas/platform/outbox-transport). */
+  readonly transport: OutboxTransport;
   readonly provider: Pick<MarketDataProvider, 'splits'>;
   readonly config?: QualityConfig;
 }
@@ -103,8 +111,11 @@ export interface QualitySummary {
   readonly unchanged: number;
   readonly resolved: { stale: number; completeness: number };
   readonly splitsReported: number;
+  /** Messages this run enqueued (0 for a re-run that changed nothing). */
   readonly published: number;
   readonly summaryMessageId: string | null;
+  /** The relay after the commit (it also delivers rows earlier runs or other jobs left behind). */
+  readonly relay: RelayResult;
   readonly seconds: number;
 }
 
@@ -169,6 +180,7 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
       splitsReported: 0,
       published: 0,
       summaryMessageId: null,
+      relay: { delivered: 0, recovered: 0, failed: 0, errors: [] },
       seconds: (performance.now() - started) / 1000,
     };
   }
@@ -226,12 +238,25 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
     ),
   ];
 
-  const { upsert, resolved, metricsCreatedAt } = await withTransaction(deps.pool, async (client) => {
+  const summaryData = {
+    trade_date: tradeDate,
+    symbols_checked: symbolsChecked,
+    symbols_with_alerts: worst.size,
+    total_alerts: alerts.length,
+    alert_counts: alertCounts,
+    kind_counts: kindCounts,
+    severity_counts: severityCounts,
+    completeness_pct: completenessPct,
+    quality_score: qualityScore,
+    bars_on_date: bars.stats.barsOnDate,
+  };
+  const summaryMessageId = stableMessageId('quality-summary', JSON.stringify(summaryData));
+  const { upsert, resolved, published } = await withTransaction(deps.pool, async (client) => {
     // Concurrent runs of the same date (a retry racing a slow first attempt) take turns.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`quality-check:${tradeDate}`]);
     const upsert = await upsertAlerts(client, alerts);
     const resolved = await resolveEndedEpisodes(client, tradeDate, stillIncomplete);
-    const { createdAt } = await upsertMetrics(client, {
+    await upsertMetrics(client, {
       tradeDate,
       symbolsChecked,
       symbolsWithAlerts: worst.size,
@@ -251,27 +276,18 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
         present_bars: cov.stats.presentBars,
       },
     });
-    return { upsert, resolved, metricsCreatedAt: createdAt };
+    // The summary goes last (outbox ids are the delivery order): a consumer that sees it has been
+    // offered every alert before it.
+    const messages = [
+      ...upsert.stored.filter((a) => a.written !== 'unchanged').map(alertMessage),
+      summaryMessage(tradeDate, summaryMessageId, summaryData),
+    ];
+    const enqueued = await enqueueOutbox(client, messages);
+    return { upsert, resolved, published: enqueued.length };
   });
 
-  const summaryData = {
-    trade_date: tradeDate,
-    symbols_checked: symbolsChecked,
-    symbols_with_alerts: worst.size,
-    total_alerts: alerts.length,
-    alert_counts: alertCounts,
-    kind_counts: kindCounts,
-    severity_counts: severityCounts,
-    completeness_pct: completenessPct,
-    quality_score: qualityScore,
-    bars_on_date: bars.stats.barsOnDate,
-  };
-  const summaryMessageId = stableMessageId('quality-summary', JSON.stringify(summaryData));
-  const published = await publishRun(deps.bus, tradeDate, upsert.stored, {
-    id: summaryMessageId,
-    data: summaryData,
-    timestamp: metricsCreatedAt,
-  });
+  const relay = await relayOutbox(deps.pool, deps.transport);
+  if (relay.failed > 0) throw new QualityPublishError(tradeDate, relay.failed, relay.errors[0] ?? 'unknown');
 
   return {
     status: 'checked',
@@ -291,60 +307,38 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
     splitsReported,
     published,
     summaryMessageId,
+    relay,
     seconds: (performance.now() - started) / 1000,
   };
 }
 
-async function publishRun(
-  bus: EventBus,
-  tradeDate: IsoDate,
-  alerts: readonly StoredAlert[],
-  summary: { id: string; data: Record<string, unknown>; timestamp: Date },
-): Promise<number> {
-  const messages = alerts.map((a) => ({
-    channel: CHANNEL_OF[a.alertType],
-    input: {
-      message_id: alertMessageId(a),
-      timestamp: a.createdAt,
-      event_type: a.alertType,
+function alertMessage(a: StoredAlert): OutboxMessage {
+  const messageId = alertMessageId(a);
+  return {
+    dedupeKey: `quality.alert:${messageId}`,
+    messageId,
+    destination: { channel: CHANNEL_OF[a.alertType] },
+    eventType: a.alertType,
+    payload: {
+      alert_id: a.id,
+      alert_type: a.alertType,
+      kind: a.kind,
+      symbol: a.symbol,
+      trade_date: a.tradeDate,
       severity: a.severity,
-      data: {
-        alert_id: a.id,
-        alert_type: a.alertType,
-        kind: a.kind,
-        symbol: a.symbol,
-        trade_date: a.tradeDate,
-        severity: a.severity,
-        description: a.description,
-        remediation: a.remediation,
-        details: a.details,
-      },
+      description: a.description,
+      remediation: a.remediation,
+      details: a.details,
     },
-  }));
-  let failed = 0;
-  let firstError: unknown;
-  // Bounded batches: node-redis pipelines each batch on the one connection.
-  for (let i = 0; i < messages.length; i += 500) {
-    const results = await bus.publishAll(messages.slice(i, i + 500));
-    for (const r of results) {
-      if (r.status === 'rejected') {
-        failed += 1;
-        firstError ??= r.reason;
-      }
-    }
-  }
-  if (failed > 0)
-    throw new QualityPublishError(tradeDate, failed, messages.length + 1, { cause: firstError });
-  // The summary goes last, so a consumer that sees it has been offered every alert before it.
-  try {
-    await bus.publish(CH.qualityDailySummary, {
-      message_id: summary.id,
-      timestamp: summary.timestamp,
-      event_type: 'daily_summary',
-      data: summary.data,
-    });
-  } catch (error) {
-    throw new QualityPublishError(tradeDate, 1, messages.length + 1, { cause: error });
-  }
-  return messages.length + 1;
+  };
+}
+
+function summaryMessage(tradeDate: IsoDate, messageId: string, data: Record<string, unknown>): OutboxMessage {
+  return {
+    dedupeKey: `quality.summary:${tradeDate}:${messageId}`,
+    messageId,
+    destination: { channel: CH.qualityDailySummary },
+    eventType: 'daily_summary',
+    payload: data,
+  };
 }
