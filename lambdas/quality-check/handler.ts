@@ -45,7 +45,16 @@ async function run(event: unknown): Promise<QualitySummary> {
     delivered: summary.relay.delivered,
     seconds: summary.seconds,
   });
+  if (summary.splitLookupError) {
+    logger.warn('split lookup unreachable: price alerts recorded unverified, re-classified next run', {
+      tradeDate,
+      unverified: summary.unverified,
+      error: summary.splitLookupError,
+    });
+  }
   if (summary.status === 'checked') {
+    metrics.addMetric('QualityAlertsUnverified', 'Count', summary.unverified);
+    metrics.addMetric('QualityAlertsReclassified', 'Count', summary.reclassified);
     metrics.addMetric('QualityAlerts', 'Count', summary.totalAlerts);
     metrics.addMetric('QualityScore', 'None', summary.qualityScore);
     metrics.addMetric('QualityCheckSeconds', 'Seconds', summary.seconds);

@@ -465,3 +465,70 @@ describe('quality check on splits: provider-reported splits are corporate action
     expect(pr.recall).toBe(1);
   });
 });
+
+describe('quality check while the provider split lookup is unreachable', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await setUp('splits', 7);
+    await checkEverySession(h);
+  }, 240_000);
+  afterAll(() => tearDown(h));
+
+  it('records the price alerts as unverified instead of failing, and the next run re-classifies them and tells the app', async () => {
+    // Prepare: a split date followed by another session; a provider that does not retry.
+    const split = h.market
+      .expectedOutcomes()
+      .events.find((e) => e.kind === 'split' && h.market.days.indexOf(e.date) < h.market.days.length - 1);
+    if (!split) throw new Error('the splits scenario has no split before its last session');
+    const next = nextTradingDay(split.date);
+    const flaky = new PolygonProvider({ baseUrl: h.api.url, apiKey: async () => 'test-key', maxRetries: 0 });
+    const alertOf = async (date: string) =>
+      (
+        await h.db.pool.query<{ kind: string; severity: string; split_check: string | null }>(
+          `SELECT details->>'kind' AS kind, severity, details->>'split_check' AS split_check
+             FROM data_quality_alerts WHERE alert_type = 'price_anomaly' AND symbol = $1 AND trade_date = $2`,
+          [split.symbol, date],
+        )
+      ).rows[0];
+
+    // Act: the split date again while the provider answers 503, then the next session once it is back.
+    h.api.control({ serverErrors: { next: 1000 } });
+    let during: QualitySummary;
+    try {
+      during = await runQualityCheck(
+        { pool: h.db.pool, transport: h.transport, provider: flaky },
+        split.date,
+      );
+    } finally {
+      h.api.control({ reset: true });
+    }
+    const whileDown = await alertOf(split.date);
+    const after = await runQualityCheck(
+      { pool: h.db.pool, transport: h.transport, provider: h.provider },
+      next,
+    );
+    const reclassified = await alertOf(split.date);
+
+    // Assess
+    expect(during.status).toBe('checked');
+    expect(during.unverified).toBeGreaterThan(0);
+    expect(during.splitLookupError).toMatch(/503|server/i);
+    expect(whileDown).toMatchObject({ kind: 'price_move', split_check: 'unverified' });
+    expect(after.reclassified).toBeGreaterThanOrEqual(during.unverified);
+    expect(reclassified).toEqual({ kind: 'split', severity: 'low', split_check: 'rechecked' });
+    const id = alertMessageId({
+      alertType: 'price_anomaly',
+      symbol: split.symbol,
+      tradeDate: split.date,
+      kind: 'split',
+      severity: 'low',
+      details: { split_check: 'rechecked' },
+    });
+    expect((await streamMessageIds(h)).get(id)).toBe(1);
+    const { rows: open } = await h.db.pool.query(
+      `SELECT 1 FROM data_quality_alerts WHERE details->>'split_check' = 'unverified' AND resolved_at IS NULL`,
+    );
+    expect(open).toEqual([]);
+  });
+});

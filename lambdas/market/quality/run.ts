@@ -37,12 +37,17 @@ import {
   type AlertType,
   barAlerts,
   coverageAlerts,
+  markRechecked,
   type QualityAlert,
+  RECHECKED,
+  reclassifyUnverified,
   SEVERITY_RANK,
   type Severity,
+  type SplitKnowledge,
+  UNVERIFIED,
 } from './alerts';
 import { DEFAULT_QUALITY_CONFIG, type QualityConfig } from './config';
-import { coveragePass, openCompletenessEpisodes, priceVolumePass } from './sql';
+import { coveragePass, openCompletenessEpisodes, priceVolumePass, unverifiedPriceAlerts } from './sql';
 import { resolveEndedEpisodes, type StoredAlert, upsertAlerts, upsertMetrics } from './store';
 
 export const QUALITY_SERVICE = 'data-quality-monitor';
@@ -78,14 +83,6 @@ export class QualityPublishError extends QualityCheckError {
   }
 }
 
-/** The provider's split list for the date could not be read: classifying moves without it would raise false critical alerts. */
-export class SplitLookupError extends QualityCheckError {
-  constructor(tradeDate: IsoDate, options?: ErrorOptions) {
-    super(`quality check ${tradeDate}: provider splits lookup failed`, options);
-    this.name = 'SplitLookupError';
-  }
-}
-
 export interface QualityCheckDeps {
   readonly pool: pg.Pool;
   /** Delivery of the outbox rows (lambdas/platform/outbox-transport). */
@@ -111,6 +108,12 @@ export interface QualitySummary {
   readonly unchanged: number;
   readonly resolved: { stale: number; completeness: number };
   readonly splitsReported: number;
+  /** This date's price alerts recorded unverified (split lookup unreachable). */
+  readonly unverified: number;
+  /** Earlier dates' unverified price alerts re-classified by this run. */
+  readonly reclassified: number;
+  /** Why the split lookup failed (null when it answered or was not needed). */
+  readonly splitLookupError: string | null;
   /** Messages this run enqueued (0 for a re-run that changed nothing). */
   readonly published: number;
   readonly summaryMessageId: string | null;
@@ -128,10 +131,19 @@ export function stableMessageId(...parts: readonly (string | number)[]): string 
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
+/**
+ * An unverified finding has its own id, and so has its later classification (rechecked), so the
+ * verification reaches the app as a new message rather than a duplicate of an earlier one.
+ */
 export function alertMessageId(
-  a: Pick<QualityAlert, 'alertType' | 'symbol' | 'tradeDate' | 'kind' | 'severity'>,
+  a: Pick<QualityAlert, 'alertType' | 'symbol' | 'tradeDate' | 'kind' | 'severity'> & {
+    readonly details?: Record<string, unknown>;
+  },
 ): string {
-  return stableMessageId('quality-alert', a.alertType, a.symbol, a.tradeDate, a.kind, a.severity);
+  const parts = ['quality-alert', a.alertType, a.symbol, a.tradeDate, a.kind, a.severity];
+  const check = a.details?.split_check;
+  if (check === UNVERIFIED || check === RECHECKED) parts.push(check);
+  return stableMessageId(...parts);
 }
 
 /** Sessions ending on tradeDate, n of them, from the NYSE calendar. */
@@ -178,6 +190,9 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
       unchanged: 0,
       resolved: { stale: 0, completeness: 0 },
       splitsReported: 0,
+      unverified: 0,
+      reclassified: 0,
+      splitLookupError: null,
       published: 0,
       summaryMessageId: null,
       relay: { delivered: 0, recovered: 0, failed: 0, errors: [] },
@@ -197,22 +212,51 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
     openCompletenessEpisodes(deps.pool, tradeDate),
   ]);
 
-  // Splits are fetched once for the date (one paged call), and only when a price move needs them.
-  const splits = new Map<string, Split>();
+  // Splits are fetched in one (paged) call, only when a price move needs them: the date's, and those
+  // of earlier dates whose price alerts were recorded unverified (the provider was unreachable then).
+  const unverifiedBefore = await unverifiedPriceAlerts(deps.pool, tradeDate);
+  // This date's own are re-judged below from fresh bars; earlier dates' from their stored bar.
+  const pending = unverifiedBefore.filter((p) => p.tradeDate < tradeDate);
+  const pendingToday = new Set(
+    unverifiedBefore.filter((p) => p.tradeDate === tradeDate).map((p) => p.symbol),
+  );
+  const needsSplits = bars.findings.some((r) => r.prev_close !== null);
+  let splits: SplitKnowledge = new Map<string, Split>();
+  let reclassified: QualityAlert[] = [];
   let splitsReported = 0;
-  if (bars.findings.some((r) => r.prev_close !== null)) {
-    let list: Split[];
+  let splitLookupError: string | null = null;
+  if (needsSplits || pending.length > 0) {
+    const from = pending.reduce<IsoDate>((min, p) => (p.tradeDate < min ? p.tradeDate : min), tradeDate);
     try {
-      list = await deps.provider.splits({ from: tradeDate, to: tradeDate });
+      const list = await deps.provider.splits({ from, to: tradeDate });
+      const byDate = new Map<IsoDate, Map<string, Split>>();
+      for (const sp of list) {
+        const onDate = byDate.get(sp.executionDate) ?? new Map<string, Split>();
+        onDate.set(sp.symbol, sp);
+        byDate.set(sp.executionDate, onDate);
+      }
+      const none = new Map<string, Split>();
+      splits = byDate.get(tradeDate) ?? none;
+      splitsReported = list.filter((sp) => sp.executionDate === tradeDate).length;
+      reclassified = reclassifyUnverified(pending, (d) => byDate.get(d) ?? none, config);
     } catch (error) {
-      throw new SplitLookupError(tradeDate, { cause: error });
+      // Classifying moves without the split list would raise false critical alerts, and failing the
+      // whole check would hide every other finding: record the price alerts as unverified instead.
+      splits = UNVERIFIED;
+      splitLookupError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     }
-    splitsReported = list.length;
-    for (const s of list) if (s.executionDate === tradeDate) splits.set(s.symbol, s);
   }
 
   const cov = coverageAlerts(coverage, windowDays, openEpisodes, config);
-  const alerts = dedupe([...barAlerts(bars.findings, tradeDate, splits, config), ...cov.alerts]);
+  const alerts = dedupe([
+    ...barAlerts(bars.findings, tradeDate, splits, config).map((a) =>
+      a.alertType === 'price_anomaly' && splits !== UNVERIFIED && pendingToday.has(a.symbol)
+        ? markRechecked(a)
+        : a,
+    ),
+    ...cov.alerts,
+  ]);
+  const unverified = alerts.filter((a) => a.details.split_check === UNVERIFIED).length;
   const symbolsChecked = coverage.length;
   const alertCounts: Record<string, number> = {};
   const kindCounts: Record<string, number> = {};
@@ -249,12 +293,15 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
     completeness_pct: completenessPct,
     quality_score: qualityScore,
     bars_on_date: bars.stats.barsOnDate,
+    unverified_alerts: unverified,
   };
   const summaryMessageId = stableMessageId('quality-summary', JSON.stringify(summaryData));
   const { upsert, resolved, published } = await withTransaction(deps.pool, async (client) => {
     // Concurrent runs of the same date (a retry racing a slow first attempt) take turns.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`quality-check:${tradeDate}`]);
-    const upsert = await upsertAlerts(client, alerts);
+    // Re-classified alerts of earlier dates share the upsert (other keys); this date's figures
+    // below count only this date's alerts.
+    const upsert = await upsertAlerts(client, [...alerts, ...reclassified]);
     const resolved = await resolveEndedEpisodes(client, tradeDate, stillIncomplete);
     await upsertMetrics(client, {
       tradeDate,
@@ -271,6 +318,9 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
         thin_excluded: bars.stats.thinExcluded,
         volume_unmeasured: bars.stats.volumeUnmeasured,
         splits_reported: splitsReported,
+        unverified_alerts: unverified,
+        reclassified_alerts: reclassified.length,
+        ...(splitLookupError ? { split_lookup_error: splitLookupError.slice(0, 300) } : {}),
         window_sessions: windowDays.length,
         expected_bars: cov.stats.expectedBars,
         present_bars: cov.stats.presentBars,
@@ -302,6 +352,9 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
     qualityScore,
     inserted: upsert.inserted,
     updated: upsert.updated,
+    unverified,
+    reclassified: reclassified.length,
+    splitLookupError,
     unchanged: upsert.unchanged,
     resolved,
     splitsReported,
