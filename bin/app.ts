@@ -2,12 +2,12 @@
 import { App } from 'aws-cdk-lib';
 import { stageConfig } from '../lib/config';
 import { applyNag, unacknowledgedFindings } from '../lib/nag';
-import { PipelineStage } from '../lib/pipeline-stage';
+import { PipelineStage, stageId } from '../lib/pipeline-stage';
 
 // Configuration is read here, once; constructs receive it as props.
 const app = new App();
 const config = stageConfig(app.node.tryGetContext('stage'));
-new PipelineStage(app, `Tickstock-${config.name}`, {
+new PipelineStage(app, stageId(config.name), {
   config,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });

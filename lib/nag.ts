@@ -67,3 +67,30 @@ export function unacknowledgedFindings(assemblyDir: string): string[] {
       p.violations.flatMap((v) => v.violatingConstructs.map((c) => `${v.ruleName}  ${c.constructPath}`)),
     );
 }
+
+/** Roles EventBridge Scheduler gets to invoke its targets. */
+const SCHEDULER_ROLE_FINDINGS: Record<string, string> = {
+  'HIPAA.Security-IAMNoInlinePolicy':
+    'scheduler target role created by CDK, scoped to invoking its one target',
+};
+
+/**
+ * EventBridge Scheduler's target roles are created at stack level (`SchedulerRoleForTarget-*`), one
+ * per target, so a schedule's construct cannot acknowledge them on itself.
+ */
+export function acknowledgeSchedulerRoles(scope: IConstruct, invoked?: lambda.IFunction): void {
+  for (const child of Stack.of(scope).node.children) {
+    if (!child.node.id.startsWith('SchedulerRoleForTarget')) continue;
+    acknowledge(child, {
+      ...SCHEDULER_ROLE_FINDINGS,
+      ...(invoked
+        ? { [invokeVersionsFinding(invoked)]: 'the scheduler invokes its target function by version' }
+        : {}),
+    });
+  }
+}
+
+/** The acknowledgement of a schedule construct itself. */
+export function acknowledgeSchedule(schedule: IConstruct): void {
+  acknowledge(schedule, SCHEDULER_ROLE_FINDINGS);
+}

@@ -5,8 +5,21 @@ import { ComputeStack } from './stacks/compute-stack';
 import { DataStack } from './stacks/data-stack';
 import type { ConsumerDefinition } from './topology';
 
+/**
+ * The Stage's construct id for an environment, which is also what `cdk deploy` selects:
+ * `npx cdk deploy 'Tickstock-dev/*'` (the stacks sit inside the Stage, so `--all`, which selects only
+ * top-level stacks, finds none).
+ */
+export function stageId(stageName: string): string {
+  return `Tickstock-${stageName}`;
+}
+
 export interface PipelineStageProps extends StageProps {
   readonly config: StageConfig;
+  /**
+   * The SQS consumers to deploy; tests pass their own.
+   * @default CONSUMERS of lib/topology.ts
+   */
   readonly consumers?: readonly ConsumerDefinition[];
 }
 

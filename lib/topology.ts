@@ -1,33 +1,15 @@
 import { HEALTH_CONSUMERS } from './topology/health';
+import { EOD_CHAIN, SCHEDULED_JOBS } from './topology/jobs';
 import { MARKET_CONSUMERS } from './topology/market';
+import { OPERATIONS } from './topology/operations';
+import type { ConsumerDefinition, FunctionDefinition } from './topology/types';
 
-/**
- * The SQS-driven consumers of the pipeline. This one list is read by the CDK compute stack (queue +
- * DLQ + function + event source mapping), by the local stage bootstrap (the same queues, redrive
- * policies and S3 notifications in LocalStack) and by the local runner (the same batch settings and
- * handler modules), so the local stage cannot drift from what is deployed.
- */
-export interface ConsumerDefinition {
-  /** Construct id and the base of local queue names. */
-  readonly id: string;
-  /** Handler module, relative to the repository root; it exports `handler`. */
-  readonly entry: string;
-  readonly description: string;
-  readonly batchSize: number;
-  readonly maxBatchingWindowSeconds: number;
-  /** Receives before a message moves to the dead-letter queue. */
-  readonly maxReceiveCount: number;
-  readonly timeoutSeconds: number;
-  readonly memoryMb: number;
-  /** Upper bound of concurrent batches (SQS event source maximum concurrency, >= 2). */
-  readonly maxConcurrency: number;
-  /** Alarm when the oldest message waits longer than this. */
-  readonly maxMessageAgeSeconds: number;
-  /** Objects created under this prefix of the data bucket are announced on this queue. */
-  readonly s3Prefix?: string;
-  /** Needs the internet (NAT) to call the market-data provider. */
-  readonly needsInternet?: boolean;
-}
+export type {
+  ConsumerDefinition,
+  FunctionDefinition,
+  JobDefinition,
+  OperationDefinition,
+} from './topology/types';
 
 /**
  * AWS recommends a visibility timeout of at least six times the function timeout for SQS event
@@ -37,4 +19,31 @@ export function visibilityTimeoutSeconds(consumer: ConsumerDefinition): number {
   return consumer.timeoutSeconds * 6;
 }
 
+/**
+ * The SQS-driven consumers of the pipeline. This one list is read by the CDK compute stack, by the
+ * local stage bootstrap and by the local runner, so the local stage cannot drift from what is deployed.
+ */
 export const CONSUMERS: readonly ConsumerDefinition[] = [...HEALTH_CONSUMERS, ...MARKET_CONSUMERS];
+
+/** Every function the CDK app deploys: consumers, EOD steps, scheduled jobs, operations. */
+export const FUNCTIONS: readonly FunctionDefinition[] = [
+  ...CONSUMERS,
+  ...EOD_CHAIN,
+  ...SCHEDULED_JOBS,
+  ...OPERATIONS,
+];
+
+/**
+ * Consumers whose queues the market outbox addresses (`{ queue: ... }` destinations, e.g. the
+ * backfill jobs the IPO scan enqueues). A relay drains every pending message whoever enqueued it,
+ * so every function that relays needs all of them.
+ */
+export const OUTBOX_QUEUES: readonly string[] = ['Backfill'];
+
+/**
+ * The queues a function sends to: its own `sendsTo` plus, when it relays the outbox, every outbox
+ * queue. The one place the compute stack takes queue URLs and send rights from.
+ */
+export function queuesSentToBy(definition: FunctionDefinition): string[] {
+  return [...new Set([...(definition.sendsTo ?? []), ...(definition.relaysOutbox ? OUTBOX_QUEUES : [])])];
+}

@@ -1,19 +1,20 @@
 import { Duration, type RemovalPolicy, TimeZone } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { acknowledge, invokeVersionsFinding } from '../nag';
+import { acknowledge, acknowledgeSchedulerRoles, invokeVersionsFinding } from '../nag';
+import { buildAlarm, buildDeadLetterQueue } from './defaults';
 
 export interface EodStep {
+  /** State name; unique within the chain. */
   readonly id: string;
   readonly function: lambda.IFunction;
 }
@@ -22,12 +23,17 @@ export interface EodChainProps {
   /** In order; every step takes `{ tradeDate? }` and returns `{ tradeDate, status, ... }`. */
   readonly steps: readonly EodStep[];
   readonly scheduleGroup: scheduler.IScheduleGroup;
-  /** Weekday start, in the exchange's time zone. */
+  /** Weekday start hour (0-23), in `timeZone`. */
   readonly hour: number;
+  /** Weekday start minute (0-59), in `timeZone`. */
   readonly minute: number;
+  /** IANA time zone of the exchange, e.g. America/New_York. */
   readonly timeZone: string;
+  /** Encrypts the dead-letter queue. */
   readonly messagesKey: kms.IKey;
+  /** Encrypts the state machine's log group. */
   readonly logsKey: kms.IKey;
+  /** Receives the chain's alarms. */
   readonly alarmTopic: sns.ITopic;
   readonly logRetentionDays: number;
   readonly removalPolicy: RemovalPolicy;
@@ -52,12 +58,16 @@ export class EodChain extends Construct {
     super(scope, id);
     const [first] = props.steps;
     if (!first) throw new Error('the EOD chain needs at least one step');
+    const ids = props.steps.map((s) => s.id);
+    const repeated = ids.filter((s, i) => ids.indexOf(s) !== i);
+    if (repeated.length > 0) throw new Error(`EOD chain: step id(s) used twice: ${repeated.join(', ')}`);
+    if (!Number.isInteger(props.hour) || props.hour < 0 || props.hour > 23)
+      throw new Error(`EOD chain: hour must be an integer from 0 to 23, got ${props.hour}`);
+    if (!Number.isInteger(props.minute) || props.minute < 0 || props.minute > 59)
+      throw new Error(`EOD chain: minute must be an integer from 0 to 59, got ${props.minute}`);
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.messagesKey,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    this.deadLetterQueue = buildDeadLetterQueue(this, 'DeadLetterQueue', {
+      key: props.messagesKey,
       removalPolicy: props.removalPolicy,
     });
     const failed = new tasks.SqsSendMessage(this, 'RecordFailure', {
@@ -134,6 +144,7 @@ export class EodChain extends Construct {
       }),
     });
 
+    acknowledgeSchedulerRoles(this);
     acknowledge(this.deadLetterQueue, {
       'AwsSolutions-SQS3':
         'this queue is the dead-letter queue of the chain (failed executions) and of its schedule target',
@@ -153,19 +164,13 @@ export class EodChain extends Construct {
         'state machine role created by CDK, scoped to its steps, logs and dead-letter queue',
     });
 
-    const action = new cwActions.SnsAction(props.alarmTopic);
-    const alarm = (name: string, metric: cloudwatch.IMetric, description: string) => {
-      const created = new cloudwatch.Alarm(this, name, {
+    const alarm = (name: string, metric: cloudwatch.IMetric, description: string) =>
+      buildAlarm(this, name, {
         metric,
         threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: `EOD chain: ${description}`,
+        description: `EOD chain: ${description}`,
+        topic: props.alarmTopic,
       });
-      created.addAlarmAction(action);
-      return created;
-    };
     const period = Duration.minutes(5);
     this.alarms = [
       alarm(

@@ -1,29 +1,23 @@
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
-import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Duration } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as lambdaEventSources from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { type ConsumerDefinition, visibilityTimeoutSeconds } from '../topology';
-import { PipelineFunction, type PipelineFunctionProps } from './pipeline-function';
+import { buildAlarm, buildQueueWithDeadLetter } from './defaults';
+import { type FunctionPlatform, JobFunction } from './job-function';
 
 export interface QueueConsumerProps {
+  /** The consumer's entry in lib/topology: handler, batch settings, receives, alarms. */
   readonly definition: ConsumerDefinition;
+  readonly platform: FunctionPlatform;
   /** Encrypts both queues (SSE-KMS). */
   readonly queueKey: kms.IKey;
-  /** Encrypts the function's log group and environment. */
-  readonly encryptionKey: kms.IKey;
+  /** Receives every alarm and its recovery. */
   readonly alarmTopic: sns.ITopic;
-  readonly vpc: ec2.IVpc;
-  readonly vpcSubnets: ec2.SubnetSelection;
-  readonly securityGroups: ec2.ISecurityGroup[];
-  readonly environment: Record<string, string>;
-  readonly logRetentionDays: number;
-  readonly removalPolicy: RemovalPolicy;
 }
 
 /**
@@ -37,49 +31,32 @@ export class QueueConsumer extends Construct {
   readonly definition: ConsumerDefinition;
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
+  /** The function construct, for `sendTo()` and `bindSecrets()`. */
+  readonly job: JobFunction;
   readonly function: lambda.Function;
   readonly alarms: cloudwatch.Alarm[];
 
   constructor(scope: Construct, id: string, props: QueueConsumerProps) {
     super(scope, id);
     const { definition } = props;
+    validateConsumer(definition);
     this.definition = definition;
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.queueKey,
-      enforceSSL: true,
-      // The longest SQS allows: a dead letter must outlive an operator's weekend.
-      retentionPeriod: Duration.days(14),
-      removalPolicy: props.removalPolicy,
-    });
-    this.queue = new sqs.Queue(this, 'Queue', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.queueKey,
-      enforceSSL: true,
-      visibilityTimeout: Duration.seconds(visibilityTimeoutSeconds(definition)),
-      retentionPeriod: Duration.days(4),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: definition.maxReceiveCount },
-      removalPolicy: props.removalPolicy,
-    });
+    ({ queue: this.queue, deadLetterQueue: this.deadLetterQueue } = buildQueueWithDeadLetter(this, {
+      key: props.queueKey,
+      removalPolicy: props.platform.removalPolicy,
+      visibilityTimeoutSeconds: visibilityTimeoutSeconds(definition),
+      maxReceiveCount: definition.maxReceiveCount,
+    }));
 
-    const functionProps: PipelineFunctionProps = {
-      entry: definition.entry,
-      description: definition.description,
-      timeout: Duration.seconds(definition.timeoutSeconds),
-      memorySize: definition.memoryMb,
-      vpc: props.vpc,
-      vpcSubnets: props.vpcSubnets,
-      securityGroups: props.securityGroups,
-      environment: props.environment,
-      logRetentionDays: props.logRetentionDays,
-      removalPolicy: props.removalPolicy,
-      encryptionKey: props.encryptionKey,
+    this.job = new JobFunction(this, 'Function', {
+      definition,
+      platform: props.platform,
       // Bounded by the event source's maximum concurrency; reserving it also keeps one consumer
       // from starving the account's other functions.
       reservedConcurrentExecutions: definition.maxConcurrency,
-    };
-    this.function = new PipelineFunction(this, 'Function', functionProps).function;
+    });
+    this.function = this.job.function;
     this.function.addEventSource(
       new lambdaEventSources.SqsEventSource(this.queue, {
         batchSize: definition.batchSize,
@@ -92,21 +69,15 @@ export class QueueConsumer extends Construct {
       }),
     );
 
-    const action = new cwActions.SnsAction(props.alarmTopic);
-    const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, description: string) => {
-      const created = new cloudwatch.Alarm(this, name, {
+    const period = Duration.minutes(1);
+    const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, description: string) =>
+      buildAlarm(this, name, {
         metric,
         threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${definition.id}: ${description}`,
+        description: `${definition.id}: ${description}`,
+        topic: props.alarmTopic,
+        notifyOk: true,
       });
-      created.addAlarmAction(action);
-      created.addOkAction(action);
-      return created;
-    };
-    const period = Duration.minutes(1);
     this.alarms = [
       alarm(
         'DeadLetterAlarm',
@@ -129,4 +100,29 @@ export class QueueConsumer extends Construct {
       ),
     ];
   }
+}
+
+/** The combinations SQS event sources reject at deploy time, rejected at synth instead. */
+function validateConsumer(d: ConsumerDefinition): void {
+  const name = `consumer "${d.id}"`;
+  if (!Number.isInteger(d.batchSize) || d.batchSize < 1 || d.batchSize > 10_000)
+    throw new Error(`${name}: batchSize must be an integer from 1 to 10000, got ${d.batchSize}`);
+  if (d.maxBatchingWindowSeconds < 0 || d.maxBatchingWindowSeconds > 300)
+    throw new Error(
+      `${name}: maxBatchingWindowSeconds must be from 0 to 300, got ${d.maxBatchingWindowSeconds}`,
+    );
+  if (d.batchSize > 10 && d.maxBatchingWindowSeconds === 0)
+    throw new Error(
+      `${name}: batchSize ${d.batchSize} > 10 needs maxBatchingWindowSeconds > 0 (SQS event source rule)`,
+    );
+  if (!Number.isInteger(d.maxConcurrency) || d.maxConcurrency < 2 || d.maxConcurrency > 1000)
+    throw new Error(
+      `${name}: maxConcurrency must be an integer from 2 to 1000 (SQS event source), got ${d.maxConcurrency}`,
+    );
+  if (!(d.maxMessageAgeSeconds > 0))
+    throw new Error(`${name}: maxMessageAgeSeconds must be positive, got ${d.maxMessageAgeSeconds}`);
+  if (d.s3Prefix !== undefined && (d.s3Prefix === '' || d.s3Prefix.startsWith('/')))
+    throw new Error(
+      `${name}: s3Prefix must be a non-empty key prefix without a leading "/", got "${d.s3Prefix}"`,
+    );
 }

@@ -1,4 +1,4 @@
-import type { ConsumerDefinition } from '../topology';
+import type { ConsumerDefinition } from './types';
 
 /** Consumers of the health ETL (see lib/topology.ts for what each field drives). */
 export const HEALTH_CONSUMERS: readonly ConsumerDefinition[] = [

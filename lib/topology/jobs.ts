@@ -1,24 +1,6 @@
-/**
- * Functions that are not SQS consumers: the steps of the EOD chain, run in this order by a Step
- * Functions state machine that EventBridge Scheduler starts each weekday after the close. Read by
- * the compute stack; `npm run pipeline -- eod run` calls the same domain code in the same order.
- */
-export interface JobDefinition {
-  readonly id: string;
-  /** Handler module relative to the repository root; it exports `handler`. */
-  readonly entry: string;
-  readonly description: string;
-  readonly timeoutSeconds: number;
-  readonly memoryMb: number;
-  /** Calls the market-data provider (NAT subnets, the provider key). */
-  readonly needsInternet?: boolean;
-  /** Consumers (lib/topology.ts ids) whose queues the job sends to. */
-  readonly sendsTo?: readonly string[];
-  /** For jobs run on their own schedule (not in the EOD chain). */
-  readonly everyMinutes?: number;
-}
+import type { JobDefinition } from './types';
 
-/** Jobs on a schedule of their own. */
+/** Jobs on a schedule of their own (lib/constructs/scheduled-job.ts). */
 export const SCHEDULED_JOBS: readonly JobDefinition[] = [
   {
     id: 'EquityDispatch',
@@ -32,6 +14,11 @@ export const SCHEDULED_JOBS: readonly JobDefinition[] = [
   },
 ];
 
+/**
+ * The steps of the EOD chain, run in this order by a Step Functions state machine that EventBridge
+ * Scheduler starts each weekday after the close. Read by the compute stack; `npm run pipeline -- eod
+ * run` calls the same domain code in the same order.
+ */
 export const EOD_CHAIN: readonly JobDefinition[] = [
   {
     id: 'EodLoad',
@@ -50,6 +37,7 @@ export const EOD_CHAIN: readonly JobDefinition[] = [
     memoryMb: 512,
     needsInternet: true,
     sendsTo: ['Backfill'],
+    relaysOutbox: true,
   },
   {
     id: 'QualityCheck',
@@ -66,6 +54,7 @@ export const EOD_CHAIN: readonly JobDefinition[] = [
     description: 'EOD 4/5: coverage after the scan, liquidity snapshot, the EOD completion signal',
     timeoutSeconds: 120,
     memoryMb: 512,
+    relaysOutbox: true,
   },
   {
     id: 'UniverseSync',
@@ -73,5 +62,6 @@ export const EOD_CHAIN: readonly JobDefinition[] = [
     description: 'EOD 5/5: universes (market cap, sectors, themes, ETFs, IPOs) in one transaction',
     timeoutSeconds: 180,
     memoryMb: 1024,
+    relaysOutbox: true,
   },
 ];

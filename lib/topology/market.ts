@@ -1,4 +1,4 @@
-import type { ConsumerDefinition } from '../topology';
+import type { ConsumerDefinition } from './types';
 
 /** Consumers of the market-data jobs (see lib/topology.ts for what each field drives). */
 export const MARKET_CONSUMERS: readonly ConsumerDefinition[] = [
@@ -21,6 +21,8 @@ export const MARKET_CONSUMERS: readonly ConsumerDefinition[] = [
     // A burst of IPOs is drained within the 60-minute backfill floor; older means it is stuck.
     maxMessageAgeSeconds: 3600,
     needsInternet: true,
+    // Publishes each symbol's completion through the outbox, relaying whatever else is pending.
+    relaysOutbox: true,
   },
   {
     id: 'EquityProcessing',

@@ -1,23 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../lib/paths';
-import { CONSUMERS } from '../../lib/topology';
-import { EOD_CHAIN, SCHEDULED_JOBS } from '../../lib/topology/jobs';
+import { FUNCTIONS } from '../../lib/topology';
 
-// Every handler the CDK app deploys, bundled as NodejsFunction bundles it (esbuild, CommonJS, one
-// file), then loaded the way the Lambda runtime loads it: outside this ESM package, by require().
-// A dependency that only works as ESM, or top-level await, fails here instead of at deploy time.
-const ENTRIES = [
-  'lambdas/status/handler.ts',
-  'lambdas/migrate/handler.ts',
-  ...CONSUMERS.map((c) => c.entry),
-  ...EOD_CHAIN.map((j) => j.entry),
-  ...SCHEDULED_JOBS.map((j) => j.entry),
-];
+// Every handler the CDK app deploys (the topology's functions: consumers, EOD steps, scheduled jobs,
+// status and migrate), bundled as NodejsFunction bundles it (esbuild, CommonJS, one file), then
+// loaded the way the Lambda runtime loads it: outside this ESM package, by require(). A dependency
+// that only works as ESM, or top-level await, fails here instead of at deploy time.
+const CASES = FUNCTIONS.map((definition) => [definition.entry, definition] as const);
+
+// The outbox relay drains every pending message, so a handler whose bundle contains it needs the
+// outbox queues: the topology must say `relaysOutbox` exactly for those (issue 18's QueueDoesNotExist).
+const RELAY = /function relayOutbox\d*\(/;
 
 // What the CDK app sets; nothing connects at load time, so any reachable-looking values do.
 const LAMBDA_ENV = {
@@ -37,7 +35,7 @@ describe('Lambda bundles', () => {
   const outdir = mkdtempSync(join(tmpdir(), 'bundles-'));
   afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
-  it.each(ENTRIES)('%s bundles to CommonJS and exports handler', async (entry) => {
+  it.each(CASES)('%s bundles to CommonJS and exports handler', async (entry, definition) => {
     // Prepare
     const outfile = join(outdir, entry.replace(/[/.]/g, '_'), 'index.js');
     await build({
@@ -56,6 +54,10 @@ describe('Lambda bundles', () => {
       const module = createRequire(outfile)(outfile) as { handler?: unknown };
       // Assess
       expect(typeof module.handler).toBe('function');
+      expect({ entry, relaysOutbox: RELAY.test(readFileSync(outfile, 'utf8')) }).toEqual({
+        entry,
+        relaysOutbox: definition.relaysOutbox === true,
+      });
     } finally {
       process.env = saved;
     }

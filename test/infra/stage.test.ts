@@ -1,14 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { BACKFILL_QUEUE } from '../../lambdas/market/backfill/job';
+import { queueUrlVariable } from '../../lambdas/platform/queues';
 import { STAGES, type StageName } from '../../lib/config';
+import type { JobFunction } from '../../lib/constructs/job-function';
 import { applyNag } from '../../lib/nag';
 import { REPO_ROOT } from '../../lib/paths';
 import { PipelineStage } from '../../lib/pipeline-stage';
-import { CONSUMERS, type ConsumerDefinition } from '../../lib/topology';
+import { CONSUMERS, type ConsumerDefinition, OUTBOX_QUEUES, queuesSentToBy } from '../../lib/topology';
 import { EOD_CHAIN, SCHEDULED_JOBS } from '../../lib/topology/jobs';
 
 // A consumer fed by S3 and one that calls the provider, so the construct is exercised whatever the
@@ -54,11 +58,16 @@ function synth(name: StageName) {
   const stage = new PipelineStage(app, `Test-${name}`, { config: STAGES[name], consumers: TEST_CONSUMERS });
   applyNag(app);
   app.synth();
-  return { data: Template.fromStack(stage.data), compute: Template.fromStack(stage.compute) };
+  return { stage, data: Template.fromStack(stage.data), compute: Template.fromStack(stage.compute) };
 }
 
 const dev = synth('dev');
 const prod = synth('prod');
+
+interface PolicyStatementJson {
+  readonly Action: string | string[];
+  readonly Resource: unknown;
+}
 
 function resourcesOf(template: Template, type: string): [string, { Properties: Record<string, unknown> }][] {
   return Object.entries(template.findResources(type)) as [string, { Properties: Record<string, unknown> }][];
@@ -206,15 +215,59 @@ describe('EOD chain', () => {
       .sort();
     expect(names).toEqual(['ApproximateNumberOfMessagesVisible', 'ExecutionsFailed', 'ExecutionsTimedOut']);
   });
+});
 
-  it('lets only the scan send to the backfill queue and the dispatcher to the processing queue', () => {
-    const senders = resourcesOf(dev.compute, 'AWS::IAM::Policy')
-      .filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes('"sqs:SendMessage"'))
-      // Function roles only: the state machine and scheduler roles send failures to the EOD DLQ.
-      .filter(([id]) => id.includes('HandlerServiceRole'))
-      .map(([id]) => id.replace(/Handler.*$/, ''))
+describe('queue senders', () => {
+  const compute = dev.stage.compute;
+  const logicalId = (c: IConstruct) => compute.getLogicalId(c.node.defaultChild as CfnElement);
+  const queueIds = new Map(compute.consumers.map((c) => [logicalId(c.queue), c.definition.id]));
+  const sendersOf = (queueId: string) =>
+    [...compute.functions.values()]
+      .filter((fn) => sentQueues(fn).includes(queueId))
+      .map((fn) => fn.definition.id)
       .sort();
-    expect(senders).toEqual(['EquityDispatch', 'IpoScan']);
+  /** Consumer ids of the queues a function's role may SendMessage to. */
+  function sentQueues(fn: JobFunction): string[] {
+    const role = logicalId(fn.function.role as IConstruct);
+    return resourcesOf(dev.compute, 'AWS::IAM::Policy')
+      .filter(([, p]) => JSON.stringify(p.Properties.Roles).includes(`"${role}"`))
+      .flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: PolicyStatementJson[] }).Statement)
+      .filter((st) => [st.Action].flat().includes('sqs:SendMessage'))
+      .flatMap((st) => [st.Resource].flat())
+      .map((r) => queueIds.get((r as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]) ?? 'unknown')
+      .sort();
+  }
+  function queueVariables(fn: JobFunction): string[] {
+    const [, resource] = resourcesOf(dev.compute, 'AWS::Lambda::Function').find(
+      ([id]) => id === logicalId(fn.function),
+    ) ?? ['', { Properties: {} }];
+    const variables = (resource.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    return Object.keys(variables)
+      .filter((k) => k.startsWith('QUEUE_URL_'))
+      .sort();
+  }
+
+  it('gives every function the URL of and SendMessage on exactly the queues the topology derives for it', () => {
+    expect(compute.functions.size).toBe(TEST_CONSUMERS.length + EOD_CHAIN.length + SCHEDULED_JOBS.length + 2);
+    for (const fn of compute.functions.values()) {
+      const expected = queuesSentToBy(fn.definition).sort();
+      expect({ id: fn.definition.id, queues: sentQueues(fn) }).toEqual({
+        id: fn.definition.id,
+        queues: expected,
+      });
+      expect({ id: fn.definition.id, variables: queueVariables(fn) }).toEqual({
+        id: fn.definition.id,
+        variables: expected.map(queueUrlVariable).sort(),
+      });
+    }
+  });
+
+  it('lets every outbox relay (backfill worker, IPO scan, EOD complete, universe sync) reach the backfill queue', () => {
+    // The outbox holds backfill jobs whoever relays it: a relay without the queue fails the chain
+    // with QueueDoesNotExist (issue 18).
+    expect(sendersOf('Backfill')).toEqual(['Backfill', 'EodComplete', 'IpoScan', 'UniverseSync']);
+    expect(sendersOf('EquityProcessing')).toEqual(['EquityDispatch']);
+    expect(OUTBOX_QUEUES).toContain(BACKFILL_QUEUE);
   });
 });
 
@@ -303,10 +356,10 @@ describe('network', () => {
       })
       .sort();
     expect(pairs).toEqual([
-      'DatabaseRotationSingleUserSecurityGroup -> DatabaseSecurityGroup',
-      'FunctionSecurityGroup -> ProxySecurityGroup',
-      'FunctionSecurityGroup -> RedisSecurityGroup',
-      'ProxySecurityGroup -> DatabaseSecurityGroup',
+      'DatabaseInstanceRotationSingleUserSecurityGroup -> DatabaseSecurityGroup',
+      'DatabaseProxySecurityGroup -> DatabaseSecurityGroup',
+      'NetworkFunctionSecurityGroup -> CacheSecurityGroup',
+      'NetworkFunctionSecurityGroup -> DatabaseProxySecurityGroup',
     ]);
     for (const [, g] of resourcesOf(dev.data, 'AWS::EC2::SecurityGroup')) {
       const inline = (g.Properties.SecurityGroupIngress ?? []) as { CidrIp?: string; FromPort?: number }[];
@@ -359,7 +412,8 @@ describe('production protections', () => {
 describe('cdk-nag', () => {
   it('synthesizes dev, staging and prod with no unacknowledged AwsSolutions or HIPAA finding', () => {
     for (const name of ['dev', 'staging', 'prod'] as const) expect(() => synth(name)).not.toThrow();
-  });
+    // Three full synths: on a machine loaded by the whole suite they outlast the default timeout.
+  }, 300_000);
 
   it('fails synth on an unacknowledged finding', () => {
     const app = new App();
