@@ -46,7 +46,54 @@ export interface StageConfig {
     readonly eodMinute: number;
     readonly timezone: string;
   };
+  /**
+   * Set only for a stage deployed onto a local emulator (the deploy rehearsal); every stage deployed
+   * to AWS leaves it unset.
+   */
+  readonly emulator?: EmulatorConfig;
 }
+
+/**
+ * The deploy rehearsal's stage: the real app on MiniStack, minus what an emulator cannot host
+ * (EMULATOR_OMISSIONS), which the machine's PostgreSQL and Redis replace.
+ */
+export interface EmulatorConfig {
+  /** The machine's PostgreSQL; the credentials go into the emulator's Secrets Manager. */
+  readonly database: {
+    readonly host: string;
+    readonly port: number;
+    readonly username: string;
+    /** Local PostgreSQL trusts loopback connections; a value is still needed (empty secrets fail). */
+    readonly password: string;
+  };
+  /** The machine's Redis: no AUTH token, no TLS. */
+  readonly redis: { readonly host: string; readonly port: number };
+  /** Stream keys of the event bus, apart from every other stage on the machine's Redis. */
+  readonly eventBusNamespace: string;
+  /**
+   * The EOD schedule as a rate: emulators ignore a cron's time zone, and a rate fires first one
+   * interval after the deploy (never during a rehearsal, which starts its run itself).
+   */
+  readonly eodEveryMinutes: number;
+  /** Scheduled jobs (lib/topology/jobs.ts) fire this often, so a rehearsal sees one fire. */
+  readonly scheduledJobsEveryMinutes: number;
+}
+
+/** What the emulator stage leaves out of the data stack (construct ids), and why. */
+export const EMULATOR_OMISSIONS: Readonly<Record<string, string>> = {
+  Network:
+    'VPC, subnets, NAT gateway, flow logs, VPC endpoints and security groups: MiniStack cannot create EIPs, NAT gateways, flow logs or security-group rules, and runs functions as local processes outside any VPC',
+  Database:
+    "RDS PostgreSQL, RDS Proxy and the rotation application: without Docker MiniStack's RDS is metadata only, it cannot create DB proxies, and the rotation comes from the Serverless Application Repository; the machine's PostgreSQL stands in, its credentials in the emulator's Secrets Manager",
+  Cache:
+    "ElastiCache Redis and its AUTH token: without Docker MiniStack's ElastiCache is metadata only; the machine's Redis stands in",
+};
+
+/** What the emulator stage adds to the data stack in their place (construct ids), and why. */
+export const EMULATOR_REPLACEMENTS: Readonly<Record<string, string>> = {
+  LocalDatabaseCredentials:
+    "the machine's PostgreSQL host, port, database and user as an RDS-style secret, read by the functions exactly as they read the RDS secret",
+};
 
 const base = {
   network: { maxAzs: 2, natGateways: 1 },
@@ -67,7 +114,21 @@ const base = {
 } satisfies Omit<StageConfig, 'name'>;
 
 export const STAGES: Record<StageName, StageConfig> = {
-  local: { ...base, name: 'local' },
+  local: {
+    ...base,
+    name: 'local',
+    database: { ...base.database, databaseName: 'tickstock_rehearsal' },
+    // The local market API (localstack/market-api) serving a scenario market.
+    marketData: { baseUrl: 'http://127.0.0.1:4580', callsPerMinute: 60_000 },
+    logRetentionDays: 1,
+    emulator: {
+      database: { host: '127.0.0.1', port: 5432, username: 'postgres', password: 'local-trust' },
+      redis: { host: '127.0.0.1', port: 6379 },
+      eventBusNamespace: 'tickstock_rehearsal',
+      eodEveryMinutes: 24 * 60,
+      scheduledJobsEveryMinutes: 1,
+    },
+  },
   dev: { ...base, name: 'dev' },
   staging: {
     ...base,

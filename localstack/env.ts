@@ -20,6 +20,8 @@ export const LOCAL_DEFAULTS = {
   POLYGON_API_KEY: 'local-stage-key',
   // Locally the provider is our own server: no free-tier 5 calls/min limit to respect.
   MARKET_API_CALLS_PER_MINUTE: '60000',
+  // Every component connects as its own database role (schemas/sql/0090_roles.sql), as in AWS.
+  DATABASE_COMPONENT_ROLES: 'true',
   // Powertools: no X-Ray daemon locally; metrics (EMF) would only flood the runner's log.
   POWERTOOLS_TRACE_ENABLED: 'false',
   POWERTOOLS_METRICS_DISABLED: 'true',

@@ -5,6 +5,7 @@ import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
 import { type QuarantineSidecar, quarantineKey, sidecarKey } from '../lambdas/health/quarantine';
 import { parseExportName, rawKeyFor, sourceId } from '../lambdas/health/source';
+import { isTransientFault } from '../lambdas/platform/faults';
 import { HEALTH_CONSUMERS } from '../lib/topology/health';
 import { deadLetterQueueName, localQueueUrl } from './resources';
 
@@ -116,10 +117,13 @@ export async function replay(paths: string[], deps: ReplayDependencies): Promise
 
   const deadline = Date.now() + (deps.timeoutMs ?? 120_000);
   while (uploads.some((u) => !u.outcome) && Date.now() < deadline) {
+    // The stage's database or LocalStack restarting mid-replay delays the verdict, never ends it.
     await settle(
       uploads.filter((u) => !u.outcome),
       deps,
-    );
+    ).catch((error: unknown) => {
+      if (!isTransientFault(error)) throw error;
+    });
     if (uploads.some((u) => !u.outcome)) await new Promise((r) => setTimeout(r, 100));
   }
   const finished = Math.max(...uploads.map((u) => u.doneAt ?? Date.now()));

@@ -322,7 +322,14 @@ function codeVersion(): number {
  * targets or older code is restarted, so the stage never runs stale handlers.
  */
 function runnerFingerprint(): string {
-  const keys = ['DATABASE_URL', 'REDIS_URL', 'DATA_BUCKET', 'AWS_ENDPOINT_URL', 'MARKET_API_BASE_URL'];
+  const keys = [
+    'DATABASE_URL',
+    'DATABASE_COMPONENT_ROLES',
+    'REDIS_URL',
+    'DATA_BUCKET',
+    'AWS_ENDPOINT_URL',
+    'MARKET_API_BASE_URL',
+  ];
   return JSON.stringify([...keys.map((k) => [k, process.env[k]]), ['code', codeVersion()]]);
 }
 
@@ -378,7 +385,8 @@ export async function stageDown(say: Say = console.log): Promise<void> {
   const runners = (existsSync(STATE_DIR) ? readdirSync(STATE_DIR) : []).flatMap((f) =>
     /^runner-[a-z0-9_-]+\.pid$/.test(f) ? [f.slice(0, -4)] : [],
   );
-  for (const name of [...runners, 'market-api', 'localstack']) {
+  // A rehearsal's MiniStack (and its Lambda workers) if one was left behind (`rehearse` stops its own).
+  for (const name of [...runners, 'market-api', 'localstack', 'ministack']) {
     if (await stopBackground(name)) say(`stopped ${name}`);
   }
   if (process.env.LOCAL_STAGE_MODE === 'docker') {

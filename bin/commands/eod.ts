@@ -5,6 +5,7 @@ import { type EodChainDeps, runEodChain } from '../../lambdas/market/eod/chain';
 import { notTradingReason } from '../../lambdas/market/eod/load';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { resolveQualityConfig } from '../../lambdas/market/quality';
+import { localComponentUrl } from '../../lambdas/platform/connections';
 import { DEFAULT_NAMESPACE, EventBus } from '../../lambdas/platform/event-bus';
 import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
@@ -45,7 +46,11 @@ export async function run(args: string[]): Promise<number> {
   const url = process.env.DATABASE_URL;
   const redisUrl = process.env.REDIS_URL;
   if (!url || !redisUrl) throw new Error('DATABASE_URL and REDIS_URL must be set');
-  const pool = createPool({ connectionString: url, schema: values.schema, max: 4 });
+  const pool = createPool({
+    connectionString: localComponentUrl(url, 'market'),
+    schema: values.schema,
+    max: 4,
+  });
   const redis = createRedisClient({ url: redisUrl });
   const sqs = new SQSClient({});
   try {

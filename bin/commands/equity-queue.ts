@@ -4,6 +4,7 @@ import { DispatchSendError, dispatchEquityBatches } from '../../lambdas/market/e
 import { EQUITY_PROCESSING_QUEUE } from '../../lambdas/market/equity-processing/message';
 import { equityQueueStatus } from '../../lambdas/market/equity-processing/status';
 import { queueSymbolsForProcessing } from '../../lambdas/market/sql/processing-queue';
+import { localComponentUrl } from '../../lambdas/platform/connections';
 import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
 import { sqsBatchSender } from '../../lambdas/platform/sqs-batch-sender';
@@ -39,7 +40,11 @@ export async function run(args: string[]): Promise<number> {
   }
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('DATABASE_URL must be set');
-  const pool = createPool({ connectionString: url, schema: process.env.PG_SCHEMA, max: 2 });
+  const pool = createPool({
+    connectionString: localComponentUrl(url, 'market'),
+    schema: process.env.PG_SCHEMA,
+    max: 2,
+  });
   try {
     if (action === 'add') {
       const type = values.type?.[0];

@@ -103,6 +103,9 @@ export function fileOutputSink(out: string, pathOf: (source: SourceIdentity) => 
     async writeTraining(_source, key, body) {
       await writeOut(out, key, body);
     },
+    async writeManifest(_source, key, body) {
+      await writeOut(out, key, body);
+    },
     async quarantine(source, plan) {
       const target = join(out, plan.key);
       await mkdir(dirname(target), { recursive: true });

@@ -3,6 +3,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { latestSession } from '../../lambdas/market/calendar';
 import { runIpoScan } from '../../lambdas/market/ipo/scan';
 import { providerFromEnv } from '../../lambdas/market/provider';
+import { localComponentUrl } from '../../lambdas/platform/connections';
 import { DEFAULT_NAMESPACE, EventBus } from '../../lambdas/platform/event-bus';
 import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
@@ -29,7 +30,10 @@ export async function run(args: string[]): Promise<number> {
   const url = process.env.DATABASE_URL;
   const redisUrl = process.env.REDIS_URL;
   if (!url || !redisUrl) throw new Error('DATABASE_URL and REDIS_URL must be set');
-  const pool = createPool({ connectionString: url, schema: process.env.PG_SCHEMA });
+  const pool = createPool({
+    connectionString: localComponentUrl(url, 'market'),
+    schema: process.env.PG_SCHEMA,
+  });
   const redis = createRedisClient({ url: redisUrl });
   await redis.connect();
   const sqs = new SQSClient({});

@@ -3,6 +3,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { previousTradingDay, todayInNewYork } from '../../lambdas/market/calendar';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { QUALITY_SERVICE, resolveQualityConfig, runQualityCheck } from '../../lambdas/market/quality';
+import { localComponentUrl } from '../../lambdas/platform/connections';
 import { EventBus } from '../../lambdas/platform/event-bus';
 import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
@@ -28,7 +29,11 @@ export async function run(args: string[]): Promise<number> {
   if (!redisUrl) throw new Error('REDIS_URL is not set');
   const tradeDate = values.date ?? previousTradingDay(todayInNewYork());
   const config = resolveQualityConfig(values.config ? JSON.parse(values.config) : {});
-  const pool = createPool({ connectionString: url, schema: values.schema, max: 3 });
+  const pool = createPool({
+    connectionString: localComponentUrl(url, 'market'),
+    schema: values.schema,
+    max: 3,
+  });
   const redis = createRedisClient({ url: redisUrl });
   try {
     await redis.connect();

@@ -12,6 +12,7 @@ import { runBackfill } from '../market/backfill/backfill';
 import { BackfillJobSchema } from '../market/backfill/job';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { retryUnit } from '../platform/faults';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { logger, metrics } from '../platform/powertools';
 import { withTelemetry } from '../platform/telemetry';
@@ -43,10 +44,14 @@ async function recordHandler(record: SQSRecord): Promise<void> {
     throw new InvalidBackfillJobError(record.messageId, parsed.error.issues.map((i) => i.message).join('; '));
   }
   const runtime = await jobRuntime(config, sqs, 'backfill');
-  const outcome = await runBackfill(
-    { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
-    parsed.data,
-    { chunkSize: config.BACKFILL_CHUNK_SIZE },
+  // A backfill is idempotent (bars are upserted): a dropped connection retries it here at once.
+  const outcome = await retryUnit(
+    `backfill ${parsed.data.symbol}`,
+    () =>
+      runBackfill({ ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) }, parsed.data, {
+        chunkSize: config.BACKFILL_CHUNK_SIZE,
+      }),
+    (m, f) => logger.warn(m, f),
   );
   metrics.addMetric(outcome.success ? 'BackfillSucceeded' : 'BackfillNoHistory', 'Count', 1);
   metrics.addMetric('BackfillBarsLoaded', 'Count', outcome.recordsLoaded);

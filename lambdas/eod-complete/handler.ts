@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { completeEod } from '../market/eod/complete';
 import { parseStepEvent } from '../market/eod/step-event';
 import { sqs } from '../platform/aws';
+import { retryUnit } from '../platform/faults';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
@@ -32,11 +33,16 @@ export interface EodCompleteResult {
 async function run(event: unknown): Promise<EodCompleteResult> {
   const { tradeDate } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, 'eod_pipeline');
-  const s = await completeEod(runtime, {
-    tradeDate,
-    threshold: config.EOD_COVERAGE_THRESHOLD,
-    lookbackDays: config.LIQUIDITY_LOOKBACK_DAYS,
-  });
+  const s = await retryUnit(
+    `eod complete ${tradeDate}`,
+    () =>
+      completeEod(runtime, {
+        tradeDate,
+        threshold: config.EOD_COVERAGE_THRESHOLD,
+        lookbackDays: config.LIQUIDITY_LOOKBACK_DAYS,
+      }),
+    (m, f) => logger.warn(m, f),
+  );
   assertDelivered(s.relay);
   const result: EodCompleteResult = {
     tradeDate,

@@ -11,6 +11,7 @@ import { parseStepEvent } from '../market/eod/step-event';
 import { providerFromEnv } from '../market/provider';
 import { databaseEnv, readConfig } from '../platform/config';
 import { sharedPool } from '../platform/connections';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { withTelemetry } from '../platform/telemetry';
 
@@ -36,8 +37,12 @@ export interface EodLoadResult {
 
 async function run(event: unknown): Promise<EodLoadResult> {
   const { tradeDate } = parseStepEvent(event);
-  const pool = await sharedPool(env);
-  const s = await runEodLoad({ pool, provider }, { tradeDate, threshold: env.EOD_COVERAGE_THRESHOLD });
+  const pool = await sharedPool(env, 'market');
+  const s = await retryUnit(
+    `eod load ${tradeDate}`,
+    () => runEodLoad({ pool, provider }, { tradeDate, threshold: env.EOD_COVERAGE_THRESHOLD }),
+    (m, f) => logger.warn(m, f),
+  );
   const result: EodLoadResult = {
     tradeDate,
     status: s.status,

@@ -41,7 +41,7 @@ const InputSchema = z
 
 async function run(event: unknown): Promise<DispatchSummary> {
   const input = InputSchema.parse(event ?? {});
-  const pool = await sharedPool(config);
+  const pool = await sharedPool(config, 'market');
   const summary = await dispatchEquityBatches(
     { pool, sender, log: (m, f) => logger.info(m, { ...f }) },
     {

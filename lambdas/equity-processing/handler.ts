@@ -47,7 +47,7 @@ function recordHandlerFor(context: Context) {
         parsed.error.issues.map((i) => i.message).join('; '),
       );
     }
-    const pool = await sharedPool(config);
+    const pool = await sharedPool(config, 'market');
     try {
       const outcome = await processEquityBatch(
         {

@@ -13,6 +13,7 @@ import { type SourceIdentity, sourceId } from '../health/source';
 import { s3 } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
+import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { withTelemetry } from '../platform/telemetry';
 import { type ObjectRef, parseMessage } from './messages';
@@ -43,7 +44,13 @@ export interface FileOutcome {
 
 /** A failure to retry (or, after maxReceiveCount, dead-letter); carries no health values. */
 export class ExportFailedError extends Error {
-  constructor(key: string, disposition: string, cause: { name: string; message: string } | undefined) {
+  constructor(
+    key: string,
+    disposition: string,
+    cause: { name: string; message: string } | undefined,
+    /** A dependency dropped the connection: the handler retries the object at once. */
+    readonly retriable = false,
+  ) {
     super(`${key}: ${disposition}: ${cause?.name ?? 'Error'}: ${cause?.message ?? ''}`);
     this.name = 'ExportFailedError';
   }
@@ -79,7 +86,7 @@ async function processObject(input: {
 }): Promise<FileOutcome> {
   const { source, correlationId } = input;
   const started = performance.now();
-  store ??= new PostgresRecordStore(await sharedPool(config));
+  store ??= new PostgresRecordStore(await sharedPool(config, 'health'));
   let body: Readable;
   try {
     body = await readObject(s3, source);
@@ -109,7 +116,12 @@ async function processObject(input: {
     if (result.disposition === 'drop')
       return outcome(input.sourceId, source, 'dropped', result.recordType, 0, null);
     // retry or alarm: back to the queue; after maxReceiveCount the DLQ (and its alarm) has it.
-    throw new ExportFailedError(source.key, result.disposition, result.error);
+    throw new ExportFailedError(
+      source.key,
+      result.disposition,
+      result.error,
+      result.disposition === 'retry' && result.transient,
+    );
   }
 
   const file = metrics.singleMetric();
@@ -118,6 +130,10 @@ async function processObject(input: {
   metrics.addMetric('RecordsRead', MetricUnit.Count, result.recordsRead);
   metrics.addMetric('FileDuration', MetricUnit.Milliseconds, performance.now() - started);
   if (result.qualityScore !== null) metrics.addMetric('QualityScore', MetricUnit.NoUnit, result.qualityScore);
+  // Same id + same version + different content, decided by the record store's VERSION_RULE.
+  const conflicts =
+    result.status === 'processed' || result.status === 'duplicate' ? (result.records?.conflicts ?? 0) : 0;
+  if (conflicts > 0) metrics.addMetric('RecordConflicts', MetricUnit.Count, conflicts);
   // Identifiers, counts and outcome only: insights, narratives and reasons (which can quote
   // values) stay in the encrypted outputs.
   logger.info('export handled', {
@@ -129,6 +145,7 @@ async function processObject(input: {
     qualityScore: result.qualityScore,
     warnings: result.warnings.length,
     reasons: result.reasons.length,
+    conflicts,
   });
   return outcome(
     result.sourceId,
@@ -166,7 +183,15 @@ async function handleRecord(record: SQSRecord): Promise<FileOutcome[]> {
     }
     const correlationId = ref.correlationId ?? record.messageId;
     logger.appendKeys({ correlationId });
-    outcomes.push(await once({ sourceId: sourceId(source), source, correlationId }));
+    // One object is an idempotent unit (the record store decides its outcome in one transaction):
+    // after a dropped connection it is retried here at once instead of after the visibility timeout.
+    outcomes.push(
+      await retryUnit(
+        `ingest ${source.key}`,
+        () => once({ sourceId: sourceId(source), source, correlationId }),
+        (m, f) => logger.warn(m, f),
+      ),
+    );
   }
   return outcomes;
 }

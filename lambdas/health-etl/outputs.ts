@@ -66,6 +66,16 @@ export function s3OutputSink(s3: S3Client): OutputSink {
     async writeTraining(source, key, body) {
       await putOnce(s3, source.bucket, key, body, 'application/x-ndjson');
     },
+    async writeManifest(source, key, body) {
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: source.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/json',
+        }),
+      );
+    },
     async quarantine(source, plan) {
       const version = source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : '';
       await s3.send(

@@ -7,11 +7,14 @@
 import { type ProcessExportInput, type ProcessExportResult, processExport } from './pipeline';
 import type { QuarantinePlan } from './quarantine';
 import type { SourceIdentity } from './source';
+import { serializeTrainingManifest, TRAINING_MANIFEST_KEY } from './training';
 
 /** Where the ETL's outputs go. Every write must be repeatable: a retry writes the same bytes again. */
 export interface OutputSink {
   /** The training JSONL of a processed export at `key` (the source's bucket or directory). */
   writeTraining(source: SourceIdentity, key: string, body: string): Promise<void>;
+  /** The training manifest snapshot at `key`: REPLACES what is there (unlike the immutable examples). */
+  writeManifest(source: SourceIdentity, key: string, body: string): Promise<void>;
   /** A copy of the source export at `plan.key` and its sidecar at `plan.sidecarKey`. */
   quarantine(source: SourceIdentity, plan: QuarantinePlan): Promise<void>;
 }
@@ -24,6 +27,14 @@ export async function ingestExport(
   if (result.status === 'processed') {
     await sink.writeTraining(input.source, result.trainingKey, result.trainingBody);
     await input.store.completeIngest(result.sourceId);
+    // A snapshot of what is current, rewritten after every example; the record store's table is
+    // the source of truth, so a snapshot written late by a slower worker is corrected by the next.
+    const manifest = await input.store.trainingManifest();
+    await sink.writeTraining(
+      input.source,
+      TRAINING_MANIFEST_KEY,
+      serializeTrainingManifest(manifest, input.now),
+    );
   } else if (result.status === 'quarantined') {
     await sink.quarantine(input.source, result.quarantine);
   }

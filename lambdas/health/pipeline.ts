@@ -14,6 +14,7 @@
  *   drop). Nothing was stored (the unit of work rolled back).
  */
 import { randomUUID } from 'node:crypto';
+import { isTransientFault } from '../platform/faults';
 import { type AvroExport, type AvroInput, type DecodeLimits, openExport } from './decode';
 import { classifyError, type ErrorDisposition, HealthDataError } from './errors';
 import {
@@ -24,12 +25,14 @@ import {
 } from './processors';
 import { planQuarantine, type QuarantinePlan } from './quarantine';
 import type { IngestUnit, RecordStore, StoredRecordInput, UpsertCounts } from './record-store';
-import { toStoredRecord } from './record-store';
+import { createRowEncoder } from './record-store';
 import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
+  createSubjectTracker,
   serializeTrainingExample,
   type TrainingExample,
+  type TrainingSubject,
   trainingKey,
 } from './training';
 import type { HealthRecord, RecordType } from './types';
@@ -93,6 +96,8 @@ interface QuarantineOutput {
 interface Failure {
   readonly error: { name: string; message: string };
   readonly disposition: ErrorDisposition;
+  /** A failure a prompt retry can fix (a dependency dropped the connection), not the data. */
+  readonly transient: boolean;
 }
 /** The other outcomes' fields, absent: readable on any result, set only on their own status. */
 type Absent<T> = { readonly [K in keyof T]?: undefined };
@@ -117,6 +122,8 @@ export interface Analysis {
   /** Latest appRecordFetchTimeEpochMillis of the records (0 when none). */
   readonly fetchTime: number;
   readonly unkeyed: number;
+  /** What a training example of this file is about (domain, origins, local day, partial or not). */
+  readonly subject: TrainingSubject;
   finishProcessing(): { insights: Record<string, unknown>; narrative: string; input: string };
 }
 
@@ -138,14 +145,17 @@ export async function analyseExport(
   const processor = createProcessor(recordType, config.processor);
   let fetchTime = 0;
   let unkeyed = 0;
+  const subject = createSubjectTracker(recordType);
   let chunk: StoredRecordInput[] = [];
+  const toRow = options.onRows ? createRowEncoder(recordType, file.readerVersion) : undefined;
   for await (const block of file.blocks()) {
     for (const record of block.records) {
       validator.add(record);
       processor.add(record);
+      subject.add(record);
       if (record.appRecordFetchTimeEpochMillis > fetchTime) fetchTime = record.appRecordFetchTimeEpochMillis;
-      if (options.onRows) {
-        const row = toStoredRecord(recordType, record);
+      if (toRow) {
+        const row = toRow(record);
         if (row) chunk.push(row);
         else unkeyed++;
       }
@@ -166,6 +176,7 @@ export async function analyseExport(
     validation,
     fetchTime,
     unkeyed,
+    subject: subject.finish(fetchTime),
     finishProcessing() {
       processed ??= processor.finish();
       return processed;
@@ -249,40 +260,58 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             },
           };
         }
-        const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0 };
         const analysis = await analyseExport(file, {
           now: input.now.getTime(),
           config,
-          // A retry of a decided object does not need to touch the records again.
-          onRows:
-            unit.claim.state === 'new'
-              ? async (rows) => {
-                  const c = await unit.upsert(rows);
-                  counts.inserted += c.inserted;
-                  counts.updated += c.updated;
-                  counts.unchanged += c.unchanged;
-                }
-              : undefined,
+          // Rows are staged while the file is read; a retry of a decided object does not need them.
+          onRows: unit.claim.state === 'new' ? (rows) => unit.stage(rows) : undefined,
         });
         recordsRead = analysis.recordsRead;
         const v = analysis.validation;
+        // Quarantined: the staged rows are never merged and the unit rolls back, so a damaged export
+        // cannot change a stored record (nor make the valid re-export of the same records a duplicate).
         if (!v.passed) return { commit: false, value: quarantined(v.blocking, { validation: v }) };
+        const counts: UpsertCounts =
+          unit.claim.state === 'new'
+            ? await unit.merge()
+            : { inserted: 0, updated: 0, unchanged: 0, conflicts: 0 };
 
         let status: 'processed' | 'duplicate';
         let processedAt: string;
         let correlationId: string | null;
         let inserted = counts.inserted;
         let updated = counts.updated;
+        let conflicts = counts.conflicts;
+        const keyDate =
+          analysis.fetchTime ||
+          parseExportName(source.key.slice(source.key.lastIndexOf('/') + 1))?.fetchTimeMillis ||
+          input.now.getTime();
+        const exampleKey = trainingKey(type, source, keyDate);
         if (unit.claim.state === 'new') {
           status = counts.inserted + counts.updated > 0 ? 'processed' : 'duplicate';
           processedAt = input.now.toISOString();
           correlationId = input.correlationId ?? null;
+          const sub = analysis.subject;
           await unit.recordOutcome({
+            example:
+              status === 'processed'
+                ? {
+                    subjectKey: sub.key,
+                    domain: sub.domain,
+                    dataOrigins: sub.dataOrigins,
+                    localDay: sub.localDay,
+                    trainingKey: exampleKey,
+                    fetchMs: analysis.fetchTime,
+                    dayComplete: sub.dayComplete,
+                    asOf: sub.asOf,
+                  }
+                : undefined,
             recordType: type,
             status,
             recordsRead,
             inserted,
             updated,
+            conflicts,
             correlationId,
             processedAt,
             // A duplicate has nothing to write: it is complete as soon as it is decided.
@@ -296,6 +325,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           correlationId = o.correlationId;
           inserted = o.inserted;
           updated = o.updated;
+          conflicts = o.conflicts;
         }
         const { insights, narrative, input: dataInput } = analysis.finishProcessing();
         const base = {
@@ -306,7 +336,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           checks: v.checks,
           warnings: v.warnings,
           insights,
-          records: { inserted, updated, unchanged: counts.unchanged, unkeyed: analysis.unkeyed },
+          records: { inserted, updated, unchanged: counts.unchanged, conflicts, unkeyed: analysis.unkeyed },
         };
         if (status === 'duplicate') {
           return {
@@ -336,11 +366,8 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           dataInput,
           processorVersion: PROCESSOR_VERSION,
           readerSchemaVersion: analysis.readerVersion,
+          subject: analysis.subject,
         });
-        const date =
-          analysis.fetchTime ||
-          parseExportName(source.key.slice(source.key.lastIndexOf('/') + 1))?.fetchTimeMillis ||
-          Date.parse(processedAt);
         return {
           commit: true,
           value: {
@@ -349,7 +376,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             reasons: [`new_data: ${inserted} new and ${updated} updated records`],
             narrative,
             trainingExample: example,
-            trainingKey: trainingKey(type, source, date),
+            trainingKey: exampleKey,
             trainingBody: serializeTrainingExample(example),
           },
         };
@@ -373,6 +400,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
       insights: null,
       error: errorInfo(error),
       disposition,
+      transient: isTransientFault(error),
     };
   }
 }

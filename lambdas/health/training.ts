@@ -6,8 +6,66 @@
  * (bucket, key, version id or ETag): a retry or a parallel worker computes the same key and writes
  * the same bytes, so an example is never lost and never duplicated.
  */
+import { partialDay } from './processors/daily-totals';
+import type { ManifestSubject } from './record-store';
 import { type SourceIdentity, sourceId } from './source';
-import { DOMAINS, type Domain, type RecordType } from './types';
+import { localTime } from './time';
+import { DOMAINS, type Domain, type HealthRecord, type RecordType, recordInterval } from './types';
+
+/**
+ * What an example is about: one current example per (domain, data origins, local day). A later
+ * export of the same subject supersedes the earlier example (record-store.ts `manifestOf`).
+ */
+export interface TrainingSubject {
+  readonly key: string;
+  readonly domain: Domain;
+  readonly dataOrigins: string[];
+  /** Local date (record zone) of the latest record start in the file. */
+  readonly localDay: string;
+  /** False when that day had not ended at the export's fetch time. */
+  readonly dayComplete: boolean;
+  /** Local clock of the export when the day was not complete, "10:27". */
+  readonly asOf: string | null;
+  readonly percentOfDay: number | null;
+}
+
+export function createSubjectTracker(recordType: RecordType): {
+  add(record: HealthRecord): void;
+  finish(fetchTime: number): TrainingSubject;
+} {
+  const origins = new Set<string>();
+  let lastStart = Number.NEGATIVE_INFINITY;
+  let lastZone: string | null = null;
+  return {
+    add(record) {
+      origins.add(record.metadata.dataOriginPackageName);
+      const { start, zone } = recordInterval(recordType, record);
+      if (Number.isFinite(start) && start > lastStart) {
+        lastStart = start;
+        lastZone = zone;
+      }
+    },
+    finish(fetchTime) {
+      const domain = DOMAINS[recordType];
+      const dataOrigins = [...origins].sort();
+      const localDay = Number.isFinite(lastStart) ? localTime(lastStart, lastZone).date : '1970-01-01';
+      const partial = partialDay(localDay, fetchTime, lastZone);
+      return {
+        key: `${domain}|${dataOrigins.join('+')}|${localDay}`,
+        domain,
+        dataOrigins,
+        localDay,
+        dayComplete: partial === null,
+        asOf: partial?.asOf ?? null,
+        percentOfDay: partial?.percentOfDay ?? null,
+      };
+    },
+  };
+}
+
+export type TrainingCategory = 'summary' | 'question' | 'coaching' | 'partial_day' | 'insufficient_data';
+export type ComplexityLevel = 'basic' | 'intermediate' | 'advanced';
+export type ClinicalRelevance = 'low' | 'medium' | 'high';
 
 export interface TrainingMetadata {
   readonly recordType: RecordType;
@@ -25,6 +83,11 @@ export interface TrainingMetadata {
   readonly insights: Record<string, unknown>;
   readonly processorVersion: string;
   readonly readerSchemaVersion: number;
+  readonly subject: TrainingSubject;
+  /** What a trainer filters on (see `classifyExample`). */
+  readonly training_category: TrainingCategory;
+  readonly complexity_level: ComplexityLevel;
+  readonly clinical_relevance: ClinicalRelevance;
 }
 
 export interface TrainingExample {
@@ -48,6 +111,108 @@ export const INSTRUCTIONS: Record<RecordType, string> = {
   ActiveCaloriesBurnedRecord:
     'Summarise this active-energy export in plain English: the daily active calories, how they compare with a 500 kcal target, and practical recommendations.',
 };
+
+/** Instructions a person would write, by category; one is picked per example from its source id. */
+const QUESTIONS: Record<RecordType, string> = {
+  BloodGlucoseRecord: 'How was my blood sugar in this recording, and is there anything I should watch?',
+  HeartRateRecord: 'What does my heart rate in this export say about my resting rate and my exercise?',
+  HeartRateVariabilityRmssdRecord:
+    'Is my heart-rate variability in this export low, normal or high, and what does it mean for recovery?',
+  SleepSessionRecord: 'How well did I sleep according to this export?',
+  StepsRecord: 'How active was I according to these step counts?',
+  ActiveCaloriesBurnedRecord: 'Did I burn enough active calories according to this export?',
+};
+const COACHING: Record<RecordType, string> = {
+  BloodGlucoseRecord:
+    'Act as a diabetes educator: go through these glucose readings with me and give me one or two concrete things to try.',
+  HeartRateRecord:
+    'Act as a fitness coach: use this heart-rate export to tell me how my training and recovery look and what to change.',
+  HeartRateVariabilityRmssdRecord:
+    'Act as a recovery coach: read this overnight HRV export and tell me how to plan my training today.',
+  SleepSessionRecord:
+    'Act as a sleep coach: review this sleep export and suggest what I could change tonight.',
+  StepsRecord: 'Act as a walking coach: look at these step counts and help me plan tomorrow.',
+  ActiveCaloriesBurnedRecord:
+    'Act as a fitness coach: look at my active calories and suggest how to reach my target.',
+};
+const PARTIAL: Record<RecordType, string> = {
+  BloodGlucoseRecord: INSTRUCTIONS_PARTIAL('glucose'),
+  HeartRateRecord: INSTRUCTIONS_PARTIAL('heart rate'),
+  HeartRateVariabilityRmssdRecord: INSTRUCTIONS_PARTIAL('heart-rate variability'),
+  SleepSessionRecord: INSTRUCTIONS_PARTIAL('sleep'),
+  StepsRecord: 'How am I doing on steps so far today?',
+  ActiveCaloriesBurnedRecord: 'How many active calories have I burned so far today?',
+};
+function INSTRUCTIONS_PARTIAL(what: string): string {
+  return `The day is not over yet: what does my ${what} data so far show?`;
+}
+const INSUFFICIENT =
+  'Summarise this export, and say plainly if it holds too little data to draw conclusions.';
+
+/** Minimum readings for a summary to be meaningful; below it the example teaches "not enough data". */
+const MIN_READINGS: Partial<Record<RecordType, number>> = {
+  BloodGlucoseRecord: 36, // 3 hours of 5-minute CGM readings
+  HeartRateVariabilityRmssdRecord: 7, // the HRV trend rule's own minimum
+};
+
+/**
+ * Category, complexity and clinical relevance of an example, from what the pipeline computed:
+ * - category: insufficient_data (fewer readings than MIN_READINGS), partial_day (the day had not
+ *   ended at the export), else summary / question / coaching, picked from the source id so a
+ *   retry writes the same example and the set holds all three in about equal shares;
+ * - complexity: advanced with several data origins, excluded out-of-range values or warnings;
+ *   intermediate with more than 50 records; else basic;
+ * - clinical relevance: high when the narrative refers the person to a clinician, medium when it
+ *   recommends a change, low when it says to keep the routine.
+ */
+export function classifyExample(t: {
+  recordType: RecordType;
+  sourceId: string;
+  recordsProcessed: number;
+  subject: TrainingSubject;
+  warnings: readonly string[];
+  insights: Record<string, unknown>;
+  narrative: string;
+}): {
+  training_category: TrainingCategory;
+  complexity_level: ComplexityLevel;
+  clinical_relevance: ClinicalRelevance;
+  instruction: string;
+} {
+  let category: TrainingCategory;
+  let instruction: string;
+  if (t.recordsProcessed < (MIN_READINGS[t.recordType] ?? 1)) {
+    category = 'insufficient_data';
+    instruction = INSUFFICIENT;
+  } else if (!t.subject.dayComplete) {
+    category = 'partial_day';
+    instruction = PARTIAL[t.recordType];
+  } else {
+    let h = 0;
+    for (let i = 0; i < t.sourceId.length; i++) h = (h * 31 + t.sourceId.charCodeAt(i)) >>> 0;
+    const pick = h % 3;
+    category = pick === 0 ? 'summary' : pick === 1 ? 'question' : 'coaching';
+    instruction =
+      pick === 0 ? INSTRUCTIONS[t.recordType] : pick === 1 ? QUESTIONS[t.recordType] : COACHING[t.recordType];
+  }
+  const complexity: ComplexityLevel =
+    t.subject.dataOrigins.length > 1 || t.insights.excludedOutOfRange !== undefined || t.warnings.length > 0
+      ? 'advanced'
+      : t.recordsProcessed > 50
+        ? 'intermediate'
+        : 'basic';
+  const relevance: ClinicalRelevance = /clinician/i.test(t.narrative)
+    ? 'high'
+    : /Recommendation: keep/.test(t.narrative) && !/Recommendation: keep[^.]*;/.test(t.narrative)
+      ? 'low'
+      : 'medium';
+  return {
+    training_category: category,
+    complexity_level: complexity,
+    clinical_relevance: relevance,
+    instruction,
+  };
+}
 
 function datePath(epochMillis: number): string {
   const d = new Date(epochMillis).toISOString();
@@ -80,13 +245,20 @@ export interface TrainingInput {
   readonly dataInput: string;
   readonly processorVersion: string;
   readonly readerSchemaVersion: number;
+  readonly subject: TrainingSubject;
 }
 
 export function buildTrainingExample(t: TrainingInput): TrainingExample {
+  const sid = sourceId(t.source);
+  const c = classifyExample({ ...t, sourceId: sid });
+  const output =
+    c.training_category === 'insufficient_data'
+      ? `There is not enough data here for a reliable summary: only ${t.recordsProcessed} reading${t.recordsProcessed === 1 ? '' : 's'}. What the data shows: ${t.narrative}`
+      : t.narrative;
   return {
-    instruction: INSTRUCTIONS[t.recordType],
+    instruction: c.instruction,
     input: t.dataInput,
-    output: t.narrative,
+    output,
     metadata: {
       recordType: t.recordType,
       domain: DOMAINS[t.recordType],
@@ -108,8 +280,44 @@ export function buildTrainingExample(t: TrainingInput): TrainingExample {
       insights: t.insights,
       processorVersion: t.processorVersion,
       readerSchemaVersion: t.readerSchemaVersion,
+      subject: t.subject,
+      training_category: c.training_category,
+      complexity_level: c.complexity_level,
+      clinical_relevance: c.clinical_relevance,
     },
   };
+}
+
+/** Where the manifest of current training examples is written (beside the examples). */
+export const TRAINING_MANIFEST_KEY = 'training/manifest.json';
+
+/**
+ * The manifest: per subject (domain, data origins, local day) the current example's key and the
+ * superseded ones. A trainer reads only `current`; the superseded objects stay as versions.
+ */
+export function serializeTrainingManifest(subjects: readonly ManifestSubject[], generatedAt: Date): string {
+  const entry = (e: ManifestSubject['current']) => ({
+    key: e.trainingKey,
+    sourceId: e.sourceId,
+    fetchedAt: new Date(e.fetchMs).toISOString(),
+    dayComplete: e.dayComplete,
+    asOf: e.asOf,
+  });
+  return `${JSON.stringify(
+    {
+      generatedAt: generatedAt.toISOString(),
+      subjects: subjects.map((s) => ({
+        subject: s.subjectKey,
+        domain: s.current.domain,
+        dataOrigins: s.current.dataOrigins,
+        localDay: s.current.localDay,
+        current: entry(s.current),
+        superseded: s.superseded.map(entry),
+      })),
+    },
+    null,
+    2,
+  )}\n`;
 }
 
 /** One JSON object per line (JSONL), newline-terminated. */

@@ -12,9 +12,17 @@
  * - in-range share: share of measured values inside the physiological ranges.
  * - temporal order: 1.0 when records (and samples/stages inside records) are in time order, else 0.7.
  *
- * Blocking: no records, completeness < 0.5, score < threshold (unreadable containers and unknown or
- * unresolvable schemas never get here: decode throws). Warnings: completeness < 0.8, in-range share
- * < 0.9, unordered times, more than 100,000 records, file over 100 MB.
+ * Blocking: no records, completeness < 0.5, in-range share < 0.5, score < threshold (unreadable
+ * containers and unknown or unresolvable schemas never get here: decode throws). Warnings:
+ * completeness < 0.8, in-range share < 0.9, unordered times, more than 100,000 records, file over
+ * 100 MB.
+ *
+ * Why the in-range share blocks on its own: its weight is 0.2, so a file whose every value is
+ * impossible (9999 mg/dL) still scores 0.3 + 0.3 + 0 + 0.2 = 0.8 and would pass the 0.7 threshold.
+ * A file where most measured values are physiologically impossible is a broken export, not a sick
+ * person; 0.5 is the point where impossible values are the majority. Files between 0.5 and 0.9 pass
+ * with a warning, and their out-of-range values are left out of every clinical figure
+ * (processors/index.ts).
  */
 import { isKnownZone } from './time';
 import type {
@@ -45,10 +53,18 @@ export const RANGES: Record<RecordType, { min: number; max: number; unit: string
   ActiveCaloriesBurnedRecord: { min: 0, max: 10_000, unit: 'kcal', what: 'active energy per record' },
 };
 
+/** Whether a measured value is inside the physiological range of its record type. */
+export function inPhysiologicalRange(recordType: RecordType, value: number): boolean {
+  const r = RANGES[recordType];
+  return Number.isFinite(value) && value >= r.min && value <= r.max;
+}
+
 export interface ValidationConfig {
   /** Minimum quality score to accept a file (default 0.7). */
   readonly threshold: number;
   readonly blockingCompleteness: number;
+  /** Share of measured values inside the physiological range below which the file is quarantined. */
+  readonly blockingInRangeShare: number;
   readonly warnCompleteness: number;
   readonly warnInRangeShare: number;
   readonly warnRecords: number;
@@ -60,6 +76,7 @@ export interface ValidationConfig {
 export const DEFAULT_VALIDATION: Omit<ValidationConfig, 'now'> = {
   threshold: 0.7,
   blockingCompleteness: 0.5,
+  blockingInRangeShare: 0.5,
   warnCompleteness: 0.8,
   warnInRangeShare: 0.9,
   warnRecords: 100_000,
@@ -331,6 +348,11 @@ export function createValidator(
         if (checks.completeness < cfg.blockingCompleteness) {
           blocking.push(
             `incomplete: only ${pct(checks.completeness)} of required fields present (minimum ${pct(cfg.blockingCompleteness)})`,
+          );
+        }
+        if (checks.inRangeShare < cfg.blockingInRangeShare) {
+          blocking.push(
+            `out_of_range: only ${pct(checks.inRangeShare)} of ${range.what} values within ${range.min}-${range.max} ${range.unit} (minimum ${pct(cfg.blockingInRangeShare)}; ${c.belowRange} below, ${c.aboveRange} above, ${c.values - c.valuesInRange - c.belowRange - c.aboveRange} not a number)`,
           );
         }
         if (score < cfg.threshold) {

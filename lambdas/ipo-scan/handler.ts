@@ -9,6 +9,7 @@ import { parseStepEvent } from '../market/eod/step-event';
 import { type IpoScanSummary, runIpoScan } from '../market/ipo/scan';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { retryUnit } from '../platform/faults';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
@@ -25,15 +26,20 @@ const provider = providerFromEnv();
 async function run(event: unknown): Promise<IpoScanSummary> {
   const { tradeDate: date } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, 'ipo_scan');
-  const summary = await runIpoScan(
-    { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
-    {
-      date,
-      maxNew: config.IPO_SCAN_MAX_NEW,
-      maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
-      detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
-      backfillDays: config.BACKFILL_DAYS,
-    },
+  const summary = await retryUnit(
+    `ipo scan ${date}`,
+    () =>
+      runIpoScan(
+        { ...runtime, provider, log: (m, f) => logger.info(m, { ...f }) },
+        {
+          date,
+          maxNew: config.IPO_SCAN_MAX_NEW,
+          maxArchiveFraction: config.IPO_SCAN_MAX_ARCHIVE_FRACTION,
+          detailsConcurrency: config.IPO_SCAN_DETAILS_CONCURRENCY,
+          backfillDays: config.BACKFILL_DAYS,
+        },
+      ),
+    (m, f) => logger.warn(m, f),
   );
   metrics.addMetric('IpoScanNewSymbols', 'Count', summary.processed);
   metrics.addMetric('IpoScanDetailFailures', 'Count', summary.failed);

@@ -29,7 +29,17 @@ export const databaseEnv = {
   DB_HOST: z.string().optional(),
   DB_PORT: z.coerce.number().int().default(5432),
   DB_NAME: z.string().optional(),
+  /** The RDS Proxy requires TLS; only the deploy rehearsal's stage (the machine's PostgreSQL) disables it. */
+  DB_TLS: z.enum(['required', 'disabled']).default('required'),
   PG_SCHEMA: z.string().optional(),
+  /**
+   * Locally: connect as the component's login role (schemas/sql/0090_roles.sql) instead of the user
+   * in DATABASE_URL. In AWS the secret in DB_SECRET_ARN is already the component's own.
+   */
+  DATABASE_COMPONENT_ROLES: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
 };
 
 /** Redis: REDIS_URL locally; in AWS the ElastiCache primary endpoint plus the AUTH token secret. */
@@ -38,6 +48,8 @@ export const redisEnv = {
   REDIS_HOST: z.string().optional(),
   REDIS_PORT: z.coerce.number().int().default(6379),
   REDIS_AUTH_SECRET_ARN: z.string().optional(),
+  /** ElastiCache requires TLS and AUTH; only the deploy rehearsal's stage (the machine's Redis) has neither. */
+  REDIS_TLS: z.enum(['required', 'disabled']).default('required'),
 };
 
 export type DatabaseEnv = z.infer<z.ZodObject<typeof databaseEnv>>;

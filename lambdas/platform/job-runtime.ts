@@ -42,7 +42,7 @@ export interface JobRuntime {
 
 /** The container's runtime for a service name (the envelope's `service`). */
 export async function jobRuntime(config: JobConfig, sqs: SQSClient, service: string): Promise<JobRuntime> {
-  const [pool, redis] = await Promise.all([sharedPool(config), sharedRedis(config)]);
+  const [pool, redis] = await Promise.all([sharedPool(config, 'market'), sharedRedis(config)]);
   const bus = new EventBus({ client: redis, service, namespace: config.EVENT_BUS_NAMESPACE });
   const transport = outboxTransport({ bus, redis, sqs, queueUrl: (queue) => queueUrl(sqs, queue) });
   return { pool, redis, bus, transport };

@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { Queryable } from '../market/sql/db';
 import type { Channel } from './event-bus';
+import { retryTransient } from './faults';
 
 export type Destination = { readonly channel: Channel } | { readonly queue: string };
 
@@ -108,6 +109,8 @@ export interface RelayOptions {
   readonly retentionDays?: number;
   /** How long a claim keeps other relays off a row (must exceed one batch's delivery time). */
   readonly leaseSeconds?: number;
+  /** How long one message's delivery is retried after transient faults before it is released. */
+  readonly retryBudgetMs?: number;
 }
 
 /**
@@ -173,17 +176,27 @@ export async function relayOutbox(
       };
       try {
         const d = message.destination;
-        if ('channel' in d) {
-          if (message.attempts > 0 && (await transport.alreadyPublished(d.channel, message.messageId))) {
-            recovered++;
-          } else {
-            await transport.publish(d.channel, message);
-            delivered++;
-          }
-        } else {
-          await transport.sendToQueue(d.queue, message);
-          delivered++;
-        }
+        // A Redis or SQS endpoint that drops out for a moment is waited for here (the row is
+        // leased to this relay); a longer outage leaves the row for the next relay.
+        const outcome = await retryTransient(
+          async (attempt): Promise<'recovered' | 'delivered'> => {
+            if ('channel' in d) {
+              if (
+                (message.attempts > 0 || attempt > 1) &&
+                (await transport.alreadyPublished(d.channel, message.messageId))
+              ) {
+                return 'recovered';
+              }
+              await transport.publish(d.channel, message);
+              return 'delivered';
+            }
+            await transport.sendToQueue(d.queue, message);
+            return 'delivered';
+          },
+          { budgetMs: options.retryBudgetMs ?? 15_000 },
+        );
+        if (outcome === 'recovered') recovered++;
+        else delivered++;
         published.push(r.id);
       } catch (error) {
         failed++;

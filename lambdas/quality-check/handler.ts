@@ -18,6 +18,7 @@ import {
   runQualityCheck,
 } from '../market/quality';
 import { sqs } from '../platform/aws';
+import { retryUnit } from '../platform/faults';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { logger, metrics } from '../platform/powertools';
 import { withTelemetry } from '../platform/telemetry';
@@ -34,7 +35,12 @@ const provider = providerFromEnv();
 async function run(event: unknown): Promise<QualitySummary> {
   const { tradeDate } = parseStepEvent(event, { defaultSession: 'previous' });
   const { pool, transport } = await jobRuntime(env, sqs, QUALITY_SERVICE);
-  const summary = await runQualityCheck({ pool, transport, provider, config }, tradeDate);
+  // Idempotent per date (alerts upserted, messages deduplicated in the outbox): safe to retry here.
+  const summary = await retryUnit(
+    `quality check ${tradeDate}`,
+    () => runQualityCheck({ pool, transport, provider, config }, tradeDate),
+    (m, f) => logger.warn(m, f),
+  );
   logger.info('quality check done', {
     tradeDate,
     status: summary.status,

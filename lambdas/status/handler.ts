@@ -30,7 +30,7 @@ const elastiCache = config.REDIS_REPLICATION_GROUP_ID
 async function run(): Promise<StatusReport> {
   const report = await checkPipeline({
     stage: config.STAGE,
-    pool: () => sharedPool(config),
+    pool: () => sharedPool(config, 'app'),
     redis: () => sharedRedis(config),
     s3,
     bucket: config.DATA_BUCKET,

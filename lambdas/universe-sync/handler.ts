@@ -10,6 +10,7 @@
 import { parseStepEvent } from '../market/eod/step-event';
 import { runUniverseSync, SYNC_SERVICE, type TaskTotals } from '../market/universe-sync/sync';
 import { sqs } from '../platform/aws';
+import { retryUnit } from '../platform/faults';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { assertDelivered } from '../platform/outbox';
 import { logger, metrics } from '../platform/powertools';
@@ -33,7 +34,11 @@ export interface UniverseSyncResult {
 async function run(event: unknown): Promise<UniverseSyncResult> {
   const { tradeDate, force } = parseStepEvent(event);
   const runtime = await jobRuntime(config, sqs, SYNC_SERVICE);
-  const s = await runUniverseSync(runtime, { tradeDate, force });
+  const s = await retryUnit(
+    `universe sync ${tradeDate}`,
+    () => runUniverseSync(runtime, { tradeDate, force }),
+    (m, f) => logger.warn(m, f),
+  );
   assertDelivered(s.relay);
   const result: UniverseSyncResult = {
     tradeDate,

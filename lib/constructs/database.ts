@@ -35,6 +35,12 @@ export interface DatabaseProps {
    * @default 30
    */
   readonly rotationDays?: number;
+  /**
+   * Login roles that get a secret of their own (generated password, KMS-encrypted, attached to the
+   * instance), which the proxy also accepts: one per component (schemas/sql/0090_roles.sql).
+   * @default none
+   */
+  readonly loginUsers?: readonly string[];
 }
 
 /**
@@ -45,6 +51,8 @@ export class Database extends Construct {
   readonly instance: rds.DatabaseInstance;
   readonly proxy: rds.DatabaseProxy;
   readonly secret: secretsmanager.ISecret;
+  /** Login user -> its secret ({ username, password, host, ... }). */
+  readonly logins: ReadonlyMap<string, secretsmanager.ISecret>;
   readonly securityGroup: ec2.SecurityGroup;
   readonly proxySecurityGroup: ec2.SecurityGroup;
 
@@ -120,8 +128,21 @@ export class Database extends Construct {
       automaticallyAfter: Duration.days(rotationDays),
       vpcSubnets: props.subnets,
     });
+    const logins = new Map<string, secretsmanager.ISecret>();
+    for (const username of props.loginUsers ?? []) {
+      const login = new rds.DatabaseSecret(this, `Login-${username}`, { username, encryptionKey: props.key });
+      logins.set(username, login.attach(this.instance));
+      acknowledge(login, {
+        'AwsSolutions-SMG4':
+          'component login: the migrate function applies the secret to its role on every deploy; automatic rotation of these is a follow-up (README)',
+        'HIPAA.Security-SecretsManagerRotationEnabled':
+          'component login: the migrate function applies the secret to its role on every deploy; automatic rotation of these is a follow-up (README)',
+      });
+    }
+    this.logins = logins;
     this.proxy = this.instance.addProxy('Proxy', {
-      secrets: [this.secret],
+      // The admin (migrations) and each component's own login.
+      secrets: [this.secret, ...logins.values()],
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       securityGroups: [this.proxySecurityGroup],

@@ -39,6 +39,12 @@ export interface EodChainProps {
   readonly minute: number;
   /** IANA time zone of the exchange, e.g. America/New_York. */
   readonly timeZone: string;
+  /**
+   * Start every N minutes instead of the weekday cron: for an emulator, which ignores a cron's time
+   * zone (config `emulator.eodEveryMinutes`).
+   * @default the weekday cron above
+   */
+  readonly everyMinutes?: number;
   /** Encrypts the dead-letter queue. */
   readonly messagesKey: kms.IKey;
   /** Encrypts the state machine's log group. */
@@ -168,12 +174,15 @@ export class EodChain extends Construct {
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
       description: 'EOD chain, weekdays after the close; market holidays end at the first step',
       scheduleGroup: props.scheduleGroup,
-      schedule: scheduler.ScheduleExpression.cron({
-        minute: String(props.minute),
-        hour: String(props.hour),
-        weekDay: 'MON-FRI',
-        timeZone: TimeZone.of(props.timeZone),
-      }),
+      schedule:
+        props.everyMinutes === undefined
+          ? scheduler.ScheduleExpression.cron({
+              minute: String(props.minute),
+              hour: String(props.hour),
+              weekDay: 'MON-FRI',
+              timeZone: TimeZone.of(props.timeZone),
+            })
+          : scheduler.ScheduleExpression.rate(Duration.minutes(props.everyMinutes)),
       target: new schedulerTargets.StepFunctionsStartExecution(this.stateMachine, {
         // No date: the first step takes the session that just closed in New York.
         input: scheduler.ScheduleTargetInput.fromObject({}),

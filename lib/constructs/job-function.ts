@@ -28,11 +28,21 @@ export interface ProviderAccess {
  * secrets every function reads. Built once by the compute stack.
  */
 export interface FunctionPlatform {
-  readonly vpc: ec2.IVpc;
-  /** The only sources the database proxy and Redis admit. */
-  readonly securityGroups: readonly ec2.ISecurityGroup[];
-  /** Subnets without any route to the internet (AWS services through VPC endpoints). */
-  readonly isolatedSubnets: ec2.SubnetSelection;
+  /**
+   * The VPC functions run in.
+   * @default none: only an emulator stage, whose functions are local processes (EMULATOR_OMISSIONS)
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * The only sources the database proxy and Redis admit.
+   * @default none (no VPC)
+   */
+  readonly securityGroups?: readonly ec2.ISecurityGroup[];
+  /**
+   * Subnets without any route to the internet (AWS services through VPC endpoints).
+   * @default none (no VPC)
+   */
+  readonly isolatedSubnets?: ec2.SubnetSelection;
   /**
    * Subnets with NAT egress, for functions that call the provider.
    * @default none: a definition with `needsInternet` is rejected
@@ -135,9 +145,13 @@ export class JobFunction extends Construct {
       architecture: lambda.Architecture.ARM_64,
       timeout: Duration.seconds(definition.timeoutSeconds),
       memorySize: definition.memoryMb,
-      vpc: platform.vpc,
-      vpcSubnets: definition.needsInternet ? platform.egressSubnets : platform.isolatedSubnets,
-      securityGroups: [...platform.securityGroups],
+      ...(platform.vpc
+        ? {
+            vpc: platform.vpc,
+            vpcSubnets: definition.needsInternet ? platform.egressSubnets : platform.isolatedSubnets,
+            securityGroups: [...(platform.securityGroups ?? [])],
+          }
+        : {}),
       environment,
       environmentEncryption: platform.encryptionKey,
       tracing: lambda.Tracing.ACTIVE,
@@ -168,6 +182,12 @@ export class JobFunction extends Construct {
     this.bindSecrets(...(platform.secrets ?? []), ...(provider ? [provider.apiKey] : []));
     acknowledge(this, {
       ...LAMBDA_FINDINGS,
+      ...(platform.vpc
+        ? {}
+        : {
+            'HIPAA.Security-LambdaInsideVPC':
+              'emulator stage only (deploy rehearsal): functions run as local processes; every AWS stage has a VPC',
+          }),
       ...(props.asyncDeadLetterQueue
         ? {}
         : {
@@ -246,7 +266,7 @@ function validate(
     throw new Error(`${name}: memoryMb must be an integer from 128 to 10240 (Lambda), got ${memoryMb}`);
   if (!Number.isInteger(reserved) || reserved < 1)
     throw new Error(`${name}: reservedConcurrentExecutions must be a positive integer, got ${reserved}`);
-  if (definition.needsInternet && !platform.egressSubnets)
+  if (definition.needsInternet && platform.vpc && !platform.egressSubnets)
     throw new Error(`${name}: needsInternet requires the platform's egressSubnets (NAT); none were given`);
   if (definition.needsInternet && !platform.provider)
     throw new Error(`${name}: needsInternet requires the platform's provider access (URL, rate, API key)`);

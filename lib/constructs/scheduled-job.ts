@@ -19,6 +19,11 @@ export interface ScheduledJobProps {
    * @default 2
    */
   readonly retryAttempts?: number;
+  /**
+   * Overrides the definition's rate: an emulator stage fires its jobs sooner so a rehearsal sees it.
+   * @default the definition's everyMinutes
+   */
+  readonly everyMinutes?: number;
 }
 
 /**
@@ -32,7 +37,7 @@ export class ScheduledJob extends Construct {
   constructor(scope: Construct, id: string, props: ScheduledJobProps) {
     super(scope, id);
     const { definition } = props;
-    const every = definition.everyMinutes;
+    const every = props.everyMinutes ?? definition.everyMinutes;
     if (every === undefined)
       throw new Error(
         `scheduled job "${definition.id}": everyMinutes is required (the rate of its schedule)`,

@@ -7,6 +7,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
+import type { DatabaseComponent } from '../../lambdas/platform/database-components';
 import type { StageConfig } from '../config';
 import { Dashboard } from '../constructs/dashboard';
 import { EodChain } from '../constructs/eod-chain';
@@ -16,6 +17,7 @@ import { QueueConsumer } from '../constructs/queue-consumer';
 import { ScheduledJob } from '../constructs/scheduled-job';
 import { acknowledge } from '../nag';
 import { CONSUMERS, type ConsumerDefinition, queuesSentToBy } from '../topology';
+import { HEALTH_CONSUMERS } from '../topology/health';
 import { EOD_CHAIN, SCHEDULED_JOBS } from '../topology/jobs';
 import { MIGRATE, STATUS } from '../topology/operations';
 import type { DataStack } from './data-stack';
@@ -68,11 +70,16 @@ export class ComputeStack extends Stack {
     if (config.alarmEmail)
       this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
 
+    const network = data.functionNetwork;
     const platform: FunctionPlatform = {
-      vpc: data.vpc,
-      securityGroups: [data.functionSecurityGroup],
-      isolatedSubnets: data.isolatedSubnets,
-      egressSubnets: data.egressSubnets,
+      ...(network
+        ? {
+            vpc: network.vpc,
+            securityGroups: [network.securityGroup],
+            isolatedSubnets: network.isolatedSubnets,
+            egressSubnets: network.egressSubnets,
+          }
+        : {}),
       encryptionKey: data.key,
       logRetentionDays: config.logRetentionDays,
       removalPolicy,
@@ -81,15 +88,10 @@ export class ComputeStack extends Stack {
         POWERTOOLS_METRICS_NAMESPACE: 'Tickstock',
         LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG',
         DATA_BUCKET: data.bucket.bucketName,
-        DB_SECRET_ARN: data.databaseSecret.secretArn,
-        DB_HOST: data.proxy.endpoint,
-        DB_NAME: config.database.databaseName,
-        REDIS_HOST: data.redis.attrPrimaryEndPointAddress,
-        REDIS_PORT: data.redis.attrPrimaryEndPointPort,
-        REDIS_AUTH_SECRET_ARN: data.redisAuthSecret.secretArn,
+        ...data.stores.environment,
       },
-      // What every pipeline function may use: the database and Redis credentials.
-      secrets: [data.databaseSecret, data.redisAuthSecret],
+      // What every pipeline function may use: the Redis credentials (database: its own login below).
+      secrets: data.stores.secrets,
       provider: {
         baseUrl: config.marketData.baseUrl,
         callsPerMinute: config.marketData.callsPerMinute,
@@ -97,10 +99,21 @@ export class ComputeStack extends Stack {
       },
     };
 
+    // Each function connects as its component's database role, with that role's secret only.
+    const platformFor = (component: DatabaseComponent | 'owner'): FunctionPlatform => {
+      const secret =
+        component === 'owner' ? data.stores.databaseOwner : data.stores.databaseLogins[component];
+      return {
+        ...platform,
+        environment: { ...platform.environment, DB_SECRET_ARN: secret.secretArn },
+        secrets: [...(platform.secrets ?? []), secret],
+      };
+    };
+
     this.consumers = (props.consumers ?? CONSUMERS).map((definition) => {
       const consumer = new QueueConsumer(this, definition.id, {
         definition,
-        platform,
+        platform: platformFor(HEALTH_CONSUMERS.some((c) => c.id === definition.id) ? 'health' : 'market'),
         queueKey: this.messagesKey,
         alarmTopic: this.alarmTopic,
       });
@@ -110,18 +123,28 @@ export class ComputeStack extends Stack {
 
     this.migration = new MigrationTrigger(this, MIGRATE.id, {
       definition: MIGRATE,
-      platform,
-      executeAfter: [data.database, data.proxy],
+      platform: platformFor('owner'),
+      executeAfter: data.stores.ready,
     });
     for (const consumer of this.consumers) consumer.node.addDependency(this.migration);
 
+    // The owner applies each login secret's password to its role (lambdas/migrate).
+    const logins = data.stores.databaseLogins;
+    this.migration.job.bindSecrets(...Object.values(logins));
+    this.migration.job.function.addEnvironment(
+      'DB_LOGIN_SECRET_ARNS',
+      this.toJsonString(Object.fromEntries(Object.entries(logins).map(([c, s]) => [c, s.secretArn]))),
+    );
+
     this.status = new JobFunction(this, STATUS.id, {
       definition: STATUS,
-      platform,
+      platform: platformFor('app'),
       reservedConcurrentExecutions: STATUS.reservedConcurrency,
       serviceName: 'status',
       environment: {
-        REDIS_REPLICATION_GROUP_ID: data.redis.ref,
+        ...(data.stores.redisReplicationGroupId
+          ? { REDIS_REPLICATION_GROUP_ID: data.stores.redisReplicationGroupId }
+          : {}),
         QUEUE_URLS: this.toJsonString(
           Object.fromEntries(
             this.consumers.flatMap((c) => [
@@ -137,7 +160,7 @@ export class ComputeStack extends Stack {
     this.scheduleGroup = new scheduler.ScheduleGroup(this, 'EodSchedules', { removalPolicy });
     // EOD steps: one function each, a run at a time.
     const steps = EOD_CHAIN.map(
-      (definition) => new JobFunction(this, definition.id, { definition, platform }),
+      (definition) => new JobFunction(this, definition.id, { definition, platform: platformFor('market') }),
     );
     this.eodChain = new EodChain(this, 'EodChain', {
       steps: EOD_CHAIN.map((definition, i) => ({
@@ -149,6 +172,7 @@ export class ComputeStack extends Stack {
       hour: config.schedules.eodHour,
       minute: config.schedules.eodMinute,
       timeZone: config.schedules.timezone,
+      everyMinutes: config.emulator?.eodEveryMinutes,
       messagesKey: this.messagesKey,
       logsKey: data.key,
       alarmTopic: this.alarmTopic,
@@ -159,9 +183,10 @@ export class ComputeStack extends Stack {
       (definition) =>
         new ScheduledJob(this, definition.id, {
           definition,
-          platform,
+          platform: platformFor('market'),
           scheduleGroup: this.scheduleGroup,
           deadLetterQueue: this.eodChain.deadLetterQueue,
+          everyMinutes: config.emulator?.scheduledJobsEveryMinutes,
         }),
     );
 
@@ -233,6 +258,8 @@ export class ComputeStack extends Stack {
       consumer.queue.grant(fn, 'sqs:GetQueueAttributes');
       consumer.deadLetterQueue.grant(fn, 'sqs:GetQueueAttributes');
     }
+    const replicationGroupId = data.stores.redisReplicationGroupId;
+    if (!replicationGroupId) return;
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['elasticache:DescribeReplicationGroups'],
@@ -240,7 +267,7 @@ export class ComputeStack extends Stack {
           Stack.of(this).formatArn({
             service: 'elasticache',
             resource: 'replicationgroup',
-            resourceName: data.redis.ref,
+            resourceName: replicationGroupId,
             arnFormat: ArnFormat.COLON_RESOURCE_NAME,
           }),
         ],

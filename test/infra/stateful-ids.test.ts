@@ -42,6 +42,12 @@ const PINNED_PROD = {
     'AWS::S3::Bucket DataBucketAccessLogsC7D55B3F',
     'AWS::S3::Bucket DataBucketBD860FE1',
     'AWS::SecretsManager::Secret CacheAuthToken04672416',
+    // One login secret per database component (schemas/sql/0090_roles.sql).
+    'AWS::SecretsManager::Secret DatabaseLogintickstockapplogin37A423A5',
+    'AWS::SecretsManager::Secret DatabaseLogintickstockhealthloginAE3B7891',
+    'AWS::SecretsManager::Secret DatabaseLogintickstockmarketlogin9E450429',
+    'AWS::SecretsManager::Secret DatabaseLogintickstockrouterlogin5594F439',
+    'AWS::SecretsManager::Secret DatabaseLogintickstocktradingloginECC56B83',
     'AWS::SecretsManager::Secret MarketDataApiKeyD70EA247',
     'AWS::SecretsManager::Secret TickstockprodDataDatabaseInstanceSecretB99648543fdaad7efa858a3daf9490cf0a702aeb',
   ],
@@ -84,5 +90,32 @@ describe('stateful logical ids', () => {
     // Assess
     expect(data).toEqual(PINNED_PROD.data);
     expect(compute).toEqual(PINNED_PROD.compute);
+  });
+});
+
+describe('database credentials per component', () => {
+  it('each function gets its own component login as DB_SECRET_ARN; only the migrate function gets the admin secret', () => {
+    // Prepare
+    const compute = Template.fromStack(prod.compute).toJSON().Resources as Record<
+      string,
+      { Type: string; Properties?: { Environment?: { Variables?: Record<string, unknown> } } }
+    >;
+    const data = Template.fromStack(prod.data).toJSON().Resources as Record<string, { Type: string }>;
+    const secretOf = (v: unknown) => JSON.stringify(v);
+
+    // Act
+    const byFunction = Object.entries(compute)
+      .filter(([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties?.Environment?.Variables?.DB_HOST)
+      .map(([id, r]) => [id, secretOf(r.Properties?.Environment?.Variables?.DB_SECRET_ARN)] as const);
+
+    // Assess
+    const admin = byFunction.filter(([, s]) => s.includes('DatabaseInstanceSecret'));
+    expect(admin.map(([id]) => id.startsWith('Migrate'))).toEqual([true]);
+    const health = byFunction.filter(([id]) => id.startsWith('HealthEtl'));
+    expect(health.length).toBeGreaterThan(0);
+    expect(health.every(([, s]) => s.includes('DatabaseLogintickstockhealthlogin'))).toBe(true);
+    const backfill = byFunction.filter(([id]) => id.startsWith('Backfill'));
+    expect(backfill.every(([, s]) => s.includes('DatabaseLogintickstockmarketlogin'))).toBe(true);
+    expect(Object.keys(data).filter((id) => id.startsWith('DatabaseLogin')).length).toBeGreaterThanOrEqual(5);
   });
 });

@@ -12,7 +12,7 @@ import {
   type ProcessorResult,
   pctOf,
 } from './common';
-import { type DayTotal, dailyTotals, type TotalRecord } from './daily-totals';
+import { type DayTotal, dailyTotals, dayLabel, PARTIAL_DAY_NOTE, type TotalRecord } from './daily-totals';
 
 export type CaloriesBand = 'low' | 'light' | 'moderate' | 'high' | 'very_high';
 
@@ -33,8 +33,9 @@ const BAND_LABEL: Record<CaloriesBand, string> = {
 };
 
 export interface CaloriesDayInsights extends DayTotal {
-  band: CaloriesBand;
-  percentOfTarget: number;
+  /** Null on a partial day: a running total is not graded. */
+  band: CaloriesBand | null;
+  percentOfTarget: number | null;
 }
 
 export interface ActiveCaloriesInsights {
@@ -55,6 +56,7 @@ export function createActiveCaloriesProcessor(
         end: r.endTimeEpochMillis,
         zone: r.startZoneOffsetId,
         value: r.energyInKilocalories,
+        fetch: r.appRecordFetchTimeEpochMillis,
       });
     },
     finish(): ProcessorResult {
@@ -62,8 +64,8 @@ export function createActiveCaloriesProcessor(
       const days = dailyTotals(records, 'kcal').map((d) => ({
         ...d,
         total: Math.round(d.total * 10) / 10,
-        band: caloriesBand(d.total),
-        percentOfTarget: pctOf(d.total, target),
+        band: d.partial ? null : caloriesBand(d.total),
+        percentOfTarget: d.partial ? null : pctOf(d.total, target),
       }));
       const insights: ActiveCaloriesInsights = {
         recordType: 'ActiveCaloriesBurnedRecord',
@@ -75,15 +77,22 @@ export function createActiveCaloriesProcessor(
         if (d.origins.length === 1) {
           const o = d.origins[0];
           lines.push(
-            `Active energy on ${d.date}: ${int(d.total)} kcal from ${o?.origin} (${o?.window} local).`,
+            `Active energy on ${dayLabel(d)}: ${int(d.total)} kcal from ${o?.origin} (${o?.window} local).`,
           );
         } else {
           lines.push(
-            `Active energy on ${d.date} was reported by ${d.origins.length} apps: ${joinList(d.origins.map((o) => `${o.origin} ${int(o.total)} kcal (${o.window} local)`))}; they are not added, the day's figure is the highest, ${int(d.total)} kcal from ${d.chosenOrigin}.`,
+            `Active energy on ${dayLabel(d)} was reported by ${d.origins.length} apps: ${joinList(d.origins.map((o) => `${o.origin} ${int(o.total)} kcal (${o.window} local)`))}; they are not added, the day's figure is the highest, ${int(d.total)} kcal from ${d.chosenOrigin}.`,
           );
         }
+        if (d.partial || d.band === null || d.percentOfTarget === null) {
+          lines.push(PARTIAL_DAY_NOTE);
+          lines.push('Recommendation: read the full day once it has ended.');
+          return lines.join(' ');
+        }
+        const band = d.band;
+        const percentOfTarget = d.percentOfTarget;
         lines.push(
-          `That is ${Math.round(d.percentOfTarget)} % of the ${int(target)} kcal target: ${BAND_LABEL[d.band]}.`,
+          `That is ${Math.round(percentOfTarget)} % of the ${int(target)} kcal target: ${BAND_LABEL[band]}.`,
         );
         lines.push(
           d.total < target

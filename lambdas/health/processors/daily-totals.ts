@@ -6,6 +6,10 @@
  * the day's figure is the HIGHEST origin total, because a source that was not carried or worn
  * undercounts while none overcounts the same movement. Within one origin, records of the same
  * local day are summed (an app may write hourly or partial-day records).
+ *
+ * A day that had not ended when the data was exported (the records' appRecordFetchTimeEpochMillis
+ * is before the next local midnight) is a partial day: its total is "as of HH:MM, N % of the day"
+ * and is never graded against a daily target, because 1,210 steps by 10:27 is not a sedentary day.
  */
 import { localClock, localTime } from '../time';
 import { getOrCreate, int, joinList } from './common';
@@ -16,6 +20,15 @@ export interface TotalRecord {
   readonly end: number;
   readonly zone: string | null;
   readonly value: number;
+  /** appRecordFetchTimeEpochMillis: when the app read the data. */
+  readonly fetch: number;
+}
+
+export interface PartialDay {
+  /** Local clock of the export, "10:27". */
+  asOf: string;
+  /** Share of the local day that had passed at the export, whole percent. */
+  percentOfDay: number;
 }
 
 export interface OriginDay {
@@ -33,12 +46,38 @@ export interface DayTotal {
   chosenOrigin: string;
   total: number;
   reconciliation: string;
+  /** Null when the day had ended before the export. */
+  partial: PartialDay | null;
 }
+
+const DAY_MS = 86_400_000;
+
+/** Whether the local day `date` had ended at `fetch`, seen in `zone`. */
+export function partialDay(date: string, fetch: number, zone: string | null): PartialDay | null {
+  if (!(fetch > 0)) return null;
+  const local = localTime(fetch, zone);
+  if (local.date > date) return null;
+  const elapsed = local.date < date ? 0 : local.minuteOfDay / (DAY_MS / 60_000);
+  const hh = String(local.hour).padStart(2, '0');
+  const mm = String(local.minute).padStart(2, '0');
+  return { asOf: `${hh}:${mm}`, percentOfDay: Math.round(elapsed * 100) };
+}
+
+/** "Steps on 2025-11-03" or "Steps on 2025-11-03 as of 10:27 (44 % of the day)". */
+export function dayLabel(d: Pick<DayTotal, 'date' | 'partial'>): string {
+  return d.partial ? `${d.date} as of ${d.partial.asOf} (${d.partial.percentOfDay} % of the day)` : d.date;
+}
+
+export const PARTIAL_DAY_NOTE =
+  'The day had not ended when the data was exported, so this is a running total and is not compared with the daily target.';
 
 export function dailyTotals(records: readonly TotalRecord[], unit: string): DayTotal[] {
   const days = new Map<
     string,
-    Map<string, { total: number; records: number; start: number; end: number; zone: string | null }>
+    Map<
+      string,
+      { total: number; records: number; start: number; end: number; zone: string | null; fetch: number }
+    >
   >();
   for (const r of records) {
     const date = localTime(r.start, r.zone).date;
@@ -49,7 +88,9 @@ export function dailyTotals(records: readonly TotalRecord[], unit: string): DayT
       start: r.start,
       end: r.end,
       zone: r.zone,
+      fetch: r.fetch,
     }));
+    acc.fetch = Math.max(acc.fetch, r.fetch);
     acc.total += r.value;
     acc.records++;
     acc.start = Math.min(acc.start, r.start);
@@ -72,6 +113,8 @@ export function dailyTotals(records: readonly TotalRecord[], unit: string): DayT
           : `${origins.length} apps reported this day (${joinList(
               ranked.map((o) => `${o.origin} ${int(o.total)} ${unit} over ${o.window}`),
             )}); they cover different windows and wear time, so they are not added; using the highest, ${chosen.origin}`;
-      return { date, origins, chosenOrigin: chosen.origin, total: chosen.total, reconciliation };
+      const chosenAcc = byOrigin.get(chosen.origin);
+      const partial = chosenAcc ? partialDay(date, chosenAcc.fetch, chosenAcc.zone) : null;
+      return { date, origins, chosenOrigin: chosen.origin, total: chosen.total, reconciliation, partial };
     });
 }

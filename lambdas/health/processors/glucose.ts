@@ -13,6 +13,12 @@
  * counted as episodes (>= 15 min below 70). eA1c and GMI are labelled indicative when the data
  * covers less than 14 days (they are defined on >= 14 days). Data sufficiency (share of expected
  * 5-minute readings) is reported, and the recorded zone is stated ("Z" means times are UTC).
+ *
+ * Local time: the glucose sensor app writes "Z" (UTC) while the person lives at another offset, so
+ * a "Z" reading does not say what time of day it was for the person. Fasting and overnight windows
+ * are therefore assessed only on readings with a real local offset, and claimed only when the
+ * window is at least half covered (24 of the 48 readings of 06:00-09:59, 48 of the 96 of
+ * 22:00-05:59). Otherwise the narrative says they were not assessed, and why.
  */
 import { describeZone, localClock, localHourIndex, localMinuteOfDay } from '../time';
 import type { BloodGlucoseRecord } from '../types';
@@ -73,7 +79,16 @@ interface OriginAcc {
   fasting: Running;
   overnight: Running;
   zones: Map<string, number>;
+  /** Readings recorded in UTC ("Z") or without a zone: their local time of day is unknown. */
+  withoutLocalTime: number;
 }
+
+const UTC_NAMES = new Set(['Z', 'UTC', 'GMT', '+00:00', '-00:00']);
+/** A recorded offset that tells the person's local time (UTC as written by a sensor app does not). */
+const hasLocalOffset = (zone: string | null): boolean => zone !== null && zone !== '' && !UTC_NAMES.has(zone);
+
+const FASTING_MIN_READINGS = 24;
+const OVERNIGHT_MIN_READINGS = 48;
 
 export interface GlucoseOriginInsights {
   readings: number;
@@ -96,8 +111,16 @@ export interface GlucoseOriginInsights {
   control: GlycemicControl;
   controlBeforeHypoglycemiaCheck: GlycemicControl;
   lowEpisodes: number;
-  fasting: { readings: number; meanMgDl: number | null; window: '06:00-09:59' };
-  overnight: { readings: number; meanMgDl: number | null; minMgDl: number | null; window: '22:00-05:59' };
+  /** Readings whose local time of day is unknown (recorded in UTC): outside every window. */
+  readingsWithoutLocalTime: number;
+  fasting: { readings: number; meanMgDl: number | null; window: '06:00-09:59'; assessed: boolean };
+  overnight: {
+    readings: number;
+    meanMgDl: number | null;
+    minMgDl: number | null;
+    window: '22:00-05:59';
+    assessed: boolean;
+  };
   estimatedA1cPercent: number;
   gmiPercent: number;
   a1cIndicativeOnly: boolean;
@@ -132,6 +155,7 @@ export function createGlucoseProcessor(): Processor<BloodGlucoseRecord> {
         fasting: new Running(),
         overnight: new Running(),
         zones: new Map(),
+        withoutLocalTime: 0,
       }));
       const v = r.levelInMilligramsPerDeciliter;
       acc.times.push(r.timeEpochMillis);
@@ -140,9 +164,11 @@ export function createGlucoseProcessor(): Processor<BloodGlucoseRecord> {
       acc.classes[glucoseClass(v)]++;
       const zone = r.zoneOffsetId ?? '';
       acc.zones.set(zone, (acc.zones.get(zone) ?? 0) + 1);
-      const minute = localMinuteOfDay(r.timeEpochMillis, r.zoneOffsetId);
-      if (minute >= 360 && minute < 600) acc.fasting.add(v);
-      if (minute >= 1320 || minute < 360) acc.overnight.add(v);
+      if (hasLocalOffset(r.zoneOffsetId)) {
+        const minute = localMinuteOfDay(r.timeEpochMillis, r.zoneOffsetId);
+        if (minute >= 360 && minute < 600) acc.fasting.add(v);
+        if (minute >= 1320 || minute < 360) acc.overnight.add(v);
+      } else acc.withoutLocalTime++;
     },
 
     finish(): ProcessorResult {
@@ -225,16 +251,19 @@ function summarise(acc: OriginAcc): GlucoseOriginInsights {
     control: control.grade,
     controlBeforeHypoglycemiaCheck: control.baseGrade,
     lowEpisodes: episodes,
+    readingsWithoutLocalTime: acc.withoutLocalTime,
     fasting: {
       readings: acc.fasting.n,
       meanMgDl: acc.fasting.n ? round1(acc.fasting.mean) : null,
       window: '06:00-09:59',
+      assessed: acc.fasting.n >= FASTING_MIN_READINGS,
     },
     overnight: {
       readings: acc.overnight.n,
       meanMgDl: acc.overnight.n ? round1(acc.overnight.mean) : null,
       minMgDl: acc.overnight.n ? round1(acc.overnight.min) : null,
       window: '22:00-05:59',
+      assessed: acc.overnight.n >= OVERNIGHT_MIN_READINGS,
     },
     estimatedA1cPercent: round1(estimatedA1c(mean)),
     gmiPercent: round1(gmi(mean)),
@@ -257,8 +286,10 @@ function narrate(ins: GlucoseInsights): string {
     lines.push(
       `Continuous glucose monitoring from ${origin}: ${int(g.readings)} readings from ${g.firstReading} to ${g.lastReading} (${zone}), covering ${hoursMinutes(g.spanHours * 60)} with ${fmt1(g.dataSufficiencyPercent)} % of the expected 5-minute readings.`,
     );
-    if (g.zone === 'Z')
-      lines.push('The sensor records its time zone as UTC, so times of day below are UTC as recorded.');
+    if (g.readingsWithoutLocalTime > 0)
+      lines.push(
+        'The sensor records its times in UTC and the export carries no local time zone, so times are shown in UTC as recorded and no fasting or overnight window is assessed from them.',
+      );
     lines.push(
       `Average glucose was ${fmt1(g.meanMgDl)} mg/dL (standard deviation ${fmt1(g.sdMgDl)}, coefficient of variation ${fmt1(g.cvPercent)} %), ranging from ${fmt1(g.minMgDl)} to ${fmt1(g.maxMgDl)} mg/dL.`,
     );
@@ -285,12 +316,12 @@ function narrate(ins: GlucoseInsights): string {
         `There ${g.lowEpisodes === 1 ? 'was 1 low episode' : `were ${g.lowEpisodes} low episodes`} (at least 15 minutes below 70 mg/dL).`,
       );
     }
-    if (g.fasting.meanMgDl !== null) {
+    if (g.fasting.assessed && g.fasting.meanMgDl !== null) {
       lines.push(
         `In the fasting window (06:00-09:59) the average was ${fmt1(g.fasting.meanMgDl)} mg/dL over ${g.fasting.readings} readings${g.fasting.meanMgDl > 100 ? ', above the 100 mg/dL fasting reference' : ''}.`,
       );
     }
-    if (g.overnight.meanMgDl !== null && g.overnight.minMgDl !== null) {
+    if (g.overnight.assessed && g.overnight.meanMgDl !== null && g.overnight.minMgDl !== null) {
       lines.push(
         `Overnight (22:00-06:00) the average was ${fmt1(g.overnight.meanMgDl)} mg/dL with a lowest reading of ${fmt1(g.overnight.minMgDl)} mg/dL${g.overnight.minMgDl < 70 ? ', a nocturnal low' : ''}.`,
       );
@@ -306,7 +337,10 @@ function narrate(ins: GlucoseInsights): string {
       recs.push(
         'review the low readings with a clinician, since time below range exceeds the consensus target',
       );
-    } else if (g.lowEpisodes > 0 || (g.overnight.minMgDl !== null && g.overnight.minMgDl < 70)) {
+    } else if (
+      g.lowEpisodes > 0 ||
+      (g.overnight.assessed && g.overnight.minMgDl !== null && g.overnight.minMgDl < 70)
+    ) {
       recs.push('note when the low readings happened and what preceded them');
     }
     if (g.timeAboveRangePercent > 25) recs.push('look at meals or activity around the high readings');

@@ -4,7 +4,8 @@
  *
  * Rules kept: classes (<40, 40-59, 60-99 normal, 100-119 elevated, 120-149 tachycardia range,
  * >= 150 severe); zones by % of max HR (default 180): <60, 60-70, 70-80, 80-90, >= 90; resting HR =
- * mean of the lowest 20 % of overnight samples (22:00-05:59 local) below 80 bpm; exercise = a run of
+ * mean of the lowest 20 % of overnight samples (22:00-05:59 local; no 80 bpm cap, see
+ * restingHeartRate) and the overnight mean reported beside it; exercise = a run of
  * >= 10 min of samples >= 100 bpm.
  *
  * Improvements: a "run" needs samples no more than 2 min apart (two spot readings 10 min apart are
@@ -51,9 +52,14 @@ export function heartRateZone(bpm: number, maxHeartRate: number): HeartRateZone 
   return '90_plus';
 }
 
-/** Mean of the lowest 20 % of overnight samples below 80 bpm; null without such samples. */
+/**
+ * Resting heart rate: the mean of the lowest 20 % of the overnight (22:00-05:59 local) samples,
+ * null without overnight samples. Never from daytime spot readings, and without the replaced
+ * system's "< 80 bpm" filter: that filter hid a sleeping heart rate of 90 bpm (and then fell back
+ * on daytime readings), which is exactly the finding a clinician needs to see.
+ */
 export function restingHeartRate(overnight: ArrayLike<number>): number | null {
-  const calm = Array.from(overnight).filter((b) => b < 80);
+  const calm = Array.from(overnight);
   if (calm.length === 0) return null;
   calm.sort((a, b) => a - b);
   const k = Math.max(1, Math.ceil(calm.length * 0.2));
@@ -137,6 +143,8 @@ export interface HeartRateOriginInsights {
   classes: Record<HeartRateClass, number>;
   zonesPercent: Record<HeartRateZone, number>;
   overnightSamples: number;
+  /** Mean of every overnight (22:00-05:59 local) sample: the heart rate while usually asleep. */
+  overnightMeanBpm: number | null;
   restingBpm: number | null;
   exercise: ExerciseBout[];
   exerciseMinutes: number;
@@ -261,6 +269,9 @@ function summarise(acc: OriginAcc, maxHeartRate: number): HeartRateOriginInsight
       '90_plus': pctOf(zones['90_plus'], n),
     },
     overnightSamples: acc.overnight.length,
+    overnightMeanBpm: acc.overnight.length
+      ? round1(acc.overnight.view().reduce((a, b) => a + b, 0) / acc.overnight.length)
+      : null,
     restingBpm: resting === null ? null : round1(resting),
     exercise: bouts,
     exerciseMinutes: bouts.reduce((a, b) => a + b.minutes, 0),
@@ -302,6 +313,11 @@ function narrate(ins: HeartRateInsights): string {
         `${h.elevatedAtRest} sample${h.elevatedAtRest > 1 ? 's were' : ' was'} at or above 100 bpm outside any exercise bout.`,
       );
     }
+    if (h.overnightMeanBpm !== null) {
+      lines.push(
+        `Overnight (22:00-05:59 local, when usually asleep) heart rate averaged ${h.overnightMeanBpm.toFixed(1)} bpm over ${h.overnightSamples} samples${h.overnightMeanBpm >= 80 ? ', high for sleep' : ''}.`,
+      );
+    }
     if (h.classes.below_40 > 0) lines.push(`${h.classes.below_40} samples were below 40 bpm.`);
     parts.push(lines.join(' '));
   }
@@ -319,14 +335,16 @@ function narrate(ins: HeartRateInsights): string {
       `Resting heart rate was ${r.toFixed(1)} bpm (${band}), the mean of the lowest 20 % of overnight samples from ${ins.restingFrom}.`,
     );
   } else {
-    parts.push('Resting heart rate could not be estimated: no overnight samples below 80 bpm.');
+    parts.push(
+      'Resting heart rate was not estimated: there are no overnight samples, and daytime readings are not a resting measure.',
+    );
   }
   const recs: string[] = [];
   const all = Object.values(ins.origins);
   const atRest = all.reduce((a, h) => a + h.elevatedAtRest, 0);
   const exerciseMinutes = all.reduce((a, h) => a + h.exerciseMinutes, 0);
-  if (ins.restingBpm !== null && ins.restingBpm >= 100)
-    recs.push('discuss the high resting heart rate with a clinician');
+  if (ins.restingBpm !== null && ins.restingBpm >= 80)
+    recs.push('discuss the high heart rate during the night with a clinician');
   if (ins.restingBpm !== null && ins.restingBpm < 40)
     recs.push('mention the very low resting heart rate to a clinician if it comes with dizziness or fatigue');
   if (atRest > 5) recs.push('note what was happening during the fast readings outside exercise');

@@ -1,5 +1,22 @@
-/** One processor per record type. */
-import type { HealthRecord, RecordType } from '../types';
+/**
+ * One processor per record type, behind one physiological-range gate.
+ *
+ * The gate is the rule "out-of-range values never enter clinical statistics": a glucose reading of
+ * 9999 mg/dL, a 300 bpm sample or a 30 h sleep session is counted and named, then left out of every
+ * mean, band, total and trend. It lives here, once, so no processor can forget it. The validator
+ * quarantines files where such values are the majority (validate.ts); this handles the minority.
+ */
+import type {
+  ActiveCaloriesBurnedRecord,
+  BloodGlucoseRecord,
+  HealthRecord,
+  HeartRateRecord,
+  HeartRateVariabilityRmssdRecord,
+  RecordType,
+  SleepSessionRecord,
+  StepsRecord,
+} from '../types';
+import { inPhysiologicalRange, RANGES } from '../validate';
 import { createActiveCaloriesProcessor } from './active-calories';
 import { DEFAULT_PROCESSOR_CONFIG, type Processor, type ProcessorConfig } from './common';
 import { createGlucoseProcessor } from './glucose';
@@ -19,6 +36,75 @@ export function createProcessor(
   recordType: RecordType,
   config: ProcessorConfig = DEFAULT_PROCESSOR_CONFIG,
 ): Processor<HealthRecord> {
+  return withPhysiologicalRange(recordType, createUngatedProcessor(recordType, config));
+}
+
+const HOUR_MS = 3_600_000;
+
+/** The record with only its in-range values, or null when none is left; counts what it drops. */
+function gate(recordType: RecordType, record: HealthRecord, drop: (n: number) => void): HealthRecord | null {
+  const ok = (v: number) => inPhysiologicalRange(recordType, v);
+  const single = (v: number) => {
+    if (ok(v)) return record;
+    drop(1);
+    return null;
+  };
+  switch (recordType) {
+    case 'BloodGlucoseRecord':
+      return single((record as BloodGlucoseRecord).levelInMilligramsPerDeciliter);
+    case 'HeartRateVariabilityRmssdRecord':
+      return single((record as HeartRateVariabilityRmssdRecord).heartRateVariabilityRmssd);
+    case 'StepsRecord':
+      return single((record as StepsRecord).count);
+    case 'ActiveCaloriesBurnedRecord':
+      return single((record as ActiveCaloriesBurnedRecord).energyInKilocalories);
+    case 'SleepSessionRecord': {
+      const s = record as SleepSessionRecord;
+      return single((s.endTimeEpochMillis - s.startTimeEpochMillis) / HOUR_MS);
+    }
+    case 'HeartRateRecord': {
+      const h = record as HeartRateRecord;
+      let bad = 0;
+      for (const x of h.samples) if (!ok(x.beatsPerMinute)) bad++;
+      if (bad === 0) return record;
+      drop(bad);
+      if (bad === h.samples.length) return null;
+      return { ...h, samples: h.samples.filter((x) => ok(x.beatsPerMinute)) };
+    }
+  }
+}
+
+function withPhysiologicalRange(
+  recordType: RecordType,
+  inner: Processor<HealthRecord>,
+): Processor<HealthRecord> {
+  let excluded = 0;
+  const drop = (n: number) => {
+    excluded += n;
+  };
+  return {
+    add(record) {
+      const kept = gate(recordType, record, drop);
+      if (kept) inner.add(kept);
+    },
+    finish() {
+      const result = inner.finish();
+      if (excluded === 0) return result;
+      const r = RANGES[recordType];
+      const note = `${excluded.toLocaleString('en-US')} ${r.what} value${excluded === 1 ? '' : 's'} outside the physiological range ${r.min}-${r.max} ${r.unit} ${excluded === 1 ? 'was' : 'were'} left out of every figure below.`;
+      return {
+        insights: {
+          ...result.insights,
+          excludedOutOfRange: { values: excluded, range: `${r.min}-${r.max} ${r.unit}` },
+        },
+        narrative: `${note}\n\n${result.narrative}`,
+        input: `${note}\n${result.input}`,
+      };
+    },
+  };
+}
+
+function createUngatedProcessor(recordType: RecordType, config: ProcessorConfig): Processor<HealthRecord> {
   switch (recordType) {
     case 'BloodGlucoseRecord':
       return createGlucoseProcessor() as Processor<HealthRecord>;

@@ -13,7 +13,7 @@ import {
   type ProcessorResult,
   pctOf,
 } from './common';
-import { type DayTotal, dailyTotals, type TotalRecord } from './daily-totals';
+import { type DayTotal, dailyTotals, dayLabel, PARTIAL_DAY_NOTE, type TotalRecord } from './daily-totals';
 
 export type StepsBand = 'sedentary' | 'low_active' | 'somewhat_active' | 'active' | 'highly_active';
 
@@ -34,8 +34,9 @@ const BAND_LABEL: Record<StepsBand, string> = {
 };
 
 export interface StepsDayInsights extends DayTotal {
-  band: StepsBand;
-  percentOfTarget: number;
+  /** Null on a partial day: a running total is not graded. */
+  band: StepsBand | null;
+  percentOfTarget: number | null;
 }
 
 export interface StepsInsights {
@@ -56,31 +57,39 @@ export function createStepsProcessor(
         end: r.endTimeEpochMillis,
         zone: r.startZoneOffsetId,
         value: r.count,
+        fetch: r.appRecordFetchTimeEpochMillis,
       });
     },
     finish(): ProcessorResult {
       const target = config.stepsTarget;
       const days = dailyTotals(records, 'steps').map((d) => ({
         ...d,
-        band: stepsBand(d.total),
-        percentOfTarget: pctOf(d.total, target),
+        band: d.partial ? null : stepsBand(d.total),
+        percentOfTarget: d.partial ? null : pctOf(d.total, target),
       }));
       const insights: StepsInsights = { recordType: 'StepsRecord', target, days };
       const parts = days.map((d) => {
         const lines: string[] = [];
         if (d.origins.length === 1) {
           const o = d.origins[0];
-          lines.push(`Steps on ${d.date}: ${int(d.total)} from ${o?.origin} (${o?.window} local).`);
+          lines.push(`Steps on ${dayLabel(d)}: ${int(d.total)} from ${o?.origin} (${o?.window} local).`);
         } else {
           lines.push(
-            `Steps on ${d.date} were reported by ${d.origins.length} apps: ${joinList(d.origins.map((o) => `${o.origin} ${int(o.total)} (${o.window} local)`))}.`,
+            `Steps on ${dayLabel(d)} were reported by ${d.origins.length} apps: ${joinList(d.origins.map((o) => `${o.origin} ${int(o.total)} (${o.window} local)`))}.`,
           );
           lines.push(
             `The apps count different windows and wear time, so the totals are not added; the day's figure is the highest, ${int(d.total)} from ${d.chosenOrigin}.`,
           );
         }
+        if (d.partial || d.band === null || d.percentOfTarget === null) {
+          lines.push(PARTIAL_DAY_NOTE);
+          lines.push('Recommendation: read the full day once it has ended.');
+          return lines.join(' ');
+        }
+        const band = d.band;
+        const percentOfTarget = d.percentOfTarget;
         lines.push(
-          `That is ${Math.round(d.percentOfTarget)} % of the ${int(target)}-step target: ${BAND_LABEL[d.band]}.`,
+          `That is ${Math.round(percentOfTarget)} % of the ${int(target)}-step target: ${BAND_LABEL[band]}.`,
         );
         const missing = target - d.total;
         lines.push(

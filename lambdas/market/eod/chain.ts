@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import type { EventBus } from '../../platform/event-bus';
+import { faultSummary, type RetryOptions, retryTransient } from '../../platform/faults';
 import type { OutboxTransport } from '../../platform/outbox';
 import { type IsoDate, isTradingDay } from '../calendar';
 import { type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
@@ -24,6 +25,10 @@ export interface EodChainDeps {
   readonly log?: (line: string) => void;
   /** Called before each step (progress display; tests take a snapshot before the sync). */
   readonly beforeStep?: (step: EodStep) => Promise<void> | void;
+  /** In-process retry of a step after a transient fault (budget, back-off). */
+  readonly retry?: Omit<RetryOptions, 'onRetry'>;
+  /** Called on each retry of a step (the fault suite counts them). */
+  readonly onRetry?: (step: EodStep, error: unknown) => void;
 }
 
 export type EodStep = 'load' | 'ipo_scan' | 'quality' | 'complete' | 'sync';
@@ -53,6 +58,16 @@ const s1 = (x: number) => x.toFixed(2);
 export async function runEodChain(deps: EodChainDeps, options: EodChainOptions): Promise<EodChainResult> {
   const log = deps.log ?? (() => undefined);
   const { tradeDate } = options;
+  // Every step is idempotent per trade date: a dropped connection retries the step at once (the
+  // Step Functions retry is the fallback when a dependency stays down past the budget).
+  const step = <T>(name: EodStep, run: () => Promise<T>): Promise<T> =>
+    retryTransient(run, {
+      ...deps.retry,
+      onRetry: (error, attempt, delayMs) => {
+        log(`    ${name}: ${faultSummary(error)}; retry ${attempt} in ${delayMs} ms`);
+        deps.onRetry?.(name, error);
+      },
+    });
   if (!isTradingDay(tradeDate)) {
     const reason = notTradingReason(tradeDate);
     log(`eod ${tradeDate}: skipped, ${reason}`);
@@ -60,10 +75,12 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
   }
 
   await deps.beforeStep?.('load');
-  const load = await runEodLoad(deps, {
-    tradeDate,
-    ...(options.threshold ? { threshold: options.threshold } : {}),
-  });
+  const load = await step('load', () =>
+    runEodLoad(deps, {
+      tradeDate,
+      ...(options.threshold ? { threshold: options.threshold } : {}),
+    }),
+  );
   log(
     `1/5 load      ${tradeDate}: ${load.barsReceived} bars received, ${load.inserted} inserted, ${load.updated} updated, ` +
       `${load.unchanged} unchanged, ${load.barsRejected} rejected; coverage ${((load.validation?.coverage ?? 0) * 100).toFixed(2)} % (${s1(load.seconds)} s)`,
@@ -71,9 +88,8 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
 
   await deps.beforeStep?.('ipo_scan');
   const ipo = deps.transportFor('ipo_scan');
-  const ipoScan = await runIpoScan(
-    { pool: deps.pool, provider: deps.provider, transport: ipo.transport },
-    { date: tradeDate },
+  const ipoScan = await step('ipo_scan', () =>
+    runIpoScan({ pool: deps.pool, provider: deps.provider, transport: ipo.transport }, { date: tradeDate }),
   );
   log(
     `2/5 ipo scan  ${tradeDate}: ${ipoScan.processed} new, ${ipoScan.archived} archived, ${ipoScan.reactivated} reactivated, ` +
@@ -81,14 +97,16 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
   );
 
   await deps.beforeStep?.('quality');
-  const quality = await runQualityCheck(
-    {
-      pool: deps.pool,
-      transport: deps.transportFor(QUALITY_SERVICE).transport,
-      provider: deps.provider,
-      ...(deps.qualityConfig ? { config: deps.qualityConfig } : {}),
-    },
-    tradeDate,
+  const quality = await step('quality', () =>
+    runQualityCheck(
+      {
+        pool: deps.pool,
+        transport: deps.transportFor(QUALITY_SERVICE).transport,
+        provider: deps.provider,
+        ...(deps.qualityConfig ? { config: deps.qualityConfig } : {}),
+      },
+      tradeDate,
+    ),
   );
   log(
     `3/5 quality   ${tradeDate}: ${quality.symbolsChecked} symbols, ${quality.totalAlerts} alerts (${quality.inserted} new), ` +
@@ -96,9 +114,12 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
   );
 
   await deps.beforeStep?.('complete');
-  const complete = await completeEod(
-    { pool: deps.pool, transport: deps.transportFor(EOD_SERVICE).transport },
-    { tradeDate, ...(options.threshold ? { threshold: options.threshold } : {}) },
+  const eodTransport = deps.transportFor(EOD_SERVICE).transport;
+  const complete = await step('complete', () =>
+    completeEod(
+      { pool: deps.pool, transport: eodTransport },
+      { tradeDate, ...(options.threshold ? { threshold: options.threshold } : {}) },
+    ),
   );
   log(
     `4/5 eod signal ${tradeDate}: ${complete.status} ${complete.signal?.symbols_with_bar}/${complete.signal?.tracked_symbols} tracked symbols with a bar, ` +
@@ -106,9 +127,12 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
   );
 
   await deps.beforeStep?.('sync');
-  const sync = await runUniverseSync(
-    { pool: deps.pool, transport: deps.transportFor(SYNC_SERVICE).transport },
-    { tradeDate, force: options.force ?? false },
+  const syncTransport = deps.transportFor(SYNC_SERVICE).transport;
+  const sync = await step('sync', () =>
+    runUniverseSync(
+      { pool: deps.pool, transport: syncTransport },
+      { tradeDate, force: options.force ?? false },
+    ),
   );
   const tasks = Object.entries(sync.byTask)
     .map(([t, n]) => `${t} +${n.added}/-${n.removed}`)

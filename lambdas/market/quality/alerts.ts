@@ -8,7 +8,19 @@
  * that found it. So the daily runs that keep seeing the same episode update one alert instead of
  * adding one per day, and price/volume findings are keyed by the bar's own date.
  */
-import { type IsoDate, nextTradingDay, tradingDaysBetween } from '../calendar';
+import { CALENDAR_MIN_YEAR, type IsoDate, nextTradingDay, tradingDaysBetween } from '../calendar';
+
+/**
+ * Sessions from `since` to `tradeDate`, counting from the calendar's first year when `since` is
+ * older: providers report listing dates long before 1990 (IBM, GE), and a symbol without bars is
+ * judged from its listing date, which the calendar cannot place. The count is then a lower bound,
+ * thousands of sessions, far past every staleness threshold, so the alert is the same.
+ */
+function sessionsSince(since: IsoDate, tradeDate: IsoDate): number {
+  const floor = `${CALENDAR_MIN_YEAR}-01-01`;
+  return tradingDaysBetween(since < floor ? floor : since, tradeDate);
+}
+
 import type { Split } from '../provider';
 import type { QualityConfig } from './config';
 import type { BarFindingRow, CoverageRow } from './sql';
@@ -284,7 +296,7 @@ export function coverageAlerts(
     )
       holes.push({ lastBar: row.last_before, closingBar: at(row.first_n) });
     for (const h of holes) {
-      const missing = tradingDaysBetween(h.lastBar, h.closingBar) - 1;
+      const missing = sessionsSince(h.lastBar, h.closingBar) - 1;
       const from = nextTradingDay(h.lastBar);
       alerts.push({
         alertType: 'data_gap',
@@ -303,7 +315,7 @@ export function coverageAlerts(
     const lastBar = row.last_n !== null ? at(row.last_n) : row.last_before;
     let stale = false;
     if (lastBar) {
-      const since = tradingDaysBetween(lastBar, tradeDate);
+      const since = sessionsSince(lastBar, tradeDate);
       if (since > config.staleness.afterSessions) {
         stale = true;
         alerts.push({
@@ -320,7 +332,7 @@ export function coverageAlerts(
       }
     } else {
       // Never a bar: judged from the listing date when known.
-      const since = row.list_date ? tradingDaysBetween(row.list_date, tradeDate) : Number.POSITIVE_INFINITY;
+      const since = row.list_date ? sessionsSince(row.list_date, tradeDate) : Number.POSITIVE_INFINITY;
       if (since > config.staleness.afterSessions) {
         stale = true;
         alerts.push({

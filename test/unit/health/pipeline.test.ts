@@ -94,6 +94,21 @@ function pipelineContract(name: string, make: () => Promise<RecordStore>) {
       }
     });
 
+    it('training examples carry category, complexity and clinical relevance, with varied instructions', () => {
+      const examples = first.flatMap((r) => (r.trainingExample ? [r.trainingExample] : []));
+      expect(examples).toHaveLength(23);
+      for (const e of examples) {
+        expect(['summary', 'question', 'coaching', 'partial_day', 'insufficient_data']).toContain(
+          e.metadata.training_category,
+        );
+        expect(['basic', 'intermediate', 'advanced']).toContain(e.metadata.complexity_level);
+        expect(['low', 'medium', 'high']).toContain(e.metadata.clinical_relevance);
+      }
+      const categories = new Set(examples.map((e) => e.metadata.training_category));
+      expect(categories.size).toBeGreaterThanOrEqual(3);
+      expect(new Set(examples.map((e) => e.instruction)).size).toBeGreaterThan(6);
+    });
+
     it('the three near-identical glucose syncs are duplicates without training output', () => {
       const dups = first.filter((r) => r.status === 'duplicate');
       expect(dups.map((r) => r.file)).toEqual(sampleFiles('BloodGlucoseRecord').slice(2));

@@ -63,6 +63,55 @@ function reading(
   };
 }
 
+describe('physiological-range gate', () => {
+  it('out-of-range glucose readings never enter the mean, SD, classes or A1c, and the narrative says so', () => {
+    // Prepare: 60 plausible readings at 100-159 mg/dL and 40 at 9999.
+    const t0 = Date.UTC(2025, 10, 3, 12);
+    const records = Array.from({ length: 100 }, (_, i) => reading(t0 + i * 300_000, i < 60 ? 100 + i : 9999));
+
+    // Act
+    const result = run('BloodGlucoseRecord', records);
+
+    // Assess
+    const g = (result.insights as unknown as GlucoseInsights).origins['com.dexcom.g7'];
+    expect(g?.readings).toBe(60);
+    expect(g?.maxMgDl).toBe(159);
+    expect(g?.meanMgDl).toBe(129.5);
+    expect(g?.classes.severe_hyper).toBe(0);
+    expect(result.insights.excludedOutOfRange).toEqual({ values: 40, range: '20-600 mg/dL' });
+    expect(result.narrative).toMatch(
+      /^40 glucose level values outside the physiological range 20-600 mg\/dL were left out/,
+    );
+    expect(result.narrative).not.toMatch(/9999/);
+  });
+
+  it('heart-rate samples outside 30-220 bpm are dropped from their record, the rest kept', () => {
+    // Prepare: one series of 5 samples, one of them 300 bpm.
+    const start = Date.UTC(2025, 10, 3, 15);
+    const record: HeartRateRecord = {
+      metadata: { ...META, dataOriginPackageName: 'com.google.android.apps.fitness' },
+      startTimeEpochMillis: start,
+      endTimeEpochMillis: start + 4 * 60_000,
+      startZoneOffsetId: '-05:00',
+      endZoneOffsetId: '-05:00',
+      samples: [70, 72, 300, 74, 76].map((b, i) => ({
+        timeEpochMillis: start + i * 60_000,
+        beatsPerMinute: b,
+      })),
+      appRecordFetchTimeEpochMillis: 2,
+    };
+
+    // Act
+    const result = run('HeartRateRecord', [record]);
+
+    // Assess
+    const h = (result.insights as unknown as HeartRateInsights).origins['com.google.android.apps.fitness'];
+    expect(h?.samples).toBe(4);
+    expect(h?.maxBpm).toBe(76);
+    expect(result.insights.excludedOutOfRange).toEqual({ values: 1, range: '30-220 bpm' });
+  });
+});
+
 describe('glucose processor', () => {
   it('reproduces the real 253-reading file: mean 111.5 mg/dL, CV 13.5 %, range 77-159', async () => {
     // Prepare
@@ -124,15 +173,38 @@ describe('glucose processor', () => {
     });
   });
 
-  it('finds the overnight low of the second day and counts it as one episode', async () => {
+  it('counts the low of the second day as one episode, without calling it nocturnal: the sensor writes UTC', async () => {
     const [, file] = sampleFiles('BloodGlucoseRecord');
     const result = run('BloodGlucoseRecord', await loadSample(file as string));
     const g = (result.insights as unknown as GlucoseInsights).origins['com.dexcom.g7'];
-    expect(g?.overnight.minMgDl).toBe(53);
+    expect(g?.minMgDl).toBe(53);
     expect(g?.classes.severe_hypo).toBe(1);
     expect(g?.classes.hypo).toBe(4);
     expect(g?.lowEpisodes).toBe(1);
-    expect(result.narrative).toMatch(/nocturnal low/);
+    expect(g?.readingsWithoutLocalTime).toBe(g?.readings);
+    expect(g?.overnight.assessed).toBe(false);
+    expect(result.narrative).not.toMatch(/nocturnal|Overnight|fasting window/);
+    expect(result.narrative).toMatch(/no fasting or overnight window is assessed/);
+  });
+
+  it('with a local offset, the windows are claimed only when at least half covered', () => {
+    // Prepare: 30 readings 06:00-08:25 local (fasting window half covered), 10 at 23:00-23:45.
+    const six = Date.UTC(2025, 10, 3, 11, 0);
+    const eleven = Date.UTC(2025, 10, 4, 4, 0);
+    const records = [
+      ...Array.from({ length: 10 }, (_, i) => reading(eleven - 86_400_000 + i * 300_000, 90, '-05:00')),
+      ...Array.from({ length: 30 }, (_, i) => reading(six + i * 300_000, 98, '-05:00')),
+    ];
+
+    // Act
+    const result = run('BloodGlucoseRecord', records);
+
+    // Assess
+    const g = (result.insights as unknown as GlucoseInsights).origins['com.dexcom.g7'];
+    expect(g?.fasting).toMatchObject({ readings: 30, assessed: true, meanMgDl: 98 });
+    expect(g?.overnight).toMatchObject({ readings: 10, assessed: false });
+    expect(result.narrative).toMatch(/fasting window \(06:00-09:59\) the average was 98\.0 mg\/dL/);
+    expect(result.narrative).not.toMatch(/Overnight/);
   });
 
   it("uses each reading's own zone offset for the fasting and overnight windows", () => {
@@ -236,9 +308,36 @@ describe('heart rate processor', () => {
     ]);
   });
 
-  it('resting HR = mean of the lowest 20 % of overnight samples below 80', () => {
+  it('resting HR = mean of the lowest 20 % of overnight samples, a high sleeping heart rate included', () => {
     expect(restingHeartRate([50, 52, 54, 56, 58, 60, 62, 64, 66, 90])).toBe(51);
-    expect(restingHeartRate([85, 90])).toBeNull();
+    expect(restingHeartRate([88, 90, 92, 94, 96])).toBe(88);
+    expect(restingHeartRate([])).toBeNull();
+  });
+
+  it('a night at 90 bpm is reported as the overnight heart rate and drives the resting figure, not daytime readings', () => {
+    // Prepare: overnight samples at 90 bpm, daytime spot readings at 60.
+    const night = Date.UTC(2025, 10, 4, 6, 0); // 01:00 at -05:00
+    const day = Date.UTC(2025, 10, 4, 16, 0); // 11:00 at -05:00
+    const rec = (t: number, bpm: number[], id: string): HeartRateRecord => ({
+      metadata: { ...META, id, dataOriginPackageName: 'com.ouraring.oura' },
+      startTimeEpochMillis: t,
+      endTimeEpochMillis: t + (bpm.length - 1) * 300_000,
+      startZoneOffsetId: '-05:00',
+      endZoneOffsetId: '-05:00',
+      samples: bpm.map((b, i) => ({ timeEpochMillis: t + i * 300_000, beatsPerMinute: b })),
+      appRecordFetchTimeEpochMillis: 2,
+    });
+
+    // Act
+    const result = run('HeartRateRecord', [rec(night, [90, 90, 90, 90, 90], 'n'), rec(day, [60], 'd')]);
+
+    // Assess
+    const ins = result.insights as unknown as HeartRateInsights;
+    expect(ins.origins['com.ouraring.oura']?.overnightMeanBpm).toBe(90);
+    expect(ins.restingBpm).toBe(90);
+    expect(result.narrative).toMatch(
+      /Overnight \(22:00-05:59 local, when usually asleep\) heart rate averaged 90\.0 bpm over 5 samples, high for sleep/,
+    );
   });
 
   it('exercise needs >= 10 min of >= 100 bpm with no gap over 2 min (spot readings 10 min apart are not a run)', () => {

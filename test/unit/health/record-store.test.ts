@@ -1,18 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  decodeBody,
   type IngestSource,
   MemoryRecordStore,
   PostgresRecordStore,
   type RecordStore,
   type StoredRecordInput,
   toStoredRecord,
+  VERSION_RULE,
 } from '../../../lambdas/health/record-store';
 import type { BloodGlucoseRecord, HeartRateRecord } from '../../../lambdas/health/types';
 import { createTestSchema, type TestSchema } from '../../support/db';
 import { loadSample, sampleFiles } from './helpers';
 
-function row(id: string, lastModifiedMs: number, level = 100): StoredRecordInput {
-  const record: BloodGlucoseRecord = {
+function glucoseRecord(id: string, lastModifiedMs: number, level = 100, fetch = 1): BloodGlucoseRecord {
+  return {
     metadata: {
       id,
       dataOriginPackageName: 'com.dexcom.g7',
@@ -27,9 +29,15 @@ function row(id: string, lastModifiedMs: number, level = 100): StoredRecordInput
     specimenSource: 'INTERSTITIAL_FLUID',
     mealType: 'UNKNOWN',
     relationToMeal: 'UNKNOWN',
-    appRecordFetchTimeEpochMillis: 1,
+    appRecordFetchTimeEpochMillis: fetch,
   };
-  return toStoredRecord('BloodGlucoseRecord', record) as StoredRecordInput;
+}
+
+function row(id: string, lastModifiedMs: number, level = 100, fetch = 1): StoredRecordInput {
+  return toStoredRecord(
+    'BloodGlucoseRecord',
+    glucoseRecord(id, lastModifiedMs, level, fetch),
+  ) as StoredRecordInput;
 }
 
 let n = 0;
@@ -50,6 +58,7 @@ const outcome = (status: 'processed' | 'duplicate') => ({
   recordsRead: 1,
   inserted: 0,
   updated: 0,
+  conflicts: 0,
   correlationId: 'c',
   processedAt: '2025-11-10T12:00:00.000Z',
   completedAt: null,
@@ -77,15 +86,15 @@ function contract(name: string, make: () => Promise<RecordStore>) {
 
       // Act
       const first = await upsertCommitted(store, [row(id, 100, 90), row(`${id}-2`, 100)]);
-      const same = await upsertCommitted(store, [row(id, 100, 91), row(`${id}-2`, 100)]);
+      const same = await upsertCommitted(store, [row(id, 100, 90, 2), row(`${id}-2`, 100, 100, 2)]);
       const newer = await upsertCommitted(store, [row(id, 200, 95)]);
       const older = await upsertCommitted(store, [row(id, 150, 80)]);
 
       // Assess
-      expect(first).toEqual({ inserted: 2, updated: 0, unchanged: 0 });
-      expect(same).toEqual({ inserted: 0, updated: 0, unchanged: 2 });
-      expect(newer).toEqual({ inserted: 0, updated: 1, unchanged: 0 });
-      expect(older).toEqual({ inserted: 0, updated: 0, unchanged: 1 });
+      expect(first).toEqual({ inserted: 2, updated: 0, unchanged: 0, conflicts: 0 });
+      expect(same).toEqual({ inserted: 0, updated: 0, unchanged: 2, conflicts: 0 });
+      expect(newer).toEqual({ inserted: 0, updated: 1, unchanged: 0, conflicts: 0 });
+      expect(older).toEqual({ inserted: 0, updated: 0, unchanged: 1, conflicts: 0 });
       const stored = await store.getRecord('BloodGlucoseRecord', id);
       expect(stored?.lastModifiedMs).toBe(200);
       expect((stored?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(95);
@@ -155,31 +164,100 @@ function contract(name: string, make: () => Promise<RecordStore>) {
         );
       const a = await rowsOf(first as string);
       const b = await rowsOf(second as string);
+      const series = b.find((r) => r.valueCount === 60) as StoredRecordInput;
 
       // Act
       const firstCounts = await upsertCommitted(store, a);
       const secondCounts = await upsertCommitted(store, b);
 
       // Assess
-      expect(firstCounts).toEqual({ inserted: a.length, updated: 0, unchanged: 0 });
-      expect(secondCounts).toEqual({ inserted: 0, updated: 1, unchanged: b.length - 1 });
-      const series = b.find((r) => (r.payload as HeartRateRecord).samples.length === 60) as StoredRecordInput;
+      expect(firstCounts).toEqual({ inserted: a.length, updated: 0, unchanged: 0, conflicts: 0 });
+      expect(secondCounts).toEqual({ inserted: 0, updated: 1, unchanged: b.length - 1, conflicts: 0 });
+      expect((decodeBody(series) as HeartRateRecord).samples).toHaveLength(60);
       const stored = await store.getRecord('HeartRateRecord', series.metadataId);
       expect((stored?.payload as HeartRateRecord | undefined)?.samples).toHaveLength(60);
     });
 
     it('keeps records with NUL characters and impossible times storable', async () => {
-      const weird = row(`nul\0-${name}`, 1);
+      const record = glucoseRecord(`nul\0-${name}`, 1);
+      const weird = toStoredRecord('BloodGlucoseRecord', record) as StoredRecordInput;
       const counts = await upsertCommitted(store, [
         { ...weird, zoneOffset: 'Z\0', startMs: null, endMs: null, dataOrigin: 'x' },
       ]);
       expect(counts.inserted).toBe(1);
       expect(
-        toStoredRecord('BloodGlucoseRecord', {
-          ...weird.payload,
-          metadata: { ...weird.payload.metadata, id: '' },
-        }),
+        toStoredRecord('BloodGlucoseRecord', { ...record, metadata: { ...record.metadata, id: '' } }),
       ).toBeUndefined();
+    });
+
+    it('keeps the whole record: the stored body decodes to what was read, with its fetch time', async () => {
+      // Prepare
+      const record = glucoseRecord(`body-${name}`, 7, 123.4, 99);
+
+      // Act
+      await upsertCommitted(store, [toStoredRecord('BloodGlucoseRecord', record) as StoredRecordInput]);
+
+      // Assess
+      const stored = await store.getRecord('BloodGlucoseRecord', `body-${name}`);
+      expect(JSON.parse(JSON.stringify(stored?.payload))).toMatchObject(record);
+      expect(stored).toMatchObject({ value: 123.4, valueCount: 1, outOfRange: 0, fetchMs: 99 });
+    });
+
+    it('same id, same version, different content: the version without impossible values wins, the conflict is recorded and counted', async () => {
+      // Prepare: a damaged copy (9999 mg/dL) was stored first; the intact one arrives with the same version.
+      const id = `conflict-a-${name}`;
+      await upsertCommitted(store, [row(id, 50, 9999, 10)]);
+
+      // Act
+      const counts = await upsertCommitted(store, [row(id, 50, 120, 5)]);
+
+      // Assess
+      expect(counts).toEqual({ inserted: 0, updated: 1, unchanged: 0, conflicts: 1 });
+      expect((await store.getRecord('BloodGlucoseRecord', id))?.value).toBe(120);
+      const log = await store.conflicts('BloodGlucoseRecord', id);
+      expect(log).toHaveLength(1);
+      expect(log[0]).toMatchObject({ kept: 'incoming', lastModifiedMs: 50, rule: VERSION_RULE });
+    });
+
+    it('a conflicting version that is less founded is recorded and counted, and the stored one stays', async () => {
+      // Prepare
+      const id = `conflict-b-${name}`;
+      await upsertCommitted(store, [row(id, 50, 120, 5)]);
+
+      // Act: the same version with an impossible value, from a later export.
+      const counts = await upsertCommitted(store, [row(id, 50, 9999, 10)]);
+      const again = await upsertCommitted(store, [row(id, 50, 9999, 11)]);
+
+      // Assess
+      expect(counts).toEqual({ inserted: 0, updated: 0, unchanged: 1, conflicts: 1 });
+      expect(again.conflicts).toBe(1);
+      expect((await store.getRecord('BloodGlucoseRecord', id))?.value).toBe(120);
+      // Seen twice, recorded once.
+      expect(await store.conflicts('BloodGlucoseRecord', id)).toMatchObject([{ kept: 'stored' }]);
+    });
+
+    it('between two plausible versions the later export wins, whatever the order they arrive in', async () => {
+      // Prepare
+      const early = (id: string) => row(id, 50, 120, 5);
+      const late = (id: string) => row(id, 50, 130, 9);
+
+      // Act
+      await upsertCommitted(store, [early(`order-1-${name}`)]);
+      await upsertCommitted(store, [late(`order-1-${name}`)]);
+      await upsertCommitted(store, [late(`order-2-${name}`)]);
+      await upsertCommitted(store, [early(`order-2-${name}`)]);
+
+      // Assess
+      expect((await store.getRecord('BloodGlucoseRecord', `order-1-${name}`))?.value).toBe(130);
+      expect((await store.getRecord('BloodGlucoseRecord', `order-2-${name}`))?.value).toBe(130);
+    });
+
+    it('the same content re-exported (only the fetch time differs) is no conflict', async () => {
+      const id = `same-${name}`;
+      await upsertCommitted(store, [row(id, 50, 120, 5)]);
+      const counts = await upsertCommitted(store, [row(id, 50, 120, 9)]);
+      expect(counts).toEqual({ inserted: 0, updated: 0, unchanged: 1, conflicts: 0 });
+      expect(await store.conflicts('BloodGlucoseRecord', id)).toEqual([]);
     });
   });
 }
@@ -193,11 +271,11 @@ describe('PostgreSQL', () => {
   });
   afterAll(() => db.drop());
 
-  contract('postgres', async () => new PostgresRecordStore(db.pool, { batchSize: 7 }));
+  contract('postgres', async () => new PostgresRecordStore(db.pool, { stageChunkRows: 3 }));
 
   it('concurrent workers: every record is inserted exactly once, the database decides', async () => {
     // Prepare: 6 workers upsert the same 40 records (different source objects) at once.
-    const store = new PostgresRecordStore(db.pool, { batchSize: 10 });
+    const store = new PostgresRecordStore(db.pool, { stageChunkRows: 7 });
     const rows = Array.from({ length: 40 }, (_, i) => row(`conc-${i}`, 1000));
 
     // Act

@@ -83,7 +83,8 @@ describe('quality score', () => {
     // Assess
     expect(result.passed).toBe(false);
     expect(result.score).toBeLessThan(0.7);
-    expect(result.blocking.join()).toMatch(/^quality_below_threshold: score 0\.\d+ < 0\.70/);
+    expect(result.blocking.join('\n')).toMatch(/^quality_below_threshold: score 0\.\d+ < 0\.70/m);
+    expect(result.blocking.join('\n')).toMatch(/^out_of_range: only 0\.0 %/m);
     expect(result.checks.inRangeShare).toBe(0);
     expect(result.checks.temporalOrder).toBe(0.7);
     expect(result.counts).toMatchObject({ records: 40 });
@@ -92,6 +93,40 @@ describe('quality score', () => {
     expect(result.counts.timeInFuture).toBeGreaterThan(0);
     expect(result.warnings.join('\n')).toMatch(/impossible values/);
     expect(result.warnings.join('\n')).toMatch(/completeness/);
+  });
+
+  it('a file whose every value is impossible is blocked although its weighted score passes', () => {
+    // Prepare: well-formed, complete, ordered readings, every one at 9999 mg/dL.
+    const records = Array.from({ length: 50 }, (_, i) => glucose(i, { levelInMilligramsPerDeciliter: 9999 }));
+
+    // Act
+    const result = validateRecords('BloodGlucoseRecord', records, { now: NOW });
+
+    // Assess: 0.3 + 0.3 + 0.2 x 0 + 0.2 = 0.8 >= 0.7, yet blocked by the in-range share.
+    expect(result.score).toBe(0.8);
+    expect(result.passed).toBe(false);
+    expect(result.blocking).toHaveLength(1);
+    expect(result.blocking[0]).toMatch(
+      /^out_of_range: only 0\.0 % of glucose level values within 20-600 mg\/dL \(minimum 50\.0 %; 0 below, 50 above/,
+    );
+  });
+
+  it('the in-range share blocks below 0.5 and only warns from 0.5 up', () => {
+    // Prepare: 49 % and 50 % of readings in range.
+    const mixed = (inRange: number) =>
+      Array.from({ length: 100 }, (_, i) =>
+        glucose(i, { levelInMilligramsPerDeciliter: i < inRange ? 110 : 9999 }),
+      );
+
+    // Act
+    const below = validateRecords('BloodGlucoseRecord', mixed(49), { now: NOW });
+    const at = validateRecords('BloodGlucoseRecord', mixed(50), { now: NOW });
+
+    // Assess
+    expect(below.passed).toBe(false);
+    expect(below.blocking.join()).toMatch(/^out_of_range/);
+    expect(at.passed).toBe(true);
+    expect(at.warnings.join('\n')).toMatch(/only 50\.0 % of glucose level values within 20-600/);
   });
 
   it('no records is blocking', () => {

@@ -228,6 +228,23 @@ describe('coverage rules', () => {
     expect(stats).toEqual({ expectedBars: 3 * 63, presentBars: 51 + 50 + 31 });
   });
 
+  it('a symbol without bars listed before the calendar range (1981) is stale, not an error', () => {
+    // A provider's listing date for an old stock; the check threw CalendarRangeError here, failing
+    // the EOD chain's quality step until a back-fill gave the symbol bars.
+    const rows = [full({ symbol: 'OLD', bars: 0, first_n: null, last_n: null, list_date: '1981-03-02' })];
+
+    const { alerts } = coverageAlerts(rows, sessions, new Map(), C);
+
+    const stale = alerts.find((a) => a.alertType === 'stale_data');
+    expect(stale).toMatchObject({
+      symbol: 'OLD',
+      kind: 'no_data',
+      severity: 'high',
+      tradeDate: '1981-03-02',
+    });
+    expect(stale?.details.sessions_since_listing).toBeGreaterThan(8_000);
+  });
+
   it('a short history (new listing) is measured from its first bar', () => {
     const rows = [full({ first_n: 60, bars: 4, list_date: sessions[59] ?? null })];
 

@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type pg from 'pg';
+import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
+import { createPool } from '../../lambdas/platform/postgres';
+import { createOrderApi } from '../../lambdas/trading/api';
+import { TradingEngine } from '../../lambdas/trading/engine';
+import { PostgresEventStore } from '../../lambdas/trading/pg-store';
+import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
+import type { Limits, OrderRequest } from '../../lambdas/trading/types';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
+import { runScenario } from '../../localstack/trading/replay';
+import { parseScenario, ScenarioError } from '../../localstack/trading/scenario';
+
+export const summary =
+  'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices: the trading engine';
+
+const USAGE = `usage: npm run pipeline -- trading <subcommand>
+  replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema]
+                        run a scenario deterministically (simulated clock and broker); writes DIR/result.json
+  init --cash N [--limits FILE.json]        open the account (event store of DATABASE_URL)
+  submit --id ID --symbol S --side buy|sell --qty N [--type market|limit] [--limit-price P] [--tif day|gtc] [--sizing fit]
+  cancel ID
+  modify ID [--qty N] [--limit-price P]
+  status [ID]                               an order, trading states, breakers, restoration
+  positions                                 positions and account
+  reset BREAKER --by NAME                   reset a tripped breaker (e.g. daily_loss, volatility:AAPL)
+  prices SYM=PRICE...                       record last prices (marks; reference for market orders)
+  every subcommand but replay takes --account ID (default "default")`;
+
+async function trading(): Promise<{ pool: pg.Pool; store: PostgresEventStore }> {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set');
+  await ensureDatabase(url);
+  const schema = process.env.PG_SCHEMA ?? 'public';
+  const pool = createPool({
+    connectionString: url,
+    max: 2,
+    schema: schema === 'public' ? undefined : schema,
+  });
+  await migrate(pool, await loadMigrations(MIGRATIONS_DIR), schema);
+  return { pool, store: new PostgresEventStore(pool) };
+}
+
+async function replayCommand(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      store: { type: 'string', default: 'postgres' },
+      'keep-schema': { type: 'boolean', default: false },
+    },
+  });
+  const file = positionals[0];
+  const problems: string[] = [];
+  if (!file) problems.push('a scenario file is required');
+  if (!values.out) problems.push('--out DIR is required');
+  if (values.store !== 'postgres' && values.store !== 'memory')
+    problems.push('--store must be postgres or memory');
+  if (problems.length > 0 || !file || !values.out) {
+    for (const p of problems) console.error(`error: ${p}`);
+    console.error(USAGE);
+    return 2;
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    console.error(`error: cannot read ${file}: ${(error as Error).message}`);
+    return 2;
+  }
+  let scenario: ReturnType<typeof parseScenario>;
+  try {
+    scenario = parseScenario(JSON.parse(text));
+  } catch (error) {
+    if (error instanceof ScenarioError) {
+      console.error(`${file}: ${error.problems.length} problem(s)`);
+      for (const p of error.problems) console.error(`  - ${p}`);
+    } else console.error(`${file}: not JSON: ${(error as Error).message}`);
+    return 2;
+  }
+  let store: EventStore = new MemoryEventStore();
+  let cleanup = async () => undefined as unknown;
+  if (values.store === 'postgres') {
+    const url = process.env.DATABASE_URL;
+    if (!url) throw new Error('DATABASE_URL is not set');
+    await ensureDatabase(url);
+    const schema = `trading_replay_${randomBytes(4).toString('hex')}`;
+    const pool = createPool({ connectionString: url, schema, max: 2 });
+    const migrations = (await loadMigrations(MIGRATIONS_DIR)).filter((m) => m.version.startsWith('03'));
+    await migrate(pool, migrations, schema);
+    store = new PostgresEventStore(pool);
+    cleanup = async () => {
+      if (values['keep-schema']) console.error(`event store kept in schema ${schema}`);
+      else await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await pool.end();
+    };
+  }
+  try {
+    const alerts: string[] = [];
+    const result = await runScenario(scenario, {
+      store,
+      stream: 'account-replay',
+      onAlert: (a) => alerts.push(`${a.at} ${a.severity} ${a.source}: ${a.message}`),
+    });
+    await mkdir(values.out, { recursive: true });
+    await writeFile(join(values.out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    const statuses: Record<string, number> = {};
+    for (const o of Object.values(result.orders)) statuses[o.status] = (statuses[o.status] ?? 0) + 1;
+    for (const a of alerts) console.log(`alert ${a}`);
+    console.log(
+      `${Object.keys(result.orders).length} orders ${JSON.stringify(statuses)}, ${result.breakers.length} breaker trips, ` +
+        `${result.events} events, ${result.brokerCommands} broker commands -> ${join(values.out, 'result.json')}`,
+    );
+    return 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+function num(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new UsageError(`${name} must be a number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+async function apiCommand(sub: string, args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      account: { type: 'string', default: 'default' },
+      cash: { type: 'string' },
+      limits: { type: 'string' },
+      id: { type: 'string' },
+      symbol: { type: 'string' },
+      side: { type: 'string' },
+      qty: { type: 'string' },
+      type: { type: 'string', default: 'market' },
+      'limit-price': { type: 'string' },
+      tif: { type: 'string', default: 'day' },
+      sizing: { type: 'string' },
+      by: { type: 'string' },
+    },
+  });
+  const stream = `account-${values.account}`;
+  const { pool, store } = await trading();
+  const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+  try {
+    if (sub === 'init') {
+      const cash = num(values.cash, '--cash');
+      if (cash === undefined) throw new UsageError('init needs --cash');
+      const limits = values.limits ? (JSON.parse(await readFile(values.limits, 'utf8')) as Limits) : {};
+      const engine = await TradingEngine.open(store, stream, {
+        init: { cash, limits },
+        at: new Date().toISOString(),
+      });
+      print(engine.health());
+      return 0;
+    }
+    const api = createOrderApi(
+      await TradingEngine.open(store, stream, {
+        onAlert: (a) => console.error(`alert ${a.severity} ${a.source}: ${a.message}`),
+      }),
+    );
+    switch (sub) {
+      case 'submit': {
+        if (!values.id || !values.symbol || !values.side || values.qty === undefined)
+          throw new UsageError('submit needs --id, --symbol, --side and --qty');
+        const order: OrderRequest = {
+          clientOrderId: values.id,
+          symbol: values.symbol,
+          side: values.side,
+          qty: num(values.qty, '--qty') as number,
+          type: values.type,
+          limitPrice: num(values['limit-price'], '--limit-price'),
+          tif: values.tif,
+          sizing: values.sizing === 'fit' ? 'fit' : undefined,
+        };
+        const [outcome] = await api.submit(order);
+        print(outcome);
+        return outcome?.denial ? 1 : 0;
+      }
+      case 'cancel':
+      case 'modify': {
+        const id = positionals[0];
+        if (!id) throw new UsageError(`${sub} needs an order id`);
+        const outcome =
+          sub === 'cancel'
+            ? await api.cancel(id)
+            : await api.modify({
+                clientOrderId: id,
+                qty: num(values.qty, '--qty'),
+                limitPrice: num(values['limit-price'], '--limit-price'),
+              });
+        print(outcome);
+        return outcome.ok ? 0 : 1;
+      }
+      case 'status':
+        print(await api.status(positionals[0]));
+        return 0;
+      case 'positions':
+        print(await api.positions());
+        return 0;
+      case 'reset': {
+        const breaker = positionals[0];
+        if (!breaker || !values.by) throw new UsageError('reset needs BREAKER and --by NAME');
+        const outcome = await api.reset(breaker, values.by);
+        print(outcome);
+        return outcome.ok ? 0 : 1;
+      }
+      case 'prices': {
+        const prices: Record<string, number> = {};
+        for (const p of positionals) {
+          const [symbol, price] = p.split('=');
+          const n = num(price, p);
+          if (!symbol || n === undefined) throw new UsageError(`expected SYM=PRICE, not ${p}`);
+          prices[symbol] = n;
+        }
+        await api.prices(prices);
+        print(await api.positions());
+        return 0;
+      }
+    }
+    throw new UsageError(`unknown subcommand ${sub}`);
+  } finally {
+    await pool.end();
+  }
+}
+
+export async function run(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  try {
+    if (sub === 'replay') return await replayCommand(rest);
+    if (sub && ['init', 'submit', 'cancel', 'modify', 'status', 'positions', 'reset', 'prices'].includes(sub))
+      return await apiCommand(sub, rest);
+    console.error(USAGE);
+    return 2;
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`error: ${(error as Error).message}`);
+      console.error(USAGE);
+      return 2;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The event store port. One stream per account: every risk check reads the whole account, so the
+ * account is the consistency boundary and `expectedVersion` (UNIQUE(stream, version)) makes a second
+ * writer fail instead of deciding on a stale state. An append writes the events, the projection rows
+ * they change and the broker commands (outbox) atomically.
+ */
+
+import type { Projections } from './state';
+import type { BrokerCommand, Order, TradingEvent } from './types';
+
+export interface ProjectionUpdate {
+  readonly orders: { id: string; order: Order; view: Projections['orders'][string] }[];
+  readonly positions: Projections['positions'];
+  readonly account: Projections['account'];
+  readonly states: Record<string, { state: string; cause: string }>;
+  /** State changes appended by this batch, with their index in the log. */
+  readonly stateLog: { seq: number; entry: Projections['tradingState'][number] }[];
+  readonly breakers: { id: number; view: Projections['breakers'][number] }[];
+}
+
+export interface AppendRequest {
+  readonly stream: string;
+  readonly expectedVersion: number;
+  readonly events: readonly TradingEvent[];
+  readonly projection: ProjectionUpdate;
+  readonly outbox: readonly BrokerCommand[];
+}
+
+export interface OutboxEntry {
+  readonly id: number;
+  readonly command: BrokerCommand;
+}
+
+export class ConcurrencyError extends Error {
+  constructor(stream: string, expected: number) {
+    super(`stream ${stream} moved past version ${expected}: another writer appended first`);
+    this.name = 'ConcurrencyError';
+  }
+}
+
+export interface EventStore {
+  load(stream: string): Promise<TradingEvent[]>;
+  append(request: AppendRequest): Promise<void>;
+  /** Broker commands not yet handed to the broker, oldest first. */
+  pendingCommands(stream: string): Promise<OutboxEntry[]>;
+  markDelivered(ids: readonly number[]): Promise<void>;
+  /** The projections as stored (to compare with a rebuild). */
+  readProjections(stream: string): Promise<Projections>;
+  counts(stream: string): Promise<{ events: number; brokerCommands: number }>;
+}
+
+/** In-process store with the same contract, for unit tests and `trading replay --store memory`. */
+export class MemoryEventStore implements EventStore {
+  private readonly streams = new Map<string, TradingEvent[]>();
+  private readonly outbox: { id: number; stream: string; command: BrokerCommand; delivered: boolean }[] = [];
+  private readonly views = new Map<string, Projections>();
+
+  async load(stream: string): Promise<TradingEvent[]> {
+    return structuredClone(this.streams.get(stream) ?? []);
+  }
+
+  async append(request: AppendRequest): Promise<void> {
+    const events = this.streams.get(request.stream) ?? [];
+    if (events.length !== request.expectedVersion)
+      throw new ConcurrencyError(request.stream, request.expectedVersion);
+    events.push(...structuredClone(request.events as TradingEvent[]));
+    this.streams.set(request.stream, events);
+    const view = this.views.get(request.stream) ?? {
+      orders: {},
+      positions: {},
+      account: { cash: 0, equity: 0, realizedPnl: 0, unrealizedPnl: 0, dailyPnl: 0 },
+      tradingState: [],
+      breakers: [],
+    };
+    const p = structuredClone(request.projection);
+    for (const o of p.orders) view.orders[o.id] = o.view;
+    view.positions = p.positions;
+    view.account = p.account;
+    for (const s of p.stateLog) view.tradingState[s.seq] = s.entry;
+    for (const b of p.breakers) view.breakers[b.id] = b.view;
+    this.views.set(request.stream, view);
+    for (const command of request.outbox)
+      this.outbox.push({
+        id: this.outbox.length + 1,
+        stream: request.stream,
+        command: structuredClone(command),
+        delivered: false,
+      });
+  }
+
+  async pendingCommands(stream: string): Promise<OutboxEntry[]> {
+    return this.outbox
+      .filter((o) => o.stream === stream && !o.delivered)
+      .map((o) => ({ id: o.id, command: o.command }));
+  }
+
+  async markDelivered(ids: readonly number[]): Promise<void> {
+    for (const id of ids) {
+      const entry = this.outbox[id - 1];
+      if (entry) entry.delivered = true;
+    }
+  }
+
+  async readProjections(stream: string): Promise<Projections> {
+    const view = this.views.get(stream);
+    if (!view) throw new Error(`no projections for ${stream}`);
+    return structuredClone(view);
+  }
+
+  async counts(stream: string): Promise<{ events: number; brokerCommands: number }> {
+    return {
+      events: this.streams.get(stream)?.length ?? 0,
+      brokerCommands: this.outbox.filter((o) => o.stream === stream).length,
+    };
+  }
+}

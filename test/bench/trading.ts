@@ -1,0 +1,188 @@
+/**
+ * The trading core against its targets (issue 13), on the real PostgreSQL event store in a throwaway
+ * schema: risk check p99 (< 1 ms), order flow = risk check + event append + outbox p99 (< 10 ms),
+ * breaker trip to every order path refusing (< 5 ms), sustained risk-checked orders/s with events
+ * persisted (>= 2,000/s). Prints figures; asserts nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
+import { createPool } from '../../lambdas/platform/postgres';
+import { TradingEngine } from '../../lambdas/trading/engine';
+import { PostgresEventStore } from '../../lambdas/trading/pg-store';
+import { checkOrder } from '../../lambdas/trading/risk';
+import type { Limits, OrderRequest } from '../../lambdas/trading/types';
+import { MIGRATIONS_DIR } from '../../lib/paths';
+import { ensureDatabase } from '../../localstack/local-database';
+
+const START = '2026-03-02T15:00:00.000Z';
+const SYMBOLS = Array.from({ length: 50 }, (_, i) => `S${String(i).padStart(2, '0')}`);
+const LIMITS: Limits = {
+  maxOrderNotional: 1_000_000,
+  maxPositionQty: { '*': 1_000_000 },
+  maxGrossExposure: 1e12,
+  maxLeverage: 1_000,
+  priceCollarPct: 10,
+  correlationGroups: { first: { symbols: SYMBOLS.slice(0, 10), maxExposure: 1e12 } },
+  dailyLossLimit: 1e9,
+};
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+function stats(label: string, ms: number[]): void {
+  const s = [...ms].sort((a, b) => a - b);
+  console.log(
+    `  ${label.padEnd(48)} p50 ${percentile(s, 50).toFixed(3)} ms  p99 ${percentile(s, 99).toFixed(3)} ms  max ${(s[s.length - 1] ?? 0).toFixed(3)} ms  (n=${s.length})`,
+  );
+}
+
+const at = (ms: number) => new Date(Date.parse(START) + ms).toISOString();
+
+function order(id: string, i: number): OrderRequest {
+  return {
+    clientOrderId: id,
+    symbol: SYMBOLS[i % SYMBOLS.length] as string,
+    side: i % 3 === 0 ? 'sell' : 'buy',
+    qty: 1 + (i % 5),
+    type: 'limit',
+    limitPrice: 100,
+    tif: 'gtc',
+  };
+}
+
+async function account(
+  store: PostgresEventStore,
+  stream: string,
+  limits: Limits = LIMITS,
+): Promise<TradingEngine> {
+  const engine = await TradingEngine.open(store, stream, { init: { cash: 1e9, limits }, at: START });
+  await engine.updatePrices(Object.fromEntries(SYMBOLS.map((s) => [s, 100])), START);
+  return engine;
+}
+
+export async function bench(): Promise<void> {
+  const url = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tickstock_test';
+  await ensureDatabase(url);
+  const schema = `bench_trading_${randomBytes(4).toString('hex')}`;
+  const pool = createPool({ connectionString: url, schema, max: 8 });
+  try {
+    await migrate(
+      pool,
+      (await loadMigrations(MIGRATIONS_DIR)).filter((m) => m.version.startsWith('03')),
+      schema,
+    );
+    const store = new PostgresEventStore(pool);
+
+    // 1. Risk check alone, on an account with 200 open orders over 50 symbols.
+    const risk = await account(store, 'risk');
+    await risk.submitPortfolio(
+      Array.from({ length: 200 }, (_, i) => order(`R${i}`, i)),
+      at(1000),
+    );
+    const checks: number[] = [];
+    const now = Date.parse(at(2000));
+    for (let i = 0; i < 20_000; i++) {
+      const c = {
+        symbol: SYMBOLS[i % 50] as string,
+        side: 'buy' as const,
+        qty: 10,
+        type: 'limit' as const,
+        limitPrice: 100,
+      };
+      const t0 = performance.now();
+      checkOrder(risk.state, c, now);
+      if (i >= 1000) checks.push(performance.now() - t0);
+    }
+    console.log('risk check (200 open orders, 50 symbols, every limit set):');
+    stats('checkOrder', checks);
+
+    // 2. Order flow: risk check + event append + projections + outbox, one transaction per order.
+    const flow = await account(store, 'flow');
+    const flowMs: number[] = [];
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < 1500; i++) {
+      const t0 = performance.now();
+      await flow.submit(order(`F${i}`, i), at(1000 + i * 10));
+      if (i >= 100) flowMs.push(performance.now() - t0);
+    }
+    const roundTrips: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const t1 = performance.now();
+      await pool.query('SELECT 1');
+      roundTrips.push(performance.now() - t1);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    console.log('order flow on the PostgreSQL event store (target p99 < 10 ms):');
+    stats('submit (risk + append + projections + outbox)', flowMs);
+    console.log(
+      `  ${'engine CPU per order (user + system)'.padEnd(48)} ${((cpu.user + cpu.system) / 1000 / 1500).toFixed(3)} ms`,
+    );
+    stats('for scale: one SELECT 1 round trip', roundTrips);
+
+    // 3. Breaker trip: the price that trips the daily loss gate until every order path refuses.
+    const trips: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const engine = await account(store, `trip-${i}`, { dailyLossLimit: 1_000 });
+      await engine.submit({ ...order(`T${i}`, 1), side: 'buy', qty: 100 }, at(500));
+      await engine.onBrokerReport({ kind: 'fill', clientOrderId: `T${i}`, qty: 100, price: 100 }, at(600));
+      for (let k = 0; k < 20; k++) await engine.submit(order(`O${i}-${k}`, k + 1), at(700 + k));
+      const t0 = performance.now();
+      await engine.updatePrices({ [SYMBOLS[1] as string]: 1 }, at(1000));
+      const submit = await engine.submit({ ...order(`X${i}`, 1), side: 'buy' }, at(1001));
+      const modify = await engine.modify({ clientOrderId: `O${i}-0`, qty: 50 }, at(1001));
+      trips.push(performance.now() - t0);
+      if (submit.denial?.code !== 'REDUCE_ONLY' || modify.ok)
+        throw new Error('an order path did not refuse after the trip');
+    }
+    console.log('breaker trip -> every order path refusing (target < 5 ms):');
+    stats('trip (20 open orders, cancels in the outbox) + refusals', trips);
+
+    // 4. Sustained: risk-checked orders with their events persisted.
+    const N = 3000;
+    const single = await account(store, 'sustained-1');
+    let t0 = performance.now();
+    for (let i = 0; i < N; i++) await single.submit(order(`S${i}`, i), at(1000 + i));
+    const singleRate = N / ((performance.now() - t0) / 1000);
+    const accounts = await Promise.all(
+      Array.from({ length: 8 }, (_, a) => account(store, `sustained-p${a}`)),
+    );
+    t0 = performance.now();
+    await Promise.all(
+      accounts.map(async (engine, a) => {
+        for (let i = 0; i < N / 8; i++) await engine.submit(order(`P${a}-${i}`, i), at(1000 + i));
+      }),
+    );
+    const parallelRate = N / ((performance.now() - t0) / 1000);
+    const batched = await account(store, 'sustained-batch');
+    t0 = performance.now();
+    for (let b = 0; b < N / 50; b++)
+      await batched.submitPortfolio(
+        Array.from({ length: 50 }, (_, i) => order(`B${b}-${i}`, i)),
+        at(1000 + b),
+      );
+    const batchRate = N / ((performance.now() - t0) / 1000);
+    const { rows } = await pool.query<{ events: number }>(
+      'SELECT count(*)::int AS events FROM trading_events',
+    );
+    console.log(
+      `machine load average while measuring: ${(await import('node:os'))
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
+    console.log('sustained risk-checked orders with events persisted (target >= 2,000/s):');
+    console.log(`  ${'one account, one transaction per order'.padEnd(48)} ${singleRate.toFixed(0)} orders/s`);
+    console.log(
+      `  ${'8 accounts in parallel, one transaction per order'.padEnd(48)} ${parallelRate.toFixed(0)} orders/s`,
+    );
+    console.log(
+      `  ${'one account, portfolios of 50 per transaction'.padEnd(48)} ${batchRate.toFixed(0)} orders/s`,
+    );
+    console.log(`  events persisted in the run: ${rows[0]?.events}`);
+  } finally {
+    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await pool.end();
+  }
+}

@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { AccountNotFoundError, type Alert, TradingEngine } from '../../../lambdas/trading/engine';
+import { type AppendRequest, ConcurrencyError, MemoryEventStore } from '../../../lambdas/trading/store';
+import type { Limits, OrderRequest } from '../../../lambdas/trading/types';
+
+const AT = '2026-03-02T15:00:00.000Z';
+const T = (s: number) => new Date(Date.parse(AT) + s * 1000).toISOString();
+const order = (id: string, qty = 10, extra: Partial<OrderRequest> = {}): OrderRequest => ({
+  clientOrderId: id,
+  symbol: 'AAPL',
+  side: 'buy',
+  qty,
+  type: 'limit',
+  limitPrice: 100,
+  tif: 'day',
+  ...extra,
+});
+
+async function engine(limits: Limits = {}, alerts: Alert[] = [], store = new MemoryEventStore()) {
+  const e = await TradingEngine.open(store, 'acct', {
+    init: { cash: 100_000, positions: { AAPL: { qty: 100, avgPrice: 100 } }, limits },
+    at: AT,
+    onAlert: (a) => alerts.push(a),
+  });
+  await e.updatePrices({ AAPL: 100 }, AT);
+  return { e, store };
+}
+
+describe('trading engine', () => {
+  it('needs an opened account', async () => {
+    await expect(TradingEngine.open(new MemoryEventStore(), 'none')).rejects.toThrow(AccountNotFoundError);
+  });
+
+  it('a second submit with the same client order id is denied and changes nothing', async () => {
+    const { e, store } = await engine();
+    await e.submit(order('O1'), T(1));
+    const before = e.projections();
+    const outbox = (await store.counts('acct')).brokerCommands;
+    const again = await e.submit(order('O1', 50, { side: 'sell' }), T(2));
+    expect(again.denial?.code).toBe('DUPLICATE_CLIENT_ORDER_ID');
+    expect(again.status).toBe('pending_new');
+    expect(e.projections()).toEqual(before);
+    expect((await store.counts('acct')).brokerCommands).toBe(outbox);
+  });
+
+  it('writes a broker command to the outbox for every submit, cancel and replace, none for a denial', async () => {
+    const { e, store } = await engine({ maxOrderNotional: 5_000 });
+    await e.submit(order('O1'), T(1));
+    await e.submit(order('O2', 1000), T(1));
+    await e.onBrokerReport({ kind: 'accepted', clientOrderId: 'O1' }, T(2));
+    await e.modify({ clientOrderId: 'O1', qty: 20 }, T(3));
+    await e.cancel('O1', T(4));
+    expect((await store.pendingCommands('acct')).map((c) => c.command.kind)).toEqual([
+      'submit',
+      'replace',
+      'cancel',
+    ]);
+  });
+
+  it('a fill for an order that is no longer open is recorded as ignored and alerts', async () => {
+    const alerts: Alert[] = [];
+    const { e } = await engine({}, alerts);
+    await e.submit(order('O1'), T(1));
+    await e.onBrokerReport({ kind: 'rejected', clientOrderId: 'O1', reason: 'no' }, T(2));
+    expect(await e.onBrokerReport({ kind: 'fill', clientOrderId: 'O1', qty: 10, price: 100 }, T(3))).toBe(
+      'ignored',
+    );
+    expect(e.state.orders.O1?.status).toBe('rejected');
+    expect(alerts.map((a) => a.severity)).toEqual(['warning', 'critical']);
+  });
+
+  it('a custom breaker that halts cancels every open order and refuses new ones', async () => {
+    const { e } = await engine({
+      customBreakers: [{ name: 'cap', metric: 'openOrders', above: 1, action: 'halted' }],
+    });
+    await e.submit(order('O1'), T(1));
+    await e.onBrokerReport({ kind: 'accepted', clientOrderId: 'O1' }, T(1));
+    await e.submit(order('O2'), T(2));
+    expect(e.health().states.account?.state).toBe('halted');
+    expect([e.state.orders.O1?.status, e.state.orders.O2?.status]).toEqual([
+      'pending_cancel',
+      'pending_cancel',
+    ]);
+    expect((await e.submit(order('O3'), T(3))).denial?.code).toBe('TRADING_HALTED');
+  });
+
+  it('a breaker stays tripped until reset, and the reset records who and when', async () => {
+    const { e } = await engine({ dailyLossLimit: 500 });
+    await e.updatePrices({ AAPL: 90 }, T(1));
+    expect(await e.reset('daily_loss', 'ann', T(2))).toMatchObject({ ok: false });
+    await e.updatePrices({ AAPL: 99 }, T(3));
+    expect(e.health().activeBreakers).toEqual(['daily_loss']);
+    expect(await e.reset('daily_loss', 'ann', T(4))).toMatchObject({ ok: true });
+    expect(e.projections().breakers[0]).toMatchObject({ resetBy: 'ann', resetAt: T(4) });
+    expect(e.health()).toMatchObject({ activeBreakers: [], restoring: { account: 0.25 } });
+    await e.advanceTo(T(4 + 900));
+    expect(e.health().restoring).toEqual({});
+  });
+
+  it('refuses a stale writer with a concurrency error and keeps its state consistent', async () => {
+    const store = new MemoryEventStore();
+    const { e: first } = await engine({}, [], store);
+    const second = await TradingEngine.open(store, 'acct');
+    await first.submit(order('O1'), T(1));
+    await expect(second.submit(order('O2'), T(1))).rejects.toThrow(ConcurrencyError);
+    expect(second.state.orders.O1?.status).toBe('pending_new');
+    expect(second.state.orders.O2).toBeUndefined();
+  });
+
+  it('rolls the in-memory state back when the append fails', async () => {
+    class FailingStore extends MemoryEventStore {
+      fail = false;
+      override async append(request: AppendRequest): Promise<void> {
+        if (this.fail) throw new Error('disk full');
+        return super.append(request);
+      }
+    }
+    const store = new FailingStore();
+    const { e } = await engine({}, [], store);
+    store.fail = true;
+    await expect(e.submit(order('O1'), T(1))).rejects.toThrow('disk full');
+    expect(e.state.orders.O1).toBeUndefined();
+    store.fail = false;
+    expect((await e.submit(order('O1'), T(2))).status).toBe('pending_new');
+  });
+});
