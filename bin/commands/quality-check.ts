@@ -1,9 +1,17 @@
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { previousTradingDay, todayInNewYork } from '../../lambdas/market/calendar';
 import { providerFromEnv } from '../../lambdas/market/provider';
-import { type QualitySummary, resolveQualityConfig, runQualityCheck } from '../../lambdas/market/quality';
+import {
+  QUALITY_SERVICE,
+  type QualitySummary,
+  resolveQualityConfig,
+  runQualityCheck,
+} from '../../lambdas/market/quality';
 import { localComponentUrl } from '../../lambdas/platform/connections';
 import { EventBus } from '../../lambdas/platform/event-bus';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
+import { queueUrl } from '../../lambdas/platform/queues';
 import { createRedisClient } from '../../lambdas/platform/redis';
 import { EXIT, marketSchema, parseCommandArgs, parseDate, UsageError } from '../../lib/cli/args';
 import { emit, keyValues, table } from '../../lib/cli/output';
@@ -72,10 +80,12 @@ export async function run(args: string[]): Promise<number> {
     await redis.connect();
     const bus = new EventBus({
       client: redis,
-      service: 'data-quality-monitor',
+      service: QUALITY_SERVICE,
       ...(values.namespace ? { namespace: values.namespace } : {}),
     });
-    const result = await runQualityCheck({ pool, bus, provider: providerFromEnv(), config }, tradeDate);
+    const sqs = new SQSClient({});
+    const transport = outboxTransport({ bus, redis, sqs, queueUrl: (q) => queueUrl(sqs, q) });
+    const result = await runQualityCheck({ pool, transport, provider: providerFromEnv(), config }, tradeDate);
     emit(values.json, { schema, ...result }, print);
     return EXIT.ok;
   } finally {

@@ -3,7 +3,7 @@
  * jobs onto SQS. Shared by the IPO scan, backfill and equity-processing handlers and the CLI.
  */
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Channel, EventBus } from './event-bus';
+import { type Channel, type EventBus, SeveritySchema } from './event-bus';
 import type { OutboxTransport, PendingMessage } from './outbox';
 import type { RedisClient } from './redis';
 
@@ -22,7 +22,10 @@ export function outboxTransport(options: TransportOptions): OutboxTransport {
   const lookback = options.lookback ?? 5_000;
   return {
     async publish(channel: Channel, message: PendingMessage): Promise<void> {
+      // Alert channels require an envelope severity; an alert's payload carries it (data.severity).
+      const severity = SeveritySchema.safeParse(message.payload.severity);
       await options.bus.publish(channel, {
+        ...(severity.success ? { severity: severity.data } : {}),
         event_type: message.eventType,
         data: message.payload,
         message_id: message.messageId,

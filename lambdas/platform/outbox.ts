@@ -15,6 +15,12 @@ export interface OutboxMessage {
   readonly destination: Destination;
   readonly eventType: string;
   readonly payload: Record<string, unknown>;
+  /**
+   * The envelope's message_id when the producer derives it from the content (a UUID; one per
+   * dedupe key): consumers then see the same id for the same finding whatever row carried it.
+   * Default: a random UUID per row.
+   */
+  readonly messageId?: string;
 }
 
 export interface PendingMessage {
@@ -66,8 +72,9 @@ export async function enqueueOutbox(db: Queryable, messages: readonly OutboxMess
   if (messages.length === 0) return [];
   const { rows } = await db.query<{ dedupe_key: string }>(
     // WITH ORDINALITY keeps the caller's order in the ids, which is the delivery order.
-    `INSERT INTO market_outbox (dedupe_key, destination, event_type, payload)
-     SELECT m.e ->> 'dedupe_key', m.e ->> 'destination', m.e ->> 'event_type', m.e -> 'payload'
+    `INSERT INTO market_outbox (dedupe_key, destination, event_type, payload, message_id)
+     SELECT m.e ->> 'dedupe_key', m.e ->> 'destination', m.e ->> 'event_type', m.e -> 'payload',
+            coalesce((m.e ->> 'message_id')::uuid, gen_random_uuid())
      FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS m (e, ord)
      ORDER BY m.ord
      ON CONFLICT (dedupe_key) DO NOTHING
@@ -79,6 +86,7 @@ export async function enqueueOutbox(db: Queryable, messages: readonly OutboxMess
           destination: encodeDestination(m.destination),
           event_type: m.eventType,
           payload: m.payload,
+          ...(m.messageId ? { message_id: m.messageId } : {}),
         })),
       ),
     ],

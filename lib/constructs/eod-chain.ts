@@ -1,5 +1,5 @@
 import { Duration, type RemovalPolicy, TimeZone } from 'aws-cdk-lib';
-import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -17,7 +17,17 @@ export interface EodStep {
   /** State name; unique within the chain. */
   readonly id: string;
   readonly function: lambda.IFunction;
+  /**
+   * An observer reports on the day but nothing later depends on it (the quality check): once its
+   * retries are spent it is counted and alarmed, and the chain continues. Default false: a
+   * failure stops the chain.
+   */
+  readonly observer?: boolean;
 }
+
+/** Namespace and name of the count of observer steps that failed after their retries. */
+export const EOD_METRIC_NAMESPACE = 'Tickstock/EodChain';
+export const OBSERVER_FAILED_METRIC = 'ObserverStepFailed';
 
 export interface EodChainProps {
   /** In order; every step takes `{ tradeDate? }` and returns `{ tradeDate, status, ... }`. */
@@ -48,11 +58,13 @@ export interface EodChainProps {
 /**
  * The EOD chain as one Step Functions state machine, started by EventBridge Scheduler each weekday
  * after the close (America/New_York). Steps run in order, each retried with back-off (every step
- * is idempotent per trade date). A step that still fails stops the chain: later steps depend on
- * earlier ones (quality checks need the day's bars, the universe sync needs the EOD signal), so
- * the failed execution's input and error go to a dead-letter queue with an alarm, and an operator
- * redrives the execution (Step Functions redrive resumes at the failed step). A first step that
- * reports the market closed (holiday) ends the execution successfully.
+ * is idempotent per trade date). A step that still fails stops the chain when later steps depend
+ * on it (the universe sync needs the EOD signal, everything needs the day's bars): the failed
+ * execution's input and error go to a dead-letter queue with an alarm, and an operator redrives
+ * the execution (Step Functions redrive resumes at the failed step). An observer step (the quality
+ * check) that still fails only alarms: its failure is counted (ObserverStepFailed, by step) and
+ * the chain goes on, so the EOD signal and the universe sync never wait on a report. A first step
+ * that reports the market closed (holiday) ends the execution successfully.
  */
 export class EodChain extends Construct {
   readonly stateMachine: sfn.StateMachine;
@@ -96,17 +108,44 @@ export class EodChain extends Construct {
         backoffRate: 2,
         maxAttempts: 3,
       });
+      if (step.observer) {
+        // Counted, alarmed, then on to the next step; the error stays in the execution's output.
+        const counted = new tasks.CallAwsService(this, `${step.id}Failed`, {
+          service: 'cloudwatch',
+          action: 'putMetricData',
+          parameters: {
+            Namespace: EOD_METRIC_NAMESPACE,
+            MetricData: [
+              {
+                MetricName: OBSERVER_FAILED_METRIC,
+                Dimensions: [{ Name: 'Step', Value: step.id }],
+                Value: 1,
+                Unit: 'Count',
+              },
+            ],
+          },
+          // PutMetricData supports no resource-level permission.
+          iamResources: ['*'],
+          resultPath: sfn.JsonPath.DISCARD,
+        });
+        task.addCatch(counted, { resultPath: `$.${step.id}Error` });
+        return { task, counted };
+      }
       task.addCatch(failed, { resultPath: '$.error' });
-      return task;
+      return { task, counted: undefined };
     };
 
     // The first step gets the execution's input ({} from the schedule, { tradeDate } to re-run a
     // day) and resolves the trade date; every later step works on that date.
-    const firstTask = invoke(first, sfn.TaskInput.fromJsonPathAt('$'));
+    if (first.observer)
+      throw new Error('EOD chain: the first step resolves the date and cannot be an observer');
+    const firstTask = invoke(first, sfn.TaskInput.fromJsonPathAt('$')).task;
     const resolved = `$.${first.id}.result.tradeDate`;
     let remaining: sfn.IChainable = new sfn.Succeed(this, 'ChainComplete');
     for (const step of [...props.steps.slice(1)].reverse()) {
-      remaining = invoke(step, sfn.TaskInput.fromObject({ 'tradeDate.$': resolved })).next(remaining);
+      const { task, counted } = invoke(step, sfn.TaskInput.fromObject({ 'tradeDate.$': resolved }));
+      counted?.next(remaining);
+      remaining = task.next(remaining);
     }
     const definition = sfn.Chain.start(firstTask).next(
       new sfn.Choice(this, 'MarketOpen?')
@@ -166,7 +205,7 @@ export class EodChain extends Construct {
         ]),
       ),
       'AwsSolutions-IAM5[Resource::*]':
-        'X-Ray and CloudWatch Logs delivery for the state machine support no resource-level permissions',
+        'X-Ray, CloudWatch Logs delivery and PutMetricData (observer step failures) support no resource-level permissions',
       'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
         'CDK grant for sending a failed execution to the KMS-encrypted dead-letter queue, scoped to its key',
       'HIPAA.Security-IAMNoInlinePolicy':
@@ -181,7 +220,21 @@ export class EodChain extends Construct {
         topic: props.alarmTopic,
       });
     const period = Duration.minutes(5);
+    const observers = props.steps.filter((st) => st.observer);
     this.alarms = [
+      ...observers.map((st) =>
+        alarm(
+          `${st.id}FailedAlarm`,
+          new cloudwatch.Metric({
+            namespace: EOD_METRIC_NAMESPACE,
+            metricName: OBSERVER_FAILED_METRIC,
+            dimensionsMap: { Step: st.id },
+            statistic: 'Sum',
+            period,
+          }),
+          `the observer step ${st.id} failed after its retries (the chain continued): re-run it for the date`,
+        ),
+      ),
       alarm(
         'FailedAlarm',
         this.stateMachine.metricFailed({ period }),

@@ -163,7 +163,11 @@ export class ComputeStack extends Stack {
       (definition) => new JobFunction(this, definition.id, { definition, platform: platformFor('market') }),
     );
     this.eodChain = new EodChain(this, 'EodChain', {
-      steps: steps.map((step) => ({ id: step.definition.id, function: step.function })),
+      steps: EOD_CHAIN.map((definition, i) => ({
+        id: definition.id,
+        function: (steps[i] as JobFunction).function,
+        ...(definition.observer ? { observer: true } : {}),
+      })),
       scheduleGroup: this.scheduleGroup,
       hour: config.schedules.eodHour,
       minute: config.schedules.eodMinute,

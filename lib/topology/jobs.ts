@@ -47,6 +47,10 @@ export const EOD_CHAIN: readonly JobDefinition[] = [
     memoryMb: 512,
     // Splits for the date come from the provider.
     needsInternet: true,
+    // It publishes through the outbox, so it relays whatever is pending.
+    relaysOutbox: true,
+    // It reports on the day; the EOD signal and the universe sync do not wait on it.
+    observer: true,
   },
   {
     id: 'EodComplete',

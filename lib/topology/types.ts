@@ -57,6 +57,12 @@ export interface ConsumerDefinition extends FunctionDefinition {
 /** A job: a step of the EOD chain or a function on a schedule of its own; one run at a time. */
 export interface JobDefinition extends FunctionDefinition {
   /**
+   * EOD chain: a step nothing later depends on (it reports on the day); once its retries are spent
+   * its failure is counted and alarmed and the chain continues.
+   * @default false: a failure stops the chain
+   */
+  readonly observer?: boolean;
+  /**
    * For jobs run on their own schedule (not in the EOD chain): the rate, in whole minutes.
    * @default none (required by a scheduled job)
    */

@@ -192,6 +192,30 @@ describe('EOD chain', () => {
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);
     expect(definition.match(/\\"Retry\\"/g)).toHaveLength(EOD_CHAIN.length);
     expect(definition.match(/\\"Catch\\"/g)).toHaveLength(EOD_CHAIN.length);
+  });
+
+  it('lets a failed observer (the quality check) alarm and continue; every other step stops the chain', () => {
+    const states = JSON.parse(
+      (machine.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1]
+        .map((part) => (typeof part === 'string' ? part : 'ref'))
+        .join(''),
+    ) as { States: Record<string, { Next?: string; Catch?: { Next: string }[] }> };
+    const observers = EOD_CHAIN.filter((s) => s.observer).map((s) => s.id);
+    const next = (id: string) => states.States[id]?.Next;
+
+    expect(observers).toEqual(['QualityCheck']);
+    for (const step of EOD_CHAIN.slice(1)) {
+      const catchTo = states.States[step.id]?.Catch?.[0]?.Next;
+      if (step.observer) {
+        // Caught into the metric, which goes on to the very step that follows on success.
+        expect(catchTo).toBe(`${step.id}Failed`);
+        expect(next(`${step.id}Failed`)).toBe(next(step.id));
+        expect(states.States[step.id]).toHaveProperty('Retry');
+      } else {
+        expect(catchTo).toBe('RecordFailure');
+      }
+    }
+    expect(next('QualityCheck')).toBe('EodComplete');
     expect(definition).toContain('MarketClosed');
     expect(machine.Properties.TracingConfiguration).toEqual({ Enabled: true });
     expect(machine.Properties.LoggingConfiguration).toMatchObject({ Level: 'ALL' });
@@ -213,7 +237,12 @@ describe('EOD chain', () => {
       .filter(([id]) => id.startsWith('EodChain'))
       .map(([, a]) => a.Properties.MetricName)
       .sort();
-    expect(names).toEqual(['ApproximateNumberOfMessagesVisible', 'ExecutionsFailed', 'ExecutionsTimedOut']);
+    expect(names).toEqual([
+      'ApproximateNumberOfMessagesVisible',
+      'ExecutionsFailed',
+      'ExecutionsTimedOut',
+      'ObserverStepFailed',
+    ]);
   });
 });
 
@@ -262,10 +291,16 @@ describe('queue senders', () => {
     }
   });
 
-  it('lets every outbox relay (backfill worker, IPO scan, EOD complete, universe sync) reach the backfill queue', () => {
+  it('lets every outbox relay (backfill worker, IPO scan, quality check, EOD complete, universe sync) reach the backfill queue', () => {
     // The outbox holds backfill jobs whoever relays it: a relay without the queue fails the chain
     // with QueueDoesNotExist (issue 18).
-    expect(sendersOf('Backfill')).toEqual(['Backfill', 'EodComplete', 'IpoScan', 'UniverseSync']);
+    expect(sendersOf('Backfill')).toEqual([
+      'Backfill',
+      'EodComplete',
+      'IpoScan',
+      'QualityCheck',
+      'UniverseSync',
+    ]);
     expect(sendersOf('EquityProcessing')).toEqual(['EquityDispatch']);
     expect(OUTBOX_QUEUES).toContain(BACKFILL_QUEUE);
   });

@@ -5,6 +5,7 @@
  * provider adapter over HTTP, /v3/reference/splits).
  */
 import { randomBytes } from 'node:crypto';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { holidays, type IsoDate, nextTradingDay } from '../../lambdas/market/calendar';
 import { PolygonProvider } from '../../lambdas/market/provider';
@@ -15,7 +16,9 @@ import {
   type QualitySummary,
   runQualityCheck,
 } from '../../lambdas/market/quality';
-import { CHANNELS, EventBus } from '../../lambdas/platform/event-bus';
+import { CHANNELS, type Channel, EventBus } from '../../lambdas/platform/event-bus';
+import type { OutboxTransport } from '../../lambdas/platform/outbox';
+import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createRedisClient, type RedisClient } from '../../lambdas/platform/redis';
 import { type MarketApi, startMarketApi } from '../../localstack/market-api/server';
 import { createScenarioMarket, type ExpectedEvent, type ScenarioMarket } from '../../localstack/scenarios';
@@ -66,6 +69,7 @@ interface Harness {
   market: ScenarioMarket;
   redis: RedisClient;
   bus: EventBus;
+  transport: OutboxTransport;
   provider: PolygonProvider;
   summaries: QualitySummary[];
 }
@@ -87,7 +91,43 @@ async function setUp(scenario: string, seed: number): Promise<Harness> {
     apiKey: async () => 'test-key',
     callsPerMinute: 60_000,
   });
-  return { db, api, market, redis, bus, provider, summaries: [] };
+  return { db, api, market, redis, bus, transport: transportOf(bus, redis), provider, summaries: [] };
+}
+
+/** The check publishes only to channels: a queue-bound row would be a bug, so it fails loudly. */
+function transportOf(bus: EventBus, redis: RedisClient): OutboxTransport {
+  return outboxTransport({
+    bus,
+    redis,
+    sqs: new SQSClient({}),
+    queueUrl: async (queue) => {
+      throw new Error(`the quality check sends to no queue (asked for ${queue})`);
+    },
+  });
+}
+
+const QUALITY_CHANNELS: readonly Channel[] = [
+  CHANNELS.qualityPriceAnomaly,
+  CHANNELS.qualityVolumeAnomaly,
+  CHANNELS.qualityDataGap,
+  CHANNELS.qualityStaleData,
+  CHANNELS.qualityDailySummary,
+];
+
+/** Every message id in the quality streams, with how many entries carry it. */
+async function streamMessageIds(h: Harness): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const channel of QUALITY_CHANNELS) {
+    for (const e of (await h.redis.xRange(h.bus.streamKey(channel), '-', '+')) ?? []) {
+      const id = (JSON.parse(e.message.envelope ?? '{}') as { message_id: string }).message_id;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+async function streamLengths(h: Harness): Promise<number[]> {
+  return Promise.all(QUALITY_CHANNELS.map((c) => h.redis.xLen(h.bus.streamKey(c))));
 }
 
 async function tearDown(h: Harness | undefined): Promise<void> {
@@ -111,7 +151,9 @@ async function alertRows(h: Harness): Promise<AlertRow[]> {
 /** Runs the check on every session after the first, in order, as the daily chain would. */
 async function checkEverySession(h: Harness): Promise<void> {
   for (const day of h.market.days.slice(1)) {
-    h.summaries.push(await runQualityCheck({ pool: h.db.pool, bus: h.bus, provider: h.provider }, day));
+    h.summaries.push(
+      await runQualityCheck({ pool: h.db.pool, transport: h.transport, provider: h.provider }, day),
+    );
   }
 }
 
@@ -231,7 +273,7 @@ describe('quality check on halts_gaps (gaps, stale series, price and volume anom
     const before = (await alertRows(h)).length;
 
     const summary = await runQualityCheck(
-      { pool: h.db.pool, bus: h.bus, provider: h.provider },
+      { pool: h.db.pool, transport: h.transport, provider: h.provider },
       holiday?.date ?? '',
     );
 
@@ -261,21 +303,28 @@ describe('quality check on halts_gaps (gaps, stale series, price and volume anom
     }
   });
 
-  it('re-running a date inserts no alert, keeps one metrics row and re-publishes the same message ids', async () => {
+  it('re-running a date that changes nothing inserts no alert, keeps one metrics row and adds no stream entry', async () => {
     // Prepare: the busiest session of the scenario.
     const busiest = [...h.summaries].sort((a, b) => b.totalAlerts - a.totalAlerts)[0] as QualitySummary;
     const date = busiest.tradeDate;
     const rowsBefore = await alertRows(h);
-    const alertKey = h.bus.streamKey(CHANNELS.qualityPriceAnomaly);
-    const summaryKey = h.bus.streamKey(CHANNELS.qualityDailySummary);
-    const lenBefore = await h.redis.xLen(summaryKey);
+    const lengthsBefore = await streamLengths(h);
 
-    // Act
-    const again = await runQualityCheck({ pool: h.db.pool, bus: h.bus, provider: h.provider }, date);
+    // Act: twice, as a retried step and an operator's re-run would.
+    const again = await runQualityCheck(
+      { pool: h.db.pool, transport: h.transport, provider: h.provider },
+      date,
+    );
+    const third = await runQualityCheck(
+      { pool: h.db.pool, transport: h.transport, provider: h.provider },
+      date,
+    );
 
     // Assess
     const rowsAfter = await alertRows(h);
-    expect(again.inserted).toBe(0);
+    expect(busiest.published).toBeGreaterThan(1);
+    expect([again.inserted, again.updated, again.published]).toEqual([0, 0, 0]);
+    expect([third.inserted, third.updated, third.published]).toEqual([0, 0, 0]);
     expect(again.totalAlerts).toBe(busiest.totalAlerts);
     expect(rowsAfter.map((r) => [r.id, r.created_at.getTime()])).toEqual(
       rowsBefore.map((r) => [r.id, r.created_at.getTime()]),
@@ -286,17 +335,15 @@ describe('quality check on halts_gaps (gaps, stale series, price and volume anom
     );
     expect(metrics.length).toBe(1);
     expect(again.summaryMessageId).toBe(busiest.summaryMessageId);
-    expect(await h.redis.xLen(summaryKey)).toBe(lenBefore + 1);
-    const entries = (await h.redis.xRange(summaryKey, '-', '+')) ?? [];
-    const ids = entries
-      .map(
-        (e) => JSON.parse(e.message.envelope ?? '{}') as { message_id: string; data: { trade_date: string } },
-      )
-      .filter((m) => m.data.trade_date === date)
-      .map((m) => m.message_id);
-    expect(ids).toEqual([busiest.summaryMessageId, busiest.summaryMessageId]);
-    // Alert messages carry the id derived from the alert, identical on both runs.
-    const priceMessages = ((await h.redis.xRange(alertKey, '-', '+')) ?? []).map(
+    expect(await streamLengths(h)).toEqual(lengthsBefore);
+    // Every message id is in the streams exactly once, the date's summary included.
+    const ids = await streamMessageIds(h);
+    expect([...ids.values()].filter((n) => n > 1)).toEqual([]);
+    expect(ids.get(busiest.summaryMessageId ?? '')).toBe(1);
+    // Alert messages carry the id derived from the alert.
+    const priceMessages = (
+      (await h.redis.xRange(h.bus.streamKey(CHANNELS.qualityPriceAnomaly), '-', '+')) ?? []
+    ).map(
       (e) =>
         JSON.parse(e.message.envelope ?? '{}') as {
           message_id: string;
@@ -304,6 +351,7 @@ describe('quality check on halts_gaps (gaps, stale series, price and volume anom
           data: Record<string, string>;
         },
     );
+    expect(priceMessages.length).toBeGreaterThan(0);
     for (const m of priceMessages) {
       expect(m.message_id).toBe(
         alertMessageId({
@@ -343,24 +391,46 @@ describe('quality check on halts_gaps (gaps, stale series, price and volume anom
     );
   });
 
-  it('fails loudly when Redis does not confirm a publish, and a retry delivers the same messages', async () => {
+  it('fails loudly when Redis does not confirm a publish, and the retry delivers the kept messages once', async () => {
+    // Prepare: forget a date's findings so its run has messages to publish; streams of their own.
     const date = h.summaries.find((s) => s.totalAlerts > 0)?.tradeDate as IsoDate;
+    await h.db.pool.query('DELETE FROM data_quality_alerts WHERE trade_date = $1', [date]);
+    await h.db.pool.query('DELETE FROM market_outbox');
+    const namespace = `${h.bus.namespace}_retry`;
+    const bus = new EventBus({ client: h.redis, service: 'data-quality-monitor', namespace });
     const dead = createRedisClient({ url: REDIS_URL });
     await dead.connect();
     await dead.close();
-    const deadBus = new EventBus({
-      client: dead,
-      service: 'data-quality-monitor',
-      namespace: h.bus.namespace,
-    });
+    const deadBus = new EventBus({ client: dead, service: 'data-quality-monitor', namespace });
+    const fresh: Harness = { ...h, bus };
 
-    await expect(
-      runQualityCheck({ pool: h.db.pool, bus: deadBus, provider: h.provider }, date),
-    ).rejects.toBeInstanceOf(QualityPublishError);
-    const retry = await runQualityCheck({ pool: h.db.pool, bus: h.bus, provider: h.provider }, date);
+    // Act
+    const failed = runQualityCheck(
+      { pool: h.db.pool, transport: transportOf(deadBus, dead), provider: h.provider },
+      date,
+    );
+    await expect(failed).rejects.toBeInstanceOf(QualityPublishError);
+    const { rows: kept } = await h.db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM market_outbox WHERE published_at IS NULL',
+    );
+    const retry = await runQualityCheck(
+      { pool: h.db.pool, transport: transportOf(bus, h.redis), provider: h.provider },
+      date,
+    );
 
-    expect(retry.inserted).toBe(0);
-    expect(retry.published).toBe(retry.totalAlerts + 1);
+    // Assess: the failed run committed its rows and messages; the retry enqueued nothing new and
+    // relayed what was kept, each message once.
+    try {
+      expect(kept[0]?.n).toBeGreaterThan(1);
+      expect(retry.inserted).toBe(0);
+      expect(retry.published).toBe(0);
+      expect(retry.relay.delivered).toBe(kept[0]?.n);
+      expect((await streamLengths(fresh)).reduce((s, n) => s + n, 0)).toBe(kept[0]?.n);
+      expect([...(await streamMessageIds(fresh)).values()].filter((n) => n > 1)).toEqual([]);
+    } finally {
+      const keys = await h.redis.keys(`${namespace}:*`);
+      if (keys.length > 0) await h.redis.del(keys);
+    }
   });
 });
 
@@ -393,5 +463,72 @@ describe('quality check on splits: provider-reported splits are corporate action
     expect(pr.wrongClass).toEqual([]);
     expect(pr.precision).toBe(1);
     expect(pr.recall).toBe(1);
+  });
+});
+
+describe('quality check while the provider split lookup is unreachable', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await setUp('splits', 7);
+    await checkEverySession(h);
+  }, 240_000);
+  afterAll(() => tearDown(h));
+
+  it('records the price alerts as unverified instead of failing, and the next run re-classifies them and tells the app', async () => {
+    // Prepare: a split date followed by another session; a provider that does not retry.
+    const split = h.market
+      .expectedOutcomes()
+      .events.find((e) => e.kind === 'split' && h.market.days.indexOf(e.date) < h.market.days.length - 1);
+    if (!split) throw new Error('the splits scenario has no split before its last session');
+    const next = nextTradingDay(split.date);
+    const flaky = new PolygonProvider({ baseUrl: h.api.url, apiKey: async () => 'test-key', maxRetries: 0 });
+    const alertOf = async (date: string) =>
+      (
+        await h.db.pool.query<{ kind: string; severity: string; split_check: string | null }>(
+          `SELECT details->>'kind' AS kind, severity, details->>'split_check' AS split_check
+             FROM data_quality_alerts WHERE alert_type = 'price_anomaly' AND symbol = $1 AND trade_date = $2`,
+          [split.symbol, date],
+        )
+      ).rows[0];
+
+    // Act: the split date again while the provider answers 503, then the next session once it is back.
+    h.api.control({ serverErrors: { next: 1000 } });
+    let during: QualitySummary;
+    try {
+      during = await runQualityCheck(
+        { pool: h.db.pool, transport: h.transport, provider: flaky },
+        split.date,
+      );
+    } finally {
+      h.api.control({ reset: true });
+    }
+    const whileDown = await alertOf(split.date);
+    const after = await runQualityCheck(
+      { pool: h.db.pool, transport: h.transport, provider: h.provider },
+      next,
+    );
+    const reclassified = await alertOf(split.date);
+
+    // Assess
+    expect(during.status).toBe('checked');
+    expect(during.unverified).toBeGreaterThan(0);
+    expect(during.splitLookupError).toMatch(/503|server/i);
+    expect(whileDown).toMatchObject({ kind: 'price_move', split_check: 'unverified' });
+    expect(after.reclassified).toBeGreaterThanOrEqual(during.unverified);
+    expect(reclassified).toEqual({ kind: 'split', severity: 'low', split_check: 'rechecked' });
+    const id = alertMessageId({
+      alertType: 'price_anomaly',
+      symbol: split.symbol,
+      tradeDate: split.date,
+      kind: 'split',
+      severity: 'low',
+      details: { split_check: 'rechecked' },
+    });
+    expect((await streamMessageIds(h)).get(id)).toBe(1);
+    const { rows: open } = await h.db.pool.query(
+      `SELECT 1 FROM data_quality_alerts WHERE details->>'split_check' = 'unverified' AND resolved_at IS NULL`,
+    );
+    expect(open).toEqual([]);
   });
 });

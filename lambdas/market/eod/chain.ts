@@ -10,7 +10,7 @@ import type { OutboxTransport } from '../../platform/outbox';
 import { type IsoDate, isTradingDay } from '../calendar';
 import { type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
 import type { MarketDataProvider } from '../provider';
-import { type QualityConfig, type QualitySummary, runQualityCheck } from '../quality';
+import { QUALITY_SERVICE, type QualityConfig, type QualitySummary, runQualityCheck } from '../quality';
 import { runUniverseSync, SYNC_SERVICE, type UniverseSyncSummary } from '../universe-sync/sync';
 import { completeEod, type EodCompleteSummary } from './complete';
 import { type EodLoadSummary, notTradingReason, runEodLoad } from './load';
@@ -97,12 +97,11 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
   );
 
   await deps.beforeStep?.('quality');
-  const qualityBus = deps.transportFor('data-quality-monitor').bus;
   const quality = await step('quality', () =>
     runQualityCheck(
       {
         pool: deps.pool,
-        bus: qualityBus,
+        transport: deps.transportFor(QUALITY_SERVICE).transport,
         provider: deps.provider,
         ...(deps.qualityConfig ? { config: deps.qualityConfig } : {}),
       },

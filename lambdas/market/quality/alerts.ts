@@ -71,8 +71,25 @@ export function splitRatio(split: Pick<Split, 'splitFrom' | 'splitTo'>): number 
   return split.splitTo / split.splitFrom;
 }
 
-function priceAlert(row: BarFindingRow, tradeDate: IsoDate, split: Split | undefined, config: QualityConfig) {
+/**
+ * What the check knows about splits on a date: the provider's list (a split applies when its
+ * symbol is in the map), or `unverified` when the provider's split lookup was unreachable.
+ */
+export type SplitKnowledge = ReadonlyMap<string, Split> | 'unverified';
+
+/** Marks an alert whose price move could not be checked against the provider's splits. */
+export const UNVERIFIED = 'unverified';
+/** Marks an alert classified by a later run than the one that first recorded it unverified. */
+export const RECHECKED = 'rechecked';
+
+/** The alert as classified after an unverified record: its own message id tells the app. */
+export function markRechecked(a: QualityAlert): QualityAlert {
+  return { ...a, details: { ...a.details, split_check: RECHECKED } };
+}
+
+function priceAlert(row: BarFindingRow, tradeDate: IsoDate, splits: SplitKnowledge, config: QualityConfig) {
   if (row.prev_close === null) return null;
+  const split = splits === UNVERIFIED ? undefined : splits.get(row.symbol);
   const move = row.close / row.prev_close - 1;
   const range = (row.high - row.low) / row.prev_close;
   const moveSeverity = priceSeverity(move, config.price.move, config);
@@ -121,16 +138,69 @@ function priceAlert(row: BarFindingRow, tradeDate: IsoDate, split: Split | undef
   const severity = maxSeverity(moveSeverity ?? 'low', rangeSeverity ?? 'low');
   const isMove =
     moveSeverity !== null && SEVERITY_RANK[moveSeverity] >= SEVERITY_RANK[rangeSeverity ?? 'low'];
+  const unverified = splits === UNVERIFIED;
   return {
     kind: isMove ? ('price_move' as const) : ('intraday_range' as const),
     severity,
-    description: isMove
-      ? `Close moved ${pct(move)} from the previous close ${row.prev_close}`
-      : `Intraday range ${pct(range)} of the previous close ${row.prev_close}`,
-    remediation:
-      'Check for a split or other corporate action, then verify the bar against a second source; re-load the day if it is wrong.',
-    details: measured,
+    description:
+      (isMove
+        ? `Close moved ${pct(move)} from the previous close ${row.prev_close}`
+        : `Intraday range ${pct(range)} of the previous close ${row.prev_close}`) +
+      (unverified ? ' (not yet checked against splits: the provider was unreachable)' : ''),
+    remediation: unverified
+      ? 'Unverified: the next run re-classifies it once the provider lists the splits; until then check for a split by hand.'
+      : 'Check for a split or other corporate action, then verify the bar against a second source; re-load the day if it is wrong.',
+    // Only an unverified finding carries split_check, so verified ones keep their details (and ids).
+    details: unverified ? { ...measured, split_check: UNVERIFIED } : measured,
   };
+}
+
+/** An open price alert whose split check is pending, as stored (details hold the measured bar). */
+export interface UnverifiedPriceAlert {
+  readonly symbol: string;
+  readonly tradeDate: IsoDate;
+  readonly details: Record<string, unknown>;
+}
+
+/**
+ * Re-classifies price alerts recorded while the split lookup was unreachable, from the bar they
+ * measured, now that `splitsOn(date)` lists the splits of their date. A move a split explains
+ * becomes a split (low); one it does not stays a price alert, now verified; both marked rechecked
+ * (a new message id, so the app hears of it). Same key, so the upsert updates the row in place.
+ */
+export function reclassifyUnverified(
+  pending: readonly UnverifiedPriceAlert[],
+  splitsOn: (date: IsoDate) => ReadonlyMap<string, Split>,
+  config: QualityConfig,
+): QualityAlert[] {
+  const out: QualityAlert[] = [];
+  for (const p of pending) {
+    const d = p.details;
+    const num = (k: string) => (typeof d[k] === 'number' ? (d[k] as number) : null);
+    const prevClose = num('previous_close');
+    const close = num('close');
+    const high = num('high');
+    const low = num('low');
+    if (prevClose === null || close === null || high === null || low === null) continue;
+    const row: BarFindingRow = {
+      symbol: p.symbol,
+      prev_date: typeof d.previous_date === 'string' ? (d.previous_date as IsoDate) : null,
+      open: close,
+      high,
+      low,
+      close,
+      volume: 0,
+      prev_close: prevClose,
+      avg_volume: null,
+      avg_bars: 0,
+    };
+    const alert = priceAlert(row, p.tradeDate, splitsOn(p.tradeDate), config);
+    if (alert)
+      out.push(
+        markRechecked({ alertType: 'price_anomaly', symbol: p.symbol, tradeDate: p.tradeDate, ...alert }),
+      );
+  }
+  return out;
 }
 
 function volumeAlert(row: BarFindingRow, config: QualityConfig) {
@@ -175,12 +245,12 @@ function volumeAlert(row: BarFindingRow, config: QualityConfig) {
 export function barAlerts(
   rows: readonly BarFindingRow[],
   tradeDate: IsoDate,
-  splits: ReadonlyMap<string, Split>,
+  splits: SplitKnowledge,
   config: QualityConfig,
 ): QualityAlert[] {
   const out: QualityAlert[] = [];
   for (const row of rows) {
-    const p = priceAlert(row, tradeDate, splits.get(row.symbol), config);
+    const p = priceAlert(row, tradeDate, splits, config);
     if (p) out.push({ alertType: 'price_anomaly', symbol: row.symbol, tradeDate, ...p });
     const v = volumeAlert(row, config);
     if (v) out.push({ alertType: 'volume_anomaly', symbol: row.symbol, tradeDate, ...v });

@@ -8,10 +8,16 @@ export {
   type AlertType,
   barAlerts,
   coverageAlerts,
+  markRechecked,
   priceSeverity,
   type QualityAlert,
+  RECHECKED,
+  reclassifyUnverified,
   type Severity,
+  type SplitKnowledge,
   splitRatio,
+  UNVERIFIED,
+  type UnverifiedPriceAlert,
 } from './alerts';
 export {
   DEFAULT_QUALITY_CONFIG,
@@ -30,6 +36,5 @@ export {
   QualityPublishError,
   type QualitySummary,
   runQualityCheck,
-  SplitLookupError,
   stableMessageId,
 } from './run';

@@ -1,21 +1,28 @@
 /**
  * The daily data-quality check for one trade date: SQL passes -> alerts -> one transaction (alerts,
- * resolutions, metrics) -> publish every alert and one daily summary to the app.
+ * resolutions, metrics and the outbox rows announcing them) -> outbox relay to the app.
  *
  * Re-run story (the EOD chain retries a failed run; an operator may re-run a date):
  * - Alerts are upserted on (alert_type, symbol, trade_date): a re-run of the same date inserts no
  *   row; identical findings are not even rewritten. The metrics row is upserted on trade_date.
- * - Publishing happens after the commit and is at-least-once with STABLE message ids: an alert's
- *   message_id is derived from its identity and content class (alert_type, symbol, trade_date, kind,
- *   severity) and its timestamp is the row's created_at; the summary's id from the date and its
- *   figures. A re-run therefore re-publishes the same messages with the same message_ids, which app
- *   consumers drop (the envelope's contract), so nothing is lost when a publish failed half-way and
- *   nothing is duplicated for the app when it did not. A finding whose severity changed is a new
- *   message. Any publish failure rejects the run (QualityPublishError) so the chain retries it.
+ * - Messages go through the market outbox, written in the same transaction: only alerts this run
+ *   inserted or changed are enqueued, each under a dedupe key (and message_id) derived from its
+ *   identity and content class (alert_type, symbol, trade_date, kind, severity); the summary under
+ *   the date and a hash of its figures. A re-run that changes nothing therefore enqueues nothing
+ *   and publishes nothing; a finding whose severity or kind changed is a new message. A relay that
+ *   fails leaves the rows in the outbox and rejects the run (QualityPublishError) so the chain's
+ *   retry (or any later relay) delivers them, once.
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { CHANNELS as CH, type Channel, type EventBus } from '../../platform/event-bus';
+import { CHANNELS as CH, type Channel } from '../../platform/event-bus';
+import {
+  enqueueOutbox,
+  type OutboxMessage,
+  type OutboxTransport,
+  type RelayResult,
+  relayOutbox,
+} from '../../platform/outbox';
 import { withTransaction } from '../../platform/postgres';
 import {
   addTradingDays,
@@ -30,12 +37,17 @@ import {
   type AlertType,
   barAlerts,
   coverageAlerts,
+  markRechecked,
   type QualityAlert,
+  RECHECKED,
+  reclassifyUnverified,
   SEVERITY_RANK,
   type Severity,
+  type SplitKnowledge,
+  UNVERIFIED,
 } from './alerts';
 import { DEFAULT_QUALITY_CONFIG, type QualityConfig } from './config';
-import { coveragePass, openCompletenessEpisodes, priceVolumePass } from './sql';
+import { coveragePass, openCompletenessEpisodes, priceVolumePass, unverifiedPriceAlerts } from './sql';
 import { resolveEndedEpisodes, type StoredAlert, upsertAlerts, upsertMetrics } from './store';
 
 export const QUALITY_SERVICE = 'data-quality-monitor';
@@ -55,33 +67,26 @@ export class QualityCheckError extends Error {
   }
 }
 
-/** Alerts and metrics are committed but the app was not told: the run must be retried. */
+/** Alerts, metrics and their messages are committed but the relay could not deliver every message. */
 export class QualityPublishError extends QualityCheckError {
   constructor(
     readonly tradeDate: IsoDate,
     readonly failed: number,
-    readonly attempted: number,
+    readonly firstError: string,
     options?: ErrorOptions,
   ) {
     super(
-      `quality check ${tradeDate}: ${failed} of ${attempted} messages not published (rows committed; re-run the date, message ids are stable)`,
+      `quality check ${tradeDate}: ${failed} outbox message(s) not delivered (kept in the outbox; the retry or the next relay sends them): ${firstError}`,
       options,
     );
     this.name = 'QualityPublishError';
   }
 }
 
-/** The provider's split list for the date could not be read: classifying moves without it would raise false critical alerts. */
-export class SplitLookupError extends QualityCheckError {
-  constructor(tradeDate: IsoDate, options?: ErrorOptions) {
-    super(`quality check ${tradeDate}: provider splits lookup failed`, options);
-    this.name = 'SplitLookupError';
-  }
-}
-
 export interface QualityCheckDeps {
   readonly pool: pg.Pool;
-  readonly bus: EventBus;
+  /** Delivery of the outbox rows (lambdas/platform/outbox-transport). */
+  readonly transport: OutboxTransport;
   readonly provider: Pick<MarketDataProvider, 'splits'>;
   readonly config?: QualityConfig;
 }
@@ -103,8 +108,17 @@ export interface QualitySummary {
   readonly unchanged: number;
   readonly resolved: { stale: number; completeness: number };
   readonly splitsReported: number;
+  /** This date's price alerts recorded unverified (split lookup unreachable). */
+  readonly unverified: number;
+  /** Earlier dates' unverified price alerts re-classified by this run. */
+  readonly reclassified: number;
+  /** Why the split lookup failed (null when it answered or was not needed). */
+  readonly splitLookupError: string | null;
+  /** Messages this run enqueued (0 for a re-run that changed nothing). */
   readonly published: number;
   readonly summaryMessageId: string | null;
+  /** The relay after the commit (it also delivers rows earlier runs or other jobs left behind). */
+  readonly relay: RelayResult;
   readonly seconds: number;
 }
 
@@ -117,10 +131,19 @@ export function stableMessageId(...parts: readonly (string | number)[]): string 
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
+/**
+ * An unverified finding has its own id, and so has its later classification (rechecked), so the
+ * verification reaches the app as a new message rather than a duplicate of an earlier one.
+ */
 export function alertMessageId(
-  a: Pick<QualityAlert, 'alertType' | 'symbol' | 'tradeDate' | 'kind' | 'severity'>,
+  a: Pick<QualityAlert, 'alertType' | 'symbol' | 'tradeDate' | 'kind' | 'severity'> & {
+    readonly details?: Record<string, unknown>;
+  },
 ): string {
-  return stableMessageId('quality-alert', a.alertType, a.symbol, a.tradeDate, a.kind, a.severity);
+  const parts = ['quality-alert', a.alertType, a.symbol, a.tradeDate, a.kind, a.severity];
+  const check = a.details?.split_check;
+  if (check === UNVERIFIED || check === RECHECKED) parts.push(check);
+  return stableMessageId(...parts);
 }
 
 /** Sessions ending on tradeDate, n of them, from the NYSE calendar. */
@@ -167,8 +190,12 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
       unchanged: 0,
       resolved: { stale: 0, completeness: 0 },
       splitsReported: 0,
+      unverified: 0,
+      reclassified: 0,
+      splitLookupError: null,
       published: 0,
       summaryMessageId: null,
+      relay: { delivered: 0, recovered: 0, failed: 0, errors: [] },
       seconds: (performance.now() - started) / 1000,
     };
   }
@@ -185,22 +212,51 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
     openCompletenessEpisodes(deps.pool, tradeDate),
   ]);
 
-  // Splits are fetched once for the date (one paged call), and only when a price move needs them.
-  const splits = new Map<string, Split>();
+  // Splits are fetched in one (paged) call, only when a price move needs them: the date's, and those
+  // of earlier dates whose price alerts were recorded unverified (the provider was unreachable then).
+  const unverifiedBefore = await unverifiedPriceAlerts(deps.pool, tradeDate);
+  // This date's own are re-judged below from fresh bars; earlier dates' from their stored bar.
+  const pending = unverifiedBefore.filter((p) => p.tradeDate < tradeDate);
+  const pendingToday = new Set(
+    unverifiedBefore.filter((p) => p.tradeDate === tradeDate).map((p) => p.symbol),
+  );
+  const needsSplits = bars.findings.some((r) => r.prev_close !== null);
+  let splits: SplitKnowledge = new Map<string, Split>();
+  let reclassified: QualityAlert[] = [];
   let splitsReported = 0;
-  if (bars.findings.some((r) => r.prev_close !== null)) {
-    let list: Split[];
+  let splitLookupError: string | null = null;
+  if (needsSplits || pending.length > 0) {
+    const from = pending.reduce<IsoDate>((min, p) => (p.tradeDate < min ? p.tradeDate : min), tradeDate);
     try {
-      list = await deps.provider.splits({ from: tradeDate, to: tradeDate });
+      const list = await deps.provider.splits({ from, to: tradeDate });
+      const byDate = new Map<IsoDate, Map<string, Split>>();
+      for (const sp of list) {
+        const onDate = byDate.get(sp.executionDate) ?? new Map<string, Split>();
+        onDate.set(sp.symbol, sp);
+        byDate.set(sp.executionDate, onDate);
+      }
+      const none = new Map<string, Split>();
+      splits = byDate.get(tradeDate) ?? none;
+      splitsReported = list.filter((sp) => sp.executionDate === tradeDate).length;
+      reclassified = reclassifyUnverified(pending, (d) => byDate.get(d) ?? none, config);
     } catch (error) {
-      throw new SplitLookupError(tradeDate, { cause: error });
+      // Classifying moves without the split list would raise false critical alerts, and failing the
+      // whole check would hide every other finding: record the price alerts as unverified instead.
+      splits = UNVERIFIED;
+      splitLookupError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     }
-    splitsReported = list.length;
-    for (const s of list) if (s.executionDate === tradeDate) splits.set(s.symbol, s);
   }
 
   const cov = coverageAlerts(coverage, windowDays, openEpisodes, config);
-  const alerts = dedupe([...barAlerts(bars.findings, tradeDate, splits, config), ...cov.alerts]);
+  const alerts = dedupe([
+    ...barAlerts(bars.findings, tradeDate, splits, config).map((a) =>
+      a.alertType === 'price_anomaly' && splits !== UNVERIFIED && pendingToday.has(a.symbol)
+        ? markRechecked(a)
+        : a,
+    ),
+    ...cov.alerts,
+  ]);
+  const unverified = alerts.filter((a) => a.details.split_check === UNVERIFIED).length;
   const symbolsChecked = coverage.length;
   const alertCounts: Record<string, number> = {};
   const kindCounts: Record<string, number> = {};
@@ -226,12 +282,28 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
     ),
   ];
 
-  const { upsert, resolved, metricsCreatedAt } = await withTransaction(deps.pool, async (client) => {
+  const summaryData = {
+    trade_date: tradeDate,
+    symbols_checked: symbolsChecked,
+    symbols_with_alerts: worst.size,
+    total_alerts: alerts.length,
+    alert_counts: alertCounts,
+    kind_counts: kindCounts,
+    severity_counts: severityCounts,
+    completeness_pct: completenessPct,
+    quality_score: qualityScore,
+    bars_on_date: bars.stats.barsOnDate,
+    unverified_alerts: unverified,
+  };
+  const summaryMessageId = stableMessageId('quality-summary', JSON.stringify(summaryData));
+  const { upsert, resolved, published } = await withTransaction(deps.pool, async (client) => {
     // Concurrent runs of the same date (a retry racing a slow first attempt) take turns.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`quality-check:${tradeDate}`]);
-    const upsert = await upsertAlerts(client, alerts);
+    // Re-classified alerts of earlier dates share the upsert (other keys); this date's figures
+    // below count only this date's alerts.
+    const upsert = await upsertAlerts(client, [...alerts, ...reclassified]);
     const resolved = await resolveEndedEpisodes(client, tradeDate, stillIncomplete);
-    const { createdAt } = await upsertMetrics(client, {
+    await upsertMetrics(client, {
       tradeDate,
       symbolsChecked,
       symbolsWithAlerts: worst.size,
@@ -246,32 +318,26 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
         thin_excluded: bars.stats.thinExcluded,
         volume_unmeasured: bars.stats.volumeUnmeasured,
         splits_reported: splitsReported,
+        unverified_alerts: unverified,
+        reclassified_alerts: reclassified.length,
+        ...(splitLookupError ? { split_lookup_error: splitLookupError.slice(0, 300) } : {}),
         window_sessions: windowDays.length,
         expected_bars: cov.stats.expectedBars,
         present_bars: cov.stats.presentBars,
       },
     });
-    return { upsert, resolved, metricsCreatedAt: createdAt };
+    // The summary goes last (outbox ids are the delivery order): a consumer that sees it has been
+    // offered every alert before it.
+    const messages = [
+      ...upsert.stored.filter((a) => a.written !== 'unchanged').map(alertMessage),
+      summaryMessage(tradeDate, summaryMessageId, summaryData),
+    ];
+    const enqueued = await enqueueOutbox(client, messages);
+    return { upsert, resolved, published: enqueued.length };
   });
 
-  const summaryData = {
-    trade_date: tradeDate,
-    symbols_checked: symbolsChecked,
-    symbols_with_alerts: worst.size,
-    total_alerts: alerts.length,
-    alert_counts: alertCounts,
-    kind_counts: kindCounts,
-    severity_counts: severityCounts,
-    completeness_pct: completenessPct,
-    quality_score: qualityScore,
-    bars_on_date: bars.stats.barsOnDate,
-  };
-  const summaryMessageId = stableMessageId('quality-summary', JSON.stringify(summaryData));
-  const published = await publishRun(deps.bus, tradeDate, upsert.stored, {
-    id: summaryMessageId,
-    data: summaryData,
-    timestamp: metricsCreatedAt,
-  });
+  const relay = await relayOutbox(deps.pool, deps.transport);
+  if (relay.failed > 0) throw new QualityPublishError(tradeDate, relay.failed, relay.errors[0] ?? 'unknown');
 
   return {
     status: 'checked',
@@ -286,65 +352,46 @@ export async function runQualityCheck(deps: QualityCheckDeps, tradeDate: IsoDate
     qualityScore,
     inserted: upsert.inserted,
     updated: upsert.updated,
+    unverified,
+    reclassified: reclassified.length,
+    splitLookupError,
     unchanged: upsert.unchanged,
     resolved,
     splitsReported,
     published,
     summaryMessageId,
+    relay,
     seconds: (performance.now() - started) / 1000,
   };
 }
 
-async function publishRun(
-  bus: EventBus,
-  tradeDate: IsoDate,
-  alerts: readonly StoredAlert[],
-  summary: { id: string; data: Record<string, unknown>; timestamp: Date },
-): Promise<number> {
-  const messages = alerts.map((a) => ({
-    channel: CHANNEL_OF[a.alertType],
-    input: {
-      message_id: alertMessageId(a),
-      timestamp: a.createdAt,
-      event_type: a.alertType,
+function alertMessage(a: StoredAlert): OutboxMessage {
+  const messageId = alertMessageId(a);
+  return {
+    dedupeKey: `quality.alert:${messageId}`,
+    messageId,
+    destination: { channel: CHANNEL_OF[a.alertType] },
+    eventType: a.alertType,
+    payload: {
+      alert_id: a.id,
+      alert_type: a.alertType,
+      kind: a.kind,
+      symbol: a.symbol,
+      trade_date: a.tradeDate,
       severity: a.severity,
-      data: {
-        alert_id: a.id,
-        alert_type: a.alertType,
-        kind: a.kind,
-        symbol: a.symbol,
-        trade_date: a.tradeDate,
-        severity: a.severity,
-        description: a.description,
-        remediation: a.remediation,
-        details: a.details,
-      },
+      description: a.description,
+      remediation: a.remediation,
+      details: a.details,
     },
-  }));
-  let failed = 0;
-  let firstError: unknown;
-  // Bounded batches: node-redis pipelines each batch on the one connection.
-  for (let i = 0; i < messages.length; i += 500) {
-    const results = await bus.publishAll(messages.slice(i, i + 500));
-    for (const r of results) {
-      if (r.status === 'rejected') {
-        failed += 1;
-        firstError ??= r.reason;
-      }
-    }
-  }
-  if (failed > 0)
-    throw new QualityPublishError(tradeDate, failed, messages.length + 1, { cause: firstError });
-  // The summary goes last, so a consumer that sees it has been offered every alert before it.
-  try {
-    await bus.publish(CH.qualityDailySummary, {
-      message_id: summary.id,
-      timestamp: summary.timestamp,
-      event_type: 'daily_summary',
-      data: summary.data,
-    });
-  } catch (error) {
-    throw new QualityPublishError(tradeDate, 1, messages.length + 1, { cause: error });
-  }
-  return messages.length + 1;
+  };
+}
+
+function summaryMessage(tradeDate: IsoDate, messageId: string, data: Record<string, unknown>): OutboxMessage {
+  return {
+    dedupeKey: `quality.summary:${tradeDate}:${messageId}`,
+    messageId,
+    destination: { channel: CH.qualityDailySummary },
+    eventType: 'daily_summary',
+    payload: data,
+  };
 }

@@ -192,3 +192,18 @@ export async function openCompletenessEpisodes(
   );
   return new Map(rows.map((r) => [r.symbol, r.trade_date]));
 }
+
+/** Open price alerts up to tradeDate recorded while the split lookup was unreachable. */
+export async function unverifiedPriceAlerts(
+  db: Queryable,
+  tradeDate: IsoDate,
+): Promise<{ symbol: string; tradeDate: IsoDate; details: Record<string, unknown> }[]> {
+  const { rows } = await db.query<{ symbol: string; trade_date: IsoDate; details: Record<string, unknown> }>(
+    `SELECT symbol, trade_date::text AS trade_date, details FROM data_quality_alerts
+      WHERE alert_type = 'price_anomaly' AND resolved_at IS NULL AND trade_date <= $1::date
+        AND details ->> 'split_check' = 'unverified'
+      ORDER BY trade_date, symbol`,
+    [tradeDate],
+  );
+  return rows.map((r) => ({ symbol: r.symbol, tradeDate: r.trade_date, details: r.details }));
+}

@@ -1,7 +1,7 @@
 /**
  * Persistence of one run: alerts upserted on the table's real unique key (alert_type, symbol,
  * trade_date), episodes that ended resolved, the date's metrics row upserted on its primary key.
- * Called inside one transaction so the published messages always describe committed rows.
+ * Called inside one transaction, with the outbox enqueue, so a message exists iff its change committed.
  */
 import type { IsoDate } from '../calendar';
 import type { Queryable } from '../sql/db';
@@ -9,8 +9,10 @@ import type { QualityAlert } from './alerts';
 
 export interface StoredAlert extends QualityAlert {
   readonly id: number;
-  /** Stable across re-runs (the row is updated, never re-inserted): the message timestamp. */
+  /** Stable across re-runs (the row is updated, never re-inserted). */
   readonly createdAt: Date;
+  /** What this run did to the row: only inserted or changed rows are announced to the app. */
+  readonly written: 'inserted' | 'updated' | 'unchanged';
 }
 
 export interface UpsertResult {
@@ -36,7 +38,12 @@ export async function upsertAlerts(db: Queryable, alerts: readonly QualityAlert[
   // The WHERE on DO UPDATE leaves identical re-findings untouched (no dead tuples, updated_at kept),
   // so RETURNING lists exactly the inserted and the changed rows. Resolution columns are never
   // touched: a human's resolution survives a re-run.
-  const written = await db.query<{ inserted: boolean }>(
+  const written = await db.query<{
+    inserted: boolean;
+    alert_type: string;
+    symbol: string;
+    trade_date: string;
+  }>(
     `INSERT INTO data_quality_alerts AS a
             (alert_type, symbol, severity, description, details, remediation, trade_date)
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::date[])
@@ -45,7 +52,7 @@ export async function upsertAlerts(db: Queryable, alerts: readonly QualityAlert[
             remediation = EXCLUDED.remediation, updated_at = now()
       WHERE (a.severity, a.description, a.details, a.remediation)
             IS DISTINCT FROM (EXCLUDED.severity, EXCLUDED.description, EXCLUDED.details, EXCLUDED.remediation)
-     RETURNING (xmax = 0) AS inserted`,
+     RETURNING (xmax = 0) AS inserted, a.alert_type, a.symbol, a.trade_date::text AS trade_date`,
     params,
   );
   const inserted = written.rows.filter((r) => r.inserted).length;
@@ -64,10 +71,22 @@ export async function upsertAlerts(db: Queryable, alerts: readonly QualityAlert[
     [params[0], params[1], params[6]],
   );
   const byKey = new Map(rows.map((r) => [keyOf(r.alert_type, r.symbol, r.trade_date), r]));
+  const writtenAs = new Map(
+    written.rows.map((r) => [
+      keyOf(r.alert_type, r.symbol, r.trade_date),
+      r.inserted ? ('inserted' as const) : ('updated' as const),
+    ]),
+  );
   const stored = alerts.map((a): StoredAlert => {
     const row = byKey.get(keyOf(a.alertType, a.symbol, a.tradeDate));
     if (!row) throw new Error(`alert row vanished after upsert: ${a.alertType} ${a.symbol} ${a.tradeDate}`);
-    return { ...a, id: Number(row.id), createdAt: row.created_at };
+    const key = keyOf(a.alertType, a.symbol, a.tradeDate);
+    return {
+      ...a,
+      id: Number(row.id),
+      createdAt: row.created_at,
+      written: writtenAs.get(key) ?? 'unchanged',
+    };
   });
   return { stored, inserted, updated, unchanged: alerts.length - inserted - updated };
 }

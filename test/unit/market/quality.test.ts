@@ -7,9 +7,12 @@ import {
   coverageAlerts,
   DEFAULT_QUALITY_CONFIG,
   InvalidQualityConfigError,
+  markRechecked,
   priceSeverity,
+  reclassifyUnverified,
   resolveQualityConfig,
   stableMessageId,
+  UNVERIFIED,
 } from '../../../lambdas/market/quality';
 import type { BarFindingRow, CoverageRow } from '../../../lambdas/market/quality/sql';
 import { EnvelopeSchema } from '../../../lambdas/platform/event-bus';
@@ -84,6 +87,59 @@ describe('price rules', () => {
 
     expect(alert?.kind).toBe('price_move');
     expect(alert?.severity).toBe('high'); // 30 vs the adjusted 50: -40 %
+  });
+});
+
+describe('split lookup unreachable', () => {
+  const split = { symbol: 'SPL', executionDate: D, splitFrom: 1, splitTo: 2 };
+  const rows = [
+    bar({ symbol: 'SPL', prev_close: 100, close: 50.5, high: 51, low: 49.8 }),
+    bar({ symbol: 'JMP', close: 140, high: 141 }),
+  ];
+
+  it('records the price alerts as unverified, judged as if no split, and says so', () => {
+    const alerts = barAlerts(rows, D, UNVERIFIED, C);
+
+    expect(alerts.map((a) => [a.symbol, a.kind, a.severity, a.details.split_check])).toEqual([
+      ['SPL', 'price_move', 'high', 'unverified'],
+      ['JMP', 'price_move', 'high', 'unverified'],
+    ]);
+    expect(alerts.every((a) => /not yet checked against splits/.test(a.description))).toBe(true);
+  });
+
+  it('re-classifies them from their stored bar once the splits are known: a split, or a verified move', () => {
+    const pending = barAlerts(rows, D, UNVERIFIED, C).map((a) => ({
+      symbol: a.symbol,
+      tradeDate: a.tradeDate,
+      details: JSON.parse(JSON.stringify({ kind: a.kind, ...a.details })) as Record<string, unknown>,
+    }));
+
+    const again = reclassifyUnverified(pending, (d) => new Map(d === D ? [['SPL', split]] : []), C);
+
+    expect(again.map((a) => [a.symbol, a.tradeDate, a.kind, a.severity, a.details.split_check])).toEqual([
+      ['SPL', D, 'split', 'low', 'rechecked'],
+      ['JMP', D, 'price_move', 'high', 'rechecked'],
+    ]);
+    expect(again).toEqual(barAlerts(rows, D, new Map([['SPL', split]]), C).map(markRechecked));
+    // A new id: the app hears of the classification even when it matches an earlier message.
+    const [plain] = barAlerts(rows, D, new Map([['SPL', split]]), C);
+    expect(again[0] && alertMessageId(again[0])).not.toBe(plain && alertMessageId(plain));
+  });
+
+  it('gives an unverified finding its own message id, so its verification is a new message', () => {
+    const [unverified] = barAlerts(rows.slice(1), D, UNVERIFIED, C);
+    const [verified] = barAlerts(rows.slice(1), D, new Map(), C);
+
+    expect(unverified && alertMessageId(unverified)).not.toBe(verified && alertMessageId(verified));
+    expect(verified && alertMessageId(verified)).toBe(
+      alertMessageId({
+        alertType: 'price_anomaly',
+        symbol: 'JMP',
+        tradeDate: D,
+        kind: 'price_move',
+        severity: 'high',
+      }),
+    );
   });
 });
 
