@@ -1,5 +1,11 @@
 import type { Readable } from 'node:stream';
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import {
+  BatchProcessor,
+  EventType,
+  type ParsedRecord,
+  processPartialResponse,
+} from '@aws-lambda-powertools/batch';
+import { parser } from '@aws-lambda-powertools/batch/parser';
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -16,7 +22,7 @@ import { sharedPool, sharedRedis } from '../platform/connections';
 import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { withTelemetry } from '../platform/telemetry';
-import { type ObjectRef, parseMessage } from './messages';
+import { announcedObjects } from './messages';
 import { identify, readObject, s3OutputSink } from './outputs';
 
 const config = readConfig({
@@ -56,7 +62,13 @@ export class ExportFailedError extends Error {
   }
 }
 
-const processor = new BatchProcessor(EventType.SQS);
+// The batch parser validates each record and its JSON body; a record that fails is a batch item failure.
+const processor = new BatchProcessor(EventType.SQS, {
+  parser,
+  innerSchema: announcedObjects,
+  transformer: 'json',
+  logger,
+});
 const sink = s3OutputSink(s3);
 const idempotency = new IdempotencyConfig({
   eventKeyJmesPath: 'sourceId',
@@ -168,8 +180,10 @@ function outcome(
   return { sourceId: id, key: source.key, status, recordType, recordsRead, qualityScore };
 }
 
-async function handleRecord(record: SQSRecord): Promise<FileOutcome[]> {
-  const refs: ObjectRef[] = parseMessage(record.body);
+async function handleRecord(
+  record: ParsedRecord<SQSRecord, z.infer<typeof announcedObjects>>,
+): Promise<FileOutcome[]> {
+  const refs = record.body;
   const once = await idempotentProcessor();
   const outcomes: FileOutcome[] = [];
   for (const ref of refs) {

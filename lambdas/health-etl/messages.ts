@@ -10,13 +10,6 @@ export interface ObjectRef {
   readonly correlationId?: string;
 }
 
-export class InvalidMessageError extends Error {
-  constructor(detail: string) {
-    super(`not an S3 notification or upload message: ${detail}`);
-    this.name = 'InvalidMessageError';
-  }
-}
-
 // S3 event notification (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html)
 const s3Notification = z.object({
   Records: z
@@ -66,27 +59,20 @@ function decodeS3Key(key: string): string {
   return decodeURIComponent(key.replace(/\+/g, ' '));
 }
 
-/** The objects a queue message announces; an S3 test event announces none. */
-export function parseMessage(body: string): ObjectRef[] {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    throw new InvalidMessageError('body is not JSON');
-  }
-  const notification = s3Notification.safeParse(json);
-  if (notification.success) {
-    return notification.data.Records.filter((r) => r.eventName.startsWith('ObjectCreated')).map((r) => ({
+/**
+ * The objects a queue message announces (an S3 test event announces none): the body schema of the
+ * handler's batch parser. A body that matches none of the three shapes fails its record, which
+ * returns to the queue and, after maxReceiveCount, the dead-letter queue.
+ */
+export const announcedObjects = z.union([
+  s3Notification.transform((n): ObjectRef[] =>
+    n.Records.filter((r) => r.eventName.startsWith('ObjectCreated')).map((r) => ({
       bucket: r.s3.bucket.name,
       key: decodeS3Key(r.s3.object.key),
       versionId: r.s3.object.versionId || undefined,
       etag: r.s3.object.eTag,
-    }));
-  }
-  if (s3TestEvent.safeParse(json).success) return [];
-  const upload = directUpload.safeParse(json);
-  if (upload.success) return [upload.data];
-  throw new InvalidMessageError(
-    upload.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-  );
-}
+    })),
+  ),
+  s3TestEvent.transform((): ObjectRef[] => []),
+  directUpload.transform((ref): ObjectRef[] => [ref]),
+]);
