@@ -207,7 +207,7 @@ export class DataStack extends Stack {
     const owner = secret('Owner', database.username, database.password);
     const logins = {} as Record<DatabaseComponent, secretsmanager.ISecret>;
     for (const c of DATABASE_COMPONENTS)
-      logins[c] = secret(`Login-${c}`, componentLoginRole(c), `local-${c}`);
+      logins[c] = secret(`Login-${c}`, componentLoginRole(c), `rehearsal-login-${c}-password`);
     return {
       environment: {
         DB_HOST: database.host,

@@ -10,6 +10,7 @@
  * serving other checkouts), a market API on an ephemeral port, and a runner child process of a
  * `faults` local stage (its own bucket and queues).
  */
+
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +26,7 @@ import { DeleteQueueCommand, SetQueueAttributesCommand, SQSClient } from '@aws-s
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_REPLAY_PATHS } from '../../bin/commands/replay';
+import { TRAINING_MANIFEST_KEY } from '../../lambdas/health/training';
 import { addDays } from '../../lambdas/market/calendar';
 import {
   type EodChainDeps,
@@ -255,7 +257,8 @@ async function runReplay(
     records: rows[0]?.records ?? 0,
     recordsMd5: rows[0]?.records_md5 ?? '',
     ingests: rows[0]?.ingests ?? 0,
-    trainingObjects: await countObjects('training/'),
+    // One object per processed file; the manifest (training/manifest.json) lists them and is not one.
+    trainingObjects: (await countObjects('training/')) - (await countObjects(TRAINING_MANIFEST_KEY)),
     ...injected,
   };
 }
