@@ -91,26 +91,7 @@ export async function getSymbolsForProcessing(
   equityType: string,
   limit?: number,
 ): Promise<ClaimedSymbol[]> {
-  return call(equityType, async () => {
-    const { rows } = await db.query<{
-      queue_id: string;
-      symbol: string;
-      priority: number;
-      scheduled_time: Date;
-      attempts: number;
-    }>(
-      `SELECT queue_id, symbol, priority, scheduled_time, attempts
-       FROM get_symbols_for_processing($1, $2::integer)`,
-      [equityType, limit ?? null],
-    );
-    return rows.map((r) => ({
-      queueId: r.queue_id,
-      symbol: r.symbol,
-      priority: r.priority,
-      scheduledTime: r.scheduled_time,
-      attempts: r.attempts,
-    }));
-  });
+  return queuedSymbols(db, 'get_symbols_for_processing', equityType, limit);
 }
 
 /** The symbols a processing type takes today (symbols_for_processing_type, 0250). */
@@ -151,26 +132,7 @@ export async function claimSymbolsForProcessing(
   equityType: string,
   limit?: number,
 ): Promise<ClaimedSymbol[]> {
-  return call(equityType, async () => {
-    const { rows } = await db.query<{
-      queue_id: string;
-      symbol: string;
-      priority: number;
-      scheduled_time: Date;
-      attempts: number;
-    }>(
-      `SELECT queue_id, symbol, priority, scheduled_time, attempts
-       FROM claim_symbols_for_processing($1, $2::integer)`,
-      [equityType, limit ?? null],
-    );
-    return rows.map((r) => ({
-      queueId: r.queue_id,
-      symbol: r.symbol,
-      priority: r.priority,
-      scheduledTime: r.scheduled_time,
-      attempts: r.attempts,
-    }));
-  });
+  return queuedSymbols(db, 'claim_symbols_for_processing', equityType, limit);
 }
 
 /**
@@ -204,5 +166,34 @@ export async function updateProcessingStats(
       [equityType, run.processed, run.failed, run.seconds],
     );
     return statsSchema.parse(rows[0]?.stats);
+  });
+}
+
+/** The reading and the claiming function return the same rows; only the claim marks them. */
+function queuedSymbols(
+  db: Queryable,
+  fn: 'get_symbols_for_processing' | 'claim_symbols_for_processing',
+  equityType: string,
+  limit: number | undefined,
+): Promise<ClaimedSymbol[]> {
+  return call(equityType, async () => {
+    const { rows } = await db.query<{
+      queue_id: string;
+      symbol: string;
+      priority: number;
+      scheduled_time: Date;
+      attempts: number;
+    }>(
+      // fn is one of two fixed names (the type above), never input; the values are parameters.
+      `SELECT queue_id, symbol, priority, scheduled_time, attempts FROM ${fn}($1, $2::integer)`,
+      [equityType, limit ?? null],
+    );
+    return rows.map((r) => ({
+      queueId: r.queue_id,
+      symbol: r.symbol,
+      priority: r.priority,
+      scheduledTime: r.scheduled_time,
+      attempts: r.attempts,
+    }));
   });
 }
