@@ -265,18 +265,26 @@ export class Router {
     }
   }
 
-  private trade(e: TradeEvent, mono: number): void {
-    const key = `${e.x}|${e.i}`;
-    const verdict = this.trades.check(e.sym, key, e.t);
+  /**
+   * Trades and quotes: true for an item seen for the first time (now remembered); a repeat counts as
+   * a duplicate, one too old to check against the window is rejected rather than risk a second delivery.
+   */
+  private firstTick(window: KeyWindow, sym: string, key: string, t: number): boolean {
+    const verdict = window.check(sym, key, t);
     if (verdict.status === 'duplicate') {
       this.stats.tick.duplicates += 1;
-      return;
+      return false;
     }
     if (verdict.status === 'outside_window') {
       reject(this.stats.tick, 'outside_dedup_window');
-      return;
+      return false;
     }
-    this.trades.remember(e.sym, key, e.t, true);
+    window.remember(sym, key, t, true);
+    return true;
+  }
+
+  private trade(e: TradeEvent, mono: number): void {
+    if (!this.firstTick(this.trades, e.sym, `${e.x}|${e.i}`, e.t)) return;
     const ref = this.ref(e.sym);
     if (ref.tradeT === undefined || e.t >= ref.tradeT) {
       ref.tradePrice = e.p;
@@ -288,17 +296,7 @@ export class Router {
   }
 
   private quote(e: QuoteEvent, mono: number): void {
-    const key = quoteKey(e);
-    const verdict = this.quotes.check(e.sym, key, e.t);
-    if (verdict.status === 'duplicate') {
-      this.stats.tick.duplicates += 1;
-      return;
-    }
-    if (verdict.status === 'outside_window') {
-      reject(this.stats.tick, 'outside_dedup_window');
-      return;
-    }
-    this.quotes.remember(e.sym, key, e.t, true);
+    if (!this.firstTick(this.quotes, e.sym, quoteKey(e), e.t)) return;
     const ref = this.ref(e.sym);
     if (e.bp > 0 && e.ap > 0 && (ref.quoteT === undefined || e.t >= ref.quoteT)) {
       ref.quoteMid = (e.bp + e.ap) / 2;
