@@ -70,7 +70,7 @@ export async function bench(): Promise<void> {
   try {
     await migrate(
       pool,
-      (await loadMigrations(MIGRATIONS_DIR)).filter((m) => m.version.startsWith('03')),
+      (await loadMigrations(MIGRATIONS_DIR)).filter((m) => m.version < '0100' || m.version.startsWith('03')),
       schema,
     );
     const store = new PostgresEventStore(pool);
