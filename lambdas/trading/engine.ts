@@ -520,6 +520,15 @@ export class TradingEngine {
       return this.refuse('cancel', id, 'INVALID_ORDER', `order ${o.clientOrderId} is ${o.status}`);
     if (o.status === 'pending_cancel')
       return this.refuse('cancel', id, 'INVALID_ORDER', `a cancel of ${o.clientOrderId} is already pending`);
+    // Reached only when the replacement is gone (e.g. the broker canceled it) while the replace of
+    // the original is unanswered: the broker's answer to the replace decides the original.
+    if (o.status === 'pending_replace')
+      return this.refuse(
+        'cancel',
+        id,
+        'INVALID_ORDER',
+        `a replace of ${o.clientOrderId} is pending; cancel it once the broker answers the replace`,
+      );
     this.emit({ type: 'CancelRequested', at: this.at, clientOrderId: o.clientOrderId, reason });
     return { ok: true, clientOrderId: o.clientOrderId, detail: 'cancel requested' };
   }
@@ -626,6 +635,12 @@ export class TradingEngine {
       case 'replaced':
         if (o.status !== 'pending_replace' || !this.state.orders[r.newClientOrderId])
           return this.ignore(r, `replace report for ${o.clientOrderId}, which is ${o.status}`, true);
+        if (!isOpen(this.state.orders[r.newClientOrderId] as Order))
+          return this.ignore(
+            r,
+            `replace report for ${o.clientOrderId}: its replacement ${r.newClientOrderId} is already ${this.state.orders[r.newClientOrderId]?.status}`,
+            true,
+          );
         this.emit({
           type: 'OrderReplaced',
           at,

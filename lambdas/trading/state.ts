@@ -529,7 +529,9 @@ export function apply(state: AccountState, event: TradingEvent): AccountState {
       const qty = Math.max(0, n.requestedQty - o.filledQty);
       // A breaker may already have asked to cancel the replacement: it stays pending_cancel.
       if (n.status === 'pending_cancel') setOrder(state, { ...n, qty, statusBeforePending: 'new' });
-      else setOrder(state, { ...n, qty, status: transition(n, 'new') });
+      else if (n.status === 'pending_new') setOrder(state, { ...n, qty, status: transition(n, 'new') });
+      // A fill reached the replacement before the broker's replace report: it keeps its status.
+      else setOrder(state, { ...n, qty });
       break;
     }
     case 'OrderRejected': {
