@@ -152,6 +152,7 @@ export class TradingEngine {
   /** Full groups sealed (their append request built) and waiting for the one in flight. */
   private sealed: { group: CommitGroup; request: AppendRequest }[] = [];
   private inFlight: Promise<void> | null = null;
+  private flushScheduled = false;
   /** Set while the state is rebuilt from the store after a failure; commands wait for it. */
   private recovering: Promise<void> | null = null;
   private waiting: Command[] = [];
@@ -254,7 +255,15 @@ export class TradingEngine {
     group.commands.push(command);
     for (const e of command.events) group.events.push(e);
     if (group.commands.length >= MAX_GROUP_COMMANDS) this.seal();
-    this.flush();
+    // Sent after the current synchronous burst: commands issued together (a price tick and the
+    // orders behind it, a portfolio of single submits) share a commit even when nothing is in flight.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
   }
 
   /** Closes the open group: its append request is built now, from the state right after it. */

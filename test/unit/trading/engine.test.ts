@@ -165,6 +165,7 @@ describe('group commit', () => {
     const before = store.appends.length;
     store.hold();
     const first = e.submit(order('G0'), T(1));
+    await tick();
     const rest = Array.from({ length: 9 }, (_, i) =>
       e.submit(order(`G${i + 1}`, i % 3 === 0 ? 100 : 10), T(1)),
     );
@@ -215,7 +216,7 @@ describe('group commit', () => {
     await tick();
     store.release();
     await Promise.all(all);
-    expect(store.appends.slice(before).map((a) => a.events.length)).toEqual([1, MAX_GROUP_COMMANDS, 10]);
+    expect(store.appends.slice(before).map((a) => a.events.length)).toEqual([MAX_GROUP_COMMANDS, 11]);
   });
 
   it('a breaker trip refuses the very next order before the trip is committed; the refusal is answered after it', async () => {
@@ -234,6 +235,9 @@ describe('group commit', () => {
     store.release();
     await price;
     expect((await submit).denial?.code).toBe('REDUCE_ONLY');
+    // Issued together, the tick, the trip and the refusal share one commit.
+    const types = store.appends.at(-1)?.events.map((ev) => ev.type);
+    expect(types).toEqual(expect.arrayContaining(['PricesUpdated', 'BreakerTripped', 'OrderDenied']));
   });
 
   it('when a group fails, its callers get the error and the commands decided after it are decided again', async () => {
@@ -244,6 +248,8 @@ describe('group commit', () => {
     // 100 shares held, limit 130. A (20) is in flight when B (20) and C (15) arrive: on top of A, both
     // are denied. A's append fails: B and C are decided again without A, B fits and C does not.
     const a = e.submit(order('A', 20), T(1));
+    void a.catch(() => undefined);
+    await tick();
     const b = e.submit(order('B', 20), T(1));
     const c = e.submit(order('C', 15), T(1));
     await tick();
