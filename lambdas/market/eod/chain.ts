@@ -4,7 +4,7 @@
  * trade date, so re-running a date re-runs every step harmlessly.
  */
 import type pg from 'pg';
-import type { EventBus } from '../../platform/event-bus';
+import { type EventBus, SEED_SERVICES } from '../../platform/event-bus';
 import { faultSummary, type RetryOptions, retryTransient } from '../../platform/faults';
 import type { OutboxTransport } from '../../platform/outbox';
 import { type IsoDate, isTradingDay } from '../calendar';
@@ -87,7 +87,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
   );
 
   await deps.beforeStep?.('ipo_scan');
-  const ipo = deps.transportFor('ipo_scan');
+  const ipo = deps.transportFor(SEED_SERVICES.ipoMonitor);
   const ipoScan = await step('ipo_scan', () =>
     runIpoScan({ pool: deps.pool, provider: deps.provider, transport: ipo.transport }, { date: tradeDate }),
   );

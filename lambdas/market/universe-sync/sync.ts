@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { CHANNELS } from '../../platform/event-bus';
+import { CHANNELS, SEED_SERVICES } from '../../platform/event-bus';
 import {
   enqueueOutbox,
   type OutboxMessage,
@@ -39,7 +39,7 @@ import {
   type UniverseTarget,
 } from './rules';
 
-export const SYNC_SERVICE = 'cache_sync';
+export const SYNC_SERVICE = SEED_SERVICES.cacheSync;
 /** Categories whose universes the sync rebuilds completely; others only get the delisting cleanup. */
 export const OWNED_CATEGORIES: ReadonlySet<string> = new Set(['market_cap', 'sector', 'theme', 'etf', 'ipo']);
 
