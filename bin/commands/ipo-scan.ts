@@ -68,7 +68,11 @@ export async function run(args: string[]): Promise<number> {
   await redis.connect();
   const sqs = new SQSClient({});
   try {
-    const bus = new EventBus({ client: redis, service: SEED_SERVICES.ipoMonitor, namespace: values.namespace });
+    const bus = new EventBus({
+      client: redis,
+      service: SEED_SERVICES.ipoMonitor,
+      namespace: values.namespace,
+    });
     const transport = outboxTransport({ bus, redis, sqs, queueUrl: (q) => queueUrl(sqs, q) });
     const result = await runIpoScan({ pool, provider: providerFromEnv(), transport }, { date, maxNew });
     emit(values.json, { schema, ...result }, (r) => print(r, maxNew));

@@ -88,7 +88,7 @@ describe('envelope', () => {
   });
 });
 
-describe('envelope service per channel (the seeds\' producer names)', () => {
+describe("envelope service per channel (the seeds' producer names)", () => {
   const expected: Record<string, string> = {
     'tickstock.automation.symbols.new': 'ipo_monitor',
     'tickstock.automation.symbols.changed': 'ipo_monitor',
@@ -122,7 +122,7 @@ describe('envelope service per channel (the seeds\' producer names)', () => {
     expect(envelope.service).toBe(expected[channel] ?? 'backfill');
   });
 
-  it('covers every market channel, and only the real-time router\'s are left to the bus', () => {
+  it("covers every market channel, and only the real-time router's are left to the bus", () => {
     const free = ALL_CHANNELS.filter((c) => expected[c] === undefined);
     expect(free.every((c) => c.startsWith('tickstock.realtime.'))).toBe(true);
     expect(Object.keys(expected).every((c) => (ALL_CHANNELS as readonly string[]).includes(c))).toBe(true);
