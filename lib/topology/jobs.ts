@@ -12,6 +12,18 @@ export const SCHEDULED_JOBS: readonly JobDefinition[] = [
     // Must equal the dispatcher's window (EQUITY_DISPATCH_WINDOW_SECONDS, 900 s by default).
     everyMinutes: 15,
   },
+  {
+    id: 'MarketCapRefresh',
+    entry: 'lambdas/market-cap-refresh/handler.ts',
+    description:
+      "Market caps and ETF assets: the provider's details for the least recently refreshed symbols",
+    // A free-tier batch (37 calls at 5/min) takes ~7.5 min; 80 % of the timeout bounds the batch.
+    timeoutSeconds: 900,
+    memoryMb: 256,
+    needsInternet: true,
+    // Must equal MARKET_CAP_REFRESH_EVERY_MINUTES (the batch is the plan's calls of one period).
+    everyMinutes: 15,
+  },
 ];
 
 /**
