@@ -5,7 +5,6 @@
  * Real PostgreSQL schema, real Redis, the local market API in-process.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addDays } from '../../lambdas/market/calendar';
 import { runEodChain } from '../../lambdas/market/eod/chain';
 import { refreshBatchSize, refreshFundamentals } from '../../lambdas/market/fundamentals/refresh';
 import { capTierOf } from '../../lambdas/market/ipo/classify';
