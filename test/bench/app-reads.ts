@@ -9,9 +9,10 @@
  * p99, max and the count over the seeds' 50 ms floor, per read and overall. Target: p95 < 5 ms and
  * nothing over 50 ms. Prints only.
  */
+import { fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import type pg from 'pg';
 import { completeEod } from '../../lambdas/market/eod/complete';
 import { upsertBars } from '../../lambdas/market/sql/bars';
 import { runUniverseSync, SYNC_SERVICE } from '../../lambdas/market/universe-sync/sync';
@@ -27,6 +28,7 @@ import { createTestSchema } from '../support/db';
 
 const APP_READERS = Number(process.env.APP_READERS ?? 4);
 const SYNCS = 3;
+
 const FLOOR_MS = 50;
 
 type Samples = Map<string, number[]>;
@@ -44,89 +46,39 @@ function line(label: string, name: string, xs: readonly number[]): string {
   );
 }
 
-/** One app connection running the app's reads back to back until told to stop. */
-async function reader(
-  pool: pg.Pool,
-  symbols: readonly string[],
-  etfs: readonly string[],
-  out: Samples,
-  stop: () => boolean,
-  offset: number,
-): Promise<void> {
-  const client = await pool.connect();
-  const themes = ['broad_market', 'sector', 'technology', 'bonds', 'international', 'growth'];
-  const timed = async (name: string, sql: string, params: unknown[]) => {
-    const t = performance.now();
-    await client.query({ name, text: sql, values: params });
-    const ms = performance.now() - t;
-    out.get(name)?.push(ms) ?? out.set(name, [ms]);
+/** The app: a process of its own running the reads (test/bench/_app-reader.ts). */
+function startApp(url: string, schema: string, symbols: string[], etfs: string[]) {
+  const child = fork(fileURLToPath(new URL('./_app-reader.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  child.send({ url, schema, readers: APP_READERS, symbols, etfs });
+  const ended = new Promise<void>((resolve, reject) => {
+    child.on('message', (m: { done?: boolean }) => {
+      if (m.done) resolve();
+    });
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`app reader exited with ${code}`)),
+    );
+  });
+  return {
+    /** Ends the current phase: returns its samples (per read) and starts the next one. */
+    phase(label: string, stop = false): Promise<Samples> {
+      return new Promise((resolve) => {
+        const on = (m: { phase?: string; samples?: Record<string, number[]> }) => {
+          if (m.phase !== label) return;
+          child.off('message', on);
+          resolve(new Map(Object.entries(m.samples ?? {})));
+        };
+        child.on('message', on);
+        child.send({ phase: label, stop });
+      });
+    },
+    ended,
   };
-  try {
-    for (let i = offset; !stop(); i++) {
-      await timed('get_etf_universe', 'SELECT * FROM get_etf_universe($1, true)', [
-        themes[i % themes.length],
-      ]);
-      await timed('get_etf_universes_summary', 'SELECT get_etf_universes_summary()', []);
-      await timed('get_universe_symbols', 'SELECT * FROM get_universe_symbols($1, $2)', [
-        'market_cap',
-        'top_500',
-      ]);
-      await timed('get_symbol_universes', 'SELECT * FROM get_symbol_universes($1)', [
-        symbols[i % symbols.length],
-      ]);
-      await timed(
-        'cache_entries',
-        'SELECT key, value, universe_category FROM cache_entries WHERE type = $1',
-        ['etf_universe'],
-      );
-      await timed(
-        'etf_correlations',
-        'SELECT peer, relation, correlation FROM etf_correlations WHERE symbol = $1 ORDER BY relation, correlation DESC',
-        [etfs[i % Math.max(1, etfs.length)] ?? 'SPY'],
-      );
-    }
-  } finally {
-    client.release();
-  }
 }
 
-async function readWhile(
-  url: string,
-  schema: string,
-  symbols: readonly string[],
-  etfs: readonly string[],
-  work: () => Promise<void>,
-): Promise<Samples> {
-  const pool = createPool({ connectionString: componentDatabaseUrl(url, 'app'), schema, max: APP_READERS });
-  const out: Samples = new Map();
-  let done = false;
-  try {
-    // Long-lived app connections: plans warm before measuring.
-    const warm: Samples = new Map();
-    let warmed = false;
-    await Promise.all([
-      ...Array.from({ length: APP_READERS }, (_, k) => reader(pool, symbols, etfs, warm, () => warmed, k)),
-      new Promise<void>((r) =>
-        setTimeout(() => {
-          warmed = true;
-          r();
-        }, 300),
-      ),
-    ]);
-    const readers = Array.from({ length: APP_READERS }, (_, k) =>
-      reader(pool, symbols, etfs, out, () => done, k * 7),
-    );
-    try {
-      await work();
-    } finally {
-      done = true;
-    }
-    await Promise.all(readers);
-  } finally {
-    await pool.end();
-  }
-  return out;
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function print(label: string, samples: Samples): void {
   for (const [name, xs] of samples) console.log(line(label, name, xs));
@@ -179,47 +131,50 @@ export async function bench(): Promise<void> {
       [tradeDate, etfs.slice(0, 120)],
     );
     const symbols = records.slice(0, 800).map((r) => r.symbol);
+    const during: Samples[] = [];
     console.log(
       `app-reads bench: ${records.length} symbols, ${etfs.length} ETFs in universes, ${APP_READERS} app connections ` +
         `(tickstock_app_login), sync as tickstock_market_login (set-up ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
     );
 
-    const idle = await readWhile(
-      db.url,
-      db.schema,
-      symbols,
-      etfs,
-      () => new Promise((r) => setTimeout(r, 3000)),
-    );
-
-    const syncMs: number[] = [];
-    const during = await readWhile(db.url, db.schema, symbols, etfs, async () => {
-      for (let k = 0; k < SYNCS; k++) {
-        // A session of market movement: closes moved (the sync re-values caps from them), 40 delisted.
-        await db.pool.query(
-          `UPDATE ohlcv_daily SET close = round((close * (0.8 + 0.4 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4),
-                                  high = greatest(high, round((close * (0.8 + 0.4 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4)),
-                                  low = least(low, round((close * (0.8 + 0.4 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4))
-           WHERE date = $1::date`,
-          [tradeDate, String(k)],
-        );
-        await db.pool.query(
-          `UPDATE symbols SET active = false, delisted_at = $1::date
-           WHERE symbol IN (SELECT symbol FROM symbols WHERE type = 'CS' AND active ORDER BY hashtext(symbol || $2::text) LIMIT 40)`,
-          [tradeDate, String(k)],
-        );
-        const t = performance.now();
-        const s = await runUniverseSync(deps, { tradeDate, force: true });
-        syncMs.push(performance.now() - t);
-        console.log(
-          `  sync ${k + 1}/${SYNCS}: ${(performance.now() - t).toFixed(0)} ms, ${s.universesChanged} universes changed, ` +
-            `${s.totalChanges} changes, ${s.marketCapsMarked} market caps re-valued`,
-        );
-      }
-    });
+    const app = startApp(db.url, db.schema, symbols, etfs);
+    await sleep(1000);
+    await app.phase('warm-up'); // plans and caches warm, as on a long-lived app connection
+    await sleep(3000);
+    const idle = await app.phase('no sync');
+    for (let k = 0; k < SYNCS; k++) {
+      // A session of market movement: closes moved (the sync re-values caps from them), 40 delisted.
+      await db.pool.query(
+        `UPDATE ohlcv_daily SET close = round((close * (0.8 + 0.4 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4)
+         WHERE date = $1::date`,
+        [tradeDate, String(k)],
+      );
+      await db.pool.query(
+        'UPDATE ohlcv_daily SET high = greatest(high, close), low = least(low, close) WHERE date = $1::date',
+        [tradeDate],
+      );
+      await db.pool.query(
+        `UPDATE symbols SET active = false, delisted_at = $1::date
+         WHERE symbol IN (SELECT symbol FROM symbols WHERE type = 'CS' AND active ORDER BY hashtext(symbol || $2::text) LIMIT 40)`,
+        [tradeDate, String(k)],
+      );
+      await app.phase(`between ${k}`); // the set-up writes above are not the sync
+      const t = performance.now();
+      const s = await runUniverseSync(deps, { tradeDate, force: true });
+      const ms = performance.now() - t;
+      during.push(await app.phase(`sync ${k}`, k === SYNCS - 1));
+      console.log(
+        `  sync ${k + 1}/${SYNCS}: ${ms.toFixed(0)} ms, ${s.universesChanged} universes changed, ` +
+          `${s.totalChanges} changes, ${s.marketCapsMarked} market caps re-valued`,
+      );
+    }
+    await app.ended;
     console.log(`  app reads (target p95 < 5 ms, nothing over the seeds' ${FLOOR_MS} ms):`);
     print('no sync', idle);
-    print('during sync', during);
+    const merged: Samples = new Map();
+    for (const d of during)
+      for (const [name, xs] of d) merged.set(name, [...(merged.get(name) ?? []), ...xs]);
+    print('during sync', merged);
   } finally {
     const keys = await redis.keys(`${namespace}:*`);
     if (keys.length > 0) await redis.del(keys);
