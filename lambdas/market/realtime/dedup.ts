@@ -27,6 +27,10 @@ export interface KeyWindowOptions {
   readonly maxPerSymbol: number;
 }
 
+// The verdicts without a payload are shared: `check` runs for every event and must not allocate.
+const NEW: DedupVerdict<never> = Object.freeze({ status: 'new' });
+const OUTSIDE: DedupVerdict<never> = Object.freeze({ status: 'outside_window' });
+
 export class KeyWindow<V = true> {
   private readonly symbols = new Map<string, SymbolWindow<V>>();
   private size = 0;
@@ -40,11 +44,31 @@ export class KeyWindow<V = true> {
   /** Looks the key up without recording it. */
   check(sym: string, key: string, t: number): DedupVerdict<V> {
     const w = this.symbols.get(sym);
-    if (!w) return { status: 'new' };
+    if (!w) return NEW;
     const seen = w.entries.get(key);
     if (seen) return { status: 'duplicate', previous: seen.value };
-    if (t <= w.watermark) return { status: 'outside_window' };
-    return { status: 'new' };
+    if (t <= w.watermark) return OUTSIDE;
+    return NEW;
+  }
+
+  /**
+   * `check` and, for a new key, `remember(value)` in one pass (one symbol lookup, one key lookup):
+   * the hot path of trades and quotes, whose value never changes.
+   */
+  firstSeen(sym: string, key: string, t: number, value: V): DedupVerdict<V>['status'] {
+    let w = this.symbols.get(sym);
+    if (w) {
+      if (w.entries.has(key)) return 'duplicate';
+      if (t <= w.watermark) return 'outside_window';
+    } else {
+      w = { entries: new Map(), maxT: t, watermark: Number.NEGATIVE_INFINITY };
+      this.symbols.set(sym, w);
+    }
+    w.entries.set(key, { t, value });
+    this.size += 1;
+    if (t > w.maxT) w.maxT = t;
+    this.evict(w);
+    return 'new';
   }
 
   /** Records (or replaces) the key's value. Call after `check` said new or duplicate. */
