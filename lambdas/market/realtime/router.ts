@@ -402,6 +402,13 @@ export class Router {
 
   private enqueue(message: RoutedMessage): void {
     const channel = message.channel;
+    // Ticks are immediate: with nothing queued ahead of it, a tick is published and sent while the
+    // rest of its frame is still being routed (the order is the one drain() would give: ticks first).
+    if (channel === 'tick' && this.buffers.tick.length === 0) {
+      this.publish(message);
+      this.hub.pumpAll();
+      return;
+    }
     if (this.buffers[channel].push(message)) return;
     if (isConflatable(message.kind)) {
       const key = `${message.kind}|${message.sym}`;
