@@ -7,10 +7,13 @@ import { localComponentUrl } from '../../lambdas/platform/connections';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createOrderApi } from '../../lambdas/trading/api';
+import { buildControlReport, type ControlReport } from '../../lambdas/trading/control-report';
 import { type Alert, TradingEngine } from '../../lambdas/trading/engine';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
+import { UsageError as CliUsageError, parseDate } from '../../lib/cli/args';
+import { emit, heading, table } from '../../lib/cli/output';
 import { writeReport } from '../../lib/cli/report';
 import { MIGRATIONS_DIR } from '../../lib/paths';
 import { ensureDatabase } from '../../localstack/local-database';
@@ -31,6 +34,7 @@ const USAGE = `usage: npm run pipeline -- trading <subcommand>
   status [ID]                               an order, trading states, breakers, restoration
   positions                                 positions and account
   reset BREAKER --by NAME                   reset a tripped breaker (e.g. daily_loss, volatility:AAPL)
+  report --date YYYY-MM-DD [--json]         the daily control report (limits, denials, breakers, resets, states, reconciliation)
   prices SYM=PRICE...                       record last prices (marks; reference for market orders)
   every subcommand but replay takes --account ID (default "default")`;
 
@@ -281,16 +285,95 @@ async function apiCommand(sub: string, args: string[]): Promise<number> {
   }
 }
 
+function printControlReport(r: ControlReport): void {
+  const j = (v: unknown) => JSON.stringify(v);
+  console.log(`Control report ${r.date} (${r.stream})`);
+  console.log(heading('Limits in force'));
+  console.log(
+    table(
+      ['at', 'version', 'limits'],
+      r.limits.map((l) => [l.at, l.version, j(l.limits)]),
+    ),
+  );
+  console.log(heading(`Denials (${r.denials.length})`));
+  console.log(
+    table(
+      ['at', 'order', 'code', 'detail', 'inputs'],
+      r.denials.map((d) => [d.at, d.clientOrderId, d.code, d.detail, j(d.inputs)]),
+    ),
+  );
+  console.log(heading(`Breaker trips (${r.breakerTrips.length})`));
+  console.log(
+    table(
+      ['at', 'breaker', 'scope', 'limits v', 'inputs', 'actions'],
+      r.breakerTrips.map((b) => [
+        b.at,
+        b.breaker,
+        b.scope,
+        b.limitsVersion,
+        j(b.inputs),
+        b.actions.join(', '),
+      ]),
+    ),
+  );
+  console.log(heading(`Resets (${r.resets.length})`));
+  console.log(
+    table(
+      ['at', 'breaker', 'by', 'outcome', 'reason'],
+      r.resets.map((x) => [x.at, x.breaker, x.by, x.outcome, x.reason]),
+    ),
+  );
+  console.log(heading(`Trading-state changes (${r.stateChanges.length})`));
+  console.log(
+    table(
+      ['at', 'scope', 'state', 'cause'],
+      r.stateChanges.map((x) => [x.at, x.scope, x.state, x.cause]),
+    ),
+  );
+  console.log(heading(`Reconciliation differences (${r.reconciliation.length})`));
+  console.log(
+    table(
+      ['at', 'id', 'kind', 'detail', 'resolution'],
+      r.reconciliation.map((x) => [x.at, x.id, x.kind, x.detail, x.resolution]),
+    ),
+  );
+}
+
+async function reportCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      account: { type: 'string', default: 'default' },
+      date: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const date = parseDate('--date', values.date);
+  const stream = `account-${values.account}`;
+  const { pool, store } = await trading();
+  try {
+    emit(values.json, buildControlReport(stream, date, await store.load(stream)), printControlReport);
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
 export async function run(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   try {
+    if (sub === 'report') return await reportCommand(rest);
     if (sub === 'replay') return await replayCommand(rest);
     if (sub && ['init', 'submit', 'cancel', 'modify', 'status', 'positions', 'reset', 'prices'].includes(sub))
       return await apiCommand(sub, rest);
     console.error(USAGE);
     return 2;
   } catch (error) {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (
+      error instanceof UsageError ||
+      error instanceof CliUsageError ||
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       console.error(`error: ${(error as Error).message}`);
       console.error(USAGE);
       return 2;
