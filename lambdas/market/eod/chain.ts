@@ -82,7 +82,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     }),
   );
   log(
-    `1/5 load      ${tradeDate}: ${load.barsReceived} bars received, ${load.inserted} inserted, ${load.updated} updated, ` +
+    `1/5 load       ${tradeDate}: ${load.barsReceived} bars received, ${load.inserted} inserted, ${load.updated} updated, ` +
       `${load.unchanged} unchanged, ${load.barsRejected} rejected; coverage ${((load.validation?.coverage ?? 0) * 100).toFixed(2)} % (${s1(load.seconds)} s)`,
   );
 
@@ -92,7 +92,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     runIpoScan({ pool: deps.pool, provider: deps.provider, transport: ipo.transport }, { date: tradeDate }),
   );
   log(
-    `2/5 ipo scan  ${tradeDate}: ${ipoScan.processed} new` +
+    `2/5 ipo scan   ${tradeDate}: ${ipoScan.processed} new` +
       // The scan takes at most DEFAULT_MAX_NEW new symbols a run: the rest are named, not silent.
       `${ipoScan.deferred > 0 ? ` (at most ${DEFAULT_MAX_NEW} a run; ${ipoScan.deferred} more found, left for the next run)` : ''}` +
       `, ${ipoScan.archived} archived, ${ipoScan.reactivated} reactivated, ` +
@@ -112,7 +112,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     ),
   );
   log(
-    `3/5 quality   ${tradeDate}: ${quality.symbolsChecked} symbols, ${quality.totalAlerts} alerts (${quality.inserted} new), ` +
+    `3/5 quality    ${tradeDate}: ${quality.symbolsChecked} symbols, ${quality.totalAlerts} alerts (${quality.inserted} new), ` +
       `score ${quality.qualityScore} (${s1(quality.seconds)} s)`,
   );
 
@@ -142,8 +142,8 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     .join(', ');
   log(
     sync.status === 'skipped'
-      ? `5/5 sync      ${tradeDate}: skipped, ${sync.reason}`
-      : `5/5 sync      ${tradeDate}: ${sync.universesChanged} of ${sync.universes} universes changed, ${sync.totalChanges} changes` +
+      ? `5/5 sync       ${tradeDate}: skipped, ${sync.reason}`
+      : `5/5 sync       ${tradeDate}: ${sync.universesChanged} of ${sync.universes} universes changed, ${sync.totalChanges} changes` +
           `${tasks ? ` (${tasks})` : ''}, ${sync.messagesEnqueued} messages (${s1(sync.seconds)} s)`,
   );
   const ok = ipoScan.relay.failed === 0 && complete.relay.failed === 0 && sync.relay.failed === 0;
