@@ -89,7 +89,7 @@ describe('usage errors: exit 2, the bad argument named with what would be valid'
       'load-history: neither source',
       loadHistory,
       ['--years', '2'],
-      /give exactly one of --symbols A,B or --universe/,
+      /give exactly one of --symbols or --universe \(--symbols A,B or --universe/,
     ],
     [
       'load-history: years out of range',
