@@ -252,6 +252,9 @@ export class StreamConsumer {
   /** One MULTI: each stream's and group's position, then XREADGROUP (not blocking). */
   private async readChecked(): Promise<{ handled: number; read: number; positions: Map<string, string> }> {
     const multi = this.options.client.multi();
+    // The epoch first: a new one (set by an operator after a restore, or Redis lost its data and a
+    // publisher's consumer created it) sends this consumer through recovery, which reports it.
+    multi.addCommand(['GET', epochKey(this.namespace)]);
     for (const key of this.keys) {
       multi.addCommand(['XINFO', 'STREAM', key]);
       multi.addCommand(['XINFO', 'GROUPS', key]);
@@ -281,6 +284,8 @@ export class StreamConsumer {
       }
       throw error;
     }
+    const epoch = replies.shift() as string | null;
+    if (epoch !== this.currentEpoch) this.recovered = false;
     const batches = parseStreams(replies.at(-1));
     const positions = new Map<string, string>();
     let handled = 0;

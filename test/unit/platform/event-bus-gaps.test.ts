@@ -330,4 +330,31 @@ describe('StreamConsumer gap notices on a real Redis', () => {
     expect(restartedGaps.map((g) => g.kind)).toEqual(['reset', 'reset']);
     expect(currentGaps).toEqual([]);
   });
+
+  it('an operator giving the namespace a new epoch (after a snapshot restore) resets running consumers', async () => {
+    const namespace = newNamespace();
+    const gaps: StreamGap[] = [];
+    const consumer = new StreamConsumer({
+      client: await connected(),
+      group: 'app',
+      consumer: 'app-1',
+      channels: [CHANNELS.eodCompleted],
+      namespace,
+      onGap: (g) => {
+        gaps.push(g);
+      },
+      handler: () => undefined,
+    });
+    await consumer.poll(0);
+    const before = consumer.epoch;
+
+    await publisher.set(epochKey(namespace), 'restored-2026-11-30');
+    await consumer.poll(0);
+    await consumer.poll(0);
+
+    expect(gaps.map((g) => [g.kind, g.previousEpoch, g.epoch])).toEqual([
+      ['reset', before, 'restored-2026-11-30'],
+    ]);
+    expect(consumer.epoch).toBe('restored-2026-11-30');
+  });
 });
