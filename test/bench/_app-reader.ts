@@ -59,24 +59,34 @@ async function reader(
   }
 }
 
-process.once('message', async (start: Start) => {
+let samples: Samples = {};
+let stopped = false;
+let started = false;
+// One listener from the first moment: a phase message that arrives while the connections are still
+// being opened is not lost.
+process.on('message', (m: Start | { phase?: string; stop?: boolean }) => {
+  if (!started) {
+    started = true;
+    void run(m as Start);
+    return;
+  }
+  const c = m as { phase?: string; stop?: boolean };
+  if (c.phase !== undefined) {
+    // A new phase: hand over what was measured so far (the parent labels it) and start afresh.
+    const done = samples;
+    samples = {};
+    process.send?.({ phase: c.phase, samples: done });
+  }
+  if (c.stop) stopped = true;
+});
+
+async function run(start: Start): Promise<void> {
   const pool = createPool({
     connectionString: componentDatabaseUrl(start.url, 'app'),
     schema: start.schema,
     max: start.readers,
   });
   const clients = await Promise.all(Array.from({ length: start.readers }, () => pool.connect()));
-  let samples: Samples = {};
-  let stopped = false;
-  process.on('message', (m: { phase?: string; stop?: boolean }) => {
-    if (m.phase !== undefined) {
-      // A new phase: hand over what was measured so far (the parent labels it) and start afresh.
-      const done = samples;
-      samples = {};
-      process.send?.({ phase: m.phase, samples: done });
-    }
-    if (m.stop) stopped = true;
-  });
   await Promise.all(
     clients.map((c, k) =>
       reader(
@@ -91,4 +101,4 @@ process.once('message', async (start: Start) => {
   for (const c of clients) c.release();
   await pool.end();
   process.send?.({ done: true }, () => process.exit(0));
-});
+}
