@@ -145,13 +145,11 @@ export async function bench(): Promise<void> {
     for (let k = 0; k < SYNCS; k++) {
       // A session of market movement: closes moved (the sync re-values caps from them), 40 delisted.
       await db.pool.query(
-        `UPDATE ohlcv_daily SET close = round((close * (0.8 + 0.4 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4)
-         WHERE date = $1::date`,
+        `UPDATE ohlcv_daily t SET close = v.c, high = greatest(t.high, v.c), low = least(t.low, v.c)
+         FROM (SELECT symbol, date, round((close * (0.8 + 0.4 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4) AS c
+               FROM ohlcv_daily WHERE date = $1::date) v
+         WHERE t.symbol = v.symbol AND t.date = v.date`,
         [tradeDate, String(k)],
-      );
-      await db.pool.query(
-        'UPDATE ohlcv_daily SET high = greatest(high, close), low = least(low, close) WHERE date = $1::date',
-        [tradeDate],
       );
       await db.pool.query(
         `UPDATE symbols SET active = false, delisted_at = $1::date

@@ -179,13 +179,11 @@ describe("the seeds' checks on the 8,000-symbol scenario market", () => {
       };
       const round = async (k: number) => {
         await db.pool.query(
-          `UPDATE ohlcv_daily SET close = round((close * (0.9 + 0.2 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4)
-         WHERE date = $1::date`,
+          `UPDATE ohlcv_daily t SET close = v.c, high = greatest(t.high, v.c), low = least(t.low, v.c)
+           FROM (SELECT symbol, date, round((close * (0.9 + 0.2 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4) AS c
+                 FROM ohlcv_daily WHERE date = $1::date) v
+           WHERE t.symbol = v.symbol AND t.date = v.date`,
           [tradeDate, String(k)],
-        );
-        await db.pool.query(
-          'UPDATE ohlcv_daily SET high = greatest(high, close), low = least(low, close) WHERE date = $1::date',
-          [tradeDate],
         );
         await runUniverseSync({ pool: marketPool, transport }, { tradeDate, force: true });
         await runEtfCorrelation(
