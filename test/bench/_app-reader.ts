@@ -28,17 +28,32 @@ async function reader(
   stop: () => boolean,
   offset: number,
 ) {
-  const timed = async (name: string, text: string, values: unknown[]) => {
-    const t = performance.now();
-    // Named: prepared once per connection, as an app's driver does.
-    await client.query({ name, text, values });
-    const ms = performance.now() - t;
+  const push = (name: string, ms: number) => {
     const o = out();
     const list = o[name] ?? [];
     list.push(ms);
     o[name] = list;
   };
+  let server = false;
+  const timed = async (name: string, text: string, values: unknown[]) => {
+    if (server) {
+      // The database's own execution time of the same read (EXPLAIN ANALYZE): what the read costs
+      // on the server, apart from the client's and the machine's scheduling.
+      const { rows } = await client.query<{ 'QUERY PLAN': [{ 'Execution Time': number }] }>(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`,
+        values,
+      );
+      push(`server: ${name}`, rows[0]?.['QUERY PLAN'][0]['Execution Time'] ?? Number.NaN);
+      return;
+    }
+    const t = performance.now();
+    // Named: prepared once per connection, as an app's driver does.
+    await client.query({ name, text, values });
+    push(name, performance.now() - t);
+  };
   for (let i = offset; !stop(); i++) {
+    // Every fifth round measures the server's execution time instead of the round trip.
+    server = i % 5 === 4;
     await timed('get_etf_universe', 'SELECT * FROM get_etf_universe($1, true)', [THEMES[i % THEMES.length]]);
     await timed('get_etf_universes_summary', 'SELECT get_etf_universes_summary()', []);
     await timed('get_universe_symbols', 'SELECT * FROM get_universe_symbols($1, $2)', [
