@@ -39,6 +39,8 @@ export interface StageConfig {
     readonly baseUrl: string;
     /** The plan's limit for the whole account (free tier: 5 calls/min). */
     readonly callsPerMinute: number;
+    /** The stocks WebSocket the real-time router holds (one connection per account). */
+    readonly realtimeUrl: string;
   };
   readonly schedules: {
     /** Weekday EOD start, in the exchange's time zone (NYSE closes 16:00; bars settle after). */
@@ -89,6 +91,15 @@ export const EMULATOR_OMISSIONS: Readonly<Record<string, string>> = {
     "ElastiCache Redis and its AUTH token: without Docker MiniStack's ElastiCache is metadata only; the machine's Redis stands in",
 };
 
+/**
+ * What the emulator stage leaves out of the compute stack (construct ids), and why. On the local
+ * stage the same process runs with `npm run pipeline -- router up`.
+ */
+export const EMULATOR_COMPUTE_OMISSIONS: Readonly<Record<string, string>> = {
+  RealtimeRouter:
+    'ECS Fargate service of the real-time router (cluster, task, image asset, security group, alarms): MiniStack runs no containers for ECS and has no VPC; locally the same process runs with `router up`',
+};
+
 /** What the emulator stage adds to the data stack in their place (construct ids), and why. */
 export const EMULATOR_REPLACEMENTS: Readonly<Record<string, string>> = {
   LocalDatabaseCredentials:
@@ -109,7 +120,11 @@ const base = {
   data: { quarantineExpirationDays: 30, noncurrentVersionExpirationDays: 30 },
   retainData: false,
   logRetentionDays: 14,
-  marketData: { baseUrl: 'https://api.polygon.io', callsPerMinute: 5 },
+  marketData: {
+    baseUrl: 'https://api.polygon.io',
+    callsPerMinute: 5,
+    realtimeUrl: 'wss://socket.massive.com/stocks',
+  },
   schedules: { eodHour: 16, eodMinute: 30, timezone: 'America/New_York' },
 } satisfies Omit<StageConfig, 'name'>;
 
@@ -119,7 +134,12 @@ export const STAGES: Record<StageName, StageConfig> = {
     name: 'local',
     database: { ...base.database, databaseName: 'tickstock_rehearsal' },
     // The local market API (localstack/market-api) serving a scenario market.
-    marketData: { baseUrl: 'http://127.0.0.1:4580', callsPerMinute: 60_000 },
+    marketData: {
+      baseUrl: 'http://127.0.0.1:4580',
+      callsPerMinute: 60_000,
+      // The local feed (localstack/feed, `router up`); the local stage deploys no router service.
+      realtimeUrl: 'ws://127.0.0.1:4581/stocks',
+    },
     logRetentionDays: 1,
     emulator: {
       database: { host: '127.0.0.1', port: 5432, username: 'postgres', password: 'local-trust' },

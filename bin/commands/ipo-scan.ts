@@ -1,6 +1,6 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { latestSession } from '../../lambdas/market/calendar';
-import { type IpoScanSummary, runIpoScan } from '../../lambdas/market/ipo/scan';
+import { DEFAULT_MAX_NEW, type IpoScanSummary, runIpoScan } from '../../lambdas/market/ipo/scan';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { localComponentUrl } from '../../lambdas/platform/connections';
 import { DEFAULT_NAMESPACE, EventBus, SEED_SERVICES } from '../../lambdas/platform/event-bus';
@@ -15,7 +15,6 @@ export const summary =
   'ipo-scan [--date YYYY-MM-DD] [--max-new N] [--schema S] [--json]: find new listings and delistings for a date, enqueue backfills, publish to the app';
 
 const USAGE = `usage: npm run pipeline -- ${summary}`;
-const DEFAULT_MAX_NEW = 500;
 
 function print(r: IpoScanSummary, maxNew: number): void {
   console.log(

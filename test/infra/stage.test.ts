@@ -128,7 +128,7 @@ describe('queues and consumers', () => {
 
   it('alarms on DLQ depth, oldest message age, errors and throttles for each consumer, to the SNS topic', () => {
     const alarms = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm').filter(
-      ([id]) => !id.startsWith('EodChain'),
+      ([id]) => !id.startsWith('EodChain') && !id.startsWith('RealtimeRouter'),
     );
     expect(alarms).toHaveLength(TEST_CONSUMERS.length * 4);
     const metrics = alarms.map(([, a]) => a.Properties.MetricName).sort();

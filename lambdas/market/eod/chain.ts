@@ -14,7 +14,7 @@ import {
   type EtfCorrelationSummary,
   runEtfCorrelation,
 } from '../etf-correlation/run';
-import { type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
+import { DEFAULT_MAX_NEW, type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
 import type { MarketDataProvider } from '../provider';
 import { QUALITY_SERVICE, type QualityConfig, type QualitySummary, runQualityCheck } from '../quality';
 import { runUniverseSync, SYNC_SERVICE, type UniverseSyncSummary } from '../universe-sync/sync';
@@ -105,7 +105,10 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     runIpoScan({ pool: deps.pool, provider: deps.provider, transport: ipo.transport }, { date: tradeDate }),
   );
   log(
-    `2/6 ipo scan  ${tradeDate}: ${ipoScan.processed} new, ${ipoScan.archived} archived, ${ipoScan.reactivated} reactivated, ` +
+    `2/6 ipo scan  ${tradeDate}: ${ipoScan.processed} new` +
+      // The scan takes at most DEFAULT_MAX_NEW new symbols a run: the rest are named, not silent.
+      `${ipoScan.deferred > 0 ? ` (at most ${DEFAULT_MAX_NEW} a run; ${ipoScan.deferred} more found, left for the next run)` : ''}` +
+      `, ${ipoScan.archived} archived, ${ipoScan.reactivated} reactivated, ` +
       `${ipoScan.failed} failed, ${ipoScan.messagesEnqueued} messages (${s1(ipoScan.durationSeconds)} s)`,
   );
 

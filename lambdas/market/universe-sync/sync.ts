@@ -7,7 +7,8 @@
  * until COMMIT and never a half-updated set, and never blocks on the sync. Per universe up to three
  * update_universe() calls, so the change log names the real cause of each change:
  *   1. delisting_cleanup - inactive/unknown members leave (every universe, owned or not);
- *   2. ipo_assignment   - recent IPOs the target holds join;
+ *   2. ipo_assignment   - recent IPOs the target holds join (not ipo/recent: that is the ipo
+ *      rebalance's own list, so its joins and leaves carry one label, ipo_rebalance);
  *   3. the rule's rebalance (market_cap_rebalance, sector_rebalance, ...) - the rest.
  * Messages go into the outbox in the same transaction (exactly once per change; re-runs that change
  * nothing enqueue nothing) and are relayed after COMMIT.
@@ -292,7 +293,10 @@ export async function runUniverseSync(
       if (target) {
         const t = target;
         const have = new Set(list);
-        const ipos = t.symbols.filter((s) => {
+        // The IPO universe is the ipo task's own list: a recent IPO joins it, and later leaves it,
+        // as `ipo` (one label both ways). ipo_assignment is a recent IPO joining its other universes
+        // before their rebalance would take it.
+        const ipos = (t.task === 'ipo' ? [] : t.symbols).filter((s) => {
           const rec = master.get(s);
           return !have.has(s) && rec !== undefined && isRecentIpo(rec, tradeDate, rules.ipoWindowDays);
         });
