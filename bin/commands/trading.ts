@@ -6,20 +6,22 @@ import type pg from 'pg';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createOrderApi } from '../../lambdas/trading/api';
-import { TradingEngine } from '../../lambdas/trading/engine';
+import { type Alert, TradingEngine } from '../../lambdas/trading/engine';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
+import { writeReport } from '../../lib/cli/report';
 import { MIGRATIONS_DIR } from '../../lib/paths';
 import { ensureDatabase } from '../../localstack/local-database';
 import { runScenario } from '../../localstack/trading/replay';
 import { parseScenario, ScenarioError } from '../../localstack/trading/scenario';
+import { tradingReport } from '../reports/trading';
 
 export const summary =
   'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices: the trading engine';
 
 const USAGE = `usage: npm run pipeline -- trading <subcommand>
-  replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema]
+  replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema] [--report FILE.html]
                         run a scenario deterministically (simulated clock and broker); writes DIR/result.json
   init --cash N [--limits FILE.json]        open the account (event store of DATABASE_URL)
   submit --id ID --symbol S --side buy|sell --qty N [--type market|limit] [--limit-price P] [--tif day|gtc] [--sizing fit]
@@ -53,6 +55,7 @@ async function replayCommand(args: string[]): Promise<number> {
       out: { type: 'string' },
       store: { type: 'string', default: 'postgres' },
       'keep-schema': { type: 'boolean', default: false },
+      report: { type: 'string' },
     },
   });
   const file = positionals[0];
@@ -61,6 +64,8 @@ async function replayCommand(args: string[]): Promise<number> {
   if (!values.out) problems.push('--out DIR is required');
   if (values.store !== 'postgres' && values.store !== 'memory')
     problems.push('--store must be postgres or memory');
+  if (values.report !== undefined && !values.report.endsWith('.html'))
+    problems.push(`--report ${values.report}: expected an .html file name`);
   if (problems.length > 0 || !file || !values.out) {
     for (const p of problems) console.error(`error: ${p}`);
     console.error(USAGE);
@@ -102,11 +107,19 @@ async function replayCommand(args: string[]): Promise<number> {
   }
   try {
     const alerts: string[] = [];
+    const raised: Alert[] = [];
     const result = await runScenario(scenario, {
       store,
       stream: 'account-replay',
-      onAlert: (a) => alerts.push(`${a.at} ${a.severity} ${a.source}: ${a.message}`),
+      onAlert: (a) => {
+        raised.push(a);
+        alerts.push(`${a.at} ${a.severity} ${a.source}: ${a.message}`);
+      },
     });
+    if (values.report) {
+      await writeReport(values.report, tradingReport(result, raised, `${file}, store ${values.store}`));
+      console.error(`report: ${values.report}`);
+    }
     await mkdir(values.out, { recursive: true });
     await writeFile(join(values.out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
     const statuses: Record<string, number> = {};

@@ -7,10 +7,14 @@ export {
   ALL_CHANNELS,
   ALL_CHANNELS_PATTERN,
   CHANNEL_NAME_PATTERN,
+  CHANNEL_SERVICE,
   CHANNELS,
   type Channel,
   type ChannelKey,
   isChannel,
+  SEED_SERVICES,
+  type SeedService,
+  serviceOfChannel,
 } from './event-bus/channels';
 export {
   type DeliveredEvent,

@@ -203,7 +203,7 @@ describe('EOD chain', () => {
     const observers = EOD_CHAIN.filter((s) => s.observer).map((s) => s.id);
     const next = (id: string) => states.States[id]?.Next;
 
-    expect(observers).toEqual(['QualityCheck']);
+    expect(observers).toEqual(['QualityCheck', 'EtfCorrelation']);
     for (const step of EOD_CHAIN.slice(1)) {
       const catchTo = states.States[step.id]?.Catch?.[0]?.Next;
       if (step.observer) {
@@ -241,6 +241,8 @@ describe('EOD chain', () => {
       'ApproximateNumberOfMessagesVisible',
       'ExecutionsFailed',
       'ExecutionsTimedOut',
+      // One per observer step (quality check, ETF correlation).
+      'ObserverStepFailed',
       'ObserverStepFailed',
     ]);
   });
@@ -291,12 +293,13 @@ describe('queue senders', () => {
     }
   });
 
-  it('lets every outbox relay (backfill worker, IPO scan, quality check, EOD complete, universe sync) reach the backfill queue', () => {
+  it('lets every outbox relay (backfill worker, IPO scan, quality check, EOD complete, universe sync, ETF correlation) reach the backfill queue', () => {
     // The outbox holds backfill jobs whoever relays it: a relay without the queue fails the chain
     // with QueueDoesNotExist (issue 18).
     expect(sendersOf('Backfill')).toEqual([
       'Backfill',
       'EodComplete',
+      'EtfCorrelation',
       'IpoScan',
       'QualityCheck',
       'UniverseSync',

@@ -100,6 +100,9 @@ function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
+/** New symbols one scan takes at most; the rest are `deferred` to the next run. */
+export const DEFAULT_MAX_NEW = 500;
+
 export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Promise<IpoScanSummary> {
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? (() => undefined);
@@ -116,7 +119,7 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
   if (diff.activeCount > 0 && diff.gone.length > Math.max(1, diff.activeCount * maxArchiveFraction)) {
     throw new IpoScanSanityError(diff.gone.length, diff.activeCount, maxArchiveFraction);
   }
-  const maxNew = options.maxNew ?? 500;
+  const maxNew = options.maxNew ?? DEFAULT_MAX_NEW;
   const toFetch = diff.added.slice(0, maxNew);
   const base = {
     date,
