@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
+import { localComponentUrl } from '../../lambdas/platform/connections';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createOrderApi } from '../../lambdas/trading/api';
@@ -33,17 +34,42 @@ const USAGE = `usage: npm run pipeline -- trading <subcommand>
   prices SYM=PRICE...                       record last prices (marks; reference for market orders)
   every subcommand but replay takes --account ID (default "default")`;
 
+/**
+ * The migrations a trading event store needs: the roles (0090: 0301 grants to them) and the trading
+ * system's own (03xx).
+ */
+async function tradingMigrations() {
+  return (await loadMigrations(MIGRATIONS_DIR)).filter(
+    (m) => m.version < '0100' || m.version.startsWith('03'),
+  );
+}
+
+/**
+ * The engine's pool: the trading component's login role (tickstock_trading_login, schemas/sql/0090,
+ * 0301, 0310), as the engine connects in production; the user of DATABASE_URL (the owner) only
+ * migrates. With DATABASE_COMPONENT_ROLES=false (a server without the roles' logins) it is the
+ * DATABASE_URL user.
+ */
 async function trading(): Promise<{ pool: pg.Pool; store: PostgresEventStore }> {
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('DATABASE_URL is not set');
   await ensureDatabase(url);
   const schema = process.env.PG_SCHEMA ?? 'public';
-  const pool = createPool({
+  const owner = createPool({
     connectionString: url,
+    max: 1,
+    schema: schema === 'public' ? undefined : schema,
+  });
+  try {
+    await migrate(owner, await loadMigrations(MIGRATIONS_DIR), schema);
+  } finally {
+    await owner.end();
+  }
+  const pool = createPool({
+    connectionString: localComponentUrl(url, 'trading'),
     max: 2,
     schema: schema === 'public' ? undefined : schema,
   });
-  await migrate(pool, await loadMigrations(MIGRATIONS_DIR), schema);
   return { pool, store: new PostgresEventStore(pool) };
 }
 
@@ -95,15 +121,22 @@ async function replayCommand(args: string[]): Promise<number> {
     if (!url) throw new Error('DATABASE_URL is not set');
     await ensureDatabase(url);
     const schema = `trading_replay_${randomBytes(4).toString('hex')}`;
-    const pool = createPool({ connectionString: url, schema, max: 2 });
-    const migrations = (await loadMigrations(MIGRATIONS_DIR)).filter((m) => m.version.startsWith('03'));
-    await migrate(pool, migrations, schema);
-    store = new PostgresEventStore(pool);
+    // The owner creates and drops the throwaway schema; the engine runs as the trading login role.
+    const owner = createPool({ connectionString: url, schema, max: 1 });
+    const pool = createPool({ connectionString: localComponentUrl(url, 'trading'), schema, max: 2 });
     cleanup = async () => {
-      if (values['keep-schema']) console.error(`event store kept in schema ${schema}`);
-      else await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await pool.end();
+      if (values['keep-schema']) console.error(`event store kept in schema ${schema}`);
+      else await owner.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await owner.end();
     };
+    try {
+      await migrate(owner, await tradingMigrations(), schema);
+    } catch (error) {
+      await cleanup();
+      throw error;
+    }
+    store = new PostgresEventStore(pool);
   }
   try {
     const alerts: string[] = [];

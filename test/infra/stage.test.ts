@@ -7,7 +7,7 @@ import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { BACKFILL_QUEUE } from '../../lambdas/market/backfill/job';
 import { queueUrlVariable } from '../../lambdas/platform/queues';
-import { STAGES, type StageName } from '../../lib/config';
+import { STAGES, type StageName, streamMaxLen } from '../../lib/config';
 import type { JobFunction } from '../../lib/constructs/job-function';
 import { applyNag } from '../../lib/nag';
 import { REPO_ROOT } from '../../lib/paths';
@@ -431,9 +431,37 @@ describe('production protections', () => {
     prod.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
       MultiAZEnabled: true,
       AutomaticFailoverEnabled: true,
-      NumCacheClusters: 2,
+      NumCacheClusters: 3,
+      SnapshotRetentionLimit: 35,
+      SnapshotWindow: STAGES.prod.redis.snapshotWindow,
     });
-    dev.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', { MultiAZEnabled: false });
+    dev.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      MultiAZEnabled: false,
+      SnapshotRetentionLimit: 15,
+    });
+    // Staging fails over like prod (a replica in another AZ), so failover is rehearsed before prod.
+    expect(STAGES.staging.redis.nodes).toBeGreaterThanOrEqual(2);
+  });
+
+  it("sizes each event stream by the stage's stated retention window and gives the cap to every function", () => {
+    expect(streamMaxLen(STAGES.prod.redis)).toBe(72 * 5_000);
+    expect(streamMaxLen(STAGES.dev.redis)).toBe(24 * 2_000);
+    for (const [stage, template] of [
+      ['prod', prod],
+      ['dev', dev],
+    ] as const) {
+      // Every function that reaches Redis
+      const withRedis = resourcesOf(template.compute, 'AWS::Lambda::Function')
+        .map(
+          ([, f]) =>
+            (f.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables,
+        )
+        .filter((v) => v?.REDIS_HOST !== undefined);
+      expect(withRedis.length, stage).toBeGreaterThan(0);
+      expect([...new Set(withRedis.map((v) => v?.EVENT_BUS_MAX_LEN))], stage).toEqual([
+        String(streamMaxLen(STAGES[stage].redis)),
+      ]);
+    }
   });
 
   it('retains data resources on stack deletion in prod and not in dev', () => {
