@@ -2,12 +2,16 @@
  * The router process (the container's entry in AWS, `router up` locally). Configuration:
  * REALTIME_FEED_URL (provider socket), MARKET_API_BASE_URL (REST gap fill), POLYGON_API_KEY,
  * REALTIME_SUBSCRIPTIONS (default `T.*,Q.*,AM.*,FMV.*`), ROUTER_PORT (client WebSocket `/stream` and
- * `/health`, default 4590), REDIS_URL and EVENT_BUS_NAMESPACE (the app's streams). SIGTERM drains.
+ * `/health`, default 4590), REDIS_URL and EVENT_BUS_NAMESPACE (the app's streams), QUEUE_URL_ROUTER_BARS
+ * (minute bars to persistence; locally the stage's queue). SIGTERM drains.
  */
 
 import { CHANNELS, type RouterChannel } from '../market/realtime/types';
+import { sqs } from '../platform/aws';
 import { EventBus } from '../platform/event-bus';
+import { queueUrl, queueUrlVariable } from '../platform/queues';
 import { createRedisClient, type RedisClient } from '../platform/redis';
+import { barQueueSink } from './egress';
 import { RouterService } from './service';
 
 function required(name: string): string {
@@ -37,6 +41,10 @@ const service = new RouterService({
   port: Number(process.env.ROUTER_PORT ?? 4590),
   host: process.env.ROUTER_HOST ?? '127.0.0.1',
   buses,
+  // Minute bars to the RouterBars queue: QUEUE_URL_ROUTER_BARS in AWS, the local stage's queue locally.
+  ...(process.env[queueUrlVariable('RouterBars')] || process.env.AWS_ENDPOINT_URL
+    ? { bars: barQueueSink(sqs, () => queueUrl(sqs, 'RouterBars')) }
+    : {}),
 });
 await service.start();
 console.log(`router ${service.router.hub.epoch} on ws://127.0.0.1:${service.port}/stream (health /health)`);

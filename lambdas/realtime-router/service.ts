@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ClientSession } from '../market/realtime/client';
 import { LatencyRecorder, type LatencySummary } from '../market/realtime/latency';
+import { type MinuteBarMessage, minuteBarMessage } from '../market/realtime/minute-bar-message';
 import { Router, type RouterHealth, type RouterOptions } from '../market/realtime/router';
 import {
   CHANNELS,
@@ -18,6 +19,7 @@ import {
   type SequencedMessage,
 } from '../market/realtime/types';
 import type { EventBus } from '../platform/event-bus';
+import type { BatchSink } from './batch-sink';
 import { ProviderConnection, type ProviderHealth, type ProviderOptions } from './provider';
 import { RedisChannelSink, type SinkHealth } from './redis-sink';
 
@@ -31,6 +33,8 @@ export interface RouterServiceOptions {
   /** Messages published per drain turn before yielding to the event loop. */
   readonly drainBudget?: number;
   readonly clientBuffer?: { maxQueue: number; highWater: number; lowWater: number; maxBufferedBytes: number };
+  /** Completed minute bars (corrections included) to persistence: the RouterBars queue. */
+  readonly bars?: BatchSink<MinuteBarMessage>;
 }
 
 export interface ServiceHealth {
@@ -39,6 +43,8 @@ export interface ServiceHealth {
   readonly latencyMs: Record<RouterChannel, LatencySummary>;
   readonly provider: ProviderHealth;
   readonly sinks: Partial<Record<RouterChannel, SinkHealth>>;
+  /** The AWS egress: minute bars to SQS (`bars`). */
+  readonly egress: { bars?: SinkHealth };
   readonly clients: {
     id: string;
     queued: number;
@@ -81,6 +87,13 @@ export class RouterService {
       if (bus) this.sinks.set(c, new RedisChannelSink(c, bus));
     }
     this.router.tap((m) => this.sinks.get(m.channel)?.offer(m));
+    const bars = options.bars;
+    if (bars) {
+      this.router.tap((m) => {
+        const bar = minuteBarMessage(m, Date.now());
+        if (bar) bars.offer(bar);
+      });
+    }
     this.provider = new ProviderConnection(options.provider, (source, frame) => {
       this.router.ingest(source, Date.now(), frame, performance.now());
       this.scheduleDrain();
@@ -122,6 +135,7 @@ export class RouterService {
     const deadline = Date.now() + timeoutMs;
     let drained = true;
     for (const sink of this.sinks.values()) drained = (await sink.flush(deadline)) && drained;
+    if (this.options.bars) drained = (await this.options.bars.flush(deadline)) && drained;
     for (;;) {
       this.router.hub.pumpAll();
       const waiting = [...this.sessions.entries()].some(([s, c]) => c.queued > 0 && s.readyState === s.OPEN);
@@ -130,6 +144,7 @@ export class RouterService {
     }
     if (this.pumpTimer) clearInterval(this.pumpTimer);
     for (const sink of this.sinks.values()) sink.stop();
+    this.options.bars?.stop();
     for (const socket of this.sessions.keys()) socket.close(1001, 'router shutting down');
     this.wss?.close();
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
@@ -153,6 +168,7 @@ export class RouterService {
       latencyMs: this.latency.all(),
       provider: this.provider.health,
       sinks,
+      egress: this.options.bars ? { bars: this.options.bars.health() } : {},
       clients: [...this.sessions.values()].map((c) => ({
         id: c.id,
         queued: c.queued,
