@@ -19,6 +19,7 @@ import {
   type SequencedMessage,
 } from '../market/realtime/types';
 import type { EventBus } from '../platform/event-bus';
+import type { ArchivedFrame } from './archive';
 import type { BatchSink } from './batch-sink';
 import { ProviderConnection, type ProviderHealth, type ProviderOptions } from './provider';
 import { RedisChannelSink, type SinkHealth } from './redis-sink';
@@ -35,6 +36,8 @@ export interface RouterServiceOptions {
   readonly clientBuffer?: { maxQueue: number; highWater: number; lowWater: number; maxBufferedBytes: number };
   /** Completed minute bars (corrections included) to persistence: the RouterBars queue. */
   readonly bars?: BatchSink<MinuteBarMessage>;
+  /** Every provider frame as ingested, in the replay feed format: the S3 archive. */
+  readonly archive?: BatchSink<ArchivedFrame>;
 }
 
 export interface ServiceHealth {
@@ -44,7 +47,7 @@ export interface ServiceHealth {
   readonly provider: ProviderHealth;
   readonly sinks: Partial<Record<RouterChannel, SinkHealth>>;
   /** The AWS egress: minute bars to SQS (`bars`). */
-  readonly egress: { bars?: SinkHealth };
+  readonly egress: { bars?: SinkHealth; archive?: SinkHealth };
   readonly clients: {
     id: string;
     queued: number;
@@ -95,7 +98,9 @@ export class RouterService {
       });
     }
     this.provider = new ProviderConnection(options.provider, (source, frame) => {
-      this.router.ingest(source, Date.now(), frame, performance.now());
+      const receivedAt = Date.now();
+      this.router.ingest(source, receivedAt, frame, performance.now());
+      options.archive?.offer({ source, receivedAt, frame });
       this.scheduleDrain();
     });
   }
@@ -135,7 +140,8 @@ export class RouterService {
     const deadline = Date.now() + timeoutMs;
     let drained = true;
     for (const sink of this.sinks.values()) drained = (await sink.flush(deadline)) && drained;
-    if (this.options.bars) drained = (await this.options.bars.flush(deadline)) && drained;
+    for (const sink of [this.options.bars, this.options.archive])
+      if (sink) drained = (await sink.flush(deadline)) && drained;
     for (;;) {
       this.router.hub.pumpAll();
       const waiting = [...this.sessions.entries()].some(([s, c]) => c.queued > 0 && s.readyState === s.OPEN);
@@ -145,6 +151,7 @@ export class RouterService {
     if (this.pumpTimer) clearInterval(this.pumpTimer);
     for (const sink of this.sinks.values()) sink.stop();
     this.options.bars?.stop();
+    this.options.archive?.stop();
     for (const socket of this.sessions.keys()) socket.close(1001, 'router shutting down');
     this.wss?.close();
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
@@ -168,7 +175,10 @@ export class RouterService {
       latencyMs: this.latency.all(),
       provider: this.provider.health,
       sinks,
-      egress: this.options.bars ? { bars: this.options.bars.health() } : {},
+      egress: {
+        ...(this.options.bars ? { bars: this.options.bars.health() } : {}),
+        ...(this.options.archive ? { archive: this.options.archive.health() } : {}),
+      },
       clients: [...this.sessions.values()].map((c) => ({
         id: c.id,
         queued: c.queued,
