@@ -4,7 +4,9 @@
  *
  * up: starts the local provider feed (localstack/feed, :4581) and the router process
  * (lambdas/realtime-router, client WebSocket ws://127.0.0.1:4590/stream, /health), down stops both
- * (the router drains first), status prints the router's health.
+ * (the router drains first), status prints the router's figures per channel (received, delivered,
+ * duplicates, rejected, conflated, buffer depth, last-event age, breaker, p99) and its provider and
+ * egress (`--json`: the whole /health answer); exit 1 when it is not running or not healthy.
  *
  * Runs the real-time router core offline over a recorded feed (one `{"source","receivedAt","frame"}`
  * per line) and writes `<dir>/delivered.jsonl` (what a client subscribed to everything receives, in
@@ -17,6 +19,14 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { type ReplaySummary, replayFeed } from '../../lambdas/market/realtime/replay';
+import {
+  channelTable,
+  routerFigures,
+  routerHealthy,
+  routerLine,
+} from '../../lambdas/realtime-router/figures';
+import type { ServiceHealth } from '../../lambdas/realtime-router/service';
+import { table } from '../../lib/cli/output';
 import { REPO_ROOT } from '../../lib/paths';
 import { logFile, runningPid, startBackground, stopBackground, tail } from '../../localstack/processes';
 
@@ -25,18 +35,44 @@ export const summary =
 
 const USAGE = `usage:
   npm run pipeline -- router replay <feed.jsonl> --out <dir> [--speed <x>|max]
-  npm run pipeline -- router up | down | status`;
+  npm run pipeline -- router up | down | status [--json]`;
 
 const FEED_PORT = Number(process.env.REALTIME_FEED_PORT ?? 4581);
 const ROUTER_PORT = Number(process.env.ROUTER_PORT ?? 4590);
 
-async function health(): Promise<Record<string, unknown> | null> {
+async function health(port = ROUTER_PORT): Promise<ServiceHealth | null> {
   try {
-    const res = await fetch(`http://127.0.0.1:${ROUTER_PORT}/health`, { signal: AbortSignal.timeout(2_000) });
-    return res.ok ? ((await res.json()) as Record<string, unknown>) : null;
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) });
+    return res.ok ? ((await res.json()) as ServiceHealth) : null;
   } catch {
     return null;
   }
+}
+
+/** The pipeline health report's router row: its figures, or skipped when no router is running. */
+export async function routerCheck(port = ROUTER_PORT): Promise<{
+  healthy: boolean;
+  skipped?: boolean;
+  detail: Record<string, unknown>;
+}> {
+  const h = await health(port);
+  if (!h) {
+    return {
+      healthy: true,
+      skipped: true,
+      detail: { running: false, hint: `no router on :${port} (npm run pipeline -- router up)` },
+    };
+  }
+  const f = routerFigures(h);
+  return { healthy: routerHealthy(f), detail: f as unknown as Record<string, unknown> };
+}
+
+/** The figures as `router status` prints them (also `npm start`'s burst). */
+export function printFigures(h: ServiceHealth): void {
+  const f = routerFigures(h);
+  const { header, rows } = channelTable(f);
+  console.log(table(header, rows));
+  console.log(routerLine(f));
 }
 
 async function up(): Promise<number> {
@@ -90,14 +126,15 @@ async function down(): Promise<number> {
   return 0;
 }
 
-async function status(): Promise<number> {
+async function status(json: boolean): Promise<number> {
   const h = await health();
   if (!h) {
     console.log(`router: not answering on :${ROUTER_PORT}`);
     return 1;
   }
-  console.log(JSON.stringify(h, null, 2));
-  return 0;
+  if (json) console.log(JSON.stringify(h, null, 2));
+  else printFigures(h);
+  return routerHealthy(routerFigures(h)) ? 0 : 1;
 }
 
 export function parseSpeed(value: string | undefined): number | 'max' | null {
@@ -159,7 +196,8 @@ export async function run(args: string[]): Promise<number> {
   if (action === 'replay') return replay(rest);
   if (action === 'up' && rest.length === 0) return up();
   if (action === 'down' && rest.length === 0) return down();
-  if (action === 'status' && rest.length === 0) return status();
+  if (action === 'status' && (rest.length === 0 || (rest.length === 1 && rest[0] === '--json')))
+    return status(rest[0] === '--json');
   console.error(USAGE);
   return 2;
 }
