@@ -4,7 +4,9 @@
  *
  * up: starts the local provider feed (localstack/feed, :4581) and the router process
  * (lambdas/realtime-router, client WebSocket ws://127.0.0.1:4590/stream, /health), down stops both
- * (the router drains first), status prints the router's health.
+ * (the router drains first), status prints the router's figures per channel (received, delivered,
+ * duplicates, rejected, conflated, buffer depth, last-event age, breaker, p99) and its provider and
+ * egress (`--json`: the whole /health answer); exit 1 when it is not running or not healthy.
  *
  * Runs the real-time router core offline over a recorded feed (one `{"source","receivedAt","frame"}`
  * per line) and writes `<dir>/delivered.jsonl` (what a client subscribed to everything receives, in
@@ -16,9 +18,24 @@ import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
 import { type ReplaySummary, replayFeed } from '../../lambdas/market/realtime/replay';
+import { s3, sqs } from '../../lambdas/platform/aws';
+import { queueUrl } from '../../lambdas/platform/queues';
+import { DEFAULT_ARCHIVE_PREFIX, frameArchive } from '../../lambdas/realtime-router/archive';
+import { barQueueSink } from '../../lambdas/realtime-router/egress';
+import {
+  channelTable,
+  routerFigures,
+  routerHealthy,
+  routerLine,
+} from '../../lambdas/realtime-router/figures';
+import type { ServiceHealth } from '../../lambdas/realtime-router/service';
+import { RouterService } from '../../lambdas/realtime-router/service';
+import { table } from '../../lib/cli/output';
 import { writeReport } from '../../lib/cli/report';
 import { REPO_ROOT } from '../../lib/paths';
+import { startFeed } from '../../localstack/feed/server';
 import { logFile, runningPid, startBackground, stopBackground, tail } from '../../localstack/processes';
 import { routerReport } from '../reports/router';
 
@@ -27,18 +44,44 @@ export const summary =
 
 const USAGE = `usage:
   npm run pipeline -- router replay <feed.jsonl> --out <dir> [--speed <x>|max] [--report FILE.html]
-  npm run pipeline -- router up | down | status`;
+  npm run pipeline -- router up | down | status [--json]`;
 
 const FEED_PORT = Number(process.env.REALTIME_FEED_PORT ?? 4581);
 const ROUTER_PORT = Number(process.env.ROUTER_PORT ?? 4590);
 
-async function health(): Promise<Record<string, unknown> | null> {
+async function health(port = ROUTER_PORT): Promise<ServiceHealth | null> {
   try {
-    const res = await fetch(`http://127.0.0.1:${ROUTER_PORT}/health`, { signal: AbortSignal.timeout(2_000) });
-    return res.ok ? ((await res.json()) as Record<string, unknown>) : null;
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) });
+    return res.ok ? ((await res.json()) as ServiceHealth) : null;
   } catch {
     return null;
   }
+}
+
+/** The pipeline health report's router row: its figures, or skipped when no router is running. */
+export async function routerCheck(port = ROUTER_PORT): Promise<{
+  healthy: boolean;
+  skipped?: boolean;
+  detail: Record<string, unknown>;
+}> {
+  const h = await health(port);
+  if (!h) {
+    return {
+      healthy: true,
+      skipped: true,
+      detail: { running: false, hint: `no router on :${port} (npm run pipeline -- router up)` },
+    };
+  }
+  const f = routerFigures(h);
+  return { healthy: routerHealthy(f), detail: f as unknown as Record<string, unknown> };
+}
+
+/** The figures as `router status` prints them (also `npm start`'s burst). */
+export function printFigures(h: ServiceHealth): void {
+  const f = routerFigures(h);
+  const { header, rows } = channelTable(f);
+  console.log(table(header, rows));
+  console.log(routerLine(f));
 }
 
 async function up(): Promise<number> {
@@ -92,14 +135,91 @@ async function down(): Promise<number> {
   return 0;
 }
 
-async function status(): Promise<number> {
+async function status(json: boolean): Promise<number> {
   const h = await health();
   if (!h) {
     console.log(`router: not answering on :${ROUTER_PORT}`);
     return 1;
   }
-  console.log(JSON.stringify(h, null, 2));
-  return 0;
+  if (json) console.log(JSON.stringify(h, null, 2));
+  else printFigures(h);
+  return routerHealthy(routerFigures(h)) ? 0 : 1;
+}
+
+/**
+ * `npm start`'s live burst, in seconds: a provider feed (ephemeral port, duplicate frames, a
+ * disconnect mid-burst) -> the router (minute bars to the stage's RouterBars queue, raw frames to its
+ * bucket) -> one WebSocket client subscribed to everything; then the drain and the figures.
+ */
+export async function liveBurst(seconds = 4): Promise<number> {
+  const now = Date.now();
+  const feed = await startFeed({
+    profile: {
+      ohlcvSymbols: 500,
+      tickSymbols: 50,
+      fmvSymbols: 50,
+      eventsPerMinute: 6_000,
+      frameSize: 20,
+      barFrameSize: 100,
+      seed: 9,
+    },
+    // Two market minutes a second: a few seconds show several minute bursts.
+    speed: 120,
+    startAt: now - (now % 60_000),
+    faults: { duplicateEvery: 10 },
+    // The burst's market minutes only; then the feed stays connected and silent.
+    minutes: seconds + 1,
+  });
+  const epoch = `e${now.toString(36)}-burst`;
+  const bucket = process.env.DATA_BUCKET;
+  const service = new RouterService({
+    provider: {
+      wsUrl: feed.wsUrl,
+      restUrl: feed.restUrl,
+      apiKey: 'local-key',
+      subscriptions: 'T.*,Q.*,AM.*,FMV.*',
+      minBackoffMs: 50,
+    },
+    router: { epoch },
+    bars: barQueueSink(sqs, () => queueUrl(sqs, 'RouterBars')),
+    ...(bucket
+      ? { archive: frameArchive(s3, { bucket, prefix: DEFAULT_ARCHIVE_PREFIX, epoch, lingerMs: 1_000 }) }
+      : {}),
+  });
+  await service.start();
+  const received: Record<string, number> = {};
+  const client = new WebSocket(`ws://127.0.0.1:${service.port}/stream`);
+  client.on('message', (data) => {
+    const m = JSON.parse(String(data)) as { channel?: string };
+    if (m.channel) received[m.channel] = (received[m.channel] ?? 0) + 1;
+  });
+  await new Promise((resolve, reject) => {
+    client.once('open', resolve);
+    client.once('error', reject);
+  });
+  client.send(JSON.stringify({ action: 'subscribe', channel: '*', symbols: '*' }));
+  await new Promise((r) => setTimeout(r, (seconds * 1000) / 2));
+  feed.dropConnections(); // the provider drops us mid-burst: reconnect, resubscribe, REST gap fill
+  const until = Date.now() + (seconds * 1000) / 2;
+  while (Date.now() < until || (service.health().provider.gapFillsDone < 1 && Date.now() < until + 10_000))
+    await new Promise((r) => setTimeout(r, 100));
+  const { drained } = await service.stop(15_000);
+  client.terminate();
+  await feed.close();
+  const h = service.health();
+  console.log(
+    `${feed.stats.eventsSent} events in ${feed.stats.framesSent} frames from the feed in ${seconds} s; the client got ${Object.entries(
+      received,
+    )
+      .map(([c, n]) => `${n} ${c}`)
+      .join(', ')}; ${drained ? 'drained' : 'DRAIN TIMED OUT'}`,
+  );
+  printFigures(h);
+  console.log(
+    `minute bars -> RouterBars queue -> PostgreSQL realtime_minute_bars; raw frames -> ${bucket ? `s3://${bucket}/${DEFAULT_ARCHIVE_PREFIX}${epoch}/ (replay: npm run pipeline -- router replay)` : 'not archived (no DATA_BUCKET)'}`,
+  );
+  const dropped = (h.egress.bars?.dropped ?? 0) + (h.egress.archive?.dropped ?? 0);
+  return drained && dropped === 0 ? 0 : 1;
 }
 
 export function parseSpeed(value: string | undefined): number | 'max' | null {
@@ -169,7 +289,8 @@ export async function run(args: string[]): Promise<number> {
   if (action === 'replay') return replay(rest);
   if (action === 'up' && rest.length === 0) return up();
   if (action === 'down' && rest.length === 0) return down();
-  if (action === 'status' && rest.length === 0) return status();
+  if (action === 'status' && (rest.length === 0 || (rest.length === 1 && rest[0] === '--json')))
+    return status(rest[0] === '--json');
   console.error(USAGE);
   return 2;
 }

@@ -116,7 +116,10 @@ export class ComputeStack extends Stack {
     this.consumers = (props.consumers ?? CONSUMERS).map((definition) => {
       const consumer = new QueueConsumer(this, definition.id, {
         definition,
-        platform: platformFor(HEALTH_CONSUMERS.some((c) => c.id === definition.id) ? 'health' : 'market'),
+        platform: platformFor(
+          definition.databaseComponent ??
+            (HEALTH_CONSUMERS.some((c) => c.id === definition.id) ? 'health' : 'market'),
+        ),
         queueKey: this.messagesKey,
         alarmTopic: this.alarmTopic,
       });
