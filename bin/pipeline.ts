@@ -7,6 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT, UsageError } from '../lib/cli/args';
+import { printUsageError } from '../lib/cli/run';
 import { applyLocalDefaults } from '../localstack/env';
 
 export interface Command {
@@ -61,8 +62,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof UsageError) {
-      console.error(`usage error: ${error.message}`);
-      if (error.usage) console.error(error.usage);
+      printUsageError(error);
       process.exit(EXIT.usage);
     }
     console.error(error instanceof Error ? `error: ${error.message}` : error);

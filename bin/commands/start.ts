@@ -64,6 +64,12 @@ export async function run(): Promise<number> {
       MARKET_SCHEMA,
     ]);
   }
-  const eodRun = await eod(['run', '--date', market.end, '--schema', MARKET_SCHEMA]);
+  // market_local is the market commands' default: passed only when PG_SCHEMA would override it.
+  const eodRun = await eod([
+    'run',
+    '--date',
+    market.end,
+    ...(process.env.PG_SCHEMA ? ['--schema', MARKET_SCHEMA] : []),
+  ]);
   return Math.max(healthy, replayed, loaded, eodRun);
 }

@@ -20,6 +20,7 @@ import { HealthEtlAlarms } from '../constructs/health-alarms';
 import { type FunctionPlatform, JobFunction } from '../constructs/job-function';
 import { MigrationTrigger } from '../constructs/migration-trigger';
 import { QueueConsumer } from '../constructs/queue-consumer';
+import { RealtimeRouter } from '../constructs/realtime-router';
 import { ScheduledJob } from '../constructs/scheduled-job';
 import { acknowledge } from '../nag';
 import { CONSUMERS, type ConsumerDefinition, queuesSentToBy } from '../topology';
@@ -55,6 +56,8 @@ export class ComputeStack extends Stack {
   /** Runs the status check every STATUS_EVERY_MINUTES (EventBridge rule). */
   readonly statusSchedule: events.Rule;
   readonly healthEtlAlarms: HealthEtlAlarms[];
+  /** The real-time router service; AWS stages only (EMULATOR_COMPUTE_OMISSIONS). */
+  readonly realtimeRouter?: RealtimeRouter;
   /** Every function of the stack by topology id, consumers included. */
   readonly functions: ReadonlyMap<string, JobFunction>;
 
@@ -260,7 +263,32 @@ export class ComputeStack extends Stack {
       for (const consumerId of queuesSentToBy(fn.definition)) fn.sendTo(consumerId, this.queueOf(consumerId));
     }
 
-    new Dashboard(this, 'Dashboard', { consumers: this.consumers, alarms: this.eodChain.alarms });
+    if (network && data.cache) {
+      const redis = data.cache.replicationGroup;
+      this.realtimeRouter = new RealtimeRouter(this, 'RealtimeRouter', {
+        vpc: network.vpc,
+        subnets: network.egressSubnets,
+        redisSecurityGroup: data.cache.securityGroup,
+        redis: {
+          host: redis.attrPrimaryEndPointAddress,
+          port: redis.attrPrimaryEndPointPort,
+          authSecret: data.cache.authSecret,
+        },
+        apiKey: data.marketDataApiKey,
+        feedUrl: config.marketData.realtimeUrl,
+        restUrl: config.marketData.baseUrl,
+        logsKey: data.key,
+        logRetentionDays: config.logRetentionDays,
+        removalPolicy,
+        alarmTopic: this.alarmTopic,
+        environment: { STAGE: config.name, LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG' },
+      });
+    }
+
+    new Dashboard(this, 'Dashboard', {
+      consumers: this.consumers,
+      alarms: [...this.eodChain.alarms, ...(this.realtimeRouter?.alarms ?? [])],
+    });
   }
 
   private queueOf(consumerId: string) {
