@@ -12,9 +12,9 @@ export const HEALTH_CONSUMERS: readonly ConsumerDefinition[] = [
     maxBatchingWindowSeconds: 1,
     // Five receives ride out a dependency restart; then the DLQ (and its alarm) keeps the message.
     maxReceiveCount: 5,
-    // The largest export the decode limits accept (160 MiB, 1,000,000 records) takes at most ~215 s
+    // The largest export the decode limits accept (160 MiB, 1,000,000 records) takes at most ~340 s
     // at the worst-case speeds of budget.ts: it fits one invocation (test/unit/health/budget.test.ts).
-    timeoutSeconds: 300,
+    timeoutSeconds: 450,
     memoryMb: 1024,
     maxConcurrency: 10,
     maxMessageAgeSeconds: 900,
