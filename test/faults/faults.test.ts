@@ -189,7 +189,7 @@ interface ReplayRun {
   readonly recordsMd5: string;
   readonly ingests: number;
   readonly trainingObjects: number;
-  /** Per record: last_modified_ms, client_record_version, payload hash (to name what differs). */
+  /** Per record: last_modified_ms, client_record_version, content hash (Avro body, or the jsonb payload of rows older than 0220), source id. */
   readonly recordVersions: Map<string, string>;
 }
 
@@ -248,7 +248,8 @@ async function runReplay(
   );
   const versions = await admin.query<{ key: string; version: string }>(
     `SELECT record_type || '/' || metadata_id AS key,
-            concat_ws(' ', last_modified_ms, client_record_version, md5(payload::text), source_id) AS version
+            concat_ws(' ', last_modified_ms, client_record_version,
+                      md5(coalesce(body, convert_to(payload::text, 'UTF8'))), source_id) AS version
      FROM health_records`,
   );
   return {
