@@ -14,6 +14,7 @@ import type { Construct } from 'constructs';
 import type { DatabaseComponent } from '../../lambdas/platform/database-components';
 import type { StageConfig } from '../config';
 import { Dashboard } from '../constructs/dashboard';
+import { FRAME_ARCHIVE_PREFIX } from '../constructs/data-bucket';
 import { buildAlarm } from '../constructs/defaults';
 import { EodChain } from '../constructs/eod-chain';
 import { HealthEtlAlarms } from '../constructs/health-alarms';
@@ -278,6 +279,12 @@ export class ComputeStack extends Stack {
           authSecret: data.cache.authSecret,
         },
         apiKey: data.marketDataApiKey,
+        barsQueue: this.queueOf('RouterBars'),
+        archive: {
+          bucketName: data.bucket.bucketName,
+          prefix: FRAME_ARCHIVE_PREFIX,
+          policy: data.frameArchivePolicy,
+        },
         feedUrl: config.marketData.realtimeUrl,
         restUrl: config.marketData.baseUrl,
         logsKey: data.key,

@@ -68,6 +68,7 @@ export class DataStack extends Stack {
   // The parts' resources under the names the compute stack (and other readers) use.
   readonly bucket: s3.Bucket;
   readonly ingestAccessPolicy: iam.ManagedPolicy;
+  readonly frameArchivePolicy: iam.ManagedPolicy;
   /** Where functions run; undefined on an emulator stage (local processes, no VPC). */
   readonly functionNetwork?: FunctionNetwork;
 
@@ -92,6 +93,7 @@ export class DataStack extends Stack {
     });
     this.bucket = this.dataBucket.bucket;
     this.ingestAccessPolicy = this.dataBucket.ingestAccessPolicy;
+    this.frameArchivePolicy = this.dataBucket.frameArchivePolicy;
 
     if (config.emulator) {
       this.stores = this.localStores(config, config.emulator, removalPolicy);
