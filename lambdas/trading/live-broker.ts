@@ -140,6 +140,8 @@ export class LiveBroker implements BrokerPort {
   private ws: WebSocket | null = null;
   private ready = false;
   private closed = false;
+  /** The stream refused our key at its last attempt: requests are answered as an auth failure. */
+  private streamUnauthorized = false;
   private lastBeat = 0;
   private beatTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -254,6 +256,8 @@ export class LiveBroker implements BrokerPort {
   }
 
   private async attempt(command: BrokerCommand): Promise<SendOutcome> {
+    if (!this.ready && this.streamUnauthorized)
+      return { class: 'fatal', reason: 'auth', status: 401, detail: 'the trade-updates stream refused our key' };
     if (!this.ready) return { class: 'retryable', reason: 'not_ready', status: 0, retryAt: this.now() };
     if (command.kind === 'submit') return this.submit(command);
     if (command.kind === 'cancel') return this.cancel(command.clientOrderId);
@@ -597,6 +601,7 @@ export class LiveBroker implements BrokerPort {
           | undefined;
         if (!msg?.stream) return;
         if (msg.stream === 'authorization') {
+          this.streamUnauthorized = msg.data?.status !== 'authorized';
           if (msg.data?.status !== 'authorized') {
             this.incident({ stream: 'unauthorized', detail: 'stream authentication refused' });
             fail('stream authentication refused');
@@ -835,6 +840,76 @@ function submitOf(o: Order): Extract<BrokerCommand, { kind: 'submit' }> {
     limitPrice: o.limitPrice,
     tif: o.tif,
   };
+}
+
+/**
+ * A primary broker with a fallback for new orders only. A submit goes to the fallback once the
+ * primary has failed `failoverAfter` times in a row in a way that proves the order did not reach it
+ * (429, 503 maintenance, connection refused, stream not ready, 401). Never moved: an order whose
+ * fate at the primary is ambiguous (it may be live there: a double fill), and cancels and replaces,
+ * which go to the broker that holds the order. A 500 is not proof either (the broker may have
+ * created the order), so it never triggers the switch.
+ */
+export class FallbackBroker implements BrokerPort {
+  private readonly route = new Map<string, 'primary' | 'fallback'>();
+  private failures = 0;
+  active: 'primary' | 'fallback' = 'primary';
+
+  constructor(
+    private readonly primary: LiveBroker,
+    private readonly fallback: LiveBroker,
+    private readonly options: {
+      failoverAfter?: number;
+      onSwitch?: (to: 'primary' | 'fallback', why: string) => void;
+    } = {},
+  ) {}
+
+  private broker(which: 'primary' | 'fallback'): LiveBroker {
+    return which === 'primary' ? this.primary : this.fallback;
+  }
+
+  /** Where an order lives (undefined: never sent). */
+  routeOf(clientOrderId: string): 'primary' | 'fallback' | undefined {
+    return this.route.get(clientOrderId);
+  }
+
+  /** Back to the primary for new orders (an operator, or a health check, decides it is well again). */
+  restorePrimary(): void {
+    this.failures = 0;
+    if (this.active === 'fallback') this.options.onSwitch?.('primary', 'primary restored');
+    this.active = 'primary';
+  }
+
+  async send(command: BrokerCommand): Promise<void> {
+    if (command.kind !== 'submit') {
+      const where = this.route.get(command.clientOrderId) ?? 'primary';
+      if (command.kind === 'replace') this.route.set(command.newClientOrderId, where);
+      return this.broker(where).send(command);
+    }
+    const cid = command.clientOrderId;
+    const pinned = this.route.get(cid) ?? (this.primary.inFlight.has(cid) ? 'primary' : undefined);
+    const target = pinned ?? this.active;
+    this.route.set(cid, target);
+    try {
+      await this.broker(target).send(command);
+      if (target === 'primary') this.failures = 0;
+    } catch (error) {
+      const provenNotSent =
+        error instanceof BrokerAuthError ||
+        (error instanceof BrokerRetryableError && error.outcome.reason !== 'server_error');
+      if (target !== 'primary' || pinned !== undefined || !provenNotSent) throw error;
+      this.failures += 1;
+      if (this.failures < (this.options.failoverAfter ?? 3)) {
+        this.route.delete(cid);
+        throw error;
+      }
+      this.active = 'fallback';
+      this.options.onSwitch?.('fallback', (error as Error).message);
+      this.route.set(cid, 'fallback');
+      await this.fallback.send(command);
+    }
+    if (this.primary.inFlight.has(cid) || this.fallback.inFlight.has(cid)) this.route.set(cid, target);
+  }
 }
 
 export interface DispatchResult {

@@ -500,14 +500,15 @@ export async function startBrokerSim(options: BrokerSimOptions = {}): Promise<Br
           );
           const secret = msg.secret ?? (msg.data as Record<string, unknown> | undefined)?.secret_key;
           const refused = candidate ? (refuseStreamUntil.get(candidate.keyId) ?? 0) > candidate.now() : false;
-          if (
-            !candidate ||
-            candidate.secret !== secret ||
-            candidate.takeFault('auth', undefined, false) ||
-            refused
-          ) {
+          if (refused) {
+            // The stream is down (a `disconnect` fault with a duration): try again later, not an auth failure.
+            reply({ stream: 'error', data: { message: 'service unavailable: try again later' } });
+            ws.close(1013, 'unavailable');
+            return;
+          }
+          if (!candidate || candidate.secret !== secret || candidate.takeFault('auth', undefined, false)) {
             reply({ stream: 'authorization', data: { action: 'authenticate', status: 'unauthorized' } });
-            ws.close(1008, refused ? 'unavailable' : 'unauthorized');
+            ws.close(1008, 'unauthorized');
             return;
           }
           account = candidate;

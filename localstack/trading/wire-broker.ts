@@ -27,15 +27,19 @@ export interface WireOptions {
   readonly url: string;
   readonly requestTimeoutMs?: number;
   readonly onIncident?: (incident: BrokerIncident) => void;
+  /** Leave the simulator account after the run (tests inspect the broker's side). */
+  readonly keepAccount?: boolean;
 }
 
 const IN_FLIGHT_CHECK_MS = 2_000;
+/** Retryable failures (maintenance, 5xx, 429) for this long put the account in `reducing` (degraded mode). */
+const DEGRADED_AFTER_MS = 5_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export async function createWireBroker(
   ctx: ReplayBrokerContext,
   options: WireOptions,
-): Promise<ReplayBroker> {
+): Promise<ReplayBroker & { readonly keyId: string }> {
   const { scenario, clock } = ctx;
   const base = options.url.replace(/\/$/, '');
   const keyId = `replay-${randomBytes(6).toString('hex')}`;
@@ -88,6 +92,29 @@ export async function createWireBroker(
   await live.start();
 
   const submitted = new Set<string>();
+  let failingSince: number | null = null;
+  let degraded = false;
+  const brokerAnswered = async () => {
+    failingSince = null;
+    if (!degraded) return;
+    degraded = false;
+    await ctx.engine().recoverExternal('broker:unavailable', 'auto:broker-answers', iso(clock.now));
+  };
+  const brokerFailing = async (reason: string) => {
+    failingSince ??= clock.now;
+    if (degraded || clock.now - failingSince < DEGRADED_AFTER_MS) return;
+    degraded = true;
+    await ctx
+      .engine()
+      .tripExternal(
+        'broker:unavailable',
+        'reducing',
+        { reason, since: iso(failingSince) },
+        `the broker has been unavailable (${reason}) since ${iso(failingSince)}: degraded mode, reducing only`,
+        iso(clock.now),
+        { keepOrders: true, autoRecovery: 'when the broker answers again' },
+      );
+  };
   const held: BrokerCommand[] = [];
   let authBlocked = false;
 
@@ -117,6 +144,7 @@ export async function createWireBroker(
       await live.send(command);
     } catch (error) {
       if (error instanceof BrokerRetryableError) {
+        if (error.outcome.reason !== 'not_ready') await brokerFailing(error.outcome.reason);
         const at = Math.max(
           error.outcome.retryAt,
           clock.now + (error.outcome.reason === 'not_ready' ? 1_000 : 1),
@@ -141,6 +169,7 @@ export async function createWireBroker(
       }
       throw error;
     }
+    await brokerAnswered();
     if (live.inFlight.size > before) scheduleInFlightCheck();
     await settle();
   };
@@ -195,7 +224,8 @@ export async function createWireBroker(
     }
   };
 
-  return {
+  const broker: ReplayBroker & { readonly keyId: string } = {
+    keyId,
     async send(command) {
       if (command.kind === 'submit') submitted.add(command.clientOrderId);
       clock.schedule(clock.now + scenario.broker.latencyMs, () => transmit(command));
@@ -247,7 +277,9 @@ export async function createWireBroker(
     reconciliation: () => [...entries.values()],
     async close() {
       await live.close();
-      await fetch(`${base}/_control/accounts/${keyId}`, { method: 'DELETE' }).catch(() => undefined);
+      if (!options.keepAccount)
+        await fetch(`${base}/_control/accounts/${keyId}`, { method: 'DELETE' }).catch(() => undefined);
     },
   };
+  return broker;
 }

@@ -58,13 +58,14 @@ async function stream(
     pings += 1;
   });
   await new Promise((r) => ws.once('open', r));
-  const authorized = new Promise<void>((resolve, reject) =>
+  const authorized = new Promise<void>((resolve, reject) => {
+    ws.once('close', (code) => reject(new Error(`stream closed (${code})`)));
     ws.on('message', (raw) => {
       const m = JSON.parse(String(raw)) as { stream: string; data: Record<string, unknown> };
       if (m.stream === 'authorization') (m.data.status === 'authorized' ? resolve : reject)();
       if (m.stream === 'trade_updates' || m.stream === '_barrier') frames.push(m as never);
-    }),
-  );
+    });
+  });
   ws.send(JSON.stringify({ action: 'auth', key: k.keyId, secret: k.secret }));
   await authorized;
   ws.send(JSON.stringify({ action: 'listen', data: { streams: ['trade_updates'] } }));
@@ -239,7 +240,7 @@ describe('broker simulator: REST and stream', () => {
     const closed = new Promise((r) => s.ws.once('close', r));
     await sim.control(k.keyId, { fault: { kind: 'disconnect', durationSeconds: 30 } });
     await closed;
-    await expect(stream(k)).rejects.toBeUndefined();
+    await expect(stream(k)).rejects.toBeDefined();
     await sim.control(k.keyId, { clock: '2026-03-02T15:01:00Z' });
     const back = await stream(k);
     expect(back.ws.readyState).toBe(WebSocket.OPEN);
