@@ -257,7 +257,12 @@ export class LiveBroker implements BrokerPort {
 
   private async attempt(command: BrokerCommand): Promise<SendOutcome> {
     if (!this.ready && this.streamUnauthorized)
-      return { class: 'fatal', reason: 'auth', status: 401, detail: 'the trade-updates stream refused our key' };
+      return {
+        class: 'fatal',
+        reason: 'auth',
+        status: 401,
+        detail: 'the trade-updates stream refused our key',
+      };
     if (!this.ready) return { class: 'retryable', reason: 'not_ready', status: 0, retryAt: this.now() };
     if (command.kind === 'submit') return this.submit(command);
     if (command.kind === 'cancel') return this.cancel(command.clientOrderId);
