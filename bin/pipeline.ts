@@ -7,6 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT, UsageError } from '../lib/cli/args';
+import { printUsageError } from '../lib/cli/run';
 import { applyLocalDefaults } from '../localstack/env';
 
 export interface Command {
@@ -57,12 +58,15 @@ async function main(argv: string[]): Promise<number> {
   return command.run(args);
 }
 
+// The AWS SDK's notice that its releases after January 2027 need Node 22 would follow every
+// command (package.json engines say >=20.15); the test configs turn it off the same way.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof UsageError) {
-      console.error(`usage error: ${error.message}`);
-      if (error.usage) console.error(error.usage);
+      printUsageError(error);
       process.exit(EXIT.usage);
     }
     console.error(error instanceof Error ? `error: ${error.message}` : error);

@@ -20,10 +20,19 @@ export interface StageConfig {
     readonly backupRetentionDays: number;
     readonly databaseName: string;
   };
+  /** The event streams and everything else in Redis; see the README's "Durability for offline consumers". */
   readonly redis: {
     readonly nodeType: string;
     /** Primary plus replicas; >= 2 enables automatic failover and Multi-AZ. */
     readonly nodes: number;
+    /** Days of daily snapshots kept (0 to 35; HIPAA asks for 15). */
+    readonly snapshotRetentionDays: number;
+    /** UTC window of the daily snapshot: after the EOD chain (21:30 UTC), before pre-market. */
+    readonly snapshotWindow: string;
+    /** How long an app may stay offline and still catch up from the streams alone. */
+    readonly streamRetentionHours: number;
+    /** Peak messages per hour on the busiest job channel (backfill.progress during a first load). */
+    readonly streamPeakMessagesPerHour: number;
   };
   readonly data: {
     /** Days a quarantined export is kept before it expires. */
@@ -39,6 +48,8 @@ export interface StageConfig {
     readonly baseUrl: string;
     /** The plan's limit for the whole account (free tier: 5 calls/min). */
     readonly callsPerMinute: number;
+    /** The stocks WebSocket the real-time router holds (one connection per account). */
+    readonly realtimeUrl: string;
   };
   readonly schedules: {
     /** Weekday EOD start, in the exchange's time zone (NYSE closes 16:00; bars settle after). */
@@ -89,6 +100,15 @@ export const EMULATOR_OMISSIONS: Readonly<Record<string, string>> = {
     "ElastiCache Redis and its AUTH token: without Docker MiniStack's ElastiCache is metadata only; the machine's Redis stands in",
 };
 
+/**
+ * What the emulator stage leaves out of the compute stack (construct ids), and why. On the local
+ * stage the same process runs with `npm run pipeline -- router up`.
+ */
+export const EMULATOR_COMPUTE_OMISSIONS: Readonly<Record<string, string>> = {
+  RealtimeRouter:
+    'ECS Fargate service of the real-time router (cluster, task, image asset, security group, alarms): MiniStack runs no containers for ECS and has no VPC; locally the same process runs with `router up`',
+};
+
 /** What the emulator stage adds to the data stack in their place (construct ids), and why. */
 export const EMULATOR_REPLACEMENTS: Readonly<Record<string, string>> = {
   LocalDatabaseCredentials:
@@ -105,11 +125,22 @@ const base = {
     backupRetentionDays: 1,
     databaseName: 'tickstock',
   },
-  redis: { nodeType: 'cache.t4g.micro', nodes: 1 },
+  redis: {
+    nodeType: 'cache.t4g.micro',
+    nodes: 1,
+    snapshotRetentionDays: 15,
+    snapshotWindow: '06:00-07:00',
+    streamRetentionHours: 24,
+    streamPeakMessagesPerHour: 2_000,
+  },
   data: { quarantineExpirationDays: 30, noncurrentVersionExpirationDays: 30 },
   retainData: false,
   logRetentionDays: 14,
-  marketData: { baseUrl: 'https://api.polygon.io', callsPerMinute: 5 },
+  marketData: {
+    baseUrl: 'https://api.polygon.io',
+    callsPerMinute: 5,
+    realtimeUrl: 'wss://socket.massive.com/stocks',
+  },
   schedules: { eodHour: 16, eodMinute: 30, timezone: 'America/New_York' },
 } satisfies Omit<StageConfig, 'name'>;
 
@@ -119,7 +150,12 @@ export const STAGES: Record<StageName, StageConfig> = {
     name: 'local',
     database: { ...base.database, databaseName: 'tickstock_rehearsal' },
     // The local market API (localstack/market-api) serving a scenario market.
-    marketData: { baseUrl: 'http://127.0.0.1:4580', callsPerMinute: 60_000 },
+    marketData: {
+      baseUrl: 'http://127.0.0.1:4580',
+      callsPerMinute: 60_000,
+      // The local feed (localstack/feed, `router up`); the local stage deploys no router service.
+      realtimeUrl: 'ws://127.0.0.1:4581/stocks',
+    },
     logRetentionDays: 1,
     emulator: {
       database: { host: '127.0.0.1', port: 5432, username: 'postgres', password: 'local-trust' },
@@ -134,6 +170,8 @@ export const STAGES: Record<StageName, StageConfig> = {
     ...base,
     name: 'staging',
     database: { ...base.database, instanceType: 't4g.small', backupRetentionDays: 7 },
+    // A replica in another AZ with automatic failover, as in prod: failover is rehearsed here.
+    redis: { ...base.redis, nodeType: 'cache.t4g.small', nodes: 2 },
     logRetentionDays: 30,
   },
   prod: {
@@ -148,12 +186,29 @@ export const STAGES: Record<StageName, StageConfig> = {
       deletionProtection: true,
       backupRetentionDays: 30,
     },
-    redis: { nodeType: 'cache.m7g.large', nodes: 2 },
+    // Primary and two replicas over three AZs: a failover still leaves a replica.
+    redis: {
+      ...base.redis,
+      nodeType: 'cache.m7g.large',
+      nodes: 3,
+      snapshotRetentionDays: 35,
+      streamRetentionHours: 72,
+      streamPeakMessagesPerHour: 5_000,
+    },
     data: { quarantineExpirationDays: 90, noncurrentVersionExpirationDays: 90 },
     retainData: true,
     logRetentionDays: 365,
   },
 };
+
+/**
+ * The length cap of each event stream (XADD MAXLEN ~): the stated retention window at the busiest
+ * job channel's peak rate, so an app offline for up to `streamRetentionHours` misses nothing; one
+ * away longer gets a gap notice (lambdas/platform/event-bus/gaps.ts) and resynchronises.
+ */
+export function streamMaxLen(redis: StageConfig['redis']): number {
+  return Math.ceil(redis.streamRetentionHours * redis.streamPeakMessagesPerHour);
+}
 
 export function stageConfig(name: string | undefined): StageConfig {
   const stage = name ?? 'dev';

@@ -74,8 +74,30 @@ export function applyLocalDefaults(env: NodeJS.ProcessEnv = process.env): void {
   // own bucket, queues and runner, so stages and clones (CI's among them) never consume each
   // other's messages on a shared LocalStack.
   env.LOCAL_STAGE_NAME ||= 'local';
-  env.LOCAL_STAGE_ID ||= `${env.LOCAL_STAGE_NAME}-${createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 6)}`;
+  env.LOCAL_STAGE_ID ||= `${env.LOCAL_STAGE_NAME}-${checkoutTag()}`;
   env.DATA_BUCKET ||= `tickstock-${env.LOCAL_STAGE_ID}-data`;
+}
+
+/** Six hex digits of this checkout's path: what makes its stage names (and databases) its own. */
+export function checkoutTag(root: string = REPO_ROOT): string {
+  return createHash('sha256').update(root).digest('hex').slice(0, 6);
+}
+
+/**
+ * The database of a throwaway stage of this checkout (`load`: npm run test:load, `bench`: npm run
+ * bench -- replay), e.g. tickstock_load_e21e93: two checkouts on one PostgreSQL never drop each
+ * other's. LOAD_DATABASE_URL / BENCH_DATABASE_URL override it.
+ */
+export function checkoutDatabaseUrl(purpose: 'load' | 'bench', env: NodeJS.ProcessEnv = process.env): string {
+  const override = purpose === 'load' ? env.LOAD_DATABASE_URL : env.BENCH_DATABASE_URL;
+  return override || `postgres://postgres@127.0.0.1:5432/tickstock_${purpose}_${checkoutTag()}`;
+}
+
+/** The database name of a URL, checked to be a plain identifier (it is interpolated into DROP DATABASE). */
+export function databaseNameOf(url: string): string {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a plain database name: ${name}`);
+  return name;
 }
 
 /** The name of this process's local stage (after applyLocalDefaults). */

@@ -578,7 +578,8 @@ async function startBrokerSim(say: Say, options: StageUpOptions): Promise<boolea
 }
 
 /** Each named local stage runs its own runner process (its queues are its own). */
-function runnerName(): string {
+/** The background name of this stage's runner (`runner-<stage>`). */
+export function runnerName(): string {
   return `runner-${localStageName()}`;
 }
 

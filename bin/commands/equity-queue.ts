@@ -1,43 +1,150 @@
-import { parseArgs } from 'node:util';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { DispatchSendError, dispatchEquityBatches } from '../../lambdas/market/equity-processing/dispatch';
+import type pg from 'pg';
+import {
+  DispatchSendError,
+  type DispatchSummary,
+  dispatchEquityBatches,
+} from '../../lambdas/market/equity-processing/dispatch';
 import { EQUITY_PROCESSING_QUEUE } from '../../lambdas/market/equity-processing/message';
-import { equityQueueStatus } from '../../lambdas/market/equity-processing/status';
+import { type EquityTypeStatus, equityQueueStatus } from '../../lambdas/market/equity-processing/status';
 import { queueSymbolsForProcessing } from '../../lambdas/market/sql/processing-queue';
 import { localComponentUrl } from '../../lambdas/platform/connections';
 import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
 import { sqsBatchSender } from '../../lambdas/platform/sqs-batch-sender';
+import { EXIT, oneOf, parseCommandArgs, parseDate, parseInteger, UsageError } from '../../lib/cli/args';
+import { emit, keyValues, table } from '../../lib/cli/output';
+import { parseSymbolList } from '../../lib/cli/run';
 
 export const summary =
   'equity-queue add --type T --symbols A,B [--priority N] | dispatch [--type T]... [--as-of D] [--window S] | status [--json]: the equity-types processing queue';
 
 const USAGE = `usage:
-  npm run pipeline -- equity-queue add --type ETF --symbols SPY,QQQ [--priority 95]
-  npm run pipeline -- equity-queue dispatch [--type ETF]... [--as-of YYYY-MM-DD] [--window 900]
+  npm run pipeline -- equity-queue add --type ETF --symbols SPY,QQQ [--priority 95] [--json]
+  npm run pipeline -- equity-queue dispatch [--type ETF]... [--as-of YYYY-MM-DD] [--window 900] [--json]
   npm run pipeline -- equity-queue status [--json]`;
 
-function pad(value: string | number, width: number): string {
-  return String(value).padStart(width);
+const ACTIONS = ['add', 'dispatch', 'status'] as const;
+
+/** Every --type must be a type of equity_types: an unknown one is named with the valid ones. */
+async function checkTypes(pool: pg.Pool, types: readonly string[]): Promise<void> {
+  const { rows } = await pool.query<{ type_name: string }>(
+    'SELECT type_name FROM equity_types ORDER BY priority_level DESC, type_name',
+  );
+  const known = rows.map((r) => r.type_name);
+  const unknown = types.filter((t) => !known.includes(t));
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown --type ${unknown.join(', ')}: one of ${known.join(', ')}`, USAGE);
+  }
+}
+
+/** The status table: queue rows by state, then the statistics of the processing runs. */
+export function statusTable(status: readonly EquityTypeStatus[]): string {
+  return table(
+    [
+      'type',
+      'prio',
+      'batch',
+      'rate',
+      'pending',
+      'processing',
+      'completed',
+      'queue failed',
+      'runs',
+      'symbols done',
+      'symbols failed',
+      'run time',
+      'last run',
+    ],
+    status.map((s) => [
+      s.type,
+      s.priorityLevel,
+      s.batchSize,
+      `${s.rateLimitMs} ms`,
+      s.pendingNotDue > 0 ? `${s.queue.pending} (${s.pendingNotDue} later)` : s.queue.pending,
+      s.expiredLeases > 0 ? `${s.queue.processing} (${s.expiredLeases} expired)` : s.queue.processing,
+      s.queue.completed,
+      s.queue.failed,
+      s.stats.total_runs,
+      s.stats.total_processed,
+      s.stats.total_failed,
+      `${s.stats.total_processing_seconds.toFixed(1)} s`,
+      s.stats.last_processed_at ?? '-',
+    ]),
+    { right: [3, 4, 5, 11] },
+  );
+}
+
+function printDispatch(r: DispatchSummary): void {
+  console.log(
+    keyValues([
+      ['dispatch', r.dispatchId],
+      ['as of', `${r.asOf} (sessions ${r.from} .. ${r.to})`],
+      ['messages sent', r.messages],
+      ['symbols claimed', r.claimed],
+    ]),
+  );
+  console.log(
+    table(
+      ['type', 'prio', 'batch', 'slots', 'batches', 'claimed', 'queued', 'step', 'limited by'],
+      r.types.map((t) => [
+        t.type,
+        t.priorityLevel,
+        t.batchSize,
+        t.slots,
+        t.batches.length,
+        t.claimed,
+        t.queued,
+        `${t.stepSeconds} s`,
+        `${t.limitedBy}${t.slotsExhausted ? ' (more pending: next run)' : ''}`,
+      ]),
+      { indent: 2, right: [7] },
+    ),
+  );
 }
 
 export async function run(args: string[]): Promise<number> {
-  const [action, ...rest] = args;
-  const { values } = parseArgs({
-    args: rest,
+  const { positionals, values } = parseCommandArgs(args, {
+    allowPositionals: true,
     options: {
       type: { type: 'string', multiple: true },
       symbols: { type: 'string' },
       priority: { type: 'string' },
       'as-of': { type: 'string' },
       window: { type: 'string' },
-      json: { type: 'boolean', default: false },
     },
+    usage: USAGE,
   });
-  if (action !== 'add' && action !== 'dispatch' && action !== 'status') {
-    console.error(USAGE);
-    return 2;
+  const action = oneOf('equity-queue action', positionals[0], ACTIONS);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`, USAGE);
+  const allowed: Record<(typeof ACTIONS)[number], string[]> = {
+    add: ['type', 'symbols', 'priority'],
+    dispatch: ['type', 'as-of', 'window'],
+    status: [],
+  };
+  for (const flag of ['type', 'symbols', 'priority', 'as-of', 'window'] as const) {
+    if (values[flag] !== undefined && !allowed[action].includes(flag)) {
+      throw new UsageError(
+        `--${flag} does not apply to ${action}${allowed[action].length ? `: ${action} takes ${allowed[action].map((f) => `--${f}`).join(', ')}` : ''}`,
+        USAGE,
+      );
+    }
   }
+  // Arguments checked before any connection.
+  let symbols: string[] = [];
+  let priority: number | undefined;
+  if (action === 'add') {
+    if (values.type?.length !== 1) {
+      throw new UsageError('add needs exactly one --type (an equity type such as ETF)', USAGE);
+    }
+    symbols = parseSymbolList('--symbols', values.symbols, USAGE);
+    priority =
+      values.priority === undefined ? undefined : parseInteger('--priority', values.priority, 0, 1000);
+  }
+  const asOf = values['as-of'] === undefined ? undefined : parseDate('--as-of', values['as-of']);
+  const windowSeconds =
+    values.window === undefined ? undefined : parseInteger('--window', values.window, 1, 86_400);
+
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('DATABASE_URL must be set');
   const pool = createPool({
@@ -46,21 +153,9 @@ export async function run(args: string[]): Promise<number> {
     max: 2,
   });
   try {
+    if (values.type) await checkTypes(pool, values.type);
     if (action === 'add') {
-      const type = values.type?.[0];
-      const symbols = (values.symbols ?? '')
-        .split(',')
-        .map((s) => s.trim().toUpperCase())
-        .filter((s) => s.length > 0);
-      if (!type || values.type?.length !== 1 || symbols.length === 0) {
-        console.error(`add needs one --type and --symbols A,B\n${USAGE}`);
-        return 2;
-      }
-      const priority = values.priority === undefined ? undefined : Number(values.priority);
-      if (priority !== undefined && !Number.isInteger(priority)) {
-        console.error(`--priority must be an integer, got ${values.priority}`);
-        return 2;
-      }
+      const type = values.type?.[0] as string;
       const queued = await queueSymbolsForProcessing(
         pool,
         type,
@@ -68,19 +163,16 @@ export async function run(args: string[]): Promise<number> {
         priority === undefined ? {} : { priority },
       );
       // Symbols already pending or processing for the type are not queued twice.
-      console.log(
-        JSON.stringify({ type, requested: symbols.length, queued, alreadyQueued: symbols.length - queued }),
+      const result = { type, requested: symbols.length, queued, alreadyQueued: symbols.length - queued };
+      emit(values.json, result, (r) =>
+        console.log(
+          `${r.type}: ${r.queued} of ${r.requested} symbols queued${r.alreadyQueued > 0 ? `, ${r.alreadyQueued} already pending or processing` : ''}`,
+        ),
       );
-      return 0;
+      return EXIT.ok;
     }
 
     if (action === 'dispatch') {
-      const asOf = values['as-of'];
-      if (asOf !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(asOf)) {
-        console.error(`--as-of must be YYYY-MM-DD, got ${asOf}`);
-        return 2;
-      }
-      const windowSeconds = values.window === undefined ? undefined : Number(values.window);
       const sqs = new SQSClient({});
       try {
         const result = await dispatchEquityBatches(
@@ -91,13 +183,13 @@ export async function run(args: string[]): Promise<number> {
             ...(windowSeconds === undefined ? {} : { windowSeconds }),
           },
         );
-        console.log(JSON.stringify(result, null, 2));
-        return 0;
+        emit(values.json, result, printDispatch);
+        return EXIT.ok;
       } catch (error) {
         if (error instanceof DispatchSendError) {
-          console.error(error.message);
-          console.log(JSON.stringify(error.summary, null, 2));
-          return 1;
+          console.error(`error: ${error.message}`);
+          emit(values.json, error.summary, printDispatch);
+          return EXIT.failure;
         }
         throw error;
       } finally {
@@ -106,24 +198,13 @@ export async function run(args: string[]): Promise<number> {
     }
 
     const status = await equityQueueStatus(pool);
-    if (values.json) {
-      console.log(JSON.stringify(status, null, 2));
-      return 0;
-    }
-    console.log(
-      `${'type'.padEnd(15)}${pad('prio', 5)}${pad('batch', 6)}${pad('rate ms', 8)}${pad('pending', 9)}${pad('processing', 11)}` +
-        `${pad('completed', 10)}${pad('failed', 7)}${pad('runs', 6)}${pad('processed', 10)}${pad('failed', 7)}${pad('secs', 9)}  last run`,
-    );
-    for (const s of status) {
+    emit(values.json, status, (s) => {
+      console.log(statusTable(s));
       console.log(
-        `${s.type.padEnd(15)}${pad(s.priorityLevel, 5)}${pad(s.batchSize, 6)}${pad(s.rateLimitMs, 8)}` +
-          `${pad(s.queue.pending, 9)}${pad(s.queue.processing, 11)}${pad(s.queue.completed, 10)}${pad(s.queue.failed, 7)}` +
-          `${pad(s.stats.total_runs, 6)}${pad(s.stats.total_processed, 10)}${pad(s.stats.total_failed, 7)}` +
-          `${pad(s.stats.total_processing_seconds.toFixed(1), 9)}  ${s.stats.last_processed_at ?? '-'}` +
-          (s.expiredLeases > 0 ? `  (${s.expiredLeases} expired lease(s))` : ''),
+        '\nqueue: symbols by state now (queue failed = gave up after their retries); runs, symbols done, symbols failed and run time: totals over every processing run',
       );
-    }
-    return 0;
+    });
+    return EXIT.ok;
   } finally {
     await pool.end();
   }

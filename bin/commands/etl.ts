@@ -3,9 +3,10 @@
  *
  * Runs the health ETL's domain code (the same `ingestExport` the Lambda handler calls) on local
  * export files, without AWS:
- * - record state in PostgreSQL at DATABASE_URL (migrations applied first), in schema --schema
- *   (default PG_SCHEMA or public). The CLI always sets a default DATABASE_URL (the local server),
- *   so pass --memory to use the in-memory store instead (state then lasts for this run only).
+ * - record state: by default a fresh in-memory store of the run's own, so the outcome depends on
+ *   the files given and never on what the stage (or an earlier run) recorded. With --schema NAME,
+ *   PostgreSQL at DATABASE_URL in that schema (migrations applied first), kept across runs; the
+ *   first line of the output says which, and how many exports the store already holds.
  * - writes what the handler would write to S3, under --out with the same key layout:
  *   training/<domain>/YYYY/MM/DD/<file>.<source id>.jsonl, quarantine/<key> + <key>.metadata.json,
  *   and summary.json (one entry per file, totals).
@@ -14,10 +15,9 @@
  * the others; the exit code is 0 unless the run itself could not happen.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { ingestExport, type OutputSink } from '../../lambdas/health/ingest';
 import { newCorrelationId, type ProcessExportResult } from '../../lambdas/health/pipeline';
@@ -25,11 +25,14 @@ import { MemoryRecordStore, PostgresRecordStore, type RecordStore } from '../../
 import { parseExportName, rawKeyFor, type SourceIdentity } from '../../lambdas/health/source';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
+import { EXIT, oneOf, parseCommandArgs, parseSchema, UsageError } from '../../lib/cli/args';
+import { emit, table } from '../../lib/cli/output';
+import { startProgress } from '../../lib/cli/progress';
 import { MIGRATIONS_DIR } from '../../lib/paths';
 import { ensureDatabase } from '../../localstack/local-database';
 
 export const summary =
-  'etl run <file|dir>... --out DIR [--memory] [--schema NAME] [--threshold 0.7]: health ETL on local exports (no AWS)';
+  'etl run <file|dir>... --out DIR [--memory|--schema NAME] [--threshold 0.7] [--json]: health ETL on local exports (no AWS; a fresh record store unless --schema)';
 
 export interface EtlFileSummary {
   readonly file: string;
@@ -179,95 +182,45 @@ export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
 const USAGE = `usage: npm run pipeline -- ${summary}
 
   --out DIR        where training/, quarantine/ and summary.json are written (required)
-  --memory         in-memory record state for this run only (default: PostgreSQL at DATABASE_URL,
-                   which the CLI always sets to the local server unless you set it)
-  --schema NAME    PostgreSQL schema for the record state (default PG_SCHEMA or public)
-  --threshold N    minimum quality score (default 0.7)
-  --bucket NAME    bucket name recorded in outputs (default local)`;
+  --memory         record state in memory, fresh for this run (the default): the outcome depends on
+                   the files given alone, never on what the stage or an earlier run recorded
+  --schema NAME    record state in PostgreSQL at DATABASE_URL, schema NAME, kept across runs: a file
+                   an earlier run there recorded comes out duplicate (leave it out for a fresh run)
+  --threshold N    minimum quality score, 0-1 (default 0.7)
+  --bucket NAME    bucket name recorded in outputs (default local)
+  --json           the summary (as in summary.json) on stdout instead of the table`;
 
-export async function run(args: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseEtlArgs>;
-  try {
-    parsed = parseEtlArgs(args);
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
+/** The store line printed at the top of every run: where the record state lives and what follows. */
+export function storeLine(label: string, recorded: number | null): string {
+  if (recorded === null) {
+    return `record store: ${label}, fresh for this run (a file is duplicate only of another file of this run; --schema NAME keeps state in PostgreSQL across runs)`;
   }
-  const { positionals, values } = parsed;
-  if (positionals[0] !== 'run' || positionals.length < 2 || !values.out) {
-    console.error(USAGE);
-    return 2;
-  }
-  const inputs = positionals.slice(1);
-  const threshold = values.threshold === undefined ? undefined : Number(values.threshold);
-  if (threshold !== undefined && !(threshold >= 0 && threshold <= 1)) {
-    console.error(`--threshold must be between 0 and 1, got ${values.threshold}`);
-    return 2;
-  }
-  let files: string[];
-  try {
-    files = await collectFiles(inputs);
-  } catch (error) {
-    console.error(`cannot read inputs: ${(error as Error).message}`);
-    return 1;
-  }
-  if (files.length === 0) {
-    console.error(`no .avro files under ${inputs.join(', ')}`);
-    return 1;
-  }
-
-  let store: RecordStore;
-  let storeLabel: string;
-  let pool: pg.Pool | undefined;
-  if (values.memory) {
-    store = new MemoryRecordStore();
-    storeLabel = 'memory';
-  } else {
-    const url = process.env.DATABASE_URL;
-    if (!url) {
-      console.error('DATABASE_URL is not set (or pass --memory)');
-      return 1;
-    }
-    const schema = values.schema ?? process.env.PG_SCHEMA ?? 'public';
-    try {
-      await ensureDatabase(url);
-      pool = createPool({ connectionString: url, schema });
-      await migrate(pool, await loadMigrations(MIGRATIONS_DIR), schema);
-    } catch (error) {
-      await pool?.end().catch(() => undefined);
-      console.error(
-        `cannot use PostgreSQL at ${url.replace(/\/\/[^@]*@/, '//***@')}: ${(error as Error).message} (pass --memory to run without it)`,
-      );
-      return 1;
-    }
-    store = new PostgresRecordStore(pool);
-    storeLabel = `postgresql (schema ${schema})`;
-  }
-  try {
-    const result = await runEtl({
-      inputs,
-      out: values.out,
-      store,
-      storeLabel,
-      bucket: values.bucket,
-      threshold,
-      log: (line) => console.log(line),
-    });
-    const t = result.totals;
-    console.log(
-      `\n${t.files} files: ${t.processed} processed, ${t.duplicate} duplicate, ${t.quarantined} quarantined, ${t.failed} failed; ${t.recordsRead} records read; ${t.trainingExamples} training examples; store ${storeLabel}; ${result.durationMs} ms`,
-    );
-    console.log(`summary: ${join(values.out, 'summary.json')}`);
-    return 0;
-  } finally {
-    await store.close();
-    await pool?.end();
-  }
+  return `record store: ${label}, kept across runs: ${recorded} export(s) already recorded there count as duplicate${recorded > 0 ? ' (leave out --schema, or use a new schema, for a fresh run)' : ''}`;
 }
 
-function parseEtlArgs(args: string[]) {
-  return parseArgs({
-    args,
+function printSummary(result: EtlSummary, out: string): void {
+  console.log(
+    table(
+      ['status', 'records', 'score', 'file', 'reason'],
+      result.files.map((f) => [
+        f.status,
+        f.recordsRead,
+        f.qualityScore ?? '-',
+        basename(f.file),
+        f.status === 'processed' ? '' : f.reasons.join('; '),
+      ]),
+      { right: [2] },
+    ),
+  );
+  const t = result.totals;
+  console.log(
+    `\n${t.files} files: ${t.processed} processed, ${t.duplicate} duplicate, ${t.quarantined} quarantined, ${t.failed} failed; ${t.recordsRead} records read; ${t.trainingExamples} training examples; store ${result.store}; ${result.durationMs} ms`,
+  );
+  console.log(`summary: ${join(out, 'summary.json')}`);
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { positionals, values } = parseCommandArgs(args, {
     allowPositionals: true,
     options: {
       out: { type: 'string' },
@@ -276,5 +229,87 @@ function parseEtlArgs(args: string[]) {
       threshold: { type: 'string' },
       bucket: { type: 'string' },
     },
+    usage: USAGE,
   });
+  oneOf('etl action', positionals[0], ['run'] as const);
+  if (positionals.length < 2)
+    throw new UsageError('run needs at least one file or directory of .avro exports', USAGE);
+  if (!values.out)
+    throw new UsageError('--out DIR is required (where training/, quarantine/ and summary.json go)', USAGE);
+  if (values.memory && values.schema !== undefined) {
+    throw new UsageError('--memory and --schema exclude each other: one record store per run', USAGE);
+  }
+  const schema = values.schema === undefined ? undefined : parseSchema('--schema', values.schema);
+  const inputs = positionals.slice(1);
+  const threshold = values.threshold === undefined ? undefined : Number(values.threshold);
+  if (threshold !== undefined && !(values.threshold?.trim() !== '' && threshold >= 0 && threshold <= 1)) {
+    throw new UsageError(
+      `--threshold ${values.threshold} is not valid: expected a quality score from 0 to 1, e.g. 0.7`,
+      USAGE,
+    );
+  }
+  const missing = inputs.filter((i) => !existsSync(i));
+  if (missing.length > 0) throw new UsageError(`no such file or directory: ${missing.join(', ')}`, USAGE);
+  const files = await collectFiles(inputs);
+  if (files.length === 0) {
+    console.error(
+      `error: no .avro files under ${inputs.join(', ')} (exports are named <RecordType>_<millis>.avro)`,
+    );
+    return EXIT.failure;
+  }
+
+  let store: RecordStore;
+  let storeLabel: string;
+  let pool: pg.Pool | undefined;
+  let recorded: number | null = null;
+  if (schema === undefined) {
+    // An offline run never depends on the stage's record store: its own, fresh, every time.
+    store = new MemoryRecordStore();
+    storeLabel = 'memory';
+  } else {
+    const url = process.env.DATABASE_URL;
+    if (!url) {
+      console.error('error: DATABASE_URL is not set (leave out --schema to run on a fresh in-memory store)');
+      return EXIT.failure;
+    }
+    try {
+      await ensureDatabase(url);
+      pool = createPool({ connectionString: url, schema });
+      await migrate(pool, await loadMigrations(MIGRATIONS_DIR), schema);
+      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::integer AS n FROM health_ingests');
+      recorded = rows[0]?.n ?? 0;
+    } catch (error) {
+      await pool?.end().catch(() => undefined);
+      console.error(
+        `error: cannot use PostgreSQL at ${url.replace(/\/\/[^@]*@/, '//***@')}: ${(error as Error).message} (leave out --schema to run without it)`,
+      );
+      return EXIT.failure;
+    }
+    store = new PostgresRecordStore(pool);
+    storeLabel = `postgresql (schema ${schema})`;
+  }
+  // Said first, on stderr with --json: whether earlier runs can make these files duplicates.
+  (values.json ? console.error : console.log)(storeLine(storeLabel, recorded));
+  const progress = startProgress('etl run', { total: files.length });
+  let done = 0;
+  try {
+    const result = await runEtl({
+      inputs,
+      out: values.out,
+      store,
+      storeLabel,
+      bucket: values.bucket,
+      threshold,
+      log: () => progress.step(++done),
+    }).catch((error: unknown) => {
+      progress.fail();
+      throw error;
+    });
+    progress.succeed(`${files.length} files`);
+    emit(values.json, result, (r) => printSummary(r, values.out as string));
+    return EXIT.ok;
+  } finally {
+    await store.close();
+    await pool?.end();
+  }
 }

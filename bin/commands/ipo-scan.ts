@@ -1,9 +1,9 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { latestSession } from '../../lambdas/market/calendar';
-import { type IpoScanSummary, runIpoScan } from '../../lambdas/market/ipo/scan';
+import { DEFAULT_MAX_NEW, type IpoScanSummary, runIpoScan } from '../../lambdas/market/ipo/scan';
 import { providerFromEnv } from '../../lambdas/market/provider';
 import { localComponentUrl } from '../../lambdas/platform/connections';
-import { DEFAULT_NAMESPACE, EventBus } from '../../lambdas/platform/event-bus';
+import { DEFAULT_NAMESPACE, EventBus, SEED_SERVICES } from '../../lambdas/platform/event-bus';
 import { outboxTransport } from '../../lambdas/platform/outbox-transport';
 import { createPool } from '../../lambdas/platform/postgres';
 import { queueUrl } from '../../lambdas/platform/queues';
@@ -15,7 +15,6 @@ export const summary =
   'ipo-scan [--date YYYY-MM-DD] [--max-new N] [--schema S] [--json]: find new listings and delistings for a date, enqueue backfills, publish to the app';
 
 const USAGE = `usage: npm run pipeline -- ${summary}`;
-const DEFAULT_MAX_NEW = 500;
 
 function print(r: IpoScanSummary, maxNew: number): void {
   console.log(
@@ -68,7 +67,11 @@ export async function run(args: string[]): Promise<number> {
   await redis.connect();
   const sqs = new SQSClient({});
   try {
-    const bus = new EventBus({ client: redis, service: 'ipo_scan', namespace: values.namespace });
+    const bus = new EventBus({
+      client: redis,
+      service: SEED_SERVICES.ipoMonitor,
+      namespace: values.namespace,
+    });
     const transport = outboxTransport({ bus, redis, sqs, queueUrl: (q) => queueUrl(sqs, q) });
     const result = await runIpoScan({ pool, provider: providerFromEnv(), transport }, { date, maxNew });
     emit(values.json, { schema, ...result }, (r) => print(r, maxNew));

@@ -17,14 +17,16 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { type ReplaySummary, replayFeed } from '../../lambdas/market/realtime/replay';
+import { writeReport } from '../../lib/cli/report';
 import { REPO_ROOT } from '../../lib/paths';
 import { logFile, runningPid, startBackground, stopBackground, tail } from '../../localstack/processes';
+import { routerReport } from '../reports/router';
 
 export const summary =
-  'router replay <feed.jsonl> --out DIR [--speed X|max] | up | down | status: the real-time router (offline replay or the live process)';
+  'router replay <feed.jsonl> --out DIR [--speed X|max] [--report F.html] | up | down | status: the real-time router (offline replay or the live process)';
 
 const USAGE = `usage:
-  npm run pipeline -- router replay <feed.jsonl> --out <dir> [--speed <x>|max]
+  npm run pipeline -- router replay <feed.jsonl> --out <dir> [--speed <x>|max] [--report FILE.html]
   npm run pipeline -- router up | down | status`;
 
 const FEED_PORT = Number(process.env.REALTIME_FEED_PORT ?? 4581);
@@ -127,7 +129,7 @@ async function replay(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { out: { type: 'string' }, speed: { type: 'string' } },
+    options: { out: { type: 'string' }, speed: { type: 'string' }, report: { type: 'string' } },
   });
   const speed = parseSpeed(values.speed);
   const feed = positionals[0];
@@ -135,7 +137,15 @@ async function replay(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
+  if (values.report !== undefined && !values.report.endsWith('.html')) {
+    console.error(`usage error: --report ${values.report}: expected an .html file name\n${USAGE}`);
+    return 2;
+  }
   const result = await replayFile(feed, values.out, speed);
+  if (values.report) {
+    await writeReport(values.report, routerReport(result, `${feed}, speed ${speed}`));
+    console.error(`report: ${values.report}`);
+  }
   const line = (c: keyof ReplaySummary['channels']): string => {
     const s = result.channels[c];
     const rejected = Object.values(s.rejected).reduce((a, b) => a + b, 0);

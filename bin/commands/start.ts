@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { createPool } from '../../lambdas/platform/postgres';
-import { DEFAULT_MARKET_SCHEMA } from '../../lib/cli/args';
+import { DEFAULT_MARKET_SCHEMA, UsageError } from '../../lib/cli/args';
 import { stageUp } from '../../localstack/stage';
 import { run as eod } from './eod';
 import { run as replay } from './replay';
@@ -38,7 +38,12 @@ async function symbolsLoaded(): Promise<number> {
  * run (bars, IPO scan, quality, signal, universe sync) over the scenario market the local market API
  * serves, for its last session.
  */
-export async function run(): Promise<number> {
+export async function run(args: string[] = []): Promise<number> {
+  if (args.length > 0)
+    throw new UsageError(
+      `start takes no arguments (got ${args.join(' ')})`,
+      `usage: npm run pipeline -- ${summary}`,
+    );
   const { seconds } = await stageUp();
   console.log(`local stage up in ${seconds.toFixed(1)} s\n\n== pipeline health`);
   const healthy = await status([]);
@@ -64,6 +69,12 @@ export async function run(): Promise<number> {
       MARKET_SCHEMA,
     ]);
   }
-  const eodRun = await eod(['run', '--date', market.end, '--schema', MARKET_SCHEMA]);
+  // market_local is the market commands' default: passed only when PG_SCHEMA would override it.
+  const eodRun = await eod([
+    'run',
+    '--date',
+    market.end,
+    ...(process.env.PG_SCHEMA ? ['--schema', MARKET_SCHEMA] : []),
+  ]);
   return Math.max(healthy, replayed, loaded, eodRun);
 }

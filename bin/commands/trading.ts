@@ -3,24 +3,27 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
+import { localComponentUrl } from '../../lambdas/platform/connections';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createOrderApi } from '../../lambdas/trading/api';
-import { TradingEngine } from '../../lambdas/trading/engine';
+import { type Alert, TradingEngine } from '../../lambdas/trading/engine';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
+import { writeReport } from '../../lib/cli/report';
 import { MIGRATIONS_DIR } from '../../lib/paths';
 import { ensureDatabase } from '../../localstack/local-database';
 import { runScenario } from '../../localstack/trading/replay';
 import { parseScenario, ScenarioError } from '../../localstack/trading/scenario';
 import { createWireBroker } from '../../localstack/trading/wire-broker';
+import { tradingReport } from '../reports/trading';
 
 export const summary =
   'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices: the trading engine';
 
 const USAGE = `usage: npm run pipeline -- trading <subcommand>
-  replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema] [--broker inprocess|sim]
+  replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema] [--report FILE.html] [--broker inprocess|sim]
                         run a scenario deterministically (simulated clock and broker); writes DIR/result.json
                         --broker sim: against the broker simulator process (BROKER_BASE_URL) over HTTP/WebSocket
   init --cash N [--limits FILE.json]        open the account (event store of DATABASE_URL)
@@ -33,17 +36,42 @@ const USAGE = `usage: npm run pipeline -- trading <subcommand>
   prices SYM=PRICE...                       record last prices (marks; reference for market orders)
   every subcommand but replay takes --account ID (default "default")`;
 
+/**
+ * The migrations a trading event store needs: the roles (0090: 0301 grants to them) and the trading
+ * system's own (03xx).
+ */
+async function tradingMigrations() {
+  return (await loadMigrations(MIGRATIONS_DIR)).filter(
+    (m) => m.version < '0100' || m.version.startsWith('03'),
+  );
+}
+
+/**
+ * The engine's pool: the trading component's login role (tickstock_trading_login, schemas/sql/0090,
+ * 0301, 0310), as the engine connects in production; the user of DATABASE_URL (the owner) only
+ * migrates. With DATABASE_COMPONENT_ROLES=false (a server without the roles' logins) it is the
+ * DATABASE_URL user.
+ */
 async function trading(): Promise<{ pool: pg.Pool; store: PostgresEventStore }> {
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('DATABASE_URL is not set');
   await ensureDatabase(url);
   const schema = process.env.PG_SCHEMA ?? 'public';
-  const pool = createPool({
+  const owner = createPool({
     connectionString: url,
+    max: 1,
+    schema: schema === 'public' ? undefined : schema,
+  });
+  try {
+    await migrate(owner, await loadMigrations(MIGRATIONS_DIR), schema);
+  } finally {
+    await owner.end();
+  }
+  const pool = createPool({
+    connectionString: localComponentUrl(url, 'trading'),
     max: 2,
     schema: schema === 'public' ? undefined : schema,
   });
-  await migrate(pool, await loadMigrations(MIGRATIONS_DIR), schema);
   return { pool, store: new PostgresEventStore(pool) };
 }
 
@@ -56,6 +84,7 @@ async function replayCommand(args: string[]): Promise<number> {
       store: { type: 'string', default: 'postgres' },
       'keep-schema': { type: 'boolean', default: false },
       broker: { type: 'string', default: 'inprocess' },
+      report: { type: 'string' },
     },
   });
   const file = positionals[0];
@@ -66,6 +95,8 @@ async function replayCommand(args: string[]): Promise<number> {
     problems.push('--store must be postgres or memory');
   if (values.broker !== 'inprocess' && values.broker !== 'sim')
     problems.push('--broker must be inprocess or sim');
+  if (values.report !== undefined && !values.report.endsWith('.html'))
+    problems.push(`--report ${values.report}: expected an .html file name`);
   if (problems.length > 0 || !file || !values.out) {
     for (const p of problems) console.error(`error: ${p}`);
     console.error(USAGE);
@@ -95,15 +126,22 @@ async function replayCommand(args: string[]): Promise<number> {
     if (!url) throw new Error('DATABASE_URL is not set');
     await ensureDatabase(url);
     const schema = `trading_replay_${randomBytes(4).toString('hex')}`;
-    const pool = createPool({ connectionString: url, schema, max: 2 });
-    const migrations = (await loadMigrations(MIGRATIONS_DIR)).filter((m) => m.version.startsWith('03'));
-    await migrate(pool, migrations, schema);
-    store = new PostgresEventStore(pool);
+    // The owner creates and drops the throwaway schema; the engine runs as the trading login role.
+    const owner = createPool({ connectionString: url, schema, max: 1 });
+    const pool = createPool({ connectionString: localComponentUrl(url, 'trading'), schema, max: 2 });
     cleanup = async () => {
-      if (values['keep-schema']) console.error(`event store kept in schema ${schema}`);
-      else await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await pool.end();
+      if (values['keep-schema']) console.error(`event store kept in schema ${schema}`);
+      else await owner.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await owner.end();
     };
+    try {
+      await migrate(owner, await tradingMigrations(), schema);
+    } catch (error) {
+      await cleanup();
+      throw error;
+    }
+    store = new PostgresEventStore(pool);
   }
   try {
     return await replayRun();
@@ -119,13 +157,21 @@ async function replayCommand(args: string[]): Promise<number> {
   async function replayRun(): Promise<number> {
     const out = values.out as string;
     const alerts: string[] = [];
+    const raised: Alert[] = [];
     const brokerUrl = process.env.BROKER_BASE_URL ?? 'http://127.0.0.1:4590';
     const result = await runScenario(scenario, {
       store,
       stream: 'account-replay',
-      onAlert: (a) => alerts.push(`${a.at} ${a.severity} ${a.source}: ${a.message}`),
+      onAlert: (a) => {
+        raised.push(a);
+        alerts.push(`${a.at} ${a.severity} ${a.source}: ${a.message}`);
+      },
       ...(values.broker === 'sim' ? { broker: (ctx) => createWireBroker(ctx, { url: brokerUrl }) } : {}),
     });
+    if (values.report) {
+      await writeReport(values.report, tradingReport(result, raised, `${file}, store ${values.store}`));
+      console.error(`report: ${values.report}`);
+    }
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
     const statuses: Record<string, number> = {};

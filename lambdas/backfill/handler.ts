@@ -12,6 +12,7 @@ import { runBackfill } from '../market/backfill/backfill';
 import { BackfillJobSchema } from '../market/backfill/job';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { SEED_SERVICES } from '../platform/event-bus';
 import { retryUnit } from '../platform/faults';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { logger, metrics } from '../platform/powertools';
@@ -43,7 +44,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
   if (!parsed.success) {
     throw new InvalidBackfillJobError(record.messageId, parsed.error.issues.map((i) => i.message).join('; '));
   }
-  const runtime = await jobRuntime(config, sqs, 'backfill');
+  const runtime = await jobRuntime(config, sqs, SEED_SERVICES.ipoMonitor);
   // A backfill is idempotent (bars are upserted): a dropped connection retries it here at once.
   const outcome = await retryUnit(
     `backfill ${parsed.data.symbol}`,

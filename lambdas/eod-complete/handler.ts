@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { completeEod } from '../market/eod/complete';
 import { parseStepEvent } from '../market/eod/step-event';
 import { sqs } from '../platform/aws';
+import { SEED_SERVICES } from '../platform/event-bus';
 import { retryUnit } from '../platform/faults';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { assertDelivered } from '../platform/outbox';
@@ -32,7 +33,7 @@ export interface EodCompleteResult {
 
 async function run(event: unknown): Promise<EodCompleteResult> {
   const { tradeDate } = parseStepEvent(event);
-  const runtime = await jobRuntime(config, sqs, 'eod_pipeline');
+  const runtime = await jobRuntime(config, sqs, SEED_SERVICES.eodPipeline);
   const s = await retryUnit(
     `eod complete ${tradeDate}`,
     () =>

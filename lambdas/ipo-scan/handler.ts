@@ -9,6 +9,7 @@ import { parseStepEvent } from '../market/eod/step-event';
 import { type IpoScanSummary, runIpoScan } from '../market/ipo/scan';
 import { providerFromEnv } from '../market/provider';
 import { sqs } from '../platform/aws';
+import { SEED_SERVICES } from '../platform/event-bus';
 import { retryUnit } from '../platform/faults';
 import { jobRuntime, readJobConfig } from '../platform/job-runtime';
 import { assertDelivered } from '../platform/outbox';
@@ -25,7 +26,7 @@ const provider = providerFromEnv();
 
 async function run(event: unknown): Promise<IpoScanSummary> {
   const { tradeDate: date } = parseStepEvent(event);
-  const runtime = await jobRuntime(config, sqs, 'ipo_scan');
+  const runtime = await jobRuntime(config, sqs, SEED_SERVICES.ipoMonitor);
   const summary = await retryUnit(
     `ipo scan ${date}`,
     () =>

@@ -7,10 +7,14 @@ export {
   ALL_CHANNELS,
   ALL_CHANNELS_PATTERN,
   CHANNEL_NAME_PATTERN,
+  CHANNEL_SERVICE,
   CHANNELS,
   type Channel,
   type ChannelKey,
   isChannel,
+  SEED_SERVICES,
+  type SeedService,
+  serviceOfChannel,
 } from './event-bus/channels';
 export {
   type DeliveredEvent,
@@ -33,7 +37,8 @@ export {
   InvalidEnvelopeError,
   UnknownChannelError,
 } from './event-bus/errors';
-export { channelOfStreamKey, DEFAULT_NAMESPACE, streamKey } from './event-bus/keys';
+export { compareIds, type StreamGap, StreamGapError } from './event-bus/gaps';
+export { channelOfStreamKey, DEFAULT_NAMESPACE, epochKey, streamKey } from './event-bus/keys';
 export {
   DEFAULT_MAX_LEN,
   EventBus,

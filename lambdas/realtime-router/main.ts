@@ -2,9 +2,11 @@
  * The router process (the container's entry in AWS, `router up` locally). Configuration:
  * REALTIME_FEED_URL (provider socket), MARKET_API_BASE_URL (REST gap fill), POLYGON_API_KEY,
  * REALTIME_SUBSCRIPTIONS (default `T.*,Q.*,AM.*,FMV.*`), ROUTER_PORT (client WebSocket `/stream` and
- * `/health`, default 4590), REDIS_URL and EVENT_BUS_NAMESPACE (the app's streams). SIGTERM drains.
+ * `/health`, default 4590), REDIS_URL (or REDIS_HOST/REDIS_PORT/REDIS_TLS/REDIS_AUTH_TOKEN) and
+ * EVENT_BUS_NAMESPACE (the app's streams), ROUTER_METRICS_INTERVAL_MS (EMF metrics; 0 = off).
+ * SIGTERM drains.
  */
-
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CHANNELS, type RouterChannel } from '../market/realtime/types';
 import { EventBus } from '../platform/event-bus';
 import { createRedisClient, type RedisClient } from '../platform/redis';
@@ -16,16 +18,30 @@ function required(name: string): string {
   return v;
 }
 
-const redisUrl = required('REDIS_URL');
+/**
+ * REDIS_URL locally; in AWS the ElastiCache primary endpoint (REDIS_HOST, REDIS_PORT) with TLS
+ * (REDIS_TLS, default required) and the AUTH token ECS injects from Secrets Manager (REDIS_AUTH_TOKEN).
+ */
+function redisUrl(): string {
+  if (process.env.REDIS_URL) return process.env.REDIS_URL;
+  const host = required('REDIS_HOST');
+  const port = process.env.REDIS_PORT ?? '6379';
+  const tls = process.env.REDIS_TLS !== 'disabled';
+  const token = process.env.REDIS_AUTH_TOKEN;
+  return `${tls ? 'rediss' : 'redis'}://${token ? `:${encodeURIComponent(token)}@` : ''}${host}:${port}`;
+}
+
+const url = redisUrl();
 const clients: RedisClient[] = [];
 const buses: Partial<Record<RouterChannel, EventBus>> = {};
 for (const c of CHANNELS) {
   // One connection per channel: a slow or failing stream on one never queues behind another.
-  const client = createRedisClient({ url: redisUrl });
+  const client = createRedisClient({ url });
   client.connect().catch(() => undefined);
   clients.push(client);
   buses[c] = new EventBus({ client, service: 'realtime-router', namespace: process.env.EVENT_BUS_NAMESPACE });
 }
+const metricsIntervalMs = Number(process.env.ROUTER_METRICS_INTERVAL_MS ?? 0);
 const service = new RouterService({
   provider: {
     wsUrl: required('REALTIME_FEED_URL'),
@@ -35,6 +51,18 @@ const service = new RouterService({
     universe: (process.env.REALTIME_UNIVERSE ?? '').split(',').filter(Boolean),
   },
   port: Number(process.env.ROUTER_PORT ?? 4590),
+  // EMF metrics on stdout (CloudWatch extracts them from the container's log group); off unless set.
+  ...(metricsIntervalMs > 0
+    ? {
+        metrics: {
+          publisher: new Metrics({
+            namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Tickstock',
+            serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'realtime-router',
+          }),
+          intervalMs: metricsIntervalMs,
+        },
+      }
+    : {}),
   host: process.env.ROUTER_HOST ?? '127.0.0.1',
   buses,
 });

@@ -25,10 +25,23 @@ export interface SinkHealth {
   readonly dropped: number;
 }
 
-/** A stable message_id per (epoch, channel, offset): a retried publish is recognisably the same. */
+/**
+ * A stable message_id per (epoch, channel, offset): a retried publish is recognisably the same. A
+ * UUID-shaped id whose first 80 bits hash (epoch, channel), computed once per pair, and whose last 48
+ * bits are the offset: no hash per message.
+ */
+const idPrefixes = new Map<string, string>();
+
 export function messageId(m: SequencedMessage): string {
-  const h = createHash('sha1').update(`${m.epoch}|${m.channel}|${m.offset}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  const pair = `${m.epoch}|${m.channel}`;
+  let prefix = idPrefixes.get(pair);
+  if (prefix === undefined) {
+    const h = createHash('sha1').update(pair).digest('hex');
+    prefix = `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-`;
+    if (idPrefixes.size > 1_000) idPrefixes.clear();
+    idPrefixes.set(pair, prefix);
+  }
+  return prefix + m.offset.toString(16).padStart(12, '0');
 }
 
 export function eventType(m: SequencedMessage): string {
@@ -100,7 +113,9 @@ export class RedisChannelSink {
   private kick(): void {
     if (this.running || this.stopped) return;
     this.running = true;
-    void this.loop();
+    // Never on the caller's stack: offer() is called from the core's drain, and the envelope building
+    // and Redis calls of a batch must not delay the clients' sends of that drain.
+    setImmediate(() => void this.loop());
   }
 
   private async loop(): Promise<void> {

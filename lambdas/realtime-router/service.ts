@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ClientSession } from '../market/realtime/client';
 import { LatencyRecorder, type LatencySummary } from '../market/realtime/latency';
@@ -16,8 +17,10 @@ import {
   isRouterChannel,
   type RouterChannel,
   type SequencedMessage,
+  wireText,
 } from '../market/realtime/types';
 import type { EventBus } from '../platform/event-bus';
+import { MetricsWindow, publishSnapshot } from './metrics';
 import { ProviderConnection, type ProviderHealth, type ProviderOptions } from './provider';
 import { RedisChannelSink, type SinkHealth } from './redis-sink';
 
@@ -31,6 +34,8 @@ export interface RouterServiceOptions {
   /** Messages published per drain turn before yielding to the event loop. */
   readonly drainBudget?: number;
   readonly clientBuffer?: { maxQueue: number; highWater: number; lowWater: number; maxBufferedBytes: number };
+  /** EMF metrics (lambdas/realtime-router/metrics.ts) every `intervalMs`; none by default. */
+  readonly metrics?: { readonly publisher: Metrics; readonly intervalMs: number };
 }
 
 export interface ServiceHealth {
@@ -60,6 +65,10 @@ interface ClientRequest {
 export class RouterService {
   readonly router: Router;
   readonly latency = new LatencyRecorder();
+  /** The current metrics interval: its tick p99 and feed lag. */
+  private readonly intervalLatency = new LatencyRecorder();
+  private readonly metricsWindow = new MetricsWindow();
+  private metricsTimer: NodeJS.Timeout | null = null;
   private readonly provider: ProviderConnection;
   private readonly sinks = new Map<RouterChannel, RedisChannelSink>();
   private readonly sessions = new Map<WebSocket, ClientSession>();
@@ -82,8 +91,11 @@ export class RouterService {
     }
     this.router.tap((m) => this.sinks.get(m.channel)?.offer(m));
     this.provider = new ProviderConnection(options.provider, (source, frame) => {
-      this.router.ingest(source, Date.now(), frame, performance.now());
-      this.scheduleDrain();
+      const now = Date.now();
+      this.router.ingest(source, now, frame, performance.now());
+      if (source === 'ws') this.metricsWindow.observeFrame(frame, now);
+      // Drained in the same turn (budgeted): ticks never wait behind the socket's next frames.
+      this.drainNow();
     });
   }
 
@@ -109,7 +121,18 @@ export class RouterService {
       this.router.advance(Date.now());
       this.scheduleDrain();
     }, 250);
+    const metrics = this.options.metrics;
+    if (metrics) this.metricsTimer = setInterval(() => this.publishMetrics(), metrics.intervalMs);
     this.provider.start();
+  }
+
+  /** Publishes the interval's metrics (EMF) and starts the next interval. */
+  publishMetrics(): void {
+    const publisher = this.options.metrics?.publisher;
+    if (!publisher) return;
+    const tick = this.intervalLatency.count('tick') > 0 ? this.intervalLatency.summary('tick').p99 : null;
+    publishSnapshot(publisher, this.metricsWindow.take(this.health(), tick));
+    this.intervalLatency.reset();
   }
 
   /** Graceful: stop the feed, announce open minutes, drain every buffer to clients and Redis. */
@@ -129,6 +152,8 @@ export class RouterService {
       await new Promise((r) => setTimeout(r, 10));
     }
     if (this.pumpTimer) clearInterval(this.pumpTimer);
+    if (this.metricsTimer) clearInterval(this.metricsTimer);
+    this.publishMetrics();
     for (const sink of this.sinks.values()) sink.stop();
     for (const socket of this.sessions.keys()) socket.close(1001, 'router shutting down');
     this.wss?.close();
@@ -170,30 +195,30 @@ export class RouterService {
     this.drainScheduled = true;
     setImmediate(() => {
       this.drainScheduled = false;
-      this.router.drain(this.options.drainBudget ?? 2_000);
-      if (this.router.pending() > 0) this.scheduleDrain();
+      this.drainNow();
     });
+  }
+
+  /** One budgeted drain turn now; what is left over goes in a later turn, after pending I/O. */
+  private drainNow(): void {
+    this.router.drain(this.options.drainBudget ?? 2_000);
+    if (this.router.pending() > 0) this.scheduleDrain();
   }
 
   private connection(socket: WebSocket): void {
     const session = new ClientSession(
       randomUUID(),
       {
-        send: (m: SequencedMessage) =>
-          socket.send(
-            JSON.stringify({
-              channel: m.channel,
-              epoch: m.epoch,
-              offset: m.offset,
-              sym: m.sym,
-              data: m.data,
-            }),
-          ),
+        // Serialised once per message, however many clients receive it.
+        send: (m: SequencedMessage) => socket.send(wireText(m)),
         bufferedAmount: () => socket.bufferedAmount,
       },
       this.options.clientBuffer,
       (m) => {
-        if (m.kind !== 'control') this.latency.record(m.channel, performance.now() - m.receivedAtMono);
+        if (m.kind === 'control') return;
+        const ms = performance.now() - m.receivedAtMono;
+        this.latency.record(m.channel, ms);
+        this.intervalLatency.record(m.channel, ms);
       },
     );
     this.sessions.set(socket, session);

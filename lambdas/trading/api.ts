@@ -40,10 +40,13 @@ export function createOrderApi(
     },
     async status(id) {
       await engine.advanceTo(clock());
+      // Reads answer with what is committed: wait for any group still being written.
+      await engine.settled();
       return { order: id ? engine.resolve(id) : undefined, health: engine.health() };
     },
     async positions() {
       await engine.advanceTo(clock());
+      await engine.settled();
       const p = engine.projections();
       return { positions: p.positions, account: p.account };
     },

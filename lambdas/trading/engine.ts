@@ -21,6 +21,7 @@ import {
   accountView,
   apply,
   breakerView,
+  type Changes,
   emptyState,
   equity,
   isOpen,
@@ -28,14 +29,14 @@ import {
   orderView,
   type Projections,
   positionGross,
-  positionViews,
   projections,
   rebuild,
   remaining,
+  round,
   TERMINAL,
-  watchOrders,
+  watchChanges,
 } from './state';
-import type { EventStore, ProjectionUpdate } from './store';
+import type { AppendRequest, EventStore, ProjectionUpdate } from './store';
 import {
   type BreakerRecord,
   type BrokerCommand,
@@ -116,10 +117,48 @@ function commandOf(event: TradingEvent): BrokerCommand | null {
   return null;
 }
 
+/** One command waiting for its commit: decided at once, answered once its events are durable. */
+interface Command {
+  readonly at: string;
+  readonly decide: () => unknown;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+  result?: unknown;
+  events: TradingEvent[];
+}
+
+/** Commands decided one after another whose events go to the store in one transaction. */
+interface CommitGroup {
+  /** The stream's version before the group. */
+  readonly version: number;
+  readonly logLength: number;
+  readonly breakersBefore: readonly BreakerRecord[];
+  readonly changes: Changes;
+  readonly commands: Command[];
+  readonly events: TradingEvent[];
+}
+
+/**
+ * Most commands one transaction carries (group commit). Enough to amortise a commit's flush over
+ * many orders, few enough that a group's statement stays small and its commands' latency short.
+ */
+export const MAX_GROUP_COMMANDS = 256;
+
 export class TradingEngine {
   private pending: TradingEvent[] = [];
-  private queue: Promise<unknown> = Promise.resolve();
   private pricedSymbols = new Set<string>();
+  /** The group collecting decided commands while the previous group is being written. */
+  private open: CommitGroup | null = null;
+  /** Full groups sealed (their append request built) and waiting for the one in flight. */
+  private sealed: { group: CommitGroup; request: AppendRequest }[] = [];
+  private inFlight: Promise<void> | null = null;
+  private flushScheduled = false;
+  /** Set while the state is rebuilt from the store after a failure; commands wait for it. */
+  private recovering: Promise<void> | null = null;
+  private waiting: Command[] = [];
+  /** The last rebuild failed: the in-memory state may hold events that never committed. */
+  private stale = false;
+  private idle: (() => void)[] = [];
 
   private constructor(
     readonly stream: string,
@@ -158,68 +197,203 @@ export class TradingEngine {
     return engine;
   }
 
-  // --- plumbing -----------------------------------------------------------------------------
+  // --- plumbing: decide at once, commit in groups -----------------------------------------------
+  //
+  // A command is decided synchronously against the in-memory state, which already holds every
+  // earlier decision (so a breaker tripped by one command refuses the very next order, with no poll
+  // and no read). Its caller is answered only once the command's events, projection rows and outbox
+  // commands are committed. While one group's transaction is in flight, the commands that arrive
+  // are decided and collected into the next group, which goes to the store as one append (events
+  // in order, versions consecutive, UNIQUE(stream, version) and the expected-version guard as for a
+  // single command): group commit, one commit flush for many orders. A sequential caller sees
+  // exactly one command per transaction, as before. When an append fails, the state is rebuilt from
+  // the store, the failed group's callers get the error, and the commands decided after it (never
+  // written, never answered) are decided again on the rebuilt state.
 
-  private lock<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
+  /** Runs one command: decide, evaluate breakers, and answer once its events are committed. */
+  private run<T>(at: string, decide: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const command: Command = {
+        at,
+        decide,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        events: [],
+      };
+      if (this.stale && !this.recovering) this.rollback([], undefined);
+      if (this.recovering) this.waiting.push(command);
+      else this.execute(command);
+    });
   }
 
-  /** Runs one command: decide, evaluate breakers, append everything in one transaction. */
-  private run<T>(at: string, decide: () => T): Promise<T> {
-    return this.lock(async () => {
-      const now = Date.parse(at) < Date.parse(this.state.now) ? this.state.now : at;
-      const version = this.state.version;
-      const logLength = this.state.stateLog.length;
-      const breakersBefore = [...this.state.breakers];
-      const touched = watchOrders(this.state);
+  private execute(command: Command): void {
+    if (!this.open) {
+      this.open = {
+        version: this.state.version,
+        logLength: this.state.stateLog.length,
+        breakersBefore: [...this.state.breakers],
+        changes: watchChanges(this.state),
+        commands: [],
+        events: [],
+      };
+    }
+    const group = this.open;
+    this.at = Date.parse(command.at) < Date.parse(this.state.now) ? this.state.now : command.at;
+    this.pending = [];
+    this.pricedSymbols = new Set();
+    try {
+      command.result = command.decide();
+      this.evaluateBreakers();
+    } catch (error) {
+      // Its events are already folded into the state: rebuild from what is durable.
       this.pending = [];
-      this.pricedSymbols = new Set();
-      this.at = now;
-      let result: T;
-      try {
-        result = decide();
-        this.evaluateBreakers();
-      } catch (error) {
-        this.state = rebuild(await this.store.load(this.stream));
-        throw error;
-      }
-      if (this.pending.length === 0) return result;
-      const events = this.pending;
-      this.pending = [];
-      const outbox = events.map(commandOf).filter((c): c is BrokerCommand => c !== null);
-      const projection: ProjectionUpdate = {
-        orders: [...touched].map((id) => {
+      this.rollback([command], error);
+      return;
+    }
+    command.events = this.pending;
+    this.pending = [];
+    group.commands.push(command);
+    for (const e of command.events) group.events.push(e);
+    if (group.commands.length >= MAX_GROUP_COMMANDS) this.seal();
+    // Sent after the current synchronous burst: commands issued together (a price tick and the
+    // orders behind it, a portfolio of single submits) share a commit even when nothing is in flight.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Closes the open group: its append request is built now, from the state right after it. */
+  private seal(): void {
+    const group = this.open;
+    if (!group) return;
+    this.open = null;
+    this.sealed.push({ group, request: this.appendRequest(group) });
+  }
+
+  private appendRequest(group: CommitGroup): AppendRequest {
+    const events = group.events;
+    const outbox = events.map(commandOf).filter((c): c is BrokerCommand => c !== null);
+    const stateLog = this.state.stateLog
+      .slice(group.logLength)
+      .map((entry, i) => ({ seq: group.logLength + i, entry }));
+    const breakers: ProjectionUpdate['breakers'] = [];
+    this.state.breakers.forEach((b, id) => {
+      if (group.breakersBefore[id] !== b) breakers.push({ id, view: breakerView(b) });
+    });
+    const positions: ProjectionUpdate['positions'] = {};
+    for (const symbol of [...group.changes.positions].sort()) {
+      const p = this.state.positions[symbol];
+      if (p) positions[symbol] = { qty: p.qty, avgPrice: round(p.avgPrice) };
+    }
+    return {
+      stream: this.stream,
+      expectedVersion: group.version,
+      events,
+      projection: {
+        orders: [...group.changes.orders].map((id) => {
           const order = this.state.orders[id] as Order;
           return { id, order, view: orderView(order) };
         }),
-        positions: positionViews(this.state),
+        positions,
         account: accountView(this.state),
-        states: Object.fromEntries(Object.entries(this.state.states).map(([k, v]) => [k, { ...v }])),
-        stateLog: this.state.stateLog.slice(logLength).map((entry, i) => ({ seq: logLength + i, entry })),
-        breakers: this.state.breakers
-          .map((b, id) => ({ b, id }))
-          .filter(({ b, id }) => breakersBefore[id] !== b)
-          .map(({ b, id }) => ({ id, view: breakerView(b) })),
-      };
+        // The scopes' current states are written when a state changed.
+        states:
+          stateLog.length > 0
+            ? Object.fromEntries(Object.entries(this.state.states).map(([k, v]) => [k, { ...v }]))
+            : {},
+        stateLog,
+        breakers,
+      },
+      outbox,
+    };
+  }
+
+  /** Sends the next sealed group when no append is in flight (one at a time: versions are a chain). */
+  private flush(): void {
+    if (this.inFlight || this.recovering) return;
+    if (this.sealed.length === 0) this.seal();
+    const next = this.sealed.shift();
+    if (!next) {
+      for (const resolve of this.idle.splice(0)) resolve();
+      return;
+    }
+    const { group, request } = next;
+    if (group.events.length === 0) {
+      for (const c of group.commands) c.resolve(c.result);
+      this.flush();
+      return;
+    }
+    this.inFlight = this.store.append(request).then(
+      () => {
+        this.inFlight = null;
+        for (const c of group.commands) {
+          for (const e of c.events)
+            if (e.type === 'AlertRaised')
+              this.onAlert({ at: e.at, severity: e.severity, source: e.source, message: e.message });
+          c.resolve(c.result);
+        }
+        this.flush();
+      },
+      (error: unknown) => {
+        this.inFlight = null;
+        this.rollback(group.commands, error);
+      },
+    );
+  }
+
+  /**
+   * Throws away everything not durable: rebuilds the state from the store, answers `failed` with the
+   * error, and decides every command that came after them again on the rebuilt state.
+   */
+  private rollback(failed: Command[], error: unknown): void {
+    const redo = [...this.sealed.flatMap((s) => s.group.commands), ...(this.open?.commands ?? [])];
+    this.sealed = [];
+    this.open = null;
+    const inFlight = this.inFlight;
+    const previous = this.recovering;
+    const body = async (): Promise<void> => {
+      await previous;
+      // A group still being written ends first (answered by its own outcome).
+      await inFlight?.catch(() => undefined);
       try {
-        await this.store.append({
-          stream: this.stream,
-          expectedVersion: version,
-          events,
-          projection,
-          outbox,
-        });
-      } catch (error) {
         this.state = rebuild(await this.store.load(this.stream));
-        throw error;
+        this.stale = false;
+      } catch (loadError) {
+        // The store is unreachable: everything waiting fails; the next command rebuilds first.
+        this.stale = true;
+        for (const c of [...failed, ...redo, ...this.waiting.splice(0)]) c.reject(loadError);
+        return;
       }
-      for (const e of events)
-        if (e.type === 'AlertRaised')
-          this.onAlert({ at: e.at, severity: e.severity, source: e.source, message: e.message });
-      return result;
+      for (const c of failed) c.reject(error);
+      const again = [...redo, ...this.waiting.splice(0)];
+      for (let i = 0; i < again.length; i++) {
+        // A command that fails while being decided again starts a recovery of its own: the rest wait for it.
+        if (this.recovering !== task) {
+          this.waiting.push(...again.slice(i));
+          break;
+        }
+        this.execute(again[i] as Command);
+      }
+    };
+    const task = body();
+    this.recovering = task;
+    void task.finally(() => {
+      if (this.recovering !== task) return;
+      this.recovering = null;
+      for (const c of this.waiting.splice(0)) this.execute(c);
+      this.flush();
     });
+  }
+
+  /** Resolves once everything decided so far is committed (or failed). */
+  settled(): Promise<void> {
+    if (!this.inFlight && !this.recovering && !this.open && this.sealed.length === 0)
+      return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
   }
 
   private at = new Date(0).toISOString();
@@ -355,6 +529,15 @@ export class TradingEngine {
       return this.refuse('cancel', id, 'INVALID_ORDER', `order ${o.clientOrderId} is ${o.status}`);
     if (o.status === 'pending_cancel')
       return this.refuse('cancel', id, 'INVALID_ORDER', `a cancel of ${o.clientOrderId} is already pending`);
+    // Reached only when the replacement is gone (e.g. the broker canceled it) while the replace of
+    // the original is unanswered: the broker's answer to the replace decides the original.
+    if (o.status === 'pending_replace')
+      return this.refuse(
+        'cancel',
+        id,
+        'INVALID_ORDER',
+        `a replace of ${o.clientOrderId} is pending; cancel it once the broker answers the replace`,
+      );
     this.emit({ type: 'CancelRequested', at: this.at, clientOrderId: o.clientOrderId, reason });
     return { ok: true, clientOrderId: o.clientOrderId, detail: 'cancel requested' };
   }
@@ -461,6 +644,12 @@ export class TradingEngine {
       case 'replaced':
         if (o.status !== 'pending_replace' || !this.state.orders[r.newClientOrderId])
           return this.ignore(r, `replace report for ${o.clientOrderId}, which is ${o.status}`, true);
+        if (!isOpen(this.state.orders[r.newClientOrderId] as Order))
+          return this.ignore(
+            r,
+            `replace report for ${o.clientOrderId}: its replacement ${r.newClientOrderId} is already ${this.state.orders[r.newClientOrderId]?.status}`,
+            true,
+          );
         this.emit({
           type: 'OrderReplaced',
           at,

@@ -3,7 +3,16 @@
  * failing check denies the order with its code and a human detail; an order is never resized unless
  * the caller asked for sizing ('fit').
  */
-import { type AccountState, equity, markPrice, remaining } from './state';
+import {
+  type AccountState,
+  bookSymbols,
+  equity,
+  markPrice,
+  remaining,
+  type SideBook,
+  sideBook,
+  sideBookOf,
+} from './state';
 import type { Denial, DenialCode, Limits, Order, OrderRequest, Side, TradingStateName } from './types';
 
 export interface Candidate {
@@ -67,38 +76,17 @@ export function referencePrice(state: AccountState, c: Candidate): number {
   return c.type === 'limit' && c.limitPrice !== null ? c.limitPrice : (markPrice(state, c.symbol) ?? 0);
 }
 
-function orderPrice(state: AccountState, o: Order): number {
-  return o.type === 'limit' && o.limitPrice !== null ? o.limitPrice : (markPrice(state, o.symbol) ?? 0);
-}
+/**
+ * Open orders per symbol: the state's incremental book (lambdas/trading/state.ts), or, for a modify,
+ * that book without the order being replaced. Reading it costs one lookup per symbol.
+ */
+export type Book = (symbol: string) => SideBook;
 
-interface SideBook {
-  buyQty: number;
-  sellQty: number;
-  buyNotional: number;
-  sellNotional: number;
-}
-
-/** Open orders aggregated per symbol in one pass (what every exposure figure below reads). */
-export function openBook(state: AccountState, exclude?: string): Map<string, SideBook> {
-  const book = new Map<string, SideBook>();
-  for (const id of state.open) {
-    const o = state.orders[id] as Order;
-    if (o.clientOrderId === exclude) continue;
-    let b = book.get(o.symbol);
-    if (!b) {
-      b = { buyQty: 0, sellQty: 0, buyNotional: 0, sellNotional: 0 };
-      book.set(o.symbol, b);
-    }
-    const qty = remaining(o);
-    if (o.side === 'buy') {
-      b.buyQty += qty;
-      b.buyNotional += qty * orderPrice(state, o);
-    } else {
-      b.sellQty += qty;
-      b.sellNotional += qty * orderPrice(state, o);
-    }
-  }
-  return book;
+export function openBook(state: AccountState, exclude?: string): Book {
+  const excluded = exclude === undefined ? undefined : state.orders[exclude];
+  if (!excluded || !state.open.has(excluded.clientOrderId)) return (s) => sideBook(state, s);
+  const without = sideBookOf(state, excluded.symbol, excluded.clientOrderId);
+  return (s) => (s === excluded.symbol ? without : sideBook(state, s));
 }
 
 /** Open quantity per side of a symbol, excluding one order (the one being replaced). */
@@ -109,8 +97,8 @@ export function openQty(
   exclude?: string,
   book = openBook(state, exclude),
 ): number {
-  const b = book.get(symbol);
-  return b ? (side === 'buy' ? b.buyQty : b.sellQty) : 0;
+  const b = book(symbol);
+  return side === 'buy' ? b.buyQty : b.sellQty;
 }
 
 /**
@@ -127,9 +115,9 @@ export function symbolExposure(
 ): number {
   const pos = state.positions[symbol]?.qty ?? 0;
   const mark = markPrice(state, symbol) ?? 0;
-  const b = book.get(symbol);
-  let long = pos * mark + (b?.buyNotional ?? 0);
-  let short = pos * mark - (b?.sellNotional ?? 0);
+  const b = book(symbol);
+  let long = pos * mark + b.buyNotional;
+  let short = pos * mark - b.sellNotional;
   if (extra && extra.symbol === symbol) {
     const notional = extra.qty * referencePrice(state, extra);
     if (extra.side === 'buy') long += notional;
@@ -138,17 +126,36 @@ export function symbolExposure(
   return Math.max(Math.abs(long), Math.abs(short));
 }
 
+/** Gross exposure without and with a candidate order, in one pass over the symbols (sorted). */
+export function grossExposures(
+  state: AccountState,
+  extra?: Candidate,
+  exclude?: string,
+  book = openBook(state, exclude),
+): { before: number; after: number } {
+  const symbols = bookSymbols(state);
+  let before = 0;
+  let after = 0;
+  let seen = false;
+  for (const s of symbols) {
+    const e = symbolExposure(state, s, undefined, exclude, book);
+    before += e;
+    if (extra && s === extra.symbol) {
+      seen = true;
+      after += symbolExposure(state, s, extra, exclude, book);
+    } else after += e;
+  }
+  if (extra && !seen) after += symbolExposure(state, extra.symbol, extra, exclude, book);
+  return { before, after };
+}
+
 export function grossExposure(
   state: AccountState,
   extra?: Candidate,
   exclude?: string,
   book = openBook(state, exclude),
 ): number {
-  const symbols = new Set([...Object.keys(state.positions), ...book.keys()]);
-  if (extra) symbols.add(extra.symbol);
-  let gross = 0;
-  for (const s of symbols) gross += symbolExposure(state, s, extra, exclude, book);
-  return gross;
+  return grossExposures(state, extra, exclude, book).after;
 }
 
 /** True when the order, fully filled, leaves the position no larger in absolute size. */
@@ -275,8 +282,7 @@ export function checkOrder(
         `${c.symbol} position would reach ${fmt(after)} shares with open orders (position ${fmt(pos)}); the limit is ${scaled(max, factor)}`,
       );
   }
-  const grossBefore = grossExposure(state, undefined, exclude, book);
-  const grossAfter = grossExposure(state, c, exclude, book);
+  const { before: grossBefore, after: grossAfter } = grossExposures(state, c, exclude, book);
   const adds = grossAfter > grossBefore + 1e-9;
   if (limits.maxGrossExposure !== undefined && adds) {
     const max = limits.maxGrossExposure * accountFactor;
@@ -311,7 +317,7 @@ export function checkOrder(
   }
   if (c.side === 'buy') {
     let reserved = 0;
-    for (const b of book.values()) reserved += b.buyNotional;
+    for (const s of bookSymbols(state)) reserved += book(s).buyNotional;
     const margin =
       limits.maxLeverage !== undefined && limits.maxLeverage > 1
         ? Math.max(0, eq) * (limits.maxLeverage - 1)

@@ -202,21 +202,156 @@ export function round(value: number, places = 6): number {
   return Object.is(r, -0) ? 0 : r;
 }
 
-const watchers = new WeakMap<AccountState, Set<string>>();
+/** Open orders of one symbol aggregated per side: open quantity and the notional they reserve. */
+export interface SideBook {
+  buyQty: number;
+  sellQty: number;
+  buyNotional: number;
+  sellNotional: number;
+}
 
-/** Collects the ids of the orders that change from now on (what a projection update must write). */
-export function watchOrders(state: AccountState): Set<string> {
-  const set = new Set<string>();
-  watchers.set(state, set);
-  return set;
+/**
+ * The open-order book kept up to date as events are folded, so a risk check reads one aggregate per
+ * symbol instead of scanning every open order. `setOrder`, `setPosition` and price updates mark the
+ * symbol they touch; its aggregate is recomputed (over that symbol's open orders only) on the next
+ * read. Sums run in a fixed order (a symbol's orders in submission order, symbols sorted), so a
+ * rebuilt state computes bit-identical figures.
+ */
+interface BookIndex {
+  /** Open order ids per symbol, in submission order. */
+  readonly bySymbol: Map<string, Set<string>>;
+  readonly sides: Map<string, SideBook>;
+  readonly dirty: Set<string>;
+  /** Every symbol with a position or an open order (sorted), or null when a new one appeared. */
+  symbols: string[] | null;
+}
+
+const books = new WeakMap<AccountState, BookIndex>();
+
+function bookIndex(state: AccountState): BookIndex {
+  let index = books.get(state);
+  if (!index) {
+    index = { bySymbol: new Map(), sides: new Map(), dirty: new Set(), symbols: null };
+    for (const id of state.open) {
+      const o = state.orders[id] as Order;
+      const ids = index.bySymbol.get(o.symbol) ?? new Set<string>();
+      index.bySymbol.set(o.symbol, ids);
+      ids.add(id);
+      index.dirty.add(o.symbol);
+    }
+    books.set(state, index);
+  }
+  return index;
+}
+
+function bookChanged(state: AccountState, symbol: string): void {
+  const index = books.get(state);
+  if (!index) return;
+  index.dirty.add(symbol);
+  if (
+    index.symbols &&
+    (index.bySymbol.has(symbol) || symbol in state.positions) &&
+    !index.symbols.includes(symbol)
+  )
+    index.symbols = null;
+}
+
+function trackOpen(state: AccountState, order: Order, open: boolean): void {
+  const index = books.get(state);
+  if (!index) return;
+  const ids = index.bySymbol.get(order.symbol);
+  if (!open) ids?.delete(order.clientOrderId);
+  else if (ids) ids.add(order.clientOrderId);
+  else index.bySymbol.set(order.symbol, new Set([order.clientOrderId]));
+}
+
+/** The price an open order reserves notional at: its limit, or the symbol's mark for a market order. */
+export function orderPrice(state: AccountState, o: Order): number {
+  return o.type === 'limit' && o.limitPrice !== null ? o.limitPrice : (markPrice(state, o.symbol) ?? 0);
+}
+
+/** One symbol's open orders aggregated, optionally without one order (the one being replaced). */
+export function sideBookOf(state: AccountState, symbol: string, exclude?: string): SideBook {
+  const b: SideBook = { buyQty: 0, sellQty: 0, buyNotional: 0, sellNotional: 0 };
+  const ids = bookIndex(state).bySymbol.get(symbol);
+  if (!ids) return b;
+  for (const id of ids) {
+    if (id === exclude) continue;
+    const o = state.orders[id] as Order;
+    const qty = remaining(o);
+    if (o.side === 'buy') {
+      b.buyQty += qty;
+      b.buyNotional += qty * orderPrice(state, o);
+    } else {
+      b.sellQty += qty;
+      b.sellNotional += qty * orderPrice(state, o);
+    }
+  }
+  return b;
+}
+
+const EMPTY_SIDE: SideBook = Object.freeze({ buyQty: 0, sellQty: 0, buyNotional: 0, sellNotional: 0 });
+
+/** A symbol's open-order aggregate, from the incremental book (recomputed only when it changed). */
+export function sideBook(state: AccountState, symbol: string): SideBook {
+  const index = bookIndex(state);
+  if (index.dirty.size > 0) {
+    for (const s of index.dirty) {
+      const ids = index.bySymbol.get(s);
+      if (ids && ids.size > 0) index.sides.set(s, sideBookOf(state, s));
+      else {
+        index.sides.delete(s);
+        if (ids) index.bySymbol.delete(s);
+      }
+    }
+    index.dirty.clear();
+  }
+  return index.sides.get(symbol) ?? EMPTY_SIDE;
+}
+
+/** Every symbol with a position or open orders, sorted (the fixed order exposure sums run in). */
+export function bookSymbols(state: AccountState): readonly string[] {
+  const index = bookIndex(state);
+  if (index.dirty.size > 0) sideBook(state, '');
+  if (!index.symbols) {
+    const all = new Set([...Object.keys(state.positions), ...index.bySymbol.keys()]);
+    index.symbols = [...all].sort();
+  }
+  return index.symbols;
+}
+
+/** What a batch of events changed: the projection rows an append must write (nothing else). */
+export interface Changes {
+  readonly orders: Set<string>;
+  readonly positions: Set<string>;
+}
+
+const watchers = new WeakMap<AccountState, Changes>();
+
+/** Collects the ids of the orders and the symbols of the positions that change from now on. */
+export function watchChanges(state: AccountState): Changes {
+  const changes: Changes = { orders: new Set(), positions: new Set() };
+  watchers.set(state, changes);
+  return changes;
 }
 
 function setOrder(state: AccountState, order: Order): void {
-  watchers.get(state)?.add(order.clientOrderId);
-  if (!state.orders[order.clientOrderId]) state.orderIds.push(order.clientOrderId);
+  watchers.get(state)?.orders.add(order.clientOrderId);
+  const previous = state.orders[order.clientOrderId];
+  if (!previous) state.orderIds.push(order.clientOrderId);
   state.orders[order.clientOrderId] = order;
-  if (OPEN_STATUSES.has(order.status)) state.open.add(order.clientOrderId);
+  const open = OPEN_STATUSES.has(order.status);
+  if (open) state.open.add(order.clientOrderId);
   else state.open.delete(order.clientOrderId);
+  trackOpen(state, order, open);
+  bookChanged(state, order.symbol);
+}
+
+function setPosition(state: AccountState, symbol: string, position: Position): void {
+  watchers.get(state)?.positions.add(symbol);
+  state.positions[symbol] = position;
+  // A market order's reserved notional is marked to the last price, or the position's average.
+  bookChanged(state, symbol);
 }
 
 function order(state: AccountState, id: string): Order {
@@ -240,7 +375,7 @@ function applyFill(state: AccountState, o: Order, qty: number, price: number): v
     if (pos.qty === 0) pos.avgPrice = 0;
     else if (Math.sign(pos.qty) === Math.sign(signed)) pos.avgPrice = price;
   }
-  state.positions[o.symbol] = pos;
+  setPosition(state, o.symbol, pos);
   const filled = o.filledQty + qty;
   const avg = ((o.avgFillPrice ?? 0) * o.filledQty + price * qty) / filled;
   let status: OrderStatus;
@@ -267,7 +402,7 @@ export function apply(state: AccountState, event: TradingEvent): AccountState {
       state.limits = event.limits;
       state.limitsVersion = 1;
       for (const [symbol, p] of Object.entries(event.positions))
-        state.positions[symbol] = { qty: p.qty, avgPrice: p.avgPrice };
+        setPosition(state, symbol, { qty: p.qty, avgPrice: p.avgPrice });
       state.sessionOpenEquity = equity(state);
       state.peakEquity = state.sessionOpenEquity;
       break;
@@ -281,6 +416,7 @@ export function apply(state: AccountState, event: TradingEvent): AccountState {
       const window = (state.limits.volatilityHalt?.windowSeconds ?? 0) * 1000;
       for (const [symbol, price] of Object.entries(event.prices)) {
         state.prices[symbol] = price;
+        bookChanged(state, symbol);
         const history = (state.priceHistory[symbol] ?? []).filter(([at]) => at >= t - window);
         history.push([t, price]);
         state.priceHistory[symbol] = history;
@@ -393,7 +529,9 @@ export function apply(state: AccountState, event: TradingEvent): AccountState {
       const qty = Math.max(0, n.requestedQty - o.filledQty);
       // A breaker may already have asked to cancel the replacement: it stays pending_cancel.
       if (n.status === 'pending_cancel') setOrder(state, { ...n, qty, statusBeforePending: 'new' });
-      else setOrder(state, { ...n, qty, status: transition(n, 'new') });
+      else if (n.status === 'pending_new') setOrder(state, { ...n, qty, status: transition(n, 'new') });
+      // A fill reached the replacement before the broker's replace report: it keeps its status.
+      else setOrder(state, { ...n, qty });
       break;
     }
     case 'OrderRejected': {

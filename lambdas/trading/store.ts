@@ -8,10 +8,17 @@
 import type { Projections } from './state';
 import type { BrokerCommand, Order, TradingEvent } from './types';
 
+/**
+ * The projection rows one append changes (incremental: nothing is re-read or rewritten whole). One
+ * append may carry several commands (group commit); the rows are their state after the last one.
+ */
 export interface ProjectionUpdate {
+  /** The orders the events changed. */
   readonly orders: { id: string; order: Order; view: Projections['orders'][string] }[];
+  /** The positions the events changed (the others stay as stored). */
   readonly positions: Projections['positions'];
   readonly account: Projections['account'];
+  /** Every scope's state, when the batch changed one (empty otherwise). */
   readonly states: Record<string, { state: string; cause: string }>;
   /** State changes appended by this batch, with their index in the log. */
   readonly stateLog: { seq: number; entry: Projections['tradingState'][number] }[];
@@ -74,7 +81,9 @@ export class MemoryEventStore implements EventStore {
     };
     const p = structuredClone(request.projection);
     for (const o of p.orders) view.orders[o.id] = o.view;
-    view.positions = p.positions;
+    view.positions = Object.fromEntries(
+      Object.entries({ ...view.positions, ...p.positions }).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
     view.account = p.account;
     for (const s of p.stateLog) view.tradingState[s.seq] = s.entry;
     for (const b of p.breakers) view.breakers[b.id] = b.view;

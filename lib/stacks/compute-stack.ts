@@ -14,6 +14,7 @@ import { EodChain } from '../constructs/eod-chain';
 import { type FunctionPlatform, JobFunction } from '../constructs/job-function';
 import { MigrationTrigger } from '../constructs/migration-trigger';
 import { QueueConsumer } from '../constructs/queue-consumer';
+import { RealtimeRouter } from '../constructs/realtime-router';
 import { ScheduledJob } from '../constructs/scheduled-job';
 import { acknowledge } from '../nag';
 import { CONSUMERS, type ConsumerDefinition, queuesSentToBy } from '../topology';
@@ -46,6 +47,8 @@ export class ComputeStack extends Stack {
   readonly scheduleGroup: scheduler.ScheduleGroup;
   readonly eodChain: EodChain;
   readonly scheduledJobs: ScheduledJob[];
+  /** The real-time router service; AWS stages only (EMULATOR_COMPUTE_OMISSIONS). */
+  readonly realtimeRouter?: RealtimeRouter;
   /** Every function of the stack by topology id, consumers included. */
   readonly functions: ReadonlyMap<string, JobFunction>;
 
@@ -203,7 +206,32 @@ export class ComputeStack extends Stack {
       for (const consumerId of queuesSentToBy(fn.definition)) fn.sendTo(consumerId, this.queueOf(consumerId));
     }
 
-    new Dashboard(this, 'Dashboard', { consumers: this.consumers, alarms: this.eodChain.alarms });
+    if (network && data.cache) {
+      const redis = data.cache.replicationGroup;
+      this.realtimeRouter = new RealtimeRouter(this, 'RealtimeRouter', {
+        vpc: network.vpc,
+        subnets: network.egressSubnets,
+        redisSecurityGroup: data.cache.securityGroup,
+        redis: {
+          host: redis.attrPrimaryEndPointAddress,
+          port: redis.attrPrimaryEndPointPort,
+          authSecret: data.cache.authSecret,
+        },
+        apiKey: data.marketDataApiKey,
+        feedUrl: config.marketData.realtimeUrl,
+        restUrl: config.marketData.baseUrl,
+        logsKey: data.key,
+        logRetentionDays: config.logRetentionDays,
+        removalPolicy,
+        alarmTopic: this.alarmTopic,
+        environment: { STAGE: config.name, LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG' },
+      });
+    }
+
+    new Dashboard(this, 'Dashboard', {
+      consumers: this.consumers,
+      alarms: [...this.eodChain.alarms, ...(this.realtimeRouter?.alarms ?? [])],
+    });
   }
 
   private queueOf(consumerId: string) {

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import type { IsoDate } from '../../lambdas/market/calendar';
+import { addDays, type IsoDate } from '../../lambdas/market/calendar';
 import type { DailyBar, SymbolRecord } from '../../lambdas/market/types';
 import { createScenarioMarket, type ScenarioMarket } from '../scenarios';
 import { type FaultKnobs, FaultKnobsSchema, Faults } from './faults';
@@ -120,7 +120,12 @@ function tickerItem(r: SymbolRecord, date: IsoDate): Record<string, unknown> {
   };
 }
 
-function details(r: SymbolRecord): Record<string, unknown> {
+/**
+ * `marketCap` overrides the record's static value: with `?date=` the provider values the listing
+ * at that date (shares outstanding x the close of the latest session on or before it; for a fund
+ * that is its net assets), as the provider's point-in-time details do.
+ */
+function details(r: SymbolRecord, marketCap: number | null = r.marketCap): Record<string, unknown> {
   return {
     ticker: r.symbol,
     name: r.name,
@@ -130,7 +135,7 @@ function details(r: SymbolRecord): Record<string, unknown> {
     type: r.type,
     active: r.active && r.delistedAt === null,
     currency_name: 'usd',
-    ...(r.marketCap === null ? {} : { market_cap: r.marketCap }),
+    ...(marketCap === null ? {} : { market_cap: marketCap }),
     ...(r.listDate === null ? {} : { list_date: r.listDate }),
     ...(r.sicCode === null ? {} : { sic_code: r.sicCode }),
     ...(r.sicDescription === null ? {} : { sic_description: r.sicDescription }),
@@ -291,7 +296,13 @@ export async function startMarketApi(options: MarketApiOptions = {}): Promise<Ma
       const symbol = decodeURIComponent(detailsMatch[1] ?? '');
       const r = record(symbol);
       if (!r) throw new HttpError(404, 'Ticker not found.');
-      return { status: 'OK', results: details(r) };
+      const date = q.get('date');
+      if (date === null) return { status: 'OK', results: details(r) };
+      if (!DATE.test(date)) throw new HttpError(400, 'date must be YYYY-MM-DD');
+      const last = barsOf(symbol, addDays(date, -10), date).at(-1);
+      const value =
+        last && r.sharesOutstanding !== null ? Math.round(r.sharesOutstanding * last.close) : r.marketCap;
+      return { status: 'OK', results: details(r, value) };
     }
     const aggs = AGGS.exec(path);
     if (aggs) {

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { replayReport } from '../../bin/reports/replay';
 import { createPool } from '../../lambdas/platform/postgres';
 import type { ReportSection } from '../../lib/cli/report';
-import { applyLocalDefaults } from '../../localstack/env';
+import { applyLocalDefaults, checkoutDatabaseUrl, databaseNameOf } from '../../localstack/env';
 import { stopBackground } from '../../localstack/processes';
 import { replay, replayDependencies } from '../../localstack/replay';
 import { stageUp } from '../../localstack/stage';
@@ -18,7 +18,8 @@ import { SAMPLES_DIR } from '../fixtures/health/generator';
 
 const BENCH_ENV = {
   LOCAL_STAGE_NAME: 'bench',
-  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tickstock_bench',
+  // This checkout's own (tickstock_bench_<checkout tag>): two checkouts never drop each other's.
+  DATABASE_URL: checkoutDatabaseUrl('bench'),
 };
 
 export async function bench(): Promise<ReportSection[]> {
@@ -36,10 +37,12 @@ export async function bench(): Promise<ReportSection[]> {
     await stopBackground('runner-bench');
     const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
     await admin.connect();
-    await admin.query('DROP DATABASE IF EXISTS tickstock_bench WITH (FORCE)');
+    await admin.query(`DROP DATABASE IF EXISTS ${databaseNameOf(BENCH_ENV.DATABASE_URL)} WITH (FORCE)`);
     await admin.end();
     const up = await stageUp(() => undefined);
-    console.log(`bench stage up in ${up.seconds.toFixed(1)} s (fresh database, new runner)`);
+    console.log(
+      `bench stage up in ${up.seconds.toFixed(1)} s (fresh database ${databaseNameOf(BENCH_ENV.DATABASE_URL)}, new runner)`,
+    );
     const pool = createPool({ connectionString: BENCH_ENV.DATABASE_URL, max: 2 });
     const deps = await replayDependencies({ s3, sqs, pool });
     try {

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { ClientSession } from '../../lambdas/market/realtime/client';
 import { LatencyRecorder } from '../../lambdas/market/realtime/latency';
 import { Router } from '../../lambdas/market/realtime/router';
-import type { SequencedMessage } from '../../lambdas/market/realtime/types';
+import { type SequencedMessage, wireText } from '../../lambdas/market/realtime/types';
 import { PROFILES, RealtimeMarket, type RealtimeProfile } from '../../localstack/feed/scenario';
 
 const T0 = Date.UTC(2026, 2, 2, 14, 30, 0);
@@ -84,20 +84,35 @@ interface RouterRun {
   readonly router: Router;
 }
 
+/**
+ * One pass of the router over the frames with one client subscribed to everything. The client's
+ * transport serialises each message as the live process does (`wireText`). With `checkDuplicates` the
+ * pass is the correctness check (every delivered key remembered): its time is not reported, so the
+ * check's own memory and work never count against the router.
+ */
 function routerRun(frames: readonly Wire[], checkDuplicates: boolean): RouterRun {
   const router = new Router({ epoch: 'bench' });
   const latency = new LatencyRecorder();
   const seen = new Set<string>();
   let duplicatesDelivered = 0;
   let delivered = 0;
+  let wireBytes = 0;
   const client = new ClientSession(
     'bench',
-    { send: () => {}, bufferedAmount: () => 0 },
+    {
+      send: (m: SequencedMessage) => {
+        wireBytes += wireText(m).length;
+      },
+      bufferedAmount: () => 0,
+    },
     undefined,
     (m: SequencedMessage) => {
       delivered += 1;
-      latency.record(m.channel, performance.now() - m.receivedAtMono);
-      if (!checkDuplicates || m.kind === 'control') return;
+      if (!checkDuplicates) {
+        latency.record(m.channel, performance.now() - m.receivedAtMono);
+        return;
+      }
+      if (m.kind === 'control') return;
       const d = m.data;
       const key =
         m.kind === 'trade'
@@ -131,6 +146,7 @@ function routerRun(frames: readonly Wire[], checkDuplicates: boolean): RouterRun
   router.closeMinutes();
   router.drain();
   const ms = performance.now() - t;
+  void wireBytes;
   const mem = process.memoryUsage();
   return {
     ms,
@@ -152,8 +168,10 @@ function report(name: string, profile: RealtimeProfile, minutes: number): void {
   routerRun(frames.slice(0, 2000), false);
   const bareMs = bareLoop(frames);
   global.gc?.();
-  const run = routerRun(frames, true);
+  const run = routerRun(frames, false);
   const s = run.router.stats;
+  global.gc?.();
+  const check = routerRun(frames, true);
   const tick = run.latency.summary('tick');
   const ohlcv = run.latency.summary('ohlcv');
   console.log(
@@ -163,7 +181,7 @@ function report(name: string, profile: RealtimeProfile, minutes: number): void {
       `  bars: ${run.bars} in ${run.barMs.toFixed(0)} ms of bar frames = ${((run.bars / run.barMs) * 60_000).toFixed(0)} bars/min capacity (target >= 80,000)`,
       `  tick latency frame receipt -> client send: p50 ${tick.p50} ms, p99 ${tick.p99} ms, max ${tick.max} ms (target p99 < 5 ms); ohlcv p99 ${ohlcv.p99} ms`,
       `  memory after the run: RSS ${run.rssMb.toFixed(0)} MB, heap ${run.heapMb.toFixed(0)} MB (target < 300 MB for 8,000 symbols); dedup keys held ${run.router.health().dedupKeys}`,
-      `  delivered ${run.delivered}; duplicates removed: tick ${s.tick.duplicates}, ohlcv ${s.ohlcv.duplicates}, fmv ${s.fmv.duplicates}, event ${s.event.duplicates}; duplicates delivered: ${run.duplicatesDelivered} (target 0)`,
+      `  delivered ${run.delivered}; duplicates removed: tick ${s.tick.duplicates}, ohlcv ${s.ohlcv.duplicates}, fmv ${s.fmv.duplicates}, event ${s.event.duplicates}; duplicates delivered: ${check.duplicatesDelivered} (target 0; a second, untimed pass remembers every delivered key)`,
     ].join('\n'),
   );
 }

@@ -7,7 +7,7 @@ import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { BACKFILL_QUEUE } from '../../lambdas/market/backfill/job';
 import { queueUrlVariable } from '../../lambdas/platform/queues';
-import { STAGES, type StageName } from '../../lib/config';
+import { STAGES, type StageName, streamMaxLen } from '../../lib/config';
 import type { JobFunction } from '../../lib/constructs/job-function';
 import { applyNag } from '../../lib/nag';
 import { REPO_ROOT } from '../../lib/paths';
@@ -128,7 +128,7 @@ describe('queues and consumers', () => {
 
   it('alarms on DLQ depth, oldest message age, errors and throttles for each consumer, to the SNS topic', () => {
     const alarms = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm').filter(
-      ([id]) => !id.startsWith('EodChain'),
+      ([id]) => !id.startsWith('EodChain') && !id.startsWith('RealtimeRouter'),
     );
     expect(alarms).toHaveLength(TEST_CONSUMERS.length * 4);
     const metrics = alarms.map(([, a]) => a.Properties.MetricName).sort();
@@ -203,7 +203,7 @@ describe('EOD chain', () => {
     const observers = EOD_CHAIN.filter((s) => s.observer).map((s) => s.id);
     const next = (id: string) => states.States[id]?.Next;
 
-    expect(observers).toEqual(['QualityCheck']);
+    expect(observers).toEqual(['QualityCheck', 'EtfCorrelation']);
     for (const step of EOD_CHAIN.slice(1)) {
       const catchTo = states.States[step.id]?.Catch?.[0]?.Next;
       if (step.observer) {
@@ -241,6 +241,8 @@ describe('EOD chain', () => {
       'ApproximateNumberOfMessagesVisible',
       'ExecutionsFailed',
       'ExecutionsTimedOut',
+      // One per observer step (quality check, ETF correlation).
+      'ObserverStepFailed',
       'ObserverStepFailed',
     ]);
   });
@@ -291,12 +293,13 @@ describe('queue senders', () => {
     }
   });
 
-  it('lets every outbox relay (backfill worker, IPO scan, quality check, EOD complete, universe sync) reach the backfill queue', () => {
+  it('lets every outbox relay (backfill worker, IPO scan, quality check, EOD complete, universe sync, ETF correlation) reach the backfill queue', () => {
     // The outbox holds backfill jobs whoever relays it: a relay without the queue fails the chain
     // with QueueDoesNotExist (issue 18).
     expect(sendersOf('Backfill')).toEqual([
       'Backfill',
       'EodComplete',
+      'EtfCorrelation',
       'IpoScan',
       'QualityCheck',
       'UniverseSync',
@@ -428,9 +431,37 @@ describe('production protections', () => {
     prod.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
       MultiAZEnabled: true,
       AutomaticFailoverEnabled: true,
-      NumCacheClusters: 2,
+      NumCacheClusters: 3,
+      SnapshotRetentionLimit: 35,
+      SnapshotWindow: STAGES.prod.redis.snapshotWindow,
     });
-    dev.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', { MultiAZEnabled: false });
+    dev.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      MultiAZEnabled: false,
+      SnapshotRetentionLimit: 15,
+    });
+    // Staging fails over like prod (a replica in another AZ), so failover is rehearsed before prod.
+    expect(STAGES.staging.redis.nodes).toBeGreaterThanOrEqual(2);
+  });
+
+  it("sizes each event stream by the stage's stated retention window and gives the cap to every function", () => {
+    expect(streamMaxLen(STAGES.prod.redis)).toBe(72 * 5_000);
+    expect(streamMaxLen(STAGES.dev.redis)).toBe(24 * 2_000);
+    for (const [stage, template] of [
+      ['prod', prod],
+      ['dev', dev],
+    ] as const) {
+      // Every function that reaches Redis
+      const withRedis = resourcesOf(template.compute, 'AWS::Lambda::Function')
+        .map(
+          ([, f]) =>
+            (f.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables,
+        )
+        .filter((v) => v?.REDIS_HOST !== undefined);
+      expect(withRedis.length, stage).toBeGreaterThan(0);
+      expect([...new Set(withRedis.map((v) => v?.EVENT_BUS_MAX_LEN))], stage).toEqual([
+        String(streamMaxLen(STAGES[stage].redis)),
+      ]);
+    }
   });
 
   it('retains data resources on stack deletion in prod and not in dev', () => {

@@ -343,6 +343,16 @@ describe('eod run: three trading days around a holiday with IPOs and delistings'
       });
       // Audit log: one row per change the sync made (the net diff: no symbol churns within a run).
       expect((await syncAuditRows(stage)) - auditBeforeSync).toBe(totalChanges);
+      // The IPO universe's joins and leaves carry one label (ipo), never ipo_assignment in one run
+      // and ipo in the next; ipo_assignment is a recent IPO joining its other universes.
+      const ipoRecent = updated.find((e) => e.data.category === 'ipo' && e.data.universe === 'recent');
+      if (ipoRecent) expect(Object.keys(ipoRecent.data.by_task as object)).toEqual(['ipo']);
+      const { rows: ipoLabels } = await stage.db.pool.query<{ change_type: string }>(
+        `SELECT DISTINCT change_type FROM universe_changes
+          WHERE category = 'ipo' AND universe = 'recent' AND reason NOT LIKE 'new listing detected%'`,
+      );
+      expect(ipoLabels.map((r) => r.change_type)).not.toContain('ipo_assignment');
+      expect(ipoLabels.map((r) => r.change_type)).toContain('ipo_rebalance');
 
       // Assess: the EOD signal, one definition on both ends, published once for the date
       const signals = (await envelopes(stage, EOD_SIGNAL_CHANNEL)).map(eodSignalOfEnvelope);

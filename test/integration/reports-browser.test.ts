@@ -1,17 +1,24 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import * as router from '../../bin/commands/router';
+import * as trading from '../../bin/commands/trading';
 import { benchReport } from '../../bin/reports/bench';
 import { eodReport } from '../../bin/reports/eod';
 import { loadTestReport } from '../../bin/reports/load';
 import { replayReport } from '../../bin/reports/replay';
 import type { EodChainResult } from '../../lambdas/market/eod/chain';
+import type { ReplaySummary } from '../../lambdas/market/realtime/replay';
 import type { Report } from '../../lib/cli/report';
 import { writeReport } from '../../lib/cli/report';
+import { runCommand } from '../../lib/cli/run';
 import { REPO_ROOT } from '../../lib/paths';
 import type { ReplayReport } from '../../localstack/replay';
+import type { ReplayResult } from '../../localstack/trading/replay';
 
 /**
  * Each report opened in a real headless Chromium (Debian's package; CI installs it): the charts
@@ -162,50 +169,134 @@ describe('HTML reports in a real browser', () => {
     await browser?.close();
   });
 
+  /** Opens a report file; what the page shows, logs and requests, and its screenshot. */
+  async function open(file: string, name: string) {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    const network: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('request', (r) => {
+      if (!r.url().startsWith('file:')) network.push(r.url());
+    });
+    await page.goto(pathToFileURL(file).href);
+    await page.waitForFunction(
+      () => (globalThis as { reportRendered?: number }).reportRendered !== undefined,
+    );
+    const rendered = await page.evaluate(() => (globalThis as { reportRendered?: number }).reportRendered);
+    const painted = await page.$$eval('canvas', (canvases) =>
+      canvases.map((c) => {
+        const data =
+          c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data ?? new Uint8ClampedArray();
+        let opaque = 0;
+        for (let i = 3; i < data.length; i += 4) if ((data[i] ?? 0) > 0) opaque += 1;
+        return opaque;
+      }),
+    );
+    const text = await page.innerText('body');
+    const screenshot = join(ARTIFACTS, `${name}-report.png`);
+    await page.screenshot({ path: screenshot, fullPage: true });
+    await page.close();
+    return { errors, network, rendered, painted, text, screenshot };
+  }
+
+  function assess(seen: Awaited<ReturnType<typeof open>>, charts: number, figures: readonly string[]) {
+    expect(seen.errors).toEqual([]);
+    expect(seen.network).toEqual([]);
+    expect(seen.rendered).toBe(charts);
+    expect(seen.painted).toHaveLength(charts);
+    for (const pixels of seen.painted) expect(pixels).toBeGreaterThan(500);
+    for (const figure of figures) expect(seen.text).toContain(figure);
+    expect(statSync(seen.screenshot).size).toBeGreaterThan(10_000);
+  }
+
   for (const { name, report, charts, figures } of REPORTS) {
     it(`renders the ${name} report's charts and figures offline, without console errors`, async () => {
       // Prepare
       const file = join(ARTIFACTS, `${name}-report.html`);
       await writeReport(file, report);
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors: string[] = [];
-      const network: string[] = [];
-      page.on('console', (m) => {
-        if (m.type() === 'error') errors.push(m.text());
-      });
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('request', (r) => {
-        if (!r.url().startsWith('file:')) network.push(r.url());
-      });
 
       // Act
-      await page.goto(pathToFileURL(file).href);
-      await page.waitForFunction(
-        () => (globalThis as { reportRendered?: number }).reportRendered !== undefined,
-      );
-      const rendered = await page.evaluate(() => (globalThis as { reportRendered?: number }).reportRendered);
-      const painted = await page.$$eval('canvas', (canvases) =>
-        canvases.map((c) => {
-          const data =
-            c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data ?? new Uint8ClampedArray();
-          let opaque = 0;
-          for (let i = 3; i < data.length; i += 4) if ((data[i] ?? 0) > 0) opaque += 1;
-          return opaque;
-        }),
-      );
-      const text = await page.innerText('body');
-      const screenshot = join(ARTIFACTS, `${name}-report.png`);
-      await page.screenshot({ path: screenshot, fullPage: true });
-      await page.close();
+      const seen = await open(file, name);
 
       // Assess
-      expect(errors).toEqual([]);
-      expect(network).toEqual([]);
-      expect(rendered).toBe(charts);
-      expect(painted).toHaveLength(charts);
-      for (const pixels of painted) expect(pixels).toBeGreaterThan(500);
-      for (const figure of figures) expect(text).toContain(figure);
-      expect(statSync(screenshot).size).toBeGreaterThan(10_000);
+      assess(seen, charts, figures);
     });
   }
+
+  it('router replay --report: outcomes per channel, latency percentiles, rejections by reason', async () => {
+    // Prepare
+    const out = await mkdtemp(join(tmpdir(), 'router-report-'));
+    const file = join(ARTIFACTS, 'router-report.html');
+    const quiet = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const quietErr = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+
+    // Act: the command itself, over the recorded feed with its defects
+    const feed = join(REPO_ROOT, 'test', 'fixtures', 'realtime', 'defects.jsonl');
+    const code = await runCommand(router.run, ['replay', feed, '--out', out, '--report', file]).finally(
+      () => {
+        quiet.mockRestore();
+        quietErr.mockRestore();
+      },
+    );
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as ReplaySummary;
+    const seen = await open(file, 'router');
+    await rm(out, { recursive: true, force: true });
+
+    // Assess: the figures beside the charts are the run's own
+    expect(code).toBe(0);
+    const delivered = Object.values(summary.channels).reduce((a, c) => a + c.delivered, 0);
+    const reasons = Object.entries(summary.channels).flatMap(([c, s]) =>
+      Object.keys(s.rejected).map((r) => `${c}: ${r}`),
+    );
+    expect(reasons.length).toBeGreaterThan(0);
+    assess(seen, 3, [
+      'Outcomes per channel',
+      `malformed lines\n${summary.malformed}`,
+      `delivered\n${delivered}`,
+      'p99 ms',
+      ...reasons,
+    ]);
+  });
+
+  it('trading replay --report: order outcomes, denials, alerts by kind, the account', async () => {
+    // Prepare
+    const out = await mkdtemp(join(tmpdir(), 'trading-report-'));
+    const file = join(ARTIFACTS, 'trading-report.html');
+    const quiet = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const quietErr = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+
+    // Act: a scenario with denials and breaker trips
+    const scenario = join(REPO_ROOT, 'test', 'fixtures', 'trading', 'TC-MC-003.json');
+    const code = await runCommand(trading.run, [
+      'replay',
+      scenario,
+      '--out',
+      out,
+      '--store',
+      'memory',
+      '--report',
+      file,
+    ]).finally(() => {
+      quiet.mockRestore();
+      quietErr.mockRestore();
+    });
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as ReplayResult;
+    const seen = await open(file, 'trading');
+    await rm(out, { recursive: true, force: true });
+
+    // Assess
+    expect(code).toBe(0);
+    const denials = Object.values(result.orders).flatMap((o) => (o.denial ? [o.denial] : []));
+    expect(denials.length).toBeGreaterThan(0);
+    assess(seen, 3, [
+      'Denials by reason',
+      `denied\n${denials.length}`,
+      `breaker trips\n${result.breakers.length}`,
+      ...denials.map((d) => d.detail),
+      ...Object.keys(result.orders),
+    ]);
+  });
 });

@@ -57,4 +57,32 @@ describe('PostgreSQL event store', () => {
     );
     expect(rows.map((r) => r.version)).toEqual(rows.map((_, i) => i + 1));
   });
+
+  it('group commit: concurrent orders on one account share transactions, each order and event committed once', async () => {
+    const engine = await TradingEngine.open(store, 'acct-3', { init: { cash: 1_000_000 }, at: AT });
+    const outcomes = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => engine.submit(order(`G${i}`), AT)),
+    );
+    expect(outcomes.every((o) => o.status === 'pending_new')).toBe(true);
+    const { rows } = await db.pool.query<{
+      events: number;
+      versions: number;
+      max: number;
+      transactions: number;
+    }>(
+      `SELECT count(*)::int AS events, count(DISTINCT version)::int AS versions, max(version) AS max,
+              count(DISTINCT xmin::text)::int AS transactions
+         FROM trading_events WHERE stream = $1`,
+      ['acct-3'],
+    );
+    const r = rows[0];
+    // 2 opening events + 300 submits, versions 1..302 without a gap or a duplicate.
+    expect(r).toMatchObject({ events: 302, versions: 302, max: 302 });
+    // Fewer transactions than orders: the orders that arrived during a commit went in the next one.
+    expect(r?.transactions).toBeLessThan(50);
+    expect((await store.counts('acct-3')).brokerCommands).toBe(300);
+    const restarted = await TradingEngine.open(store, 'acct-3');
+    expect(restarted.projections()).toEqual(engine.projections());
+    expect(await store.readProjections('acct-3')).toEqual(engine.projections());
+  });
 });

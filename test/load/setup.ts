@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { applyLocalDefaults } from '../../localstack/env';
+import { applyLocalDefaults, checkoutDatabaseUrl, databaseNameOf } from '../../localstack/env';
 import { stopBackground } from '../../localstack/processes';
-import { stageUp, stopStarted } from '../../localstack/stage';
+import { runnerName, stageUp, stopStarted } from '../../localstack/stage';
 
 /**
  * A fresh `load` stage: its runner stopped, its database recreated, then the stage brought up.
@@ -9,19 +9,25 @@ import { stageUp, stopStarted } from '../../localstack/stage';
  */
 export default async function setup(): Promise<() => Promise<void>> {
   process.env.LOCAL_STAGE_NAME = 'load';
-  process.env.DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/tickstock_load';
+  // This checkout's own load database (tickstock_load_<checkout tag>): another checkout's load test
+  // running at the same time never has its database dropped under it.
+  process.env.DATABASE_URL = checkoutDatabaseUrl('load');
   applyLocalDefaults();
   await stopBackground('runner-load');
   const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
   await admin.connect();
-  await admin.query('DROP DATABASE IF EXISTS tickstock_load WITH (FORCE)');
+  await admin.query(`DROP DATABASE IF EXISTS ${databaseNameOf(process.env.DATABASE_URL)} WITH (FORCE)`);
   await admin.end();
   const { seconds, started } = await stageUp((line) => console.log(`[stage] ${line}`));
-  console.log(`[stage] load stage ready in ${seconds.toFixed(1)} s`);
+  console.log(
+    `[stage] load stage ready in ${seconds.toFixed(1)} s (database ${databaseNameOf(process.env.DATABASE_URL)})`,
+  );
   return async () => {
     // Its runner only: a LocalStack or market API it started may already serve other checkouts
     // (they reuse one that answers); `stage down` stops those.
-    const runners = started.filter((name) => name.startsWith('runner-'));
+    // The stage's runner also when an earlier, interrupted run started it (this run reused it):
+    // the stage is this checkout's own, so a finished run leaves no runner polling.
+    const runners = [...new Set([...started.filter((name) => name.startsWith('runner-')), runnerName()])];
     await stopStarted(runners);
     if (runners.length > 0) console.log(`[stage] stopped what the load test started: ${runners.join(', ')}`);
   };

@@ -4,11 +4,17 @@
  * trade date, so re-running a date re-runs every step harmlessly.
  */
 import type pg from 'pg';
-import type { EventBus } from '../../platform/event-bus';
+import { type EventBus, SEED_SERVICES } from '../../platform/event-bus';
 import { faultSummary, type RetryOptions, retryTransient } from '../../platform/faults';
 import type { OutboxTransport } from '../../platform/outbox';
 import { type IsoDate, isTradingDay } from '../calendar';
-import { type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
+import {
+  CORRELATION_SERVICE,
+  type CorrelationConfig,
+  type EtfCorrelationSummary,
+  runEtfCorrelation,
+} from '../etf-correlation/run';
+import { DEFAULT_MAX_NEW, type IpoScanSummary, runIpoScan, type ScanProvider } from '../ipo/scan';
 import type { MarketDataProvider } from '../provider';
 import { QUALITY_SERVICE, type QualityConfig, type QualitySummary, runQualityCheck } from '../quality';
 import { runUniverseSync, SYNC_SERVICE, type UniverseSyncSummary } from '../universe-sync/sync';
@@ -27,11 +33,12 @@ export interface EodChainDeps {
   readonly beforeStep?: (step: EodStep) => Promise<void> | void;
   /** In-process retry of a step after a transient fault (budget, back-off). */
   readonly retry?: Omit<RetryOptions, 'onRetry'>;
+  readonly correlationConfig?: Partial<CorrelationConfig>;
   /** Called on each retry of a step (the fault suite counts them). */
   readonly onRetry?: (step: EodStep, error: unknown) => void;
 }
 
-export type EodStep = 'load' | 'ipo_scan' | 'quality' | 'complete' | 'sync';
+export type EodStep = 'load' | 'ipo_scan' | 'quality' | 'complete' | 'sync' | 'correlation';
 
 export interface EodChainOptions {
   readonly tradeDate: IsoDate;
@@ -51,6 +58,12 @@ export interface EodChainResult {
   readonly quality?: QualitySummary;
   readonly complete?: EodCompleteSummary;
   readonly sync?: UniverseSyncSummary;
+  readonly correlation?: EtfCorrelationSummary;
+  /**
+   * The correlation step is an observer (as in the state machine): when it still fails after its
+   * retries the chain completes and the error is reported here (re-run the step for the date).
+   */
+  readonly correlationError?: string;
 }
 
 const s1 = (x: number) => x.toFixed(2);
@@ -82,17 +95,20 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     }),
   );
   log(
-    `1/5 load      ${tradeDate}: ${load.barsReceived} bars received, ${load.inserted} inserted, ${load.updated} updated, ` +
+    `1/6 load       ${tradeDate}: ${load.barsReceived} bars received, ${load.inserted} inserted, ${load.updated} updated, ` +
       `${load.unchanged} unchanged, ${load.barsRejected} rejected; coverage ${((load.validation?.coverage ?? 0) * 100).toFixed(2)} % (${s1(load.seconds)} s)`,
   );
 
   await deps.beforeStep?.('ipo_scan');
-  const ipo = deps.transportFor('ipo_scan');
+  const ipo = deps.transportFor(SEED_SERVICES.ipoMonitor);
   const ipoScan = await step('ipo_scan', () =>
     runIpoScan({ pool: deps.pool, provider: deps.provider, transport: ipo.transport }, { date: tradeDate }),
   );
   log(
-    `2/5 ipo scan  ${tradeDate}: ${ipoScan.processed} new, ${ipoScan.archived} archived, ${ipoScan.reactivated} reactivated, ` +
+    `2/6 ipo scan   ${tradeDate}: ${ipoScan.processed} new` +
+      // The scan takes at most DEFAULT_MAX_NEW new symbols a run: the rest are named, not silent.
+      `${ipoScan.deferred > 0 ? ` (at most ${DEFAULT_MAX_NEW} a run; ${ipoScan.deferred} more found, left for the next run)` : ''}` +
+      `, ${ipoScan.archived} archived, ${ipoScan.reactivated} reactivated, ` +
       `${ipoScan.failed} failed, ${ipoScan.messagesEnqueued} messages (${s1(ipoScan.durationSeconds)} s)`,
   );
 
@@ -109,7 +125,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     ),
   );
   log(
-    `3/5 quality   ${tradeDate}: ${quality.symbolsChecked} symbols, ${quality.totalAlerts} alerts (${quality.inserted} new), ` +
+    `3/6 quality    ${tradeDate}: ${quality.symbolsChecked} symbols, ${quality.totalAlerts} alerts (${quality.inserted} new), ` +
       `score ${quality.qualityScore} (${s1(quality.seconds)} s)`,
   );
 
@@ -122,7 +138,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     ),
   );
   log(
-    `4/5 eod signal ${tradeDate}: ${complete.status} ${complete.signal?.symbols_with_bar}/${complete.signal?.tracked_symbols} tracked symbols with a bar, ` +
+    `4/6 eod signal ${tradeDate}: ${complete.status} ${complete.signal?.symbols_with_bar}/${complete.signal?.tracked_symbols} tracked symbols with a bar, ` +
       `${complete.signalEnqueued ? 'published' : 'already published'} (${s1(complete.seconds)} s)`,
   );
 
@@ -139,11 +155,40 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     .join(', ');
   log(
     sync.status === 'skipped'
-      ? `5/5 sync      ${tradeDate}: skipped, ${sync.reason}`
-      : `5/5 sync      ${tradeDate}: ${sync.universesChanged} of ${sync.universes} universes changed, ${sync.totalChanges} changes` +
+      ? `5/6 sync       ${tradeDate}: skipped, ${sync.reason}`
+      : `5/6 sync       ${tradeDate}: ${sync.universesChanged} of ${sync.universes} universes changed, ${sync.totalChanges} changes` +
           `${tasks ? ` (${tasks})` : ''}, ${sync.messagesEnqueued} messages (${s1(sync.seconds)} s)`,
   );
-  const ok = ipoScan.relay.failed === 0 && complete.relay.failed === 0 && sync.relay.failed === 0;
+
+  // Observer: correlations report on the day; a failure is counted, not a stop (README, failure policy).
+  await deps.beforeStep?.('correlation');
+  let correlation: EtfCorrelationSummary | undefined;
+  let correlationError: string | undefined;
+  if (sync.status === 'synced') {
+    try {
+      const { transport } = deps.transportFor(CORRELATION_SERVICE);
+      correlation = await step('correlation', () =>
+        runEtfCorrelation(
+          { pool: deps.pool, transport },
+          { tradeDate, ...(deps.correlationConfig ? { config: deps.correlationConfig } : {}) },
+        ),
+      );
+      log(
+        `6/6 etf corr   ${tradeDate}: ${correlation.etfs} ETFs, ${correlation.pairs} pairs over ${correlation.windowSessions} sessions ` +
+          `(benchmark ${correlation.benchmark ?? 'none'}), ${correlation.published} updates published (${s1(correlation.seconds)} s)`,
+      );
+    } catch (error) {
+      correlationError = faultSummary(error);
+      log(`6/6 etf corr   ${tradeDate}: FAILED (observer, the chain goes on): ${correlationError}`);
+    }
+  } else {
+    log(`6/6 etf corr   ${tradeDate}: skipped, the universes were not synced`);
+  }
+  const ok =
+    ipoScan.relay.failed === 0 &&
+    complete.relay.failed === 0 &&
+    sync.relay.failed === 0 &&
+    (correlation?.relay.failed ?? 0) === 0;
   return {
     tradeDate,
     status: complete.status === 'skipped' ? 'skipped' : complete.status,
@@ -153,5 +198,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     quality,
     complete,
     sync,
+    ...(correlation ? { correlation } : {}),
+    ...(correlationError ? { correlationError } : {}),
   };
 }

@@ -9,7 +9,7 @@
  * that was offline catches up). Both are written in one transaction.
  */
 import { z } from 'zod';
-import { CHANNELS, type Envelope } from '../../platform/event-bus';
+import { CHANNELS, type Envelope, SEED_SERVICES } from '../../platform/event-bus';
 import { enqueueOutbox } from '../../platform/outbox';
 import type { IsoDate } from '../calendar';
 import type { Queryable } from '../sql/db';
@@ -17,7 +17,7 @@ import type { Queryable } from '../sql/db';
 export const EOD_SIGNAL_CHANNEL = CHANNELS.eodCompleted;
 export const EOD_SIGNAL_EVENT_TYPE = 'eod_completed';
 /** `service` of the envelope. */
-export const EOD_SERVICE = 'eod_pipeline';
+export const EOD_SERVICE = SEED_SERVICES.eodPipeline;
 
 export const EodStatusSchema = z.enum(['COMPLETE', 'INCOMPLETE']);
 export type EodStatus = z.infer<typeof EodStatusSchema>;

@@ -179,10 +179,14 @@ export class PolygonProvider implements MarketDataProvider {
     return all;
   }
 
-  /** Raw details (all provider fields the pipeline reads). */
-  async tickerDetailsRaw(symbol: string): Promise<TickerDetails> {
+  /**
+   * Raw details (all provider fields the pipeline reads); with `date`, as of that date (the
+   * provider's point-in-time details: market_cap valued at that day's close).
+   */
+  async tickerDetailsRaw(symbol: string, date?: string): Promise<TickerDetails> {
+    if (date !== undefined) assertDate('date', date);
     const body = await this.http.getJson(
-      this.http.url(`v3/reference/tickers/${encodeURIComponent(symbol)}`),
+      this.http.url(`v3/reference/tickers/${encodeURIComponent(symbol)}`, date === undefined ? {} : { date }),
       TickerDetailsResponseSchema,
     );
     return body.results;

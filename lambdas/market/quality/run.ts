@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { CHANNELS as CH, type Channel } from '../../platform/event-bus';
+import { CHANNELS as CH, type Channel, SEED_SERVICES } from '../../platform/event-bus';
 import {
   enqueueOutbox,
   type OutboxMessage,
@@ -50,7 +50,7 @@ import { DEFAULT_QUALITY_CONFIG, type QualityConfig } from './config';
 import { coveragePass, openCompletenessEpisodes, priceVolumePass, unverifiedPriceAlerts } from './sql';
 import { resolveEndedEpisodes, type StoredAlert, upsertAlerts, upsertMetrics } from './store';
 
-export const QUALITY_SERVICE = 'data-quality-monitor';
+export const QUALITY_SERVICE = SEED_SERVICES.dataQualityMonitor;
 
 export const CHANNEL_OF: Readonly<Record<AlertType, Channel>> = {
   price_anomaly: CH.qualityPriceAnomaly,

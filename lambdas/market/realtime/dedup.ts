@@ -14,8 +14,16 @@ export type DedupVerdict<V> =
   | { readonly status: 'outside_window' };
 
 interface SymbolWindow<V> {
-  /** key -> [timestamp, value]; Map keeps insertion order, which is (nearly) time order. */
-  readonly entries: Map<string, { t: number; value: V }>;
+  /** key -> value (the value only: no object per key). */
+  readonly entries: Map<string, V>;
+  /**
+   * The keys in insertion order (which is nearly time order) with their times, from `head` on: the
+   * eviction order. Kept apart from the map because deleting a Map's oldest entries and iterating it
+   * from the start again walks every deleted slot until the map is rehashed.
+   */
+  order: string[];
+  times: number[];
+  head: number;
   maxT: number;
   watermark: number;
 }
@@ -26,6 +34,10 @@ export interface KeyWindowOptions {
   /** Hard cap of remembered keys per symbol, whatever their age. */
   readonly maxPerSymbol: number;
 }
+
+// The verdicts without a payload are shared: `check` runs for every event and must not allocate.
+const NEW: DedupVerdict<never> = Object.freeze({ status: 'new' });
+const OUTSIDE: DedupVerdict<never> = Object.freeze({ status: 'outside_window' });
 
 export class KeyWindow<V = true> {
   private readonly symbols = new Map<string, SymbolWindow<V>>();
@@ -40,26 +52,56 @@ export class KeyWindow<V = true> {
   /** Looks the key up without recording it. */
   check(sym: string, key: string, t: number): DedupVerdict<V> {
     const w = this.symbols.get(sym);
-    if (!w) return { status: 'new' };
+    if (!w) return NEW;
     const seen = w.entries.get(key);
-    if (seen) return { status: 'duplicate', previous: seen.value };
-    if (t <= w.watermark) return { status: 'outside_window' };
-    return { status: 'new' };
+    if (seen !== undefined) return { status: 'duplicate', previous: seen };
+    if (t <= w.watermark) return OUTSIDE;
+    return NEW;
+  }
+
+  /**
+   * `check` and, for a new key, `remember(value)` in one pass (one symbol lookup, one key lookup):
+   * the hot path of trades and quotes, whose value never changes.
+   */
+  firstSeen(sym: string, key: string, t: number, value: V): DedupVerdict<V>['status'] {
+    let w = this.symbols.get(sym);
+    if (w) {
+      if (w.entries.has(key)) return 'duplicate';
+      if (t <= w.watermark) return 'outside_window';
+    } else {
+      w = this.window(sym, t);
+    }
+    this.add(w, key, t, value);
+    return 'new';
   }
 
   /** Records (or replaces) the key's value. Call after `check` said new or duplicate. */
   remember(sym: string, key: string, t: number, value: V): void {
-    let w = this.symbols.get(sym);
-    if (!w) {
-      w = { entries: new Map(), maxT: t, watermark: Number.NEGATIVE_INFINITY };
-      this.symbols.set(sym, w);
-    }
-    const existing = w.entries.get(key);
-    if (existing) {
-      existing.value = value;
+    const w = this.symbols.get(sym) ?? this.window(sym, t);
+    if (w.entries.has(key)) {
+      w.entries.set(key, value);
       return;
     }
-    w.entries.set(key, { t, value });
+    this.add(w, key, t, value);
+  }
+
+  private window(sym: string, t: number): SymbolWindow<V> {
+    const w: SymbolWindow<V> = {
+      entries: new Map(),
+      order: [],
+      times: [],
+      head: 0,
+      maxT: t,
+      watermark: Number.NEGATIVE_INFINITY,
+    };
+    this.symbols.set(sym, w);
+    return w;
+  }
+
+  private add(w: SymbolWindow<V>, key: string, t: number, value: V): void {
+    w.entries.set(key, value);
+    w.order.push(key);
+    w.times.push(t);
     this.size += 1;
     if (t > w.maxT) w.maxT = t;
     this.evict(w);
@@ -67,11 +109,21 @@ export class KeyWindow<V = true> {
 
   private evict(w: SymbolWindow<V>): void {
     const horizon = w.maxT - this.options.windowMs;
-    for (const [key, entry] of w.entries) {
-      if (w.entries.size <= this.options.maxPerSymbol && entry.t >= horizon) break;
-      w.entries.delete(key);
+    const max = this.options.maxPerSymbol;
+    while (w.head < w.order.length) {
+      const t = w.times[w.head] as number;
+      if (w.entries.size <= max && t >= horizon) break;
+      w.entries.delete(w.order[w.head] as string);
+      w.order[w.head] = '';
+      w.head += 1;
       this.size -= 1;
-      if (entry.t > w.watermark) w.watermark = entry.t;
+      if (t > w.watermark) w.watermark = t;
+    }
+    // Drop the evicted prefix once it is most of the arrays (amortised O(1) per key).
+    if (w.head > 1024 && w.head * 2 > w.order.length) {
+      w.order = w.order.slice(w.head);
+      w.times = w.times.slice(w.head);
+      w.head = 0;
     }
   }
 

@@ -22,7 +22,9 @@ export class Hub {
   readonly epoch: string;
   private readonly offsets: Record<RouterChannel, number> = { tick: 0, event: 0, fmv: 0, ohlcv: 0 };
   private readonly history = {} as Record<RouterChannel, BoundedQueue<SequencedMessage>>;
-  private readonly snapshot = new Map<string, SequencedMessage>();
+  /** Latest value: kind (or `event|<type>`) -> symbol -> message; two lookups, no key string per message. */
+  private readonly snapshot = new Map<string, Map<string, SequencedMessage>>();
+  private snapshotCount = 0;
   private readonly clients = new Set<ClientSession>();
 
   constructor(options: HubOptions) {
@@ -35,7 +37,7 @@ export class Hub {
   }
 
   get snapshotSize(): number {
-    return this.snapshot.size;
+    return this.snapshotCount;
   }
 
   /** Offset of the last message published on the channel (0 before the first). */
@@ -44,18 +46,36 @@ export class Hub {
   }
 
   publish(message: RoutedMessage): SequencedMessage {
-    this.offsets[message.channel] += 1;
+    const channel = message.channel;
+    const offset = this.offsets[channel] + 1;
+    this.offsets[channel] = offset;
+    // One fixed shape (no spread): every message of every channel shares a hidden class.
     const sequenced: SequencedMessage = {
-      ...message,
+      channel,
+      sym: message.sym,
+      data: message.data,
+      kind: message.kind,
+      receivedAtMono: message.receivedAtMono,
       epoch: this.epoch,
-      offset: this.offsets[message.channel],
+      offset,
+      wire: undefined,
     };
-    const history = this.history[message.channel];
+    const history = this.history[channel];
     if (history.full) history.shift();
     history.push(sequenced);
-    if (message.kind !== 'control') this.snapshot.set(snapshotKey(sequenced), sequenced);
+    if (message.kind !== 'control') {
+      const group = snapshotGroup(sequenced);
+      let bySymbol = this.snapshot.get(group);
+      if (!bySymbol) {
+        bySymbol = new Map();
+        this.snapshot.set(group, bySymbol);
+      }
+      const size = bySymbol.size;
+      bySymbol.set(message.sym, sequenced);
+      this.snapshotCount += bySymbol.size - size;
+    }
     for (const client of this.clients) {
-      if (client.wants(message.channel, message.sym)) client.offer(sequenced);
+      if (client.wants(channel, message.sym)) client.offer(sequenced);
     }
     return sequenced;
   }
@@ -72,9 +92,13 @@ export class Hub {
   subscribe(client: ClientSession, channel: RouterChannel, symbols: '*' | readonly string[]): number {
     client.subscribe(channel, symbols);
     const wanted = symbols === '*' ? null : new Set(symbols);
-    const values = [...this.snapshot.values()]
-      .filter((m) => m.channel === channel && (wanted === null || wanted.has(m.sym)))
-      .sort((a, b) => a.offset - b.offset);
+    const values: SequencedMessage[] = [];
+    for (const bySymbol of this.snapshot.values()) {
+      for (const m of bySymbol.values()) {
+        if (m.channel === channel && (wanted === null || wanted.has(m.sym))) values.push(m);
+      }
+    }
+    values.sort((a, b) => a.offset - b.offset);
     for (const m of values) client.offer(m, true);
     return values.length;
   }
@@ -106,6 +130,6 @@ export class Hub {
   }
 }
 
-function snapshotKey(m: SequencedMessage): string {
-  return m.kind === 'event' ? `event|${m.sym}|${String(m.data.type)}` : `${m.kind}|${m.sym}`;
+function snapshotGroup(m: SequencedMessage): string {
+  return m.kind === 'event' ? `event|${String(m.data.type)}` : m.kind;
 }

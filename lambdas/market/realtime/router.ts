@@ -198,6 +198,8 @@ export class Router {
       }
       if (published >= budget) break;
       published += this.drainOverflow(channel, budget - published);
+      // Ticks leave at once: clients send them before the other channels' publishing work starts.
+      if (channel === 'tick' && published > 0) this.hub.pumpAll();
     }
     this.hub.pumpAll();
     return published;
@@ -270,17 +272,11 @@ export class Router {
    * a duplicate, one too old to check against the window is rejected rather than risk a second delivery.
    */
   private firstTick(window: KeyWindow, sym: string, key: string, t: number): boolean {
-    const verdict = window.check(sym, key, t);
-    if (verdict.status === 'duplicate') {
-      this.stats.tick.duplicates += 1;
-      return false;
-    }
-    if (verdict.status === 'outside_window') {
-      reject(this.stats.tick, 'outside_dedup_window');
-      return false;
-    }
-    window.remember(sym, key, t, true);
-    return true;
+    const status = window.firstSeen(sym, key, t, true);
+    if (status === 'new') return true;
+    if (status === 'duplicate') this.stats.tick.duplicates += 1;
+    else reject(this.stats.tick, 'outside_dedup_window');
+    return false;
   }
 
   private trade(e: TradeEvent, mono: number): void {
@@ -406,6 +402,13 @@ export class Router {
 
   private enqueue(message: RoutedMessage): void {
     const channel = message.channel;
+    // Ticks are immediate: with nothing queued ahead of it, a tick is published and sent while the
+    // rest of its frame is still being routed (the order is the one drain() would give: ticks first).
+    if (channel === 'tick' && this.buffers.tick.length === 0) {
+      this.publish(message);
+      this.hub.pumpAll();
+      return;
+    }
     if (this.buffers[channel].push(message)) return;
     if (isConflatable(message.kind)) {
       const key = `${message.kind}|${message.sym}`;
@@ -461,10 +464,26 @@ export class Router {
   }
 }
 
-/** A quote is identified by all of its fields (in a fixed order, whatever order they arrived in). */
+/**
+ * A quote is identified by all of its fields (in a fixed order, whatever order they arrived in). The
+ * provider sends its quotes with one field order, so the sorted order of the last shape seen is kept
+ * and reused while the next quote has the same fields in the same order (no sort per quote).
+ */
+let lastShape: string[] = [];
+let lastSorted: string[] = [];
+
 export function quoteKey(e: QuoteEvent): string {
-  const keys = Object.keys(e).sort();
+  const keys = Object.keys(e);
+  let same = keys.length === lastShape.length;
+  for (let k = 0; same && k < keys.length; k += 1) same = keys[k] === lastShape[k];
+  if (!same) {
+    lastShape = keys;
+    lastSorted = [...keys].sort();
+  }
   let out = '';
-  for (const k of keys) out += `${k}=${JSON.stringify(e[k])};`;
+  for (const k of lastSorted) {
+    const v = e[k];
+    out += `${k}=${typeof v === 'number' && Number.isFinite(v) ? v : JSON.stringify(v)};`;
+  }
   return out;
 }

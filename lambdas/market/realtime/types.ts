@@ -86,6 +86,21 @@ export function isConflatable(kind: MessageKind): boolean {
 export interface SequencedMessage extends RoutedMessage {
   readonly epoch: string;
   readonly offset: number;
+  /** The client wire text, serialised once however many clients receive it (`wireText`). */
+  wire?: string;
+}
+
+/** `{"channel","epoch","offset","sym","data"}`: what a client receives, serialised once per message. */
+export function wireText(m: SequencedMessage): string {
+  if (m.wire === undefined)
+    m.wire = JSON.stringify({
+      channel: m.channel,
+      epoch: m.epoch,
+      offset: m.offset,
+      sym: m.sym,
+      data: m.data,
+    });
+  return m.wire;
 }
 
 /** Provider timestamps: FMV `t` is in nanoseconds on some feeds. Anything past year 2286 in ms is ns. */

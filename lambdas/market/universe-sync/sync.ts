@@ -7,14 +7,15 @@
  * until COMMIT and never a half-updated set, and never blocks on the sync. Per universe up to three
  * update_universe() calls, so the change log names the real cause of each change:
  *   1. delisting_cleanup - inactive/unknown members leave (every universe, owned or not);
- *   2. ipo_assignment   - recent IPOs the target holds join;
+ *   2. ipo_assignment   - recent IPOs the target holds join (not ipo/recent: that is the ipo
+ *      rebalance's own list, so its joins and leaves carry one label, ipo_rebalance);
  *   3. the rule's rebalance (market_cap_rebalance, sector_rebalance, ...) - the rest.
  * Messages go into the outbox in the same transaction (exactly once per change; re-runs that change
  * nothing enqueue nothing) and are relayed after COMMIT.
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { CHANNELS } from '../../platform/event-bus';
+import { CHANNELS, SEED_SERVICES } from '../../platform/event-bus';
 import {
   enqueueOutbox,
   type OutboxMessage,
@@ -25,6 +26,7 @@ import {
 import { withTransaction } from '../../platform/postgres';
 import { type IsoDate, toDayNumber } from '../calendar';
 import { readEodSignal } from '../eod/signal';
+import { markToMarket } from '../fundamentals/refresh';
 import { toNumberOrNull } from '../sql/db';
 import { refreshSymbolLiquidity, type UniverseCategory, updateUniverse } from '../sql/universes';
 import {
@@ -39,7 +41,7 @@ import {
   type UniverseTarget,
 } from './rules';
 
-export const SYNC_SERVICE = 'cache_sync';
+export const SYNC_SERVICE = SEED_SERVICES.cacheSync;
 /** Categories whose universes the sync rebuilds completely; others only get the delisting cleanup. */
 export const OWNED_CATEGORIES: ReadonlySet<string> = new Set(['market_cap', 'sector', 'theme', 'etf', 'ipo']);
 
@@ -91,6 +93,8 @@ export interface UniverseSyncSummary {
   readonly byTask: Partial<Record<SyncTask, TaskTotals>>;
   readonly deltas: UniverseDelta[];
   readonly messagesEnqueued: number;
+  /** Symbols whose market cap (or fund assets) the sync re-valued at the session's close. */
+  readonly marketCapsMarked: number;
   readonly relay: RelayResult;
   readonly seconds: number;
 }
@@ -198,6 +202,7 @@ export async function runUniverseSync(
       byTask: {},
       deltas: [],
       messagesEnqueued: 0,
+      marketCapsMarked: 0,
       relay: await relayOutbox(deps.pool, deps.transport),
       seconds: (performance.now() - started) / 1000,
     };
@@ -208,6 +213,9 @@ export async function runUniverseSync(
   const result = await withTransaction(deps.pool, async (client) => {
     // Two syncs (a retry racing a slow attempt) take turns instead of diffing the same old state.
     await client.query("SELECT pg_advisory_xact_lock(hashtext('universe-sync'))");
+    // Fresh values first: market caps and fund assets at the session's close (shares x close), so
+    // the tiers, top-N lists and the ETF AUM filter re-tier from today's prices.
+    const marked = await markToMarket(client, tradeDate);
     const symbols = await loadSyncSymbols(client, lookback);
     const master = new Map(symbols.map((s) => [s.symbol, s]));
     const targets = new Map<string, UniverseTarget>(
@@ -285,7 +293,10 @@ export async function runUniverseSync(
       if (target) {
         const t = target;
         const have = new Set(list);
-        const ipos = t.symbols.filter((s) => {
+        // The IPO universe is the ipo task's own list: a recent IPO joins it, and later leaves it,
+        // as `ipo` (one label both ways). ipo_assignment is a recent IPO joining its other universes
+        // before their rebalance would take it.
+        const ipos = (t.task === 'ipo' ? [] : t.symbols).filter((s) => {
           const rec = master.get(s);
           return !have.has(s) && rec !== undefined && isRecentIpo(rec, tradeDate, rules.ipoWindowDays);
         });
@@ -410,7 +421,14 @@ export async function runUniverseSync(
       });
     }
     const enqueued = await enqueueOutbox(client, messages);
-    return { deltas, byTask, totalChanges, universes: totals.universe_count, enqueued: enqueued.length };
+    return {
+      deltas,
+      byTask,
+      totalChanges,
+      universes: totals.universe_count,
+      enqueued: enqueued.length,
+      marked: marked.updated,
+    };
   });
 
   const relay = await relayOutbox(deps.pool, deps.transport);
@@ -423,6 +441,7 @@ export async function runUniverseSync(
     byTask: result.byTask,
     deltas: result.deltas,
     messagesEnqueued: result.enqueued,
+    marketCapsMarked: result.marked,
     relay: relay.failed === 0 && relay.delivered === 0 && relay.recovered === 0 ? NO_RELAY : relay,
     seconds: (performance.now() - started) / 1000,
   };

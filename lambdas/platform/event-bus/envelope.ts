@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { ALERT_CHANNELS, type Channel, isChannel } from './channels';
+import { ALERT_CHANNELS, type Channel, isChannel, serviceOfChannel } from './channels';
 import { InvalidEnvelopeError, UnknownChannelError } from './errors';
 
 export const SeveritySchema = z.enum(['low', 'medium', 'high', 'critical']);
@@ -64,6 +64,7 @@ export function decodeEnvelope(channel: string, text: string): Envelope {
   return parseEnvelope(channel, value);
 }
 
+/** Builds a channel's envelope; a seed channel's `service` is its own (CHANNEL_SERVICE), whoever publishes. */
 export function buildEnvelope(channel: Channel, input: EnvelopeInput): Envelope {
   const timestamp =
     input.timestamp === undefined
@@ -74,7 +75,7 @@ export function buildEnvelope(channel: Channel, input: EnvelopeInput): Envelope 
   return parseEnvelope(channel, {
     message_id: input.message_id ?? randomUUID(),
     timestamp,
-    service: input.service,
+    service: serviceOfChannel(channel) ?? input.service,
     event_type: input.event_type,
     data: input.data,
     ...(input.severity === undefined ? {} : { severity: input.severity }),

@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type EtlSummary, run } from '../../../bin/commands/etl';
 import { DOMAINS, RECORD_TYPES } from '../../../lambdas/health/types';
+import { runCommand } from '../../../lib/cli/run';
 import { BAD_DIR, FIXTURES_DIR, type ManifestEntry, SAMPLES_DIR } from '../../fixtures/health/generator';
 import { createTestSchema, type TestSchema } from '../../support/db';
 
@@ -158,14 +159,76 @@ describe('pipeline etl run --memory and arguments', () => {
   it('usage errors exit 2, no input files exit 1', async () => {
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     try {
-      expect(await run(['run', SAMPLES_DIR])).toBe(2);
-      expect(await run(['walk', SAMPLES_DIR, '--out', tmpdir()])).toBe(2);
-      expect(await run(['run', SAMPLES_DIR, '--out', tmpdir(), '--threshold', '3', '--memory'])).toBe(2);
+      expect(await runCommand(run, ['run', SAMPLES_DIR])).toBe(2);
+      expect(await runCommand(run, ['walk', SAMPLES_DIR, '--out', tmpdir()])).toBe(2);
+      expect(
+        await runCommand(run, ['run', SAMPLES_DIR, '--out', tmpdir(), '--threshold', '3', '--memory']),
+      ).toBe(2);
       const empty = await mkdtemp(join(tmpdir(), 'etl-empty-'));
-      expect(await run(['run', empty, '--out', empty, '--memory'])).toBe(1);
+      expect(await runCommand(run, ['run', empty, '--out', empty, '--memory'])).toBe(1);
       await rm(empty, { recursive: true, force: true });
     } finally {
       err.mockRestore();
     }
+  });
+});
+
+describe('pipeline etl run without --schema: never depends on what the stage recorded', () => {
+  let db: TestSchema;
+  const saved = { url: process.env.DATABASE_URL, schema: process.env.PG_SCHEMA };
+  const dirs: string[] = [];
+
+  beforeAll(async () => {
+    // Prepare: a record store that already holds every sample, as the stage's does after `npm start`,
+    // and the environment pointing at it (the CLI used to default to it).
+    db = await createTestSchema('health_etl_stage');
+    process.env.DATABASE_URL = db.url;
+    process.env.PG_SCHEMA = db.schema;
+    const stage = await mkdtemp(join(tmpdir(), 'etl-stage-'));
+    dirs.push(stage);
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    expect(await run(['run', SAMPLES_DIR, '--out', stage, '--schema', db.schema])).toBe(0);
+    expect(readSummary(stage).totals.processed).toBe(23);
+  });
+
+  afterAll(async () => {
+    vi.restoreAllMocks();
+    process.env.DATABASE_URL = saved.url;
+    if (saved.schema === undefined) delete process.env.PG_SCHEMA;
+    else process.env.PG_SCHEMA = saved.schema;
+    await db.drop();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('a plain run writes every training file again (fresh store) and says so on its first line', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'etl-fresh-'));
+    dirs.push(out);
+    const lines: string[] = [];
+    vi.mocked(console.log).mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+
+    // Act: twice, as an operator re-running it would
+    expect(await run(['run', SAMPLES_DIR, '--out', out])).toBe(0);
+    const first = readSummary(out);
+    expect(await run(['run', SAMPLES_DIR, '--out', out])).toBe(0);
+
+    // Assess
+    expect(first).toMatchObject({ store: 'memory', totals: { processed: 23, duplicate: 3 } });
+    expect(readSummary(out).totals).toMatchObject({ processed: 23, duplicate: 3 });
+    expect(filesUnder(join(out, 'training')).filter((f) => f.endsWith('.jsonl'))).toHaveLength(23);
+    expect(lines[0]).toMatch(/^record store: memory, fresh for this run/);
+  });
+
+  it('with --schema of that store: duplicates, and the first line says why and how to get a fresh run', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'etl-kept-'));
+    dirs.push(out);
+    const lines: string[] = [];
+    vi.mocked(console.log).mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+
+    expect(await run(['run', SAMPLES_DIR, '--out', out, '--schema', db.schema])).toBe(0);
+
+    expect(readSummary(out).totals).toMatchObject({ processed: 0, duplicate: 26 });
+    expect(lines[0]).toMatch(
+      /^record store: postgresql \(schema t_health_etl_stage_\w+\), kept across runs: 26 export\(s\) already recorded there count as duplicate \(leave out --schema/,
+    );
   });
 });

@@ -145,6 +145,32 @@ describe('KeyWindow (exact dedup, bounded memory)', () => {
 
     expect(w.check('A', 'a', T0)).toEqual({ status: 'new' });
   });
+
+  it('firstSeen checks and remembers in one call, with the same verdicts as check then remember', () => {
+    const w = new KeyWindow({ windowMs: 1_000, maxPerSymbol: 1_000 });
+
+    expect(w.firstSeen('A', 'k', T0, true)).toBe('new');
+    expect(w.firstSeen('A', 'k', T0, true)).toBe('duplicate');
+    expect(w.firstSeen('B', 'k', T0, true)).toBe('new');
+    expect(w.firstSeen('A', 'late', T0 + 5_000, true)).toBe('new');
+    expect(w.firstSeen('A', 'k', T0, true)).toBe('outside_window');
+    expect(w.keys).toBe(2);
+  });
+
+  it('stays exact and bounded over a long stream (evictions far past its internal compaction)', () => {
+    const w = new KeyWindow({ windowMs: 500, maxPerSymbol: 300 });
+    let duplicates = 0;
+    for (let k = 0; k < 50_000; k += 1) {
+      if (w.firstSeen('A', `k${k}`, T0 + k, true) !== 'new') throw new Error(`k${k} not new`);
+      // Every key is offered again 100 keys later: still inside the window, so a duplicate.
+      if (k >= 100 && w.firstSeen('A', `k${k - 100}`, T0 + k - 100, true) === 'duplicate') duplicates += 1;
+      if (w.keys > 300) throw new Error(`${w.keys} keys held at k${k}`);
+    }
+
+    expect(duplicates).toBe(50_000 - 100);
+    expect(w.check('A', 'k0', T0)).toEqual({ status: 'outside_window' });
+    expect(w.check('A', 'k49999', T0 + 49_999)).toEqual({ status: 'duplicate', previous: true });
+  });
 });
 
 describe('FMV confidence', () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALERT_CHANNELS,
   ALL_CHANNELS,
+  buildEnvelope,
   CHANNEL_NAME_PATTERN,
   CHANNELS,
   type Channel,
@@ -84,6 +85,47 @@ describe('envelope', () => {
   it('rejects unknown channels and non-JSON text', () => {
     expect(() => parseEnvelope('tickstock.eod.finished', valid)).toThrow(UnknownChannelError);
     expect(() => decodeEnvelope(CHANNELS.eodCompleted, '{not json')).toThrow(InvalidEnvelopeError);
+  });
+});
+
+describe("envelope service per channel (the seeds' producer names)", () => {
+  const expected: Record<string, string> = {
+    'tickstock.automation.symbols.new': 'ipo_monitor',
+    'tickstock.automation.symbols.changed': 'ipo_monitor',
+    'tickstock.automation.symbols.archived': 'ipo_monitor',
+    'tickstock.automation.backfill.started': 'ipo_monitor',
+    'tickstock.automation.backfill.progress': 'ipo_monitor',
+    'tickstock.automation.backfill.completed': 'ipo_monitor',
+    'tickstock.automation.maintenance.started': 'ipo_monitor',
+    'tickstock.automation.maintenance.completed': 'ipo_monitor',
+    'tickstock.quality.price_anomaly': 'data_quality_monitor',
+    'tickstock.quality.volume_anomaly': 'data_quality_monitor',
+    'tickstock.quality.data_gap': 'data_quality_monitor',
+    'tickstock.quality.stale_data': 'data_quality_monitor',
+    'tickstock.quality.daily_summary': 'data_quality_monitor',
+    'tickstock.universe.updated': 'cache_sync',
+    'tickstock.cache.sync_complete': 'cache_sync',
+    'tickstock.cache.ipo_assignment': 'cache_sync',
+    'tickstock.cache.delisting_cleanup': 'cache_sync',
+    'tickstock.etf.correlation_update': 'etf_universe_manager',
+    'tickstock.eod.completed': 'eod_pipeline',
+  };
+
+  it.each(ALL_CHANNELS.map((c) => [c]))('%s', (channel) => {
+    // Whatever job relays the outbox row (its bus's own service), a seed channel says its producer.
+    const envelope = buildEnvelope(channel, {
+      service: 'backfill',
+      event_type: 'x',
+      data: {},
+      severity: 'low',
+    });
+    expect(envelope.service).toBe(expected[channel] ?? 'backfill');
+  });
+
+  it("covers every market channel, and only the real-time router's are left to the bus", () => {
+    const free = ALL_CHANNELS.filter((c) => expected[c] === undefined);
+    expect(free.every((c) => c.startsWith('tickstock.realtime.'))).toBe(true);
+    expect(Object.keys(expected).every((c) => (ALL_CHANNELS as readonly string[]).includes(c))).toBe(true);
   });
 });
 

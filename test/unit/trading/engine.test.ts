@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { AccountNotFoundError, type Alert, TradingEngine } from '../../../lambdas/trading/engine';
+import {
+  AccountNotFoundError,
+  type Alert,
+  MAX_GROUP_COMMANDS,
+  TradingEngine,
+} from '../../../lambdas/trading/engine';
+import { rebuild } from '../../../lambdas/trading/state';
 import { type AppendRequest, ConcurrencyError, MemoryEventStore } from '../../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../../lambdas/trading/types';
 
@@ -122,5 +128,155 @@ describe('trading engine', () => {
     expect(e.state.orders.O1).toBeUndefined();
     store.fail = false;
     expect((await e.submit(order('O1'), T(2))).status).toBe('pending_new');
+  });
+});
+
+/** A store whose appends wait until released, recording each append's commands. */
+class HeldStore extends MemoryEventStore {
+  readonly appends: AppendRequest[] = [];
+  private gate: Promise<void> | null = null;
+  private open: (() => void) | null = null;
+  failNext: Error | null = null;
+  hold(): void {
+    this.gate = new Promise((resolve) => {
+      this.open = resolve;
+    });
+  }
+  release(): void {
+    this.open?.();
+    this.gate = null;
+  }
+  override async append(request: AppendRequest): Promise<void> {
+    this.appends.push(request);
+    await this.gate;
+    const failure = this.failNext;
+    this.failNext = null;
+    if (failure) throw failure;
+    return super.append(request);
+  }
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('group commit', () => {
+  it('commits the commands that arrive during an append together, answering each with its own outcome', async () => {
+    const store = new HeldStore();
+    const { e } = await engine({ maxOrderNotional: 5_000 }, [], store);
+    const before = store.appends.length;
+    store.hold();
+    const first = e.submit(order('G0'), T(1));
+    await tick();
+    const rest = Array.from({ length: 9 }, (_, i) =>
+      e.submit(order(`G${i + 1}`, i % 3 === 0 ? 100 : 10), T(1)),
+    );
+    let answered = 0;
+    for (const p of [first, ...rest]) void p.then(() => answered++);
+    await tick();
+    // Decided at once, answered only after the commit.
+    expect(e.state.orders.G9?.status).toBe('pending_new');
+    expect(answered).toBe(0);
+    store.release();
+    const outcomes = [await first, ...(await Promise.all(rest))];
+    // One transaction for the first, one for the nine that arrived while it was written.
+    expect(store.appends.length - before).toBe(2);
+    expect(store.appends.at(-1)?.events).toHaveLength(9);
+    expect(outcomes.map((o) => o.denial?.code ?? o.status)).toEqual([
+      'pending_new',
+      'MAX_ORDER_NOTIONAL',
+      'pending_new',
+      'pending_new',
+      'MAX_ORDER_NOTIONAL',
+      'pending_new',
+      'pending_new',
+      'MAX_ORDER_NOTIONAL',
+      'pending_new',
+      'pending_new',
+    ]);
+    // Versions consecutive, and the stored projections are those of a rebuild.
+    const events = await store.load('acct');
+    expect(rebuild(events).version).toBe(e.state.version);
+    expect(await store.readProjections('acct')).toEqual(e.projections());
+    expect((await store.pendingCommands('acct')).map((c) => c.command.clientOrderId)).toEqual([
+      'G0',
+      'G2',
+      'G3',
+      'G5',
+      'G6',
+      'G8',
+      'G9',
+    ]);
+  });
+
+  it(`caps a group at ${MAX_GROUP_COMMANDS} commands`, async () => {
+    const store = new HeldStore();
+    const { e } = await engine({}, [], store);
+    const before = store.appends.length;
+    store.hold();
+    const all = Array.from({ length: MAX_GROUP_COMMANDS + 11 }, (_, i) => e.submit(order(`C${i}`, 1), T(1)));
+    await tick();
+    store.release();
+    await Promise.all(all);
+    expect(store.appends.slice(before).map((a) => a.events.length)).toEqual([MAX_GROUP_COMMANDS, 11]);
+  });
+
+  it('a breaker trip refuses the very next order before the trip is committed; the refusal is answered after it', async () => {
+    const store = new HeldStore();
+    const { e } = await engine({ dailyLossLimit: 500 }, [], store);
+    store.hold();
+    const price = e.updatePrices({ AAPL: 90 }, T(1));
+    const submit = e.submit(order('X'), T(1));
+    let answered = false;
+    void submit.then(() => {
+      answered = true;
+    });
+    await tick();
+    expect(e.health().activeBreakers).toEqual(['daily_loss']);
+    expect(answered).toBe(false);
+    store.release();
+    await price;
+    expect((await submit).denial?.code).toBe('REDUCE_ONLY');
+    // Issued together, the tick, the trip and the refusal share one commit.
+    const types = store.appends.at(-1)?.events.map((ev) => ev.type);
+    expect(types).toEqual(expect.arrayContaining(['PricesUpdated', 'BreakerTripped', 'OrderDenied']));
+  });
+
+  it('when a group fails, its callers get the error and the commands decided after it are decided again', async () => {
+    const store = new HeldStore();
+    const { e } = await engine({ maxPositionQty: { AAPL: 130 } }, [], store);
+    store.hold();
+    store.failNext = new Error('connection lost');
+    // 100 shares held, limit 130. A (20) is in flight when B (20) and C (15) arrive: on top of A, both
+    // are denied. A's append fails: B and C are decided again without A, B fits and C does not.
+    const a = e.submit(order('A', 20), T(1));
+    void a.catch(() => undefined);
+    await tick();
+    const b = e.submit(order('B', 20), T(1));
+    const c = e.submit(order('C', 15), T(1));
+    await tick();
+    expect([e.state.orders.B?.status, e.state.orders.C?.status]).toEqual(['denied', 'denied']);
+    store.release();
+    await expect(a).rejects.toThrow('connection lost');
+    expect((await b).status).toBe('pending_new');
+    expect((await c).denial?.code).toBe('MAX_POSITION');
+    expect(e.state.orders.A).toBeUndefined();
+    expect(await store.readProjections('acct')).toEqual(e.projections());
+    expect(rebuild(await store.load('acct')).version).toBe(e.state.version);
+  });
+
+  it('settled() waits for everything decided so far', async () => {
+    const store = new HeldStore();
+    const { e } = await engine({}, [], store);
+    store.hold();
+    void e.submit(order('S1'), T(1));
+    void e.submit(order('S2'), T(1));
+    let done = false;
+    const settled = e.settled().then(() => {
+      done = true;
+    });
+    await tick();
+    expect(done).toBe(false);
+    store.release();
+    await settled;
+    expect((await store.counts('acct')).brokerCommands).toBe(2);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { TradingEngine } from '../../../lambdas/trading/engine';
 import {
   type Candidate,
   checkOrder,
@@ -6,7 +7,15 @@ import {
   grossExposure,
   validateRequest,
 } from '../../../lambdas/trading/risk';
-import { type AccountState, rebuild } from '../../../lambdas/trading/state';
+import {
+  type AccountState,
+  orderPrice,
+  rebuild,
+  remaining,
+  type SideBook,
+  sideBook,
+} from '../../../lambdas/trading/state';
+import { MemoryEventStore } from '../../../lambdas/trading/store';
 import type { Limits, Order, PositionInit, TradingEvent } from '../../../lambdas/trading/types';
 
 const AT = '2026-03-02T15:00:00.000Z';
@@ -215,4 +224,130 @@ describe('pre-trade risk checks', () => {
     expect(fitQuantity(state, buy('AAPL', 500), NOW)).toBe(70);
     expect(fitQuantity(account({ restricted: ['AAPL'] }), buy('AAPL', 5), NOW)).toBe(0);
   });
+});
+
+/** The open-order aggregate of one symbol by scanning every open order (what the book replaces). */
+function scan(state: AccountState, symbol: string): SideBook {
+  const b: SideBook = { buyQty: 0, sellQty: 0, buyNotional: 0, sellNotional: 0 };
+  for (const id of state.open) {
+    const o = state.orders[id] as Order;
+    if (o.symbol !== symbol) continue;
+    const qty = remaining(o);
+    if (o.side === 'buy') {
+      b.buyQty += qty;
+      b.buyNotional += qty * orderPrice(state, o);
+    } else {
+      b.sellQty += qty;
+      b.sellNotional += qty * orderPrice(state, o);
+    }
+  }
+  return b;
+}
+
+describe('the incremental open-order book', () => {
+  it.each([3, 7, 11])(
+    'equals a scan of every open order after each command, and a rebuilt state decides identically (seed %i)',
+    async (start) => {
+      // A deterministic pseudo-random session: submits (limit and market), fills, partial fills,
+      // cancels, modifies, rejects and price moves over four symbols.
+      let seed = start;
+      const rand = (n: number) => {
+        // mulberry32
+        seed = (seed + 0x6d2b79f5) | 0;
+        let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+      };
+      const symbols = ['AAPL', 'MSFT', 'NVDA', 'TSLA'];
+      const store = new MemoryEventStore();
+      const engine = await TradingEngine.open(store, 'book', {
+        init: {
+          cash: 1_000_000,
+          positions: { MSFT: { qty: 30, avgPrice: 190 } },
+          limits: { maxGrossExposure: 400_000, maxPositionQty: { '*': 5_000 } },
+        },
+        at: AT,
+      });
+      await engine.updatePrices({ AAPL: 100, MSFT: 200, NVDA: 50.5, TSLA: 0.1 }, AT);
+      const at = (i: number) => new Date(NOW + 1000 * (i + 1)).toISOString();
+      const probes: Candidate[] = symbols.flatMap((s) => [buy(s, 7), sell(s, 13), buy(s, 5, 99.3)]);
+      for (let i = 0; i < 400; i++) {
+        const symbol = symbols[rand(4)] as string;
+        const ids = [...engine.state.open];
+        const id = ids[rand(Math.max(1, ids.length))];
+        switch (rand(8)) {
+          case 0:
+          case 1: {
+            const market = rand(3) === 0;
+            await engine.submit(
+              {
+                clientOrderId: `O${i}`,
+                symbol,
+                side: rand(2) === 0 ? 'buy' : 'sell',
+                qty: 1 + rand(40),
+                type: market ? 'market' : 'limit',
+                limitPrice: market ? undefined : 40 + rand(200) / 3,
+                tif: 'gtc',
+              },
+              at(i),
+            );
+            break;
+          }
+          case 2:
+            if (id) await engine.onBrokerReport({ kind: 'accepted', clientOrderId: id }, at(i));
+            break;
+          case 3:
+            if (id) {
+              const o = engine.state.orders[id] as Order;
+              const qty = Math.max(1, Math.min(remaining(o), 1 + rand(20)));
+              await engine.onBrokerReport(
+                { kind: 'fill', clientOrderId: id, qty, price: 50 + rand(100) },
+                at(i),
+              );
+            }
+            break;
+          case 4:
+            if (id) await engine.cancel(id, at(i));
+            break;
+          case 5:
+            if (id) await engine.modify({ clientOrderId: id, qty: 1 + rand(60) }, at(i));
+            break;
+          case 6:
+            if (id)
+              await engine.onBrokerReport(
+                {
+                  kind: rand(2) === 0 ? 'canceled' : 'replaced',
+                  clientOrderId: id,
+                  newClientOrderId: `${id}.r1`,
+                } as never,
+                at(i),
+              );
+            break;
+          default:
+            await engine.updatePrices({ [symbol]: 20 + rand(300) / 7 }, at(i));
+        }
+        for (const s of symbols) expect(sideBook(engine.state, s)).toEqual(scan(engine.state, s));
+        if (i % 25 === 0) {
+          const rebuilt = rebuild(await store.load('book'));
+          for (const c of probes)
+            expect(checkOrder(rebuilt, c, NOW + 1000 * (i + 1))).toEqual(
+              checkOrder(engine.state, c, NOW + 1000 * (i + 1)),
+            );
+          expect(grossExposure(rebuilt)).toBe(grossExposure(engine.state));
+        }
+      }
+      const counts: Record<string, number> = {};
+      for (const e of await store.load('book')) counts[e.type] = (counts[e.type] ?? 0) + 1;
+      console.log(
+        JSON.stringify(counts),
+        engine.state.open.size,
+        JSON.stringify(
+          Object.values(engine.state.orders)
+            .map((o) => o.denial?.code)
+            .filter(Boolean),
+        ),
+      );
+      expect(engine.state.open.size).toBeGreaterThan(5);
+    },
+  );
 });
