@@ -22,9 +22,9 @@ export function marketApiPort(): number {
   return portFromEnv('MARKET_API_PORT', 4580);
 }
 
-/** The broker simulator's port (BROKER_SIM_PORT, default 4590). */
+/** The broker simulator's port (BROKER_SIM_PORT, default 4592). */
 export function brokerSimPort(): number {
-  return portFromEnv('BROKER_SIM_PORT', 4590);
+  return portFromEnv('BROKER_SIM_PORT', 4592);
 }
 
 /**

@@ -13,6 +13,7 @@ import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
 import { writeReport } from '../../lib/cli/report';
 import { MIGRATIONS_DIR } from '../../lib/paths';
+import { brokerSimPort } from '../../localstack/env';
 import { ensureDatabase } from '../../localstack/local-database';
 import { runScenario } from '../../localstack/trading/replay';
 import { parseScenario, ScenarioError } from '../../localstack/trading/scenario';
@@ -158,7 +159,7 @@ async function replayCommand(args: string[]): Promise<number> {
     const out = values.out as string;
     const alerts: string[] = [];
     const raised: Alert[] = [];
-    const brokerUrl = process.env.BROKER_BASE_URL ?? 'http://127.0.0.1:4590';
+    const brokerUrl = process.env.BROKER_BASE_URL ?? `http://127.0.0.1:${brokerSimPort()}`;
     const result = await runScenario(scenario, {
       store,
       stream: 'account-replay',

@@ -1,6 +1,6 @@
 /**
  * Runs the broker simulator as a process (started in the background by `stage up`).
- * Env: BROKER_SIM_PORT (4590), BROKER_SIM_HOST (127.0.0.1), BROKER_SIM_KEY_ID / BROKER_SIM_SECRET (the
+ * Env: BROKER_SIM_PORT (4592), BROKER_SIM_HOST (127.0.0.1), BROKER_SIM_KEY_ID / BROKER_SIM_SECRET (the
  * default account's key, `local-broker-key` / `local-broker-secret`), BROKER_SIM_CASH (100000),
  * BROKER_SIM_HEARTBEAT_MS (1000). Further accounts: POST /_control/accounts.
  */
@@ -15,7 +15,7 @@ function intFromEnv(name: string, fallback: number): number {
 }
 
 const sim = await startBrokerSim({
-  port: intFromEnv('BROKER_SIM_PORT', 4590),
+  port: intFromEnv('BROKER_SIM_PORT', 4592),
   host: process.env.BROKER_SIM_HOST || '127.0.0.1',
   heartbeatMs: intFromEnv('BROKER_SIM_HEARTBEAT_MS', 1_000),
   accounts: [

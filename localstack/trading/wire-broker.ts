@@ -23,7 +23,7 @@ import type { BrokerCommand, Order } from '../../lambdas/trading/types';
 import type { ReconciliationEntry, ReplayBroker, ReplayBrokerContext } from './replay';
 
 export interface WireOptions {
-  /** The simulator's base URL (http://127.0.0.1:4590 on the stage). */
+  /** The simulator's base URL (http://127.0.0.1:4592 on the stage). */
   readonly url: string;
   readonly requestTimeoutMs?: number;
   readonly onIncident?: (incident: BrokerIncident) => void;
