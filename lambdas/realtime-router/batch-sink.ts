@@ -5,9 +5,9 @@
  * other sinks. Items a send reports as failed stay at the head and are retried; only a full buffer
  * drops (the oldest), and that is counted (`dropped`), never silent.
  */
-import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
+import { ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import { BoundedQueue } from '../market/realtime/queue';
-import type { SinkHealth } from './redis-sink';
+import { BREAKER_STATES, type SinkHealth } from './redis-sink';
 
 /** Sends a batch; returns the items that were not accepted (retried), or throws (all retried). */
 export type BatchSend<T> = (batch: readonly T[]) => Promise<readonly T[]>;
@@ -54,14 +54,8 @@ export class BatchSink<T> {
   }
 
   health(): SinkHealth {
-    const states: Record<CircuitState, SinkHealth['breaker']> = {
-      [CircuitState.Closed]: 'closed',
-      [CircuitState.Open]: 'open',
-      [CircuitState.HalfOpen]: 'half_open',
-      [CircuitState.Isolated]: 'isolated',
-    };
     return {
-      breaker: states[this.breaker.state],
+      breaker: BREAKER_STATES[this.breaker.state],
       depth: this.queue.length,
       published: this.published,
       failures: this.failures,
