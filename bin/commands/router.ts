@@ -17,7 +17,6 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { type ReplaySummary, replayFeed } from '../../lambdas/market/realtime/replay';
 import { s3, sqs } from '../../lambdas/platform/aws';
@@ -32,7 +31,8 @@ import {
 } from '../../lambdas/realtime-router/figures';
 import type { ServiceHealth } from '../../lambdas/realtime-router/service';
 import { RouterService } from '../../lambdas/realtime-router/service';
-import { table } from '../../lib/cli/output';
+import { parseCommandArgs, UsageError } from '../../lib/cli/args';
+import { emit, table } from '../../lib/cli/output';
 import { writeReport } from '../../lib/cli/report';
 import { REPO_ROOT } from '../../lib/paths';
 import { startFeed } from '../../localstack/feed/server';
@@ -43,7 +43,7 @@ export const summary =
   'router replay <feed.jsonl> --out DIR [--speed X|max] [--report F.html] | up | down | status: the real-time router (offline replay or the live process)';
 
 const USAGE = `usage:
-  npm run pipeline -- router replay <feed.jsonl> --out <dir> [--speed <x>|max] [--report FILE.html]
+  npm run pipeline -- router replay <feed.jsonl> --out <dir> [--speed <x>|max] [--report FILE.html] [--json]
   npm run pipeline -- router up | down | status [--json]`;
 
 const FEED_PORT = Number(process.env.REALTIME_FEED_PORT ?? 4581);
@@ -84,7 +84,7 @@ export function printFigures(h: ServiceHealth): void {
   console.log(routerLine(f));
 }
 
-async function up(): Promise<number> {
+async function up(json: boolean): Promise<number> {
   const tsx = ['--import', 'tsx'];
   if (runningPid('realtime-feed') === undefined) {
     startBackground(
@@ -113,7 +113,12 @@ async function up(): Promise<number> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (await health()) {
-      console.log(`router up: ws://127.0.0.1:${ROUTER_PORT}/stream, feed ws://127.0.0.1:${FEED_PORT}/stocks`);
+      const result = {
+        router: `ws://127.0.0.1:${ROUTER_PORT}/stream`,
+        health: `http://127.0.0.1:${ROUTER_PORT}/health`,
+        feed: `ws://127.0.0.1:${FEED_PORT}/stocks`,
+      };
+      emit(json, result, (r) => console.log(`router up: ${r.router}, feed ${r.feed}`));
       return 0;
     }
     if (runningPid('realtime-router') === undefined) {
@@ -126,11 +131,13 @@ async function up(): Promise<number> {
   return 1;
 }
 
-async function down(): Promise<number> {
+async function down(json: boolean): Promise<number> {
   const router = await stopBackground('realtime-router', 15_000);
   const feed = await stopBackground('realtime-feed');
-  console.log(
-    `router ${router ? 'stopped' : 'was not running'}; feed ${feed ? 'stopped' : 'was not running'}`,
+  emit(json, { router: router ? 'stopped' : 'not running', feed: feed ? 'stopped' : 'not running' }, (r) =>
+    console.log(
+      `router ${r.router === 'stopped' ? 'stopped' : 'was not running'}; feed ${r.feed === 'stopped' ? 'stopped' : 'was not running'}`,
+    ),
   );
   return 0;
 }
@@ -138,7 +145,9 @@ async function down(): Promise<number> {
 async function status(json: boolean): Promise<number> {
   const h = await health();
   if (!h) {
-    console.log(`router: not answering on :${ROUTER_PORT}`);
+    emit(json, { running: false, port: ROUTER_PORT }, () =>
+      console.log(`router: not answering on :${ROUTER_PORT}`),
+    );
     return 1;
   }
   if (json) console.log(JSON.stringify(h, null, 2));
@@ -246,51 +255,69 @@ export async function replayFile(feed: string, out: string, speed: number | 'max
 }
 
 async function replay(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
+  const { values, positionals } = parseCommandArgs(args, {
     allowPositionals: true,
+    usage: USAGE,
     options: { out: { type: 'string' }, speed: { type: 'string' }, report: { type: 'string' } },
   });
   const speed = parseSpeed(values.speed);
   const feed = positionals[0];
-  if (!feed || positionals.length !== 1 || !values.out || speed === null) {
-    console.error(USAGE);
-    return 2;
-  }
-  if (values.report !== undefined && !values.report.endsWith('.html')) {
-    console.error(`usage error: --report ${values.report}: expected an .html file name\n${USAGE}`);
-    return 2;
+  if (!feed) throw new UsageError('router replay needs a feed file: <feed.jsonl>', USAGE);
+  if (positionals.length > 1)
+    throw new UsageError(`one feed file, not ${positionals.length}: ${positionals.join(' ')}`, USAGE);
+  if (!values.out)
+    throw new UsageError('--out <dir> is required: where delivered.jsonl and summary.json go', USAGE);
+  if (speed === null)
+    throw new UsageError(`--speed ${values.speed}: expected a positive number or max`, USAGE);
+  if (values.report !== undefined && !values.report.endsWith('.html'))
+    throw new UsageError(`--report ${values.report}: expected an .html file name`, USAGE);
+  try {
+    await access(feed);
+  } catch {
+    throw new UsageError(`${feed}: no such feed file`, USAGE);
   }
   const result = await replayFile(feed, values.out, speed);
   if (values.report) {
     await writeReport(values.report, routerReport(result, `${feed}, speed ${speed}`));
     console.error(`report: ${values.report}`);
   }
-  const line = (c: keyof ReplaySummary['channels']): string => {
-    const s = result.channels[c];
-    const rejected = Object.values(s.rejected).reduce((a, b) => a + b, 0);
-    return `  ${c.padEnd(6)} received ${s.received}, delivered ${s.delivered}, duplicates ${s.duplicates}, corrections ${s.corrections}, conflated ${s.conflated}, rejected ${rejected}, p99 ${result.latencyMs[c].p99} ms`;
-  };
-  console.log(
-    [
-      `router replay ${feed} -> ${values.out}`,
-      line('tick'),
-      line('event'),
-      line('fmv'),
-      line('ohlcv'),
-      `  malformed lines ${result.malformed}, peak RSS ${result.peakRssMb} MB`,
-    ].join('\n'),
-  );
+  emit(values.json, result, (r) => {
+    const channels = ['tick', 'event', 'fmv', 'ohlcv'] as const;
+    console.log(`router replay ${feed} -> ${values.out}`);
+    console.log(
+      table(
+        ['channel', 'received', 'delivered', 'duplicates', 'corrections', 'conflated', 'rejected', 'p99 ms'],
+        channels.map((c) => {
+          const ch = r.channels[c];
+          const rejected = Object.values(ch.rejected).reduce((a, b) => a + b, 0);
+          return [
+            c,
+            ch.received,
+            ch.delivered,
+            ch.duplicates,
+            ch.corrections,
+            ch.conflated,
+            rejected,
+            r.latencyMs[c].p99,
+          ];
+        }),
+        { indent: 2 },
+      ),
+    );
+    console.log(`  malformed lines ${r.malformed}, peak RSS ${r.peakRssMb} MB`);
+  });
   return 0;
 }
 
 export async function run(args: string[]): Promise<number> {
   const [action, ...rest] = args;
   if (action === 'replay') return replay(rest);
-  if (action === 'up' && rest.length === 0) return up();
-  if (action === 'down' && rest.length === 0) return down();
-  if (action === 'status' && (rest.length === 0 || (rest.length === 1 && rest[0] === '--json')))
-    return status(rest[0] === '--json');
-  console.error(USAGE);
-  return 2;
+  const actions = { up, down, status } as const;
+  if (action === undefined || !(action in actions))
+    throw new UsageError(
+      `${action === undefined ? 'no router action' : `unknown router action '${action}'`}; valid: replay, up, down, status`,
+      USAGE,
+    );
+  const { values } = parseCommandArgs(rest, { options: {}, usage: USAGE });
+  return actions[action as keyof typeof actions](values.json);
 }
