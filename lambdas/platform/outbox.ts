@@ -222,23 +222,30 @@ export async function relayOutbox(
       }
     }
     try {
-      if (published.length > 0) {
-        await pool.query(
-          'UPDATE market_outbox SET published_at = now(), lease_until = NULL, last_error = NULL WHERE id = ANY($1::bigint[])',
-          [published],
-        );
-      }
-      if (released.length > 0) {
-        await pool.query(
-          `UPDATE market_outbox o SET lease_until = NULL, last_error = r.error
-           FROM jsonb_to_recordset($1::jsonb) AS r (id bigint, error text)
-           WHERE o.id = r.id`,
-          [JSON.stringify(released)],
-        );
-      }
+      // Recording the outcome is idempotent: a database that drops out for a moment here is waited
+      // for, so what was delivered is marked and never delivered again (a queue has no dedupe).
+      await retryTransient(
+        async () => {
+          if (published.length > 0) {
+            await pool.query(
+              'UPDATE market_outbox SET published_at = now(), lease_until = NULL, last_error = NULL WHERE id = ANY($1::bigint[])',
+              [published],
+            );
+          }
+          if (released.length > 0) {
+            await pool.query(
+              `UPDATE market_outbox o SET lease_until = NULL, last_error = r.error
+               FROM jsonb_to_recordset($1::jsonb) AS r (id bigint, error text)
+               WHERE o.id = r.id`,
+              [JSON.stringify(released)],
+            );
+          }
+        },
+        { budgetMs: options.retryBudgetMs ?? 15_000 },
+      );
     } catch (error) {
-      // Delivered (or not) but not recorded: the retry of this unit takes these rows back at once;
-      // the ones already published are found in the stream and marked, not sent again.
+      // Delivered (or not) but not recorded after the budget: this process's next relay takes these
+      // rows back at once; those already in a stream are found there and marked, not sent again.
       for (const r of rows) orphanedLeases.add(r.id);
       throw error;
     }

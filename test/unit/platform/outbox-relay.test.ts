@@ -28,6 +28,34 @@ function recordingTransport() {
   return { transport, published };
 }
 
+/** Makes the pool's marking UPDATE fail `times` times as a restarted server would; returns the undo. */
+function failMarking(pool: TestSchema['pool'], times: number): () => void {
+  const query = pool.query.bind(pool);
+  let left = times;
+  pool.query = ((text: unknown, ...rest: unknown[]) => {
+    if (left > 0 && typeof text === 'string' && text.includes('SET published_at = now()')) {
+      left -= 1;
+      return Promise.reject(new Error('Connection terminated unexpectedly'));
+    }
+    return (query as (...a: unknown[]) => unknown)(text, ...rest);
+  }) as typeof pool.query;
+  return () => {
+    pool.query = query as typeof pool.query;
+  };
+}
+
+async function enqueueThree(db: TestSchema, label: string): Promise<void> {
+  await enqueueOutbox(
+    db.pool,
+    ['a', 'b', 'c'].map((k) => ({
+      dedupeKey: `relay-test:${label}:${k}`,
+      destination: { channel: CHANNELS.symbolsNew },
+      eventType: 'symbols.new',
+      payload: { symbol: k.toUpperCase() },
+    })),
+  );
+}
+
 describe('outbox relay: the database lost between delivering and marking', () => {
   let db: TestSchema;
 
@@ -38,27 +66,24 @@ describe('outbox relay: the database lost between delivering and marking', () =>
     await db?.drop();
   });
 
-  it("lets the same process's retry take its rows back at once, marks what was published without sending it again", async () => {
-    await enqueueOutbox(
-      db.pool,
-      ['a', 'b', 'c'].map((k) => ({
-        dedupeKey: `relay-test:${k}`,
-        destination: { channel: CHANNELS.symbolsNew },
-        eventType: 'symbols.new',
-        payload: { symbol: k.toUpperCase() },
-      })),
-    );
+  it('waits for the database to mark what it delivered: each message delivered once, nothing left', async () => {
+    await enqueueThree(db, 'brief');
     const { transport, published } = recordingTransport();
+    const undo = failMarking(db.pool, 2);
+    const result = await relayOutbox(db.pool, transport).finally(undo);
+    expect(result).toMatchObject({ delivered: 3, recovered: 0, failed: 0 });
+    expect([...published.values()]).toEqual([1, 1, 1]);
+    expect(await pendingOutboxCount(db.pool)).toBe(0);
+  });
 
-    // The first pass delivers all three, then the marking UPDATE fails as a restarted server would.
-    const query = db.pool.query.bind(db.pool);
-    db.pool.query = ((text: unknown, ...rest: unknown[]) => {
-      if (typeof text === 'string' && text.includes('SET published_at = now()'))
-        return Promise.reject(new Error('Connection terminated unexpectedly'));
-      return (query as (...a: unknown[]) => unknown)(text, ...rest);
-    }) as typeof db.pool.query;
-    await expect(relayOutbox(db.pool, transport)).rejects.toThrow(/Connection terminated/);
-    db.pool.query = query as typeof db.pool.query;
+  it("after a longer outage lets the same process's next relay take its rows back at once, marking what was published without sending it again", async () => {
+    await enqueueThree(db, 'long');
+    const { transport, published } = recordingTransport();
+    // The first pass delivers all three; marking fails past its (here: zero) retry budget.
+    const undo = failMarking(db.pool, 1);
+    await expect(relayOutbox(db.pool, transport, { retryBudgetMs: 0 }).finally(undo)).rejects.toThrow(
+      /Connection terminated/,
+    );
     expect(published.size).toBe(3);
     expect(await pendingOutboxCount(db.pool)).toBe(3);
 
