@@ -20,10 +20,19 @@ export interface StageConfig {
     readonly backupRetentionDays: number;
     readonly databaseName: string;
   };
+  /** The event streams and everything else in Redis; see the README's "Durability for offline consumers". */
   readonly redis: {
     readonly nodeType: string;
     /** Primary plus replicas; >= 2 enables automatic failover and Multi-AZ. */
     readonly nodes: number;
+    /** Days of daily snapshots kept (0 to 35; HIPAA asks for 15). */
+    readonly snapshotRetentionDays: number;
+    /** UTC window of the daily snapshot: after the EOD chain (21:30 UTC), before pre-market. */
+    readonly snapshotWindow: string;
+    /** How long an app may stay offline and still catch up from the streams alone. */
+    readonly streamRetentionHours: number;
+    /** Peak messages per hour on the busiest job channel (backfill.progress during a first load). */
+    readonly streamPeakMessagesPerHour: number;
   };
   readonly data: {
     /** Days a quarantined export is kept before it expires. */
@@ -116,7 +125,14 @@ const base = {
     backupRetentionDays: 1,
     databaseName: 'tickstock',
   },
-  redis: { nodeType: 'cache.t4g.micro', nodes: 1 },
+  redis: {
+    nodeType: 'cache.t4g.micro',
+    nodes: 1,
+    snapshotRetentionDays: 15,
+    snapshotWindow: '06:00-07:00',
+    streamRetentionHours: 24,
+    streamPeakMessagesPerHour: 2_000,
+  },
   data: { quarantineExpirationDays: 30, noncurrentVersionExpirationDays: 30 },
   retainData: false,
   logRetentionDays: 14,
@@ -154,6 +170,8 @@ export const STAGES: Record<StageName, StageConfig> = {
     ...base,
     name: 'staging',
     database: { ...base.database, instanceType: 't4g.small', backupRetentionDays: 7 },
+    // A replica in another AZ with automatic failover, as in prod: failover is rehearsed here.
+    redis: { ...base.redis, nodeType: 'cache.t4g.small', nodes: 2 },
     logRetentionDays: 30,
   },
   prod: {
@@ -168,12 +186,29 @@ export const STAGES: Record<StageName, StageConfig> = {
       deletionProtection: true,
       backupRetentionDays: 30,
     },
-    redis: { nodeType: 'cache.m7g.large', nodes: 2 },
+    // Primary and two replicas over three AZs: a failover still leaves a replica.
+    redis: {
+      ...base.redis,
+      nodeType: 'cache.m7g.large',
+      nodes: 3,
+      snapshotRetentionDays: 35,
+      streamRetentionHours: 72,
+      streamPeakMessagesPerHour: 5_000,
+    },
     data: { quarantineExpirationDays: 90, noncurrentVersionExpirationDays: 90 },
     retainData: true,
     logRetentionDays: 365,
   },
 };
+
+/**
+ * The length cap of each event stream (XADD MAXLEN ~): the stated retention window at the busiest
+ * job channel's peak rate, so an app offline for up to `streamRetentionHours` misses nothing; one
+ * away longer gets a gap notice (lambdas/platform/event-bus/gaps.ts) and resynchronises.
+ */
+export function streamMaxLen(redis: StageConfig['redis']): number {
+  return Math.ceil(redis.streamRetentionHours * redis.streamPeakMessagesPerHour);
+}
 
 export function stageConfig(name: string | undefined): StageConfig {
   const stage = name ?? 'dev';

@@ -2,6 +2,7 @@ import { HEALTH_CONSUMERS } from './topology/health';
 import { EOD_CHAIN, SCHEDULED_JOBS } from './topology/jobs';
 import { MARKET_CONSUMERS } from './topology/market';
 import { OPERATIONS } from './topology/operations';
+import { REALTIME_CONSUMERS } from './topology/realtime';
 import type { ConsumerDefinition, FunctionDefinition } from './topology/types';
 
 export type {
@@ -23,7 +24,11 @@ export function visibilityTimeoutSeconds(consumer: ConsumerDefinition): number {
  * The SQS-driven consumers of the pipeline. This one list is read by the CDK compute stack, by the
  * local stage bootstrap and by the local runner, so the local stage cannot drift from what is deployed.
  */
-export const CONSUMERS: readonly ConsumerDefinition[] = [...HEALTH_CONSUMERS, ...MARKET_CONSUMERS];
+export const CONSUMERS: readonly ConsumerDefinition[] = [
+  ...HEALTH_CONSUMERS,
+  ...MARKET_CONSUMERS,
+  ...REALTIME_CONSUMERS,
+];
 
 /** Every function the CDK app deploys: consumers, EOD steps, scheduled jobs, operations. */
 export const FUNCTIONS: readonly FunctionDefinition[] = [

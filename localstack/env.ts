@@ -22,6 +22,11 @@ export function marketApiPort(): number {
   return portFromEnv('MARKET_API_PORT', 4580);
 }
 
+/** The broker simulator's port (BROKER_SIM_PORT, default 4592). */
+export function brokerSimPort(): number {
+  return portFromEnv('BROKER_SIM_PORT', 4592);
+}
+
 /**
  * Defaults of the local stage: LocalStack on :4566 (LOCALSTACK_PORT), the real local PostgreSQL and Redis. Applied by
  * the CLI and the test set-up only, and only where a variable is unset, so an engineer can point any
@@ -61,6 +66,7 @@ export function applyLocalDefaults(env: NodeJS.ProcessEnv = process.env): void {
   // Endpoints follow the ports, so a second stage on other ports needs only the two port variables.
   if (!env.AWS_ENDPOINT_URL) env.AWS_ENDPOINT_URL = `http://localhost:${localStackPort()}`;
   if (!env.MARKET_API_BASE_URL) env.MARKET_API_BASE_URL = `http://127.0.0.1:${marketApiPort()}`;
+  if (!env.BROKER_BASE_URL) env.BROKER_BASE_URL = `http://127.0.0.1:${brokerSimPort()}`;
   for (const [key, value] of Object.entries(LOCAL_DEFAULTS)) {
     if (!env[key]) env[key] = value;
   }

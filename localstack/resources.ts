@@ -8,6 +8,7 @@ import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
+  SetQueueAttributesCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { localQueueName } from '../lambdas/platform/queues';
@@ -45,21 +46,27 @@ export async function ensureQueue(
     }),
   );
   const dlqArn = await queueArn(sqs, dlq.QueueUrl);
-  const queue = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: queueName(consumer),
-      Attributes: {
-        VisibilityTimeout: String(visibilityTimeout),
-        RedrivePolicy: JSON.stringify({
-          deadLetterTargetArn: dlqArn,
-          maxReceiveCount: consumer.maxReceiveCount,
-        }),
-      },
+  const attributes = {
+    VisibilityTimeout: String(visibilityTimeout),
+    RedrivePolicy: JSON.stringify({
+      deadLetterTargetArn: dlqArn,
+      maxReceiveCount: consumer.maxReceiveCount,
     }),
-  );
+  };
+  const queueUrl = await sqs
+    .send(new CreateQueueCommand({ QueueName: queueName(consumer), Attributes: attributes }))
+    .then((q) => required(q.QueueUrl))
+    .catch(async (error: { name?: string; Code?: string }) => {
+      // The queue exists from before a topology change (a new timeout, another receive count):
+      // bring its attributes to the topology's, as a CloudFormation update would.
+      if (error.name !== 'QueueNameExists' && error.Code !== 'QueueAlreadyExists') throw error;
+      const url = await localQueueUrl(sqs, queueName(consumer));
+      await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: attributes }));
+      return url;
+    });
   return {
-    url: required(queue.QueueUrl),
-    arn: await queueArn(sqs, queue.QueueUrl),
+    url: queueUrl,
+    arn: await queueArn(sqs, queueUrl),
     deadLetterUrl: required(dlq.QueueUrl),
   };
 }

@@ -10,7 +10,14 @@ import { createRedisClient } from '../lambdas/platform/redis';
 import { withProgress } from '../lib/cli/progress';
 import { MIGRATIONS_DIR, REPO_ROOT } from '../lib/paths';
 import { CONSUMERS } from '../lib/topology';
-import { applyLocalDefaults, localStackPort, localStageName, marketApiPort, TEST_DATABASE_URL } from './env';
+import {
+  applyLocalDefaults,
+  brokerSimPort,
+  localStackPort,
+  localStageName,
+  marketApiPort,
+  TEST_DATABASE_URL,
+} from './env';
 import { ensureDatabase } from './local-database';
 import { portHolder, portOpen } from './ports';
 import {
@@ -504,8 +511,75 @@ async function startMarketApi(say: Say, options: StageUpOptions): Promise<boolea
   );
 }
 
+async function brokerSimHealthy(): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${brokerSimPort()}/_health`, {
+      signal: AbortSignal.timeout(2_000),
+    });
+    return response.ok && ((await response.json()) as { service?: string }).service === 'broker-sim';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The broker simulator (localstack/broker), shared like the market API: accounts are per API key, so
+ * one simulator serves every checkout. Returns whether this call started it.
+ */
+async function startBrokerSim(say: Say, options: StageUpOptions): Promise<boolean> {
+  const port = brokerSimPort();
+  const owner = ownerOf(port, 'broker-sim');
+  const ours = runningPid('broker-sim');
+  if (ours !== undefined && owner && !owner.ours) {
+    const how = await stopGroup(ours);
+    rmPidOf('broker-sim');
+    say(`stopped our broker simulator (pid ${ours}, ${how}): it was running without holding :${port}`);
+  }
+  if (await brokerSimHealthy()) {
+    if (!owner?.ours) say(sharedOrRefuse('the broker simulator', port, owner, options));
+    return false;
+  }
+  if (await portOpen(port)) {
+    throw new StageError(
+      `port ${port} (broker simulator) is taken by something else (${describeOwner(owner)}): stop it, or set BROKER_SIM_PORT to a free port`,
+    );
+  }
+  say(`starting the broker simulator on :${port}...`);
+  if (runningPid('broker-sim') !== undefined) await stopBackground('broker-sim');
+  startBackground(
+    'broker-sim',
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'localstack', 'broker', 'main.ts')],
+    {
+      ...process.env,
+      BROKER_SIM_PORT: String(port),
+    },
+  );
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (await brokerSimHealthy()) {
+      const holder = ownerOf(port, 'broker-sim');
+      if (holder && !holder.ours) {
+        await stopBackground('broker-sim');
+        throw new StageError(
+          `another broker simulator took :${port} while ours was starting (${describeOwner(holder)}); ours was stopped. Run stage up again to use it, or set BROKER_SIM_PORT to a free port.`,
+        );
+      }
+      return true;
+    }
+    if (runningPid('broker-sim') === undefined)
+      throw new StageError(`the broker simulator exited during start-up:\n${tail(logFile('broker-sim'))}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await stopBackground('broker-sim');
+  throw new StageError(
+    `the broker simulator did not answer within 60 s (stopped); see ${logFile('broker-sim')}`,
+  );
+}
+
 /** Each named local stage runs its own runner process (its queues are its own). */
-function runnerName(): string {
+/** The background name of this stage's runner (`runner-<stage>`). */
+export function runnerName(): string {
   return `runner-${localStageName()}`;
 }
 
@@ -581,13 +655,15 @@ export async function stageUp(say: Say = console.log, options: StageUpOptions = 
   const launched = await launchLocalStack(tell, options);
   const started: string[] = launched?.mode === 'host' && launched.pid ? ['localstack'] : [];
   try {
-    const [, , , marketStarted] = await Promise.all([
+    const [, , , marketStarted, brokerStarted] = await Promise.all([
       ensurePostgres(tell, options),
       ensureRedis(tell),
       waitForLocalStack(launched),
       startMarketApi(tell, options),
+      startBrokerSim(tell, options),
     ]);
     if (marketStarted) started.push('market-api');
+    if (brokerStarted) started.push('broker-sim');
   } catch (error) {
     // A half-started stage leaves nothing of its own behind.
     for (const name of started) await stopBackground(name);
@@ -619,7 +695,7 @@ export async function stageDown(say: Say = console.log): Promise<void> {
     /^runner-[a-z0-9_-]+\.pid$/.test(f) ? [f.slice(0, -4)] : [],
   );
   // A rehearsal's MiniStack (and its Lambda workers) if one was left behind (`rehearse` stops its own).
-  for (const name of [...runners, 'market-api', 'localstack', 'ministack']) {
+  for (const name of [...runners, 'market-api', 'broker-sim', 'localstack', 'ministack']) {
     const pid = runningPid(name);
     if (await stopBackground(name)) say(`stopped ${name} (pid ${pid})`);
   }
@@ -631,6 +707,7 @@ export async function stageDown(say: Say = console.log): Promise<void> {
   for (const [what, port, name] of [
     ['LocalStack', localStackPort(), 'localstack'],
     ['the market API', marketApiPort(), 'market-api'],
+    ['the broker simulator', brokerSimPort(), 'broker-sim'],
   ] as const) {
     if (await portOpen(port)) {
       say(`left running: ${what} on :${port} (${describeOwner(ownerOf(port, name))}), not ours to stop`);
@@ -705,6 +782,7 @@ export async function stageStatus(): Promise<StageStatus> {
   const services: ServiceStatus[] = [
     service('localstack', 'LocalStack', localStackPort(), Boolean(health), health?.version),
     service('market-api', 'market API', marketApiPort(), await marketApiHealthy()),
+    service('broker-sim', 'broker simulator', brokerSimPort(), await brokerSimHealthy()),
     {
       service: `runner (${localStageName()})`,
       running: runnerPid !== undefined,

@@ -1,5 +1,5 @@
 import { applyLocalDefaults, TEST_DATABASE_URL } from '../localstack/env';
-import { stageUp, stopStarted } from '../localstack/stage';
+import { runnerName, stageUp, stopStarted } from '../localstack/stage';
 
 /**
  * Brings the local stage up (idempotent: a warm stage only verifies) before any test file runs, so
@@ -18,7 +18,9 @@ export default async function setup(): Promise<() => Promise<void>> {
   return async () => {
     // Its runner only: a LocalStack or market API it started may already serve other checkouts
     // (they reuse one that answers); `stage down` stops those.
-    const runners = started.filter((name) => name.startsWith('runner-'));
+    // The stage's runner also when an earlier, interrupted run started it (this run reused it):
+    // the stage is this checkout's own, so a finished run leaves no runner polling.
+    const runners = [...new Set([...started.filter((name) => name.startsWith('runner-')), runnerName()])];
     await stopStarted(runners);
     if (runners.length > 0) console.log(`[stage] stopped what the tests started: ${runners.join(', ')}`);
   };

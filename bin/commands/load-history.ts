@@ -130,7 +130,9 @@ export async function run(args: string[]): Promise<number> {
     },
   });
   if (!values.symbols === !values.universe)
-    throw new LoadHistoryUsageError('give exactly one of --symbols A,B or --universe [CATEGORY:]NAME');
+    throw new LoadHistoryUsageError(
+      'give exactly one of --symbols or --universe (--symbols A,B or --universe [CATEGORY:]NAME)',
+    );
   const years = parseInteger('--years', values.years, 1, 30);
   const listed =
     values.symbols === undefined ? undefined : parseSymbolList('--symbols', values.symbols, USAGE);

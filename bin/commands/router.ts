@@ -4,7 +4,9 @@
  *
  * up: starts the local provider feed (localstack/feed, :4581) and the router process
  * (lambdas/realtime-router, client WebSocket ws://127.0.0.1:4590/stream, /health), down stops both
- * (the router drains first), status prints the router's health.
+ * (the router drains first), status prints the router's figures per channel (received, delivered,
+ * duplicates, rejected, conflated, buffer depth, last-event age, breaker, p99) and its provider and
+ * egress (`--json`: the whole /health answer); exit 1 when it is not running or not healthy.
  *
  * Runs the real-time router core offline over a recorded feed (one `{"source","receivedAt","frame"}`
  * per line) and writes `<dir>/delivered.jsonl` (what a client subscribed to everything receives, in
@@ -15,10 +17,25 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
 import { type ReplaySummary, replayFeed } from '../../lambdas/market/realtime/replay';
+import { s3, sqs } from '../../lambdas/platform/aws';
+import { queueUrl } from '../../lambdas/platform/queues';
+import { DEFAULT_ARCHIVE_PREFIX, frameArchive } from '../../lambdas/realtime-router/archive';
+import { barQueueSink } from '../../lambdas/realtime-router/egress';
+import {
+  channelTable,
+  routerFigures,
+  routerHealthy,
+  routerLine,
+} from '../../lambdas/realtime-router/figures';
+import type { ServiceHealth } from '../../lambdas/realtime-router/service';
+import { RouterService } from '../../lambdas/realtime-router/service';
+import { parseCommandArgs, UsageError } from '../../lib/cli/args';
+import { emit, table } from '../../lib/cli/output';
 import { writeReport } from '../../lib/cli/report';
 import { REPO_ROOT } from '../../lib/paths';
+import { startFeed } from '../../localstack/feed/server';
 import { logFile, runningPid, startBackground, stopBackground, tail } from '../../localstack/processes';
 import { routerReport } from '../reports/router';
 
@@ -26,22 +43,48 @@ export const summary =
   'router replay <feed.jsonl> --out DIR [--speed X|max] [--report F.html] | up | down | status: the real-time router (offline replay or the live process)';
 
 const USAGE = `usage:
-  npm run pipeline -- router replay <feed.jsonl> --out <dir> [--speed <x>|max] [--report FILE.html]
-  npm run pipeline -- router up | down | status`;
+  npm run pipeline -- router replay <feed.jsonl> --out <dir> [--speed <x>|max] [--report FILE.html] [--json]
+  npm run pipeline -- router up | down | status [--json]`;
 
 const FEED_PORT = Number(process.env.REALTIME_FEED_PORT ?? 4581);
 const ROUTER_PORT = Number(process.env.ROUTER_PORT ?? 4590);
 
-async function health(): Promise<Record<string, unknown> | null> {
+async function health(port = ROUTER_PORT): Promise<ServiceHealth | null> {
   try {
-    const res = await fetch(`http://127.0.0.1:${ROUTER_PORT}/health`, { signal: AbortSignal.timeout(2_000) });
-    return res.ok ? ((await res.json()) as Record<string, unknown>) : null;
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) });
+    return res.ok ? ((await res.json()) as ServiceHealth) : null;
   } catch {
     return null;
   }
 }
 
-async function up(): Promise<number> {
+/** The pipeline health report's router row: its figures, or skipped when no router is running. */
+export async function routerCheck(port = ROUTER_PORT): Promise<{
+  healthy: boolean;
+  skipped?: boolean;
+  detail: Record<string, unknown>;
+}> {
+  const h = await health(port);
+  if (!h) {
+    return {
+      healthy: true,
+      skipped: true,
+      detail: { running: false, hint: `no router on :${port} (npm run pipeline -- router up)` },
+    };
+  }
+  const f = routerFigures(h);
+  return { healthy: routerHealthy(f), detail: f as unknown as Record<string, unknown> };
+}
+
+/** The figures as `router status` prints them (also `npm start`'s burst). */
+export function printFigures(h: ServiceHealth): void {
+  const f = routerFigures(h);
+  const { header, rows } = channelTable(f);
+  console.log(table(header, rows));
+  console.log(routerLine(f));
+}
+
+async function up(json: boolean): Promise<number> {
   const tsx = ['--import', 'tsx'];
   if (runningPid('realtime-feed') === undefined) {
     startBackground(
@@ -70,7 +113,12 @@ async function up(): Promise<number> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (await health()) {
-      console.log(`router up: ws://127.0.0.1:${ROUTER_PORT}/stream, feed ws://127.0.0.1:${FEED_PORT}/stocks`);
+      const result = {
+        router: `ws://127.0.0.1:${ROUTER_PORT}/stream`,
+        health: `http://127.0.0.1:${ROUTER_PORT}/health`,
+        feed: `ws://127.0.0.1:${FEED_PORT}/stocks`,
+      };
+      emit(json, result, (r) => console.log(`router up: ${r.router}, feed ${r.feed}`));
       return 0;
     }
     if (runningPid('realtime-router') === undefined) {
@@ -83,23 +131,104 @@ async function up(): Promise<number> {
   return 1;
 }
 
-async function down(): Promise<number> {
+async function down(json: boolean): Promise<number> {
   const router = await stopBackground('realtime-router', 15_000);
   const feed = await stopBackground('realtime-feed');
-  console.log(
-    `router ${router ? 'stopped' : 'was not running'}; feed ${feed ? 'stopped' : 'was not running'}`,
+  emit(json, { router: router ? 'stopped' : 'not running', feed: feed ? 'stopped' : 'not running' }, (r) =>
+    console.log(
+      `router ${r.router === 'stopped' ? 'stopped' : 'was not running'}; feed ${r.feed === 'stopped' ? 'stopped' : 'was not running'}`,
+    ),
   );
   return 0;
 }
 
-async function status(): Promise<number> {
+async function status(json: boolean): Promise<number> {
   const h = await health();
   if (!h) {
-    console.log(`router: not answering on :${ROUTER_PORT}`);
+    emit(json, { running: false, port: ROUTER_PORT }, () =>
+      console.log(`router: not answering on :${ROUTER_PORT}`),
+    );
     return 1;
   }
-  console.log(JSON.stringify(h, null, 2));
-  return 0;
+  if (json) console.log(JSON.stringify(h, null, 2));
+  else printFigures(h);
+  return routerHealthy(routerFigures(h)) ? 0 : 1;
+}
+
+/**
+ * `npm start`'s live burst, in seconds: a provider feed (ephemeral port, duplicate frames, a
+ * disconnect mid-burst) -> the router (minute bars to the stage's RouterBars queue, raw frames to its
+ * bucket) -> one WebSocket client subscribed to everything; then the drain and the figures.
+ */
+export async function liveBurst(seconds = 4): Promise<number> {
+  const now = Date.now();
+  const feed = await startFeed({
+    profile: {
+      ohlcvSymbols: 500,
+      tickSymbols: 50,
+      fmvSymbols: 50,
+      eventsPerMinute: 6_000,
+      frameSize: 20,
+      barFrameSize: 100,
+      seed: 9,
+    },
+    // Two market minutes a second: a few seconds show several minute bursts.
+    speed: 120,
+    startAt: now - (now % 60_000),
+    faults: { duplicateEvery: 10 },
+    // The burst's market minutes only; then the feed stays connected and silent.
+    minutes: seconds + 1,
+  });
+  const epoch = `e${now.toString(36)}-burst`;
+  const bucket = process.env.DATA_BUCKET;
+  const service = new RouterService({
+    provider: {
+      wsUrl: feed.wsUrl,
+      restUrl: feed.restUrl,
+      apiKey: 'local-key',
+      subscriptions: 'T.*,Q.*,AM.*,FMV.*',
+      minBackoffMs: 50,
+    },
+    router: { epoch },
+    bars: barQueueSink(sqs, () => queueUrl(sqs, 'RouterBars')),
+    ...(bucket
+      ? { archive: frameArchive(s3, { bucket, prefix: DEFAULT_ARCHIVE_PREFIX, epoch, lingerMs: 1_000 }) }
+      : {}),
+  });
+  await service.start();
+  const received: Record<string, number> = {};
+  const client = new WebSocket(`ws://127.0.0.1:${service.port}/stream`);
+  client.on('message', (data) => {
+    const m = JSON.parse(String(data)) as { channel?: string };
+    if (m.channel) received[m.channel] = (received[m.channel] ?? 0) + 1;
+  });
+  await new Promise((resolve, reject) => {
+    client.once('open', resolve);
+    client.once('error', reject);
+  });
+  client.send(JSON.stringify({ action: 'subscribe', channel: '*', symbols: '*' }));
+  await new Promise((r) => setTimeout(r, (seconds * 1000) / 2));
+  feed.dropConnections(); // the provider drops us mid-burst: reconnect, resubscribe, REST gap fill
+  const until = Date.now() + (seconds * 1000) / 2;
+  while (Date.now() < until || (service.health().provider.gapFillsDone < 1 && Date.now() < until + 10_000))
+    await new Promise((r) => setTimeout(r, 100));
+  const { drained } = await service.stop(15_000);
+  client.terminate();
+  await feed.close();
+  const h = service.health();
+  console.log(
+    `${feed.stats.eventsSent} events in ${feed.stats.framesSent} frames from the feed in ${seconds} s; the client got ${Object.entries(
+      received,
+    )
+      .map(([c, n]) => `${n} ${c}`)
+      .join(', ')}; ${drained ? 'drained' : 'DRAIN TIMED OUT'}`,
+  );
+  printFigures(h);
+  console.log(
+    `minute bars -> RouterBars queue -> PostgreSQL realtime_minute_bars; raw frames -> ${bucket ? `s3://${bucket}/${DEFAULT_ARCHIVE_PREFIX}${epoch}/ (replay: npm run pipeline -- router replay)` : 'not archived (no DATA_BUCKET)'}`,
+  );
+  const dropped = (h.egress.bars?.dropped ?? 0) + (h.egress.archive?.dropped ?? 0);
+  return drained && dropped === 0 ? 0 : 1;
 }
 
 export function parseSpeed(value: string | undefined): number | 'max' | null {
@@ -126,50 +255,69 @@ export async function replayFile(feed: string, out: string, speed: number | 'max
 }
 
 async function replay(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
+  const { values, positionals } = parseCommandArgs(args, {
     allowPositionals: true,
+    usage: USAGE,
     options: { out: { type: 'string' }, speed: { type: 'string' }, report: { type: 'string' } },
   });
   const speed = parseSpeed(values.speed);
   const feed = positionals[0];
-  if (!feed || positionals.length !== 1 || !values.out || speed === null) {
-    console.error(USAGE);
-    return 2;
-  }
-  if (values.report !== undefined && !values.report.endsWith('.html')) {
-    console.error(`usage error: --report ${values.report}: expected an .html file name\n${USAGE}`);
-    return 2;
+  if (!feed) throw new UsageError('router replay needs a feed file: <feed.jsonl>', USAGE);
+  if (positionals.length > 1)
+    throw new UsageError(`one feed file, not ${positionals.length}: ${positionals.join(' ')}`, USAGE);
+  if (!values.out)
+    throw new UsageError('--out <dir> is required: where delivered.jsonl and summary.json go', USAGE);
+  if (speed === null)
+    throw new UsageError(`--speed ${values.speed}: expected a positive number or max`, USAGE);
+  if (values.report !== undefined && !values.report.endsWith('.html'))
+    throw new UsageError(`--report ${values.report}: expected an .html file name`, USAGE);
+  try {
+    await access(feed);
+  } catch {
+    throw new UsageError(`${feed}: no such feed file`, USAGE);
   }
   const result = await replayFile(feed, values.out, speed);
   if (values.report) {
     await writeReport(values.report, routerReport(result, `${feed}, speed ${speed}`));
     console.error(`report: ${values.report}`);
   }
-  const line = (c: keyof ReplaySummary['channels']): string => {
-    const s = result.channels[c];
-    const rejected = Object.values(s.rejected).reduce((a, b) => a + b, 0);
-    return `  ${c.padEnd(6)} received ${s.received}, delivered ${s.delivered}, duplicates ${s.duplicates}, corrections ${s.corrections}, conflated ${s.conflated}, rejected ${rejected}, p99 ${result.latencyMs[c].p99} ms`;
-  };
-  console.log(
-    [
-      `router replay ${feed} -> ${values.out}`,
-      line('tick'),
-      line('event'),
-      line('fmv'),
-      line('ohlcv'),
-      `  malformed lines ${result.malformed}, peak RSS ${result.peakRssMb} MB`,
-    ].join('\n'),
-  );
+  emit(values.json, result, (r) => {
+    const channels = ['tick', 'event', 'fmv', 'ohlcv'] as const;
+    console.log(`router replay ${feed} -> ${values.out}`);
+    console.log(
+      table(
+        ['channel', 'received', 'delivered', 'duplicates', 'corrections', 'conflated', 'rejected', 'p99 ms'],
+        channels.map((c) => {
+          const ch = r.channels[c];
+          const rejected = Object.values(ch.rejected).reduce((a, b) => a + b, 0);
+          return [
+            c,
+            ch.received,
+            ch.delivered,
+            ch.duplicates,
+            ch.corrections,
+            ch.conflated,
+            rejected,
+            r.latencyMs[c].p99,
+          ];
+        }),
+        { indent: 2 },
+      ),
+    );
+    console.log(`  malformed lines ${r.malformed}, peak RSS ${r.peakRssMb} MB`);
+  });
   return 0;
 }
 
 export async function run(args: string[]): Promise<number> {
   const [action, ...rest] = args;
   if (action === 'replay') return replay(rest);
-  if (action === 'up' && rest.length === 0) return up();
-  if (action === 'down' && rest.length === 0) return down();
-  if (action === 'status' && rest.length === 0) return status();
-  console.error(USAGE);
-  return 2;
+  const actions = { up, down, status } as const;
+  if (action === undefined || !(action in actions))
+    throw new UsageError(
+      `${action === undefined ? 'no router action' : `unknown router action '${action}'`}; valid: replay, up, down, status`,
+      USAGE,
+    );
+  const { values } = parseCommandArgs(rest, { options: {}, usage: USAGE });
+  return actions[action as keyof typeof actions](values.json);
 }

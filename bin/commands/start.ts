@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { createPool } from '../../lambdas/platform/postgres';
-import { DEFAULT_MARKET_SCHEMA } from '../../lib/cli/args';
+import { DEFAULT_MARKET_SCHEMA, UsageError } from '../../lib/cli/args';
 import { stageUp } from '../../localstack/stage';
 import { run as eod } from './eod';
 import { run as replay } from './replay';
+import { liveBurst } from './router';
 import { run as scenario } from './scenario';
 import { run as status } from './status';
 
@@ -36,9 +37,14 @@ async function symbolsLoaded(): Promise<number> {
 /**
  * The main job: the stage's health report, the health ETL replay of the sample exports, then one EOD
  * run (bars, IPO scan, quality, signal, universe sync) over the scenario market the local market API
- * serves, for its last session.
+ * serves, for its last session, then a few seconds of live market through the real-time router.
  */
-export async function run(): Promise<number> {
+export async function run(args: string[] = []): Promise<number> {
+  if (args.length > 0)
+    throw new UsageError(
+      `start takes no arguments (got ${args.join(' ')})`,
+      `usage: npm run pipeline -- ${summary}`,
+    );
   const { seconds } = await stageUp();
   console.log(`local stage up in ${seconds.toFixed(1)} s\n\n== pipeline health`);
   const healthy = await status([]);
@@ -71,5 +77,10 @@ export async function run(): Promise<number> {
     market.end,
     ...(process.env.PG_SCHEMA ? ['--schema', MARKET_SCHEMA] : []),
   ]);
-  return Math.max(healthy, replayed, loaded, eodRun);
+
+  console.log(
+    '\n== real-time router: a live burst (feed -> router -> client WebSocket, SQS bars, S3 archive)',
+  );
+  const burst = await liveBurst();
+  return Math.max(healthy, replayed, loaded, eodRun, burst);
 }

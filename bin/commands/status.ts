@@ -3,9 +3,11 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { createPool } from '../../lambdas/platform/postgres';
 import { createRedisClient } from '../../lambdas/platform/redis';
 import { checkPipeline, type StatusReport } from '../../lambdas/platform/status-checks';
+import { channelTable, type RouterFigures, routerLine } from '../../lambdas/realtime-router/figures';
 import { EXIT, parseCommandArgs } from '../../lib/cli/args';
 import { emit, table } from '../../lib/cli/output';
 import { localQueueUrls } from '../../localstack/resources';
+import { routerCheck } from './router';
 
 export const summary =
   'status [--json]: the pipeline health report (same checks as the status Lambda) for the local stage';
@@ -35,6 +37,14 @@ function print(report: StatusReport): void {
       { right: [2] },
     ),
   );
+  const router = report.components.find((c) => c.component === 'router' && !c.skipped && !c.error);
+  if (router) {
+    // The real-time router's figures per channel, as `router status` prints them.
+    const f = router.detail as unknown as RouterFigures;
+    const { header, rows } = channelTable(f);
+    console.log(table(header, rows));
+    console.log(routerLine(f));
+  }
   console.log(
     `stage ${report.stage}: ${report.healthy ? 'healthy' : 'UNHEALTHY'} (checked ${report.checkedAt})`,
   );
@@ -60,6 +70,7 @@ export async function run(args: string[] = []): Promise<number> {
       bucket: process.env.DATA_BUCKET as string,
       sqs,
       queues,
+      router: () => routerCheck(),
     });
     emit(values.json, report, print);
     return report.healthy ? EXIT.ok : EXIT.failure;

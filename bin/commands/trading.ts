@@ -16,17 +16,20 @@ import { UsageError as CliUsageError, parseDate } from '../../lib/cli/args';
 import { emit, heading, table } from '../../lib/cli/output';
 import { writeReport } from '../../lib/cli/report';
 import { MIGRATIONS_DIR } from '../../lib/paths';
+import { brokerSimPort } from '../../localstack/env';
 import { ensureDatabase } from '../../localstack/local-database';
 import { runScenario } from '../../localstack/trading/replay';
 import { parseScenario, ScenarioError } from '../../localstack/trading/scenario';
+import { createWireBroker } from '../../localstack/trading/wire-broker';
 import { tradingReport } from '../reports/trading';
 
 export const summary =
   'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices: the trading engine';
 
 const USAGE = `usage: npm run pipeline -- trading <subcommand>
-  replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema] [--report FILE.html]
+  replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema] [--report FILE.html] [--broker inprocess|sim]
                         run a scenario deterministically (simulated clock and broker); writes DIR/result.json
+                        --broker sim: against the broker simulator process (BROKER_BASE_URL) over HTTP/WebSocket
   init --cash N [--limits FILE.json]        open the account (event store of DATABASE_URL)
   submit --id ID --symbol S --side buy|sell --qty N [--type market|limit] [--limit-price P] [--tif day|gtc] [--sizing fit]
   cancel ID
@@ -85,6 +88,7 @@ async function replayCommand(args: string[]): Promise<number> {
       out: { type: 'string' },
       store: { type: 'string', default: 'postgres' },
       'keep-schema': { type: 'boolean', default: false },
+      broker: { type: 'string', default: 'inprocess' },
       report: { type: 'string' },
     },
   });
@@ -94,6 +98,8 @@ async function replayCommand(args: string[]): Promise<number> {
   if (!values.out) problems.push('--out DIR is required');
   if (values.store !== 'postgres' && values.store !== 'memory')
     problems.push('--store must be postgres or memory');
+  if (values.broker !== 'inprocess' && values.broker !== 'sim')
+    problems.push('--broker must be inprocess or sim');
   if (values.report !== undefined && !values.report.endsWith('.html'))
     problems.push(`--report ${values.report}: expected an .html file name`);
   if (problems.length > 0 || !file || !values.out) {
@@ -143,8 +149,21 @@ async function replayCommand(args: string[]): Promise<number> {
     store = new PostgresEventStore(pool);
   }
   try {
+    return await replayRun();
+  } catch (error) {
+    if (!(error instanceof ScenarioError)) throw error;
+    console.error(`${file}: ${error.problems.length} problem(s)`);
+    for (const p of error.problems) console.error(`  - ${p}`);
+    return 2;
+  } finally {
+    await cleanup();
+  }
+
+  async function replayRun(): Promise<number> {
+    const out = values.out as string;
     const alerts: string[] = [];
     const raised: Alert[] = [];
+    const brokerUrl = process.env.BROKER_BASE_URL ?? `http://127.0.0.1:${brokerSimPort()}`;
     const result = await runScenario(scenario, {
       store,
       stream: 'account-replay',
@@ -152,23 +171,24 @@ async function replayCommand(args: string[]): Promise<number> {
         raised.push(a);
         alerts.push(`${a.at} ${a.severity} ${a.source}: ${a.message}`);
       },
+      ...(values.broker === 'sim' ? { broker: (ctx) => createWireBroker(ctx, { url: brokerUrl }) } : {}),
     });
     if (values.report) {
       await writeReport(values.report, tradingReport(result, raised, `${file}, store ${values.store}`));
       console.error(`report: ${values.report}`);
     }
-    await mkdir(values.out, { recursive: true });
-    await writeFile(join(values.out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
     const statuses: Record<string, number> = {};
     for (const o of Object.values(result.orders)) statuses[o.status] = (statuses[o.status] ?? 0) + 1;
     for (const a of alerts) console.log(`alert ${a}`);
     console.log(
       `${Object.keys(result.orders).length} orders ${JSON.stringify(statuses)}, ${result.breakers.length} breaker trips, ` +
-        `${result.events} events, ${result.brokerCommands} broker commands -> ${join(values.out, 'result.json')}`,
+        `${result.events} events, ${result.brokerCommands} broker commands` +
+        (result.reconciliation ? `, ${result.reconciliation.length} reconciliation differences` : '') +
+        ` -> ${join(out, 'result.json')}`,
     );
     return 0;
-  } finally {
-    await cleanup();
   }
 }
 

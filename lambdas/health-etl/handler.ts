@@ -11,6 +11,8 @@ import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache'
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
+import { startsNow } from '../health/budget';
+import { DEFAULT_LIMITS } from '../health/decode';
 import { classifyError } from '../health/errors';
 import { ingestExport } from '../health/ingest';
 import type { ProcessExportResult } from '../health/pipeline';
@@ -104,7 +106,7 @@ async function processObject(input: {
     body = await readObject(s3, source);
   } catch (error) {
     if (classifyError(error) !== 'drop') throw error;
-    logger.warn('object is gone; dropped', { key: source.key, error: (error as Error).name });
+    dropped(source.key, (error as Error).name);
     return outcome(input.sourceId, source, 'dropped', null, 0, null);
   }
   let result: ProcessExportResult;
@@ -125,8 +127,10 @@ async function processObject(input: {
     body.destroy();
   }
   if (result.status === 'failed') {
-    if (result.disposition === 'drop')
+    if (result.disposition === 'drop') {
+      dropped(source.key, result.error.name);
       return outcome(input.sourceId, source, 'dropped', result.recordType, 0, null);
+    }
     // retry or alarm: back to the queue; after maxReceiveCount the DLQ (and its alarm) has it.
     throw new ExportFailedError(
       source.key,
@@ -139,6 +143,9 @@ async function processObject(input: {
   const file = metrics.singleMetric();
   file.addDimensions({ outcome: result.status, recordType: result.recordType ?? 'unknown' });
   file.addMetric('Files', MetricUnit.Count, 1);
+  // Service-level counts (no dimension but the service) for the quarantine-rate alarm's metric math.
+  metrics.addMetric('FilesDecided', MetricUnit.Count, 1);
+  metrics.addMetric('FilesQuarantined', MetricUnit.Count, result.status === 'quarantined' ? 1 : 0);
   metrics.addMetric('RecordsRead', MetricUnit.Count, result.recordsRead);
   metrics.addMetric('FileDuration', MetricUnit.Milliseconds, performance.now() - started);
   if (result.qualityScore !== null) metrics.addMetric('QualityScore', MetricUnit.NoUnit, result.qualityScore);
@@ -169,6 +176,23 @@ async function processObject(input: {
   );
 }
 
+/** A file that will never be processed (its object is gone): a terminal outcome, counted and logged. */
+function dropped(key: string, error: string): void {
+  metrics.addMetric('FilesDropped', MetricUnit.Count, 1);
+  logger.warn('object is gone; dropped', { key, error });
+}
+
+/** The current invocation: its context (time left) and how many objects it has started. */
+const invocation: { context: Context | undefined; started: number } = { context: undefined, started: 0 };
+
+/** Handed back to the queue without being started: not enough time left in this invocation. */
+export class ExportDeferredError extends Error {
+  constructor(key: string, remainingMs: number) {
+    super(`${key}: deferred to another invocation (${Math.round(remainingMs / 1000)} s left in this one)`);
+    this.name = 'ExportDeferredError';
+  }
+}
+
 function outcome(
   id: string,
   source: SourceIdentity,
@@ -197,15 +221,52 @@ async function handleRecord(
     }
     const correlationId = ref.correlationId ?? record.messageId;
     logger.appendKeys({ correlationId });
+    // Never start an object that could not finish in the time left (budget.ts): an invocation that
+    // times out sends its whole batch back. The first object of an invocation always starts.
+    const remainingMs = invocation.context?.getRemainingTimeInMillis() ?? Number.POSITIVE_INFINITY;
+    const bytes = ref.size ?? DEFAULT_LIMITS.maxFileBytes;
+    if (!startsNow({ first: invocation.started === 0, remainingMs, bytes })) {
+      metrics.addMetric('FilesDeferred', MetricUnit.Count, 1);
+      logger.warn('export deferred: not enough time left in this invocation', {
+        key: ref.key,
+        bytes,
+        remainingMs,
+      });
+      throw new ExportDeferredError(ref.key, remainingMs);
+    }
+    invocation.started++;
+    const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
+    if (receives > 1) {
+      // The queue delivers it again: an earlier attempt failed, timed out or was deferred.
+      metrics.addMetric('FilesRetried', MetricUnit.Count, 1);
+      logger.info('export redelivered', { key: source.key, receives });
+    }
     // One object is an idempotent unit (the record store decides its outcome in one transaction):
     // after a dropped connection it is retried here at once instead of after the visibility timeout.
-    outcomes.push(
-      await retryUnit(
-        `ingest ${source.key}`,
-        () => once({ sourceId: sourceId(source), source, correlationId }),
-        (m, f) => logger.warn(m, f),
-      ),
-    );
+    try {
+      outcomes.push(
+        await retryUnit(
+          `ingest ${source.key}`,
+          () => once({ sourceId: sourceId(source), source, correlationId }),
+          (m, f) => {
+            metrics.addMetric('FilesRetried', MetricUnit.Count, 1);
+            logger.warn(m, f);
+          },
+        ),
+      );
+    } catch (error) {
+      // Back to the queue (after maxReceiveCount the DLQ and its alarm). Names and dispositions
+      // only: an error message never carries health values, but a logged one is not needed here.
+      const e = error as Error;
+      metrics.addMetric('FilesFailed', MetricUnit.Count, 1);
+      logger.error('export failed; back to the queue', {
+        key: source.key,
+        error: e.name,
+        disposition: classifyError(error),
+        receives,
+      });
+      throw error;
+    }
   }
   return outcomes;
 }
@@ -217,6 +278,8 @@ async function handleRecord(
  */
 async function run(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   idempotency.registerLambdaContext(context);
+  invocation.context = context;
+  invocation.started = 0;
   // In arrival order: of several near-identical syncs, the first uploaded is the one processed.
   return await processPartialResponse(event, handleRecord, processor, {
     context,

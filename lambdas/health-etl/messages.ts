@@ -6,6 +6,8 @@ export interface ObjectRef {
   readonly key: string;
   readonly versionId?: string;
   readonly etag?: string;
+  /** Object size in bytes: S3 notifications carry it, direct uploads may not. */
+  readonly size?: number;
   /** From a direct upload message; S3 notifications carry none. */
   readonly correlationId?: string;
 }
@@ -23,6 +25,7 @@ const s3Notification = z.object({
             key: z.string().min(1),
             eTag: z.string().optional(),
             versionId: z.string().optional(),
+            size: z.number().int().nonnegative().optional(),
           }),
         }),
       }),
@@ -41,6 +44,7 @@ const directUpload = z
     versionId: z.string().optional(),
     version_id: z.string().optional(),
     etag: z.string().optional(),
+    size: z.number().int().nonnegative().optional(),
     correlationId: z.string().optional(),
     correlation_id: z.string().optional(),
   })
@@ -50,6 +54,7 @@ const directUpload = z
       key: m.key,
       versionId: m.versionId ?? m.version_id,
       etag: m.etag,
+      size: m.size,
       correlationId: m.correlationId ?? m.correlation_id,
     }),
   );
@@ -71,6 +76,7 @@ export const announcedObjects = z.union([
       key: decodeS3Key(r.s3.object.key),
       versionId: r.s3.object.versionId || undefined,
       etag: r.s3.object.eTag,
+      size: r.s3.object.size,
     })),
   ),
   s3TestEvent.transform((): ObjectRef[] => []),

@@ -30,7 +30,7 @@ export async function ingestExport(
     // A snapshot of what is current, rewritten after every example; the record store's table is
     // the source of truth, so a snapshot written late by a slower worker is corrected by the next.
     const manifest = await input.store.trainingManifest();
-    await sink.writeTraining(
+    await sink.writeManifest(
       input.source,
       TRAINING_MANIFEST_KEY,
       serializeTrainingManifest(manifest, input.now),

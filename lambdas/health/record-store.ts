@@ -340,6 +340,18 @@ export function decodeBody(
   return record;
 }
 
+/** Order of (record type, metadata id), as the merge expects its staged rows. */
+export const byKey = (a: StoredRecordInput, b: StoredRecordInput): number =>
+  a.recordType < b.recordType
+    ? -1
+    : a.recordType > b.recordType
+      ? 1
+      : a.metadataId < b.metadataId
+        ? -1
+        : a.metadataId > b.metadataId
+          ? 1
+          : 0;
+
 /** Within one batch the same id may appear twice: keep the preferred version (VERSION_RULE). */
 export function newestPerId(rows: readonly StoredRecordInput[]): StoredRecordInput[] {
   const byId = new Map<string, StoredRecordInput>();
@@ -518,25 +530,107 @@ CREATE TEMP TABLE IF NOT EXISTS health_records_stage (
   content_hash bigint, reader_version smallint, body bytea
 ) ON COMMIT DROP`;
 
+const UNIQUE_VIOLATION = '23505';
+
 const COPY_SQL = `COPY pg_temp.health_records_stage (${STAGE_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`;
 
 /** The VERSION_RULE tie-break as a row comparison: (a) preferred over (b). */
 const preferred = (a: string, b: string) =>
   `(-${a}.out_of_range, ${a}.value_count, ${a}.fetch_ms, ${a}.content_hash) > (-${b}.out_of_range, ${b}.value_count, ${b}.fetch_ms, ${b}.content_hash)`;
 
-/**
- * One statement merges the stage: the preferred version per id (DISTINCT ON, sorted by id so two
- * workers lock rows in the same order), conflicts found against the stored versions and recorded,
- * then INSERT ... ON CONFLICT keeps the newest (or, on a tie, the preferred) version. `xmax = 0`
- * is true for rows this statement inserted, false for rows it updated.
- */
-export const MERGE_SQL = `
-WITH s AS MATERIALIZED (
+const RECORD_COLUMNS = `record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time,
+    end_time, zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, source_id`;
+
+/** The stored version is replaced by the incoming one (r = stored, x = incoming). */
+const replaces = (x: string, r: string) =>
+  `(${x}.last_modified_ms > ${r}.last_modified_ms
+     OR (${x}.last_modified_ms = ${r}.last_modified_ms AND ${x}.content_hash <> ${r}.content_hash AND ${preferred(x, r)}))`;
+
+const UPSERT_SET = `
+    data_origin = excluded.data_origin,
+    last_modified_ms = excluded.last_modified_ms,
+    client_record_version = excluded.client_record_version,
+    start_time = excluded.start_time,
+    end_time = excluded.end_time,
+    zone_offset = excluded.zone_offset,
+    fetch_ms = excluded.fetch_ms,
+    value = excluded.value,
+    value_count = excluded.value_count,
+    out_of_range = excluded.out_of_range,
+    content_hash = excluded.content_hash,
+    reader_version = excluded.reader_version,
+    body = excluded.body,
+    payload = NULL,
+    source_id = excluded.source_id,
+    updated_at = now()`;
+
+/** The preferred version per id within the stage (the same id twice in one file). */
+const STAGED_SQL = `
   SELECT DISTINCT ON (record_type, metadata_id) *
   FROM pg_temp.health_records_stage
   ORDER BY record_type, metadata_id, last_modified_ms DESC, out_of_range ASC, value_count DESC,
-           fetch_ms DESC, content_hash DESC
+           fetch_ms DESC, content_hash DESC`;
+
+/**
+ * One statement merges a staged chunk, touching only what changes. The client stages one version
+ * per id, sorted by id (`flush`), so the statement sorts nothing; the stage is read in that order.
+ * - `j`: each staged record beside its stored version (one index probe each, no lock).
+ * - records not stored yet: a plain INSERT, in id order. No speculative insertion: it made a first
+ *   load of a million readings about twice as slow. A concurrent worker that inserted one of them
+ *   first makes this statement fail with unique_violation; the caller then rolls back to its
+ *   savepoint and runs CONTENDED_MERGE_SQL, so the database still decides.
+ * - records whose stored version is older (or loses the VERSION_RULE tie-break):
+ *   INSERT ... ON CONFLICT DO UPDATE, with the rule re-checked against the locked row.
+ * - records already stored with the same or a newer version: nothing (no row lock, no write). A
+ *   re-sync of known records costs one index probe per record.
+ * - same version, different content: a conflict, recorded in health_record_conflicts.
+ */
+export const MERGE_SQL = `
+WITH j AS MATERIALIZED (
+  SELECT s.*, r.metadata_id IS NULL AS is_new,
+         r.content_hash AS stored_hash, r.source_id AS stored_source_id,
+         r.metadata_id IS NOT NULL AND ${replaces('s', 'r')} AS wins,
+         r.metadata_id IS NOT NULL AND r.last_modified_ms = s.last_modified_ms AND r.content_hash <> s.content_hash AS conflict
+  FROM pg_temp.health_records_stage s
+  LEFT JOIN health_records r ON r.record_type = s.record_type AND r.metadata_id = s.metadata_id
 ),
+logged AS (
+  INSERT INTO health_record_conflicts (record_type, metadata_id, last_modified_ms, stored_hash, incoming_hash,
+    stored_source_id, incoming_source_id, kept, rule)
+  SELECT record_type, metadata_id, last_modified_ms, stored_hash, content_hash, stored_source_id, $1,
+         CASE WHEN wins THEN 'incoming' ELSE 'stored' END, $2
+  FROM j WHERE conflict
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+),
+ins AS (
+  INSERT INTO health_records (${RECORD_COLUMNS})
+  SELECT record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time, end_time,
+         zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, $1
+  FROM j WHERE is_new
+  RETURNING 1
+),
+up AS (
+  INSERT INTO health_records AS r (${RECORD_COLUMNS})
+  SELECT record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time, end_time,
+         zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, $1
+  FROM j WHERE wins
+  ON CONFLICT (record_type, metadata_id) DO UPDATE SET ${UPSERT_SET}
+  WHERE ${replaces('excluded', 'r')}
+  RETURNING (xmax = 0) AS inserted
+)
+SELECT (SELECT count(*) FROM j)::int AS staged,
+       ((SELECT count(*) FROM ins) + (SELECT count(*) FROM up WHERE inserted))::int AS inserted,
+       (SELECT count(*) FROM up WHERE NOT inserted)::int AS updated,
+       (SELECT count(*) FROM j WHERE conflict)::int AS conflicts,
+       (SELECT count(*) FROM logged)::int AS logged`;
+
+/**
+ * The merge when another worker inserted some of the same new records at the same time: every
+ * staged record goes through INSERT ... ON CONFLICT (slower, never fails on a duplicate key).
+ */
+export const CONTENDED_MERGE_SQL = `
+WITH s AS MATERIALIZED (${STAGED_SQL}),
 c AS MATERIALIZED (
   SELECT s.record_type, s.metadata_id, s.last_modified_ms, r.content_hash AS stored_hash,
          s.content_hash AS incoming_hash, r.source_id AS stored_source_id, ${preferred('s', 'r')} AS incoming_wins
@@ -553,41 +647,26 @@ logged AS (
   RETURNING 1
 ),
 up AS (
-  INSERT INTO health_records AS r (
-    record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time, end_time,
-    zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, source_id
-  )
+  INSERT INTO health_records AS r (${RECORD_COLUMNS})
   SELECT record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time, end_time,
          zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, $1
   FROM s
   ORDER BY record_type, metadata_id
-  ON CONFLICT (record_type, metadata_id) DO UPDATE SET
-    data_origin = excluded.data_origin,
-    last_modified_ms = excluded.last_modified_ms,
-    client_record_version = excluded.client_record_version,
-    start_time = excluded.start_time,
-    end_time = excluded.end_time,
-    zone_offset = excluded.zone_offset,
-    fetch_ms = excluded.fetch_ms,
-    value = excluded.value,
-    value_count = excluded.value_count,
-    out_of_range = excluded.out_of_range,
-    content_hash = excluded.content_hash,
-    reader_version = excluded.reader_version,
-    body = excluded.body,
-    payload = NULL,
-    source_id = excluded.source_id,
-    updated_at = now()
-  WHERE excluded.last_modified_ms > r.last_modified_ms
-     OR (excluded.last_modified_ms = r.last_modified_ms AND excluded.content_hash <> r.content_hash
-         AND ${preferred('excluded', 'r')})
+  ON CONFLICT (record_type, metadata_id) DO UPDATE SET ${UPSERT_SET}
+  WHERE ${replaces('excluded', 'r')}
   RETURNING (xmax = 0) AS inserted
 )
-SELECT (SELECT count(*) FROM pg_temp.health_records_stage)::int AS staged,
+SELECT (SELECT count(*) FROM s)::int AS staged,
        (SELECT count(*) FROM up WHERE inserted)::int AS inserted,
        (SELECT count(*) FROM up WHERE NOT inserted)::int AS updated,
        (SELECT count(*) FROM c)::int AS conflicts,
        (SELECT count(*) FROM logged)::int AS logged`;
+
+/**
+ * Bytes a row's fields other than id, origin and body may take: field count and lengths, numbers,
+ * and the room `text` reserves for the record type and the zone (3 bytes per character).
+ */
+const ROW_FIXED_BYTES = 2 + 15 * 4 + 9 * 8 + 2 * 4 + 2 + 3 * 32 + 3 * 16;
 
 function encodeRow(enc: BinaryCopyEncoder, r: StoredRecordInput): void {
   enc
@@ -640,8 +719,11 @@ function toOutcome(row: IngestRow): IngestOutcome {
 
 export interface PostgresRecordStoreOptions {
   /**
-   * Rows per staged chunk (default 100,000): each full chunk is copied and merged while the next
-   * one is being decoded, so the client and the server work at the same time.
+   * Rows per staged chunk (default 25,000): each full chunk is copied and merged while the next
+   * one is being decoded, so the client and the server work at the same time. Small enough that
+   * the stage of a chunk (~7 MB for glucose) fits the server's default temp_buffers (8 MB) and
+   * that the wait for the last chunk's merge is short; large enough that per-statement costs
+   * do not count.
    */
   readonly stageChunkRows?: number;
   /** How long a unit waits for another worker holding the same records or object (default 30 s). */
@@ -681,6 +763,8 @@ interface MergeRow {
 }
 
 export class PostgresRecordStore implements RecordStore {
+  /** Chunks merged by CONTENDED_MERGE_SQL because another worker inserted the same new records. */
+  contendedMerges = 0;
   private readonly stageChunkRows: number;
   private readonly lockTimeoutMs: number;
   private readonly mergeWorkMem: string;
@@ -689,7 +773,7 @@ export class PostgresRecordStore implements RecordStore {
     private readonly pool: pg.Pool,
     options: PostgresRecordStoreOptions = {},
   ) {
-    this.stageChunkRows = Math.max(1, options.stageChunkRows ?? 100_000);
+    this.stageChunkRows = Math.max(1, options.stageChunkRows ?? 25_000);
     this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
     this.mergeWorkMem = options.mergeWorkMem ?? '128MB';
     if (!/^\d+(kB|MB|GB)$/.test(this.mergeWorkMem)) throw new Error(`invalid work_mem ${this.mergeWorkMem}`);
@@ -733,14 +817,25 @@ export class PostgresRecordStore implements RecordStore {
       // session's stage table and merged without waiting, and decoding goes on meanwhile. The
       // next chunk waits only for the previous merge (the stage table is reused). Everything is
       // inside the unit's transaction: a file that is then quarantined rolls all of it back.
-      let enc: BinaryCopyEncoder | undefined;
-      let encRows = 0;
+      let pending: StoredRecordInput[] = [];
       let inFlight: Promise<void> | undefined;
       let stageReady = false;
       const totals: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0, conflicts: 0 };
       const copyAndMerge = async (data: Buffer) => {
         await copyIntoStage(client, data, 1 << 20);
-        const { rows } = await client.query<MergeRow>(MERGE_SQL, [source.sourceId, VERSION_RULE]);
+        const args = [source.sourceId, VERSION_RULE];
+        await client.query('SAVEPOINT health_merge');
+        let rows: MergeRow[];
+        try {
+          ({ rows } = await client.query<MergeRow>(MERGE_SQL, args));
+        } catch (error) {
+          // Another worker inserted some of the same new records first (see MERGE_SQL).
+          if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+          await client.query('ROLLBACK TO SAVEPOINT health_merge');
+          this.contendedMerges++;
+          ({ rows } = await client.query<MergeRow>(CONTENDED_MERGE_SQL, args));
+        }
+        await client.query('RELEASE SAVEPOINT health_merge');
         await client.query('TRUNCATE pg_temp.health_records_stage');
         const r = rows[0];
         if (!r) throw new Error('merge returned no counts');
@@ -750,14 +845,29 @@ export class PostgresRecordStore implements RecordStore {
         totals.conflicts += r.conflicts;
       };
       const flush = async () => {
-        if (!enc || encRows === 0) return;
-        const data = enc.end().take();
-        enc = undefined;
-        encRows = 0;
+        if (pending.length === 0) return;
+        // One version per id and sorted by id: the merge needs no sort of its own, and two
+        // workers writing the same records take their row locks in the same order.
+        const unique = newestPerId(pending).sort(byKey);
+        totals.unchanged += pending.length - unique.length;
+        pending = [];
+        // Sized up front (fixed fields, ids, bodies): no growing and copying of a large buffer.
+        let size = 64;
+        for (const r of unique)
+          size += ROW_FIXED_BYTES + 3 * (r.metadataId.length + r.dataOrigin.length) + r.body.length;
+        const enc = new BinaryCopyEncoder(size);
+        for (const r of unique) encodeRow(enc, r);
+        const data = enc.finish();
         if (inFlight) await inFlight;
         if (!stageReady) {
           await client.query(CREATE_STAGE_SQL);
           await client.query(`SET LOCAL work_mem = '${this.mergeWorkMem}'`);
+          // The merge reads one index entry per staged record. Without statistics on the fresh
+          // stage (and with stale ones on a table a large export is still filling) the planner
+          // chose hash or merge joins that scan every stored record once per chunk: a re-sync of
+          // a million known readings took longer than loading them.
+          await client.query('SET LOCAL enable_hashjoin = off');
+          await client.query('SET LOCAL enable_mergejoin = off');
           stageReady = true;
         }
         const started = copyAndMerge(data);
@@ -766,10 +876,8 @@ export class PostgresRecordStore implements RecordStore {
         inFlight = started;
       };
       const stage = async (rows: readonly StoredRecordInput[]) => {
-        enc ??= new BinaryCopyEncoder();
-        for (const r of rows) encodeRow(enc, r);
-        encRows += rows.length;
-        if (encRows >= this.stageChunkRows) await flush();
+        for (const r of rows) pending.push(r);
+        if (pending.length >= this.stageChunkRows) await flush();
       };
       const merge = async (): Promise<UpsertCounts> => {
         await flush();

@@ -6,6 +6,7 @@
  * (bucket, key, version id or ETag): a retry or a parallel worker computes the same key and writes
  * the same bytes, so an example is never lost and never duplicated.
  */
+import { hoursMinutes } from './processors/common';
 import { partialDay } from './processors/daily-totals';
 import type { ManifestSubject } from './record-store';
 import { type SourceIdentity, sourceId } from './source';
@@ -248,6 +249,65 @@ export interface TrainingInput {
   readonly subject: TrainingSubject;
 }
 
+/**
+ * A number as the narratives print it: integers as they are, others with one decimal and rounded;
+ * durations in hours or minutes also as hours and minutes (processors/common.ts `hoursMinutes`).
+ */
+function factNumber(n: number, key: string): string {
+  const shown = Number.isInteger(n) ? String(n) : `${n.toFixed(1)} (about ${Math.round(n)})`;
+  if (/hours$/i.test(key)) return `${shown} h (${hoursMinutes(n * 60)})`;
+  return /minutes$/i.test(key) && n >= 60 ? `${shown} min (${hoursMinutes(n)})` : shown;
+}
+
+/** The computed insights as `path: value` lines (objects and arrays flattened, nulls left out). */
+export function factLines(value: unknown, path = ''): string[] {
+  if (value === null || value === undefined) return [];
+  if (typeof value === 'number')
+    return Number.isFinite(value)
+      ? [`${path}: ${factNumber(value, path.slice(path.lastIndexOf('.') + 1))}`]
+      : [];
+  if (typeof value === 'string' || typeof value === 'boolean') return [`${path}: ${value}`];
+  if (Array.isArray(value)) return value.flatMap((v, i) => factLines(v, `${path}[${i}]`));
+  if (typeof value === 'object')
+    return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
+      factLines(v, path ? `${path}.${k}` : k),
+    );
+  return [];
+}
+
+/**
+ * The example's input: the data as read, then every figure the narrative states, computed from it
+ * (the processor's insights) and the reference values the narrative compares with, so that every
+ * number of the output can be found in the input (test/unit/health/training-grounding.test.ts).
+ */
+export function groundedInput(
+  t: Pick<TrainingInput, 'dataInput' | 'insights' | 'recordType' | 'subject'>,
+): string {
+  const facts = factLines(t.insights);
+  return [
+    t.dataInput,
+    `Local day ${t.subject.localDay}${t.subject.asOf ? `, as of ${t.subject.asOf} (${t.subject.percentOfDay} % of the day)` : ', complete'}.`,
+    `Computed facts:\n${facts.join('\n')}`,
+    `Reference values: ${REFERENCE_VALUES[t.recordType]}`,
+  ].join('\n\n');
+}
+
+/** The ranges, bands and targets each narrative compares with (fact sheet, processors/). */
+export const REFERENCE_VALUES: Record<RecordType, string> = {
+  BloodGlucoseRecord:
+    'target range 70-180 mg/dL; below 54 and 54-69 (low), 70-100, 101-140, 141-180, above 180 mg/dL; control excellent if CV < 36 % and time in range >= 70 %, good if >= 50 %; estimated A1c and GMI need at least 14 days; trend threshold 5 %; fasting window 06:00-09:59, overnight 22:00-05:59 local.',
+  HeartRateRecord:
+    'maximum heart rate 180 bpm (default); zones <60, 60-70, 70-80, 80-90, >=90 % of maximum; classes <40, 40-59, 60-99, 100-119, 120-149, >=150 bpm; exercise: at least 10 minutes at >= 100 bpm; resting: lowest 20 % of overnight (22:00-05:59) samples; normal resting 50-100 bpm.',
+  HeartRateVariabilityRmssdRecord:
+    'RMSSD bands <20, 20-40, 40-60, 60-80, >=80 ms; a trend needs at least 7 readings and a 10 % change.',
+  SleepSessionRecord:
+    'duration bands <6, 6-7, 7-9 (optimal), 9-10, >10 h; targets deep 15-25 %, REM 20-25 %, awake <= 5 %; efficiency = asleep / staged time; naps are counted apart, and naps longer than about 90 minutes can disturb the night.',
+  StepsRecord:
+    'target 10000 steps a day; bands <5000, 5000-7499, 7500-9999, 10000-12499, >=12500; brisk walking is about 100 steps a minute.',
+  ActiveCaloriesBurnedRecord:
+    'target 500 kcal a day; bands <200, 200-399, 400-599, 600-799, >=800 kcal; moderate activity burns roughly 7 kcal a minute.',
+};
+
 export function buildTrainingExample(t: TrainingInput): TrainingExample {
   const sid = sourceId(t.source);
   const c = classifyExample({ ...t, sourceId: sid });
@@ -257,7 +317,7 @@ export function buildTrainingExample(t: TrainingInput): TrainingExample {
       : t.narrative;
   return {
     instruction: c.instruction,
-    input: t.dataInput,
+    input: groundedInput(t),
     output,
     metadata: {
       recordType: t.recordType,

@@ -37,7 +37,8 @@ export {
   InvalidEnvelopeError,
   UnknownChannelError,
 } from './event-bus/errors';
-export { channelOfStreamKey, DEFAULT_NAMESPACE, streamKey } from './event-bus/keys';
+export { compareIds, type StreamGap, StreamGapError } from './event-bus/gaps';
+export { channelOfStreamKey, DEFAULT_NAMESPACE, epochKey, streamKey } from './event-bus/keys';
 export {
   DEFAULT_MAX_LEN,
   EventBus,

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { databaseEnv, readConfig, redisEnv } from './config';
 import { sharedPool, sharedRedis } from './connections';
-import { DEFAULT_NAMESPACE, EventBus } from './event-bus';
+import { DEFAULT_MAX_LEN, DEFAULT_NAMESPACE, EventBus } from './event-bus';
 import type { OutboxTransport } from './outbox';
 import { outboxTransport } from './outbox-transport';
 import { queueUrl } from './queues';
@@ -22,6 +22,8 @@ export const jobEnv = {
     .string()
     .regex(/^[a-z0-9_:-]+$/)
     .default(DEFAULT_NAMESPACE),
+  /** Length cap of each event stream, sized per stage by its retention window (lib/config.ts). */
+  EVENT_BUS_MAX_LEN: z.coerce.number().int().positive().default(DEFAULT_MAX_LEN),
 };
 
 export type JobConfig = z.infer<z.ZodObject<typeof jobEnv>>;
@@ -43,7 +45,12 @@ export interface JobRuntime {
 /** The container's runtime for a service name (the envelope's `service`). */
 export async function jobRuntime(config: JobConfig, sqs: SQSClient, service: string): Promise<JobRuntime> {
   const [pool, redis] = await Promise.all([sharedPool(config, 'market'), sharedRedis(config)]);
-  const bus = new EventBus({ client: redis, service, namespace: config.EVENT_BUS_NAMESPACE });
+  const bus = new EventBus({
+    client: redis,
+    service,
+    namespace: config.EVENT_BUS_NAMESPACE,
+    maxLen: config.EVENT_BUS_MAX_LEN,
+  });
   const transport = outboxTransport({ bus, redis, sqs, queueUrl: (queue) => queueUrl(sqs, queue) });
   return { pool, redis, bus, transport };
 }

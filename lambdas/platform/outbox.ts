@@ -114,6 +114,14 @@ export interface RelayOptions {
 }
 
 /**
+ * Rows this process leased whose pass could not record the outcome (the database went away between
+ * delivering and marking): their lease would keep this process's own retry off them until it
+ * expires, leaving them undelivered after a run that otherwise recovered. Only this process may take
+ * them back early, and only after the pass that leased them has ended.
+ */
+const orphanedLeasesByPool = new WeakMap<pg.Pool, Set<string>>();
+
+/**
  * Delivers undelivered rows oldest first. A pass claims a batch by setting a short lease and
  * counting the attempt (committed before delivery), so relays in several processes (the scan,
  * backfill workers) never deliver the same row at once, and no lock is held across network calls.
@@ -133,6 +141,12 @@ export async function relayOutbox(
   let failed = 0;
   const errors: string[] = [];
   const seen = new Set<string>();
+  // Per pool: a pool is one database and schema, where outbox ids mean one row.
+  let orphanedLeases = orphanedLeasesByPool.get(pool);
+  if (!orphanedLeases) {
+    orphanedLeases = new Set<string>();
+    orphanedLeasesByPool.set(pool, orphanedLeases);
+  }
   for (;;) {
     const { rows } = await pool.query<{
       id: string;
@@ -149,7 +163,8 @@ export async function relayOutbox(
            lease_until = now() + make_interval(secs => $2)
        WHERE o.id IN (
          SELECT id FROM market_outbox
-         WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
+         WHERE published_at IS NULL
+           AND (lease_until IS NULL OR lease_until < now() OR id = ANY($4::bigint[]))
            AND NOT (id = ANY($3::bigint[]))
          ORDER BY id
          LIMIT $1
@@ -157,9 +172,10 @@ export async function relayOutbox(
        )
        RETURNING o.id, o.dedupe_key, o.destination, o.message_id, o.event_type, o.payload,
                  o.created_at, o.attempts - 1 AS attempts`,
-      [batchSize, leaseSeconds, [...seen]],
+      [batchSize, leaseSeconds, [...seen], [...orphanedLeases]],
     );
     rows.sort((a, b) => Number(a.id) - Number(b.id));
+    for (const r of rows) orphanedLeases.delete(r.id);
     const published: string[] = [];
     const released: { id: string; error: string }[] = [];
     for (const r of rows) {
@@ -205,19 +221,33 @@ export async function relayOutbox(
         released.push({ id: r.id, error: text.slice(0, 500) });
       }
     }
-    if (published.length > 0) {
-      await pool.query(
-        'UPDATE market_outbox SET published_at = now(), lease_until = NULL, last_error = NULL WHERE id = ANY($1::bigint[])',
-        [published],
+    try {
+      // Recording the outcome is idempotent: a database that drops out for a moment here is waited
+      // for, so what was delivered is marked and never delivered again (a queue has no dedupe).
+      await retryTransient(
+        async () => {
+          if (published.length > 0) {
+            await pool.query(
+              'UPDATE market_outbox SET published_at = now(), lease_until = NULL, last_error = NULL WHERE id = ANY($1::bigint[])',
+              [published],
+            );
+          }
+          if (released.length > 0) {
+            await pool.query(
+              `UPDATE market_outbox o SET lease_until = NULL, last_error = r.error
+               FROM jsonb_to_recordset($1::jsonb) AS r (id bigint, error text)
+               WHERE o.id = r.id`,
+              [JSON.stringify(released)],
+            );
+          }
+        },
+        { budgetMs: options.retryBudgetMs ?? 15_000 },
       );
-    }
-    if (released.length > 0) {
-      await pool.query(
-        `UPDATE market_outbox o SET lease_until = NULL, last_error = r.error
-         FROM jsonb_to_recordset($1::jsonb) AS r (id bigint, error text)
-         WHERE o.id = r.id`,
-        [JSON.stringify(released)],
-      );
+    } catch (error) {
+      // Delivered (or not) but not recorded after the budget: this process's next relay takes these
+      // rows back at once; those already in a stream are found there and marked, not sent again.
+      for (const r of rows) orphanedLeases.add(r.id);
+      throw error;
     }
     if (rows.length < batchSize) break;
   }

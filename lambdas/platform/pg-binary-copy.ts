@@ -129,6 +129,18 @@ export class BinaryCopyEncoder {
     return out;
   }
 
+  /**
+   * The trailer, then every byte written, without a copy: for a one-shot encoder sized up front
+   * (the encoder must not be used afterwards).
+   */
+  finish(): Buffer {
+    this.end();
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.alloc(0);
+    this.pos = 0;
+    return out;
+  }
+
   /** The trailer that ends the data; call once, after the last row, then `take()`. */
   end(): this {
     this.room(2);

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { RedisClient } from './redis';
 
 export interface ComponentStatus {
-  readonly component: 'postgres' | 'redis' | 's3' | 'sqs' | 'elasticache';
+  readonly component: 'postgres' | 'redis' | 's3' | 'sqs' | 'elasticache' | 'router';
   readonly healthy: boolean;
   /** Not applicable here (e.g. ElastiCache on the local stage): neither healthy nor a failure. */
   readonly skipped?: boolean;
@@ -33,6 +33,11 @@ export interface StatusDependencies {
   /** Only in AWS: the replication group behind the Redis endpoint. */
   readonly elastiCache?: { readonly client: ElastiCacheClient; readonly replicationGroupId: string };
   readonly timeoutMs?: number;
+  /**
+   * The real-time router's figures (its `/health`), where one is reachable; `skipped` when it is not
+   * running (it is optional on the local stage).
+   */
+  readonly router?: () => Promise<{ healthy: boolean; skipped?: boolean; detail: Record<string, unknown> }>;
 }
 
 class CheckTimeoutError extends Error {
@@ -45,7 +50,7 @@ class CheckTimeoutError extends Error {
 async function timed(
   component: ComponentStatus['component'],
   timeoutMs: number,
-  check: () => Promise<{ healthy: boolean; detail: Record<string, unknown> }>,
+  check: () => Promise<{ healthy: boolean; skipped?: boolean; detail: Record<string, unknown> }>,
 ): Promise<ComponentStatus> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
@@ -53,8 +58,14 @@ async function timed(
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new CheckTimeoutError(timeoutMs)), timeoutMs);
     });
-    const { healthy, detail } = await Promise.race([check(), timeout]);
-    return { component, healthy, latencyMs: Math.round(performance.now() - started), detail };
+    const { healthy, skipped, detail } = await Promise.race([check(), timeout]);
+    return {
+      component,
+      healthy,
+      ...(skipped ? { skipped } : {}),
+      latencyMs: Math.round(performance.now() - started),
+      detail,
+    };
   } catch (error) {
     return {
       component,
@@ -142,6 +153,7 @@ export async function checkPipeline(deps: StatusDependencies): Promise<StatusRep
           latencyMs: 0,
           detail: { reason: 'no replication group on this stage (local Redis)' },
         }),
+    ...(deps.router ? [timed('router', timeoutMs, deps.router)] : []),
   ]);
   return {
     stage: deps.stage,

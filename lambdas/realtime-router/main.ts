@@ -3,13 +3,20 @@
  * REALTIME_FEED_URL (provider socket), MARKET_API_BASE_URL (REST gap fill), POLYGON_API_KEY,
  * REALTIME_SUBSCRIPTIONS (default `T.*,Q.*,AM.*,FMV.*`), ROUTER_PORT (client WebSocket `/stream` and
  * `/health`, default 4590), REDIS_URL (or REDIS_HOST/REDIS_PORT/REDIS_TLS/REDIS_AUTH_TOKEN) and
- * EVENT_BUS_NAMESPACE (the app's streams), ROUTER_METRICS_INTERVAL_MS (EMF metrics; 0 = off).
+ * EVENT_BUS_NAMESPACE (the app's streams), ROUTER_METRICS_INTERVAL_MS (EMF metrics; 0 = off),
+ * QUEUE_URL_ROUTER_BARS (minute bars to persistence; locally the stage's queue), DATA_BUCKET and
+ * REALTIME_ARCHIVE_PREFIX (raw frames archived for replay, default `realtime/frames/<epoch>/`).
  * SIGTERM drains.
  */
+import { randomUUID } from 'node:crypto';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CHANNELS, type RouterChannel } from '../market/realtime/types';
+import { s3, sqs } from '../platform/aws';
 import { EventBus } from '../platform/event-bus';
+import { queueUrl, queueUrlVariable } from '../platform/queues';
 import { createRedisClient, type RedisClient } from '../platform/redis';
+import { DEFAULT_ARCHIVE_PREFIX, frameArchive } from './archive';
+import { barQueueSink } from './egress';
 import { RouterService } from './service';
 
 function required(name: string): string {
@@ -41,6 +48,8 @@ for (const c of CHANNELS) {
   clients.push(client);
   buses[c] = new EventBus({ client, service: 'realtime-router', namespace: process.env.EVENT_BUS_NAMESPACE });
 }
+const epoch = `e${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
+const bucket = process.env.DATA_BUCKET;
 const metricsIntervalMs = Number(process.env.ROUTER_METRICS_INTERVAL_MS ?? 0);
 const service = new RouterService({
   provider: {
@@ -65,6 +74,21 @@ const service = new RouterService({
     : {}),
   host: process.env.ROUTER_HOST ?? '127.0.0.1',
   buses,
+  router: { epoch },
+  // Raw frames to S3 (replayable), one folder per router epoch.
+  ...(bucket
+    ? {
+        archive: frameArchive(s3, {
+          bucket,
+          prefix: process.env.REALTIME_ARCHIVE_PREFIX ?? DEFAULT_ARCHIVE_PREFIX,
+          epoch,
+        }),
+      }
+    : {}),
+  // Minute bars to the RouterBars queue: QUEUE_URL_ROUTER_BARS in AWS, the local stage's queue locally.
+  ...(process.env[queueUrlVariable('RouterBars')] || process.env.AWS_ENDPOINT_URL
+    ? { bars: barQueueSink(sqs, () => queueUrl(sqs, 'RouterBars')) }
+    : {}),
 });
 await service.start();
 console.log(`router ${service.router.hub.epoch} on ws://127.0.0.1:${service.port}/stream (health /health)`);

@@ -25,6 +25,14 @@ export interface SinkHealth {
   readonly dropped: number;
 }
 
+/** The breaker's state as `/health` names it (shared by the Redis and the batch sinks). */
+export const BREAKER_STATES: Readonly<Record<CircuitState, SinkHealth['breaker']>> = {
+  [CircuitState.Closed]: 'closed',
+  [CircuitState.Open]: 'open',
+  [CircuitState.HalfOpen]: 'half_open',
+  [CircuitState.Isolated]: 'isolated',
+};
+
 /**
  * A stable message_id per (epoch, channel, offset): a retried publish is recognisably the same. A
  * UUID-shaped id whose first 80 bits hash (epoch, channel), computed once per pair, and whose last 48
@@ -81,14 +89,8 @@ export class RedisChannelSink {
   }
 
   health(): SinkHealth {
-    const states: Record<CircuitState, SinkHealth['breaker']> = {
-      [CircuitState.Closed]: 'closed',
-      [CircuitState.Open]: 'open',
-      [CircuitState.HalfOpen]: 'half_open',
-      [CircuitState.Isolated]: 'isolated',
-    };
     return {
-      breaker: states[this.breaker.state],
+      breaker: BREAKER_STATES[this.breaker.state],
       depth: this.queue.length,
       published: this.published,
       failures: this.failures,

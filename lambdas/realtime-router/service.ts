@@ -11,6 +11,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ClientSession } from '../market/realtime/client';
 import { LatencyRecorder, type LatencySummary } from '../market/realtime/latency';
+import { type MinuteBarMessage, minuteBarMessage } from '../market/realtime/minute-bar-message';
 import { Router, type RouterHealth, type RouterOptions } from '../market/realtime/router';
 import {
   CHANNELS,
@@ -20,6 +21,8 @@ import {
   wireText,
 } from '../market/realtime/types';
 import type { EventBus } from '../platform/event-bus';
+import type { ArchivedFrame } from './archive';
+import type { BatchSink } from './batch-sink';
 import { MetricsWindow, publishSnapshot } from './metrics';
 import { ProviderConnection, type ProviderHealth, type ProviderOptions } from './provider';
 import { RedisChannelSink, type SinkHealth } from './redis-sink';
@@ -34,6 +37,10 @@ export interface RouterServiceOptions {
   /** Messages published per drain turn before yielding to the event loop. */
   readonly drainBudget?: number;
   readonly clientBuffer?: { maxQueue: number; highWater: number; lowWater: number; maxBufferedBytes: number };
+  /** Completed minute bars (corrections included) to persistence: the RouterBars queue. */
+  readonly bars?: BatchSink<MinuteBarMessage>;
+  /** Every provider frame as ingested, in the replay feed format: the S3 archive. */
+  readonly archive?: BatchSink<ArchivedFrame>;
   /** EMF metrics (lambdas/realtime-router/metrics.ts) every `intervalMs`; none by default. */
   readonly metrics?: { readonly publisher: Metrics; readonly intervalMs: number };
 }
@@ -44,6 +51,8 @@ export interface ServiceHealth {
   readonly latencyMs: Record<RouterChannel, LatencySummary>;
   readonly provider: ProviderHealth;
   readonly sinks: Partial<Record<RouterChannel, SinkHealth>>;
+  /** The AWS egress: minute bars to SQS (`bars`). */
+  readonly egress: { bars?: SinkHealth; archive?: SinkHealth };
   readonly clients: {
     id: string;
     queued: number;
@@ -90,9 +99,17 @@ export class RouterService {
       if (bus) this.sinks.set(c, new RedisChannelSink(c, bus));
     }
     this.router.tap((m) => this.sinks.get(m.channel)?.offer(m));
+    const bars = options.bars;
+    if (bars) {
+      this.router.tap((m) => {
+        const bar = minuteBarMessage(m, Date.now());
+        if (bar) bars.offer(bar);
+      });
+    }
     this.provider = new ProviderConnection(options.provider, (source, frame) => {
       const now = Date.now();
       this.router.ingest(source, now, frame, performance.now());
+      options.archive?.offer({ source, receivedAt: now, frame });
       if (source === 'ws') this.metricsWindow.observeFrame(frame, now);
       // Drained in the same turn (budgeted): ticks never wait behind the socket's next frames.
       this.drainNow();
@@ -145,6 +162,8 @@ export class RouterService {
     const deadline = Date.now() + timeoutMs;
     let drained = true;
     for (const sink of this.sinks.values()) drained = (await sink.flush(deadline)) && drained;
+    for (const sink of [this.options.bars, this.options.archive])
+      if (sink) drained = (await sink.flush(deadline)) && drained;
     for (;;) {
       this.router.hub.pumpAll();
       const waiting = [...this.sessions.entries()].some(([s, c]) => c.queued > 0 && s.readyState === s.OPEN);
@@ -155,6 +174,8 @@ export class RouterService {
     if (this.metricsTimer) clearInterval(this.metricsTimer);
     this.publishMetrics();
     for (const sink of this.sinks.values()) sink.stop();
+    this.options.bars?.stop();
+    this.options.archive?.stop();
     for (const socket of this.sessions.keys()) socket.close(1001, 'router shutting down');
     this.wss?.close();
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
@@ -178,6 +199,10 @@ export class RouterService {
       latencyMs: this.latency.all(),
       provider: this.provider.health,
       sinks,
+      egress: {
+        ...(this.options.bars ? { bars: this.options.bars.health() } : {}),
+        ...(this.options.archive ? { archive: this.options.archive.health() } : {}),
+      },
       clients: [...this.sessions.values()].map((c) => ({
         id: c.id,
         queued: c.queued,

@@ -1,9 +1,10 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import { z } from 'zod';
 import { s3, sqs } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
-import { logger } from '../platform/powertools';
+import { logger, metrics } from '../platform/powertools';
 import { checkPipeline, type StatusReport } from '../platform/status-checks';
 import { withTelemetry } from '../platform/telemetry';
 
@@ -26,7 +27,7 @@ const elastiCache = config.REDIS_REPLICATION_GROUP_ID
   ? { client: new ElastiCacheClient({}), replicationGroupId: config.REDIS_REPLICATION_GROUP_ID }
   : undefined;
 
-/** Invoked on demand (console, CLI, a canary): one JSON report of every dependency's health. */
+/** Invoked on a schedule (compute stack StatusSchedule) and on demand: one JSON report of every dependency's health. */
 async function run(): Promise<StatusReport> {
   const report = await checkPipeline({
     stage: config.STAGE,
@@ -38,6 +39,12 @@ async function run(): Promise<StatusReport> {
     queues: config.QUEUE_URLS,
     elastiCache,
   });
+  // Read by the compute stack's StatusUnhealthyAlarm (the check runs on a schedule).
+  metrics.addMetric(
+    'UnhealthyComponents',
+    MetricUnit.Count,
+    report.components.filter((c) => !c.healthy).length,
+  );
   if (report.healthy) logger.info('pipeline healthy');
   else logger.error('pipeline unhealthy', { unhealthy: report.components.filter((c) => !c.healthy) });
   return report;

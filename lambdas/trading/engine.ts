@@ -797,6 +797,40 @@ export class TradingEngine {
     });
   }
 
+  /**
+   * A breaker tripped from outside the risk checks: the broker adapter's incidents (authentication
+   * failure halts the account; a broker unavailable beyond its threshold puts it in `reducing`).
+   * `keepOrders` leaves working orders alone (the broker cannot take cancels during the incident).
+   * A no-op while that breaker is already active.
+   */
+  tripExternal(
+    breaker: string,
+    state: TradingStateName,
+    inputs: Record<string, unknown>,
+    message: string,
+    at: string,
+    options: { keepOrders?: boolean; autoRecovery?: string | null; scope?: string } = {},
+  ): Promise<boolean> {
+    return this.run(at, () => {
+      if (this.activeRecords().some((b) => b.breaker === breaker)) return false;
+      this.trip(breaker, [{ scope: options.scope ?? 'account', state }], inputs, {
+        autoRecovery: options.autoRecovery ?? null,
+        message,
+        keepOrders: options.keepOrders ?? false,
+      });
+      return true;
+    });
+  }
+
+  /** The documented automatic recovery of an external breaker (e.g. the broker answers again). */
+  recoverExternal(breaker: string, by: string, at: string): Promise<boolean> {
+    return this.run(at, () => {
+      if (!this.activeRecords().some((b) => b.breaker === breaker)) return false;
+      this.recover(breaker, by);
+      return true;
+    });
+  }
+
   private activeRecords(): BreakerRecord[] {
     return this.state.activeBreakers.map((id) => this.state.breakers[id] as BreakerRecord);
   }
@@ -896,7 +930,13 @@ export class TradingEngine {
     breaker: string,
     effects: BreakerRecord['effects'],
     inputs: Record<string, unknown>,
-    options: { autoRecovery: string | null; until?: string; liquidate?: boolean; message: string },
+    options: {
+      autoRecovery: string | null;
+      until?: string;
+      liquidate?: boolean;
+      message: string;
+      keepOrders?: boolean;
+    },
   ): void {
     if (this.activeRecords().some((b) => b.breaker === breaker)) return;
     const actions: string[] = [];
@@ -904,7 +944,13 @@ export class TradingEngine {
     const scopes = new Map(effects.map((e) => [e.scope, e.state]));
     for (const id of this.state.open) {
       const o = this.state.orders[id] as Order;
-      if (!isOpen(o) || o.liquidation || o.status === 'pending_cancel' || o.status === 'pending_replace')
+      if (
+        options.keepOrders ||
+        !isOpen(o) ||
+        o.liquidation ||
+        o.status === 'pending_cancel' ||
+        o.status === 'pending_replace'
+      )
         continue;
       const state = scopes.get(o.symbol) ?? scopes.get('account');
       if (!state) continue;

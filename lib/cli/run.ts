@@ -32,10 +32,10 @@ export function parseSymbolList(flag: string, value: string | undefined, usage?:
       usage,
     );
   }
-  const bad = symbols.find((s) => !/^[A-Z0-9][A-Z0-9.\-/]{0,19}$/.test(s));
+  const bad = symbols.find((s) => !/^[A-Z0-9][A-Z0-9._\-/]{0,19}$/.test(s));
   if (bad !== undefined) {
     throw new UsageError(
-      `${flag}: '${bad}' is not a symbol (letters, digits, '.', '-', '/'; at most 20)`,
+      `${flag}: '${bad}' is not a symbol (letters, digits, '.', '_', '-', '/'; at most 20)`,
       usage,
     );
   }

@@ -28,6 +28,11 @@ export interface CacheProps {
    * @default 15
    */
   readonly snapshotRetentionDays?: number;
+  /**
+   * UTC window of the daily snapshot (hh:mm-hh:mm, at least 60 minutes).
+   * @default ElastiCache picks one
+   */
+  readonly snapshotWindow?: string;
 }
 
 /** Redis 7 (ElastiCache replication group): TLS and AUTH required, encrypted at rest, functions only. */
@@ -47,6 +52,11 @@ export class Cache extends Construct {
       throw new Error(
         `cache: snapshotRetentionDays must be an integer from 0 to 35, got ${snapshotRetentionDays}`,
       );
+    if (
+      props.snapshotWindow !== undefined &&
+      !/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/.test(props.snapshotWindow)
+    )
+      throw new Error(`cache: snapshotWindow must be hh:mm-hh:mm (UTC), got ${props.snapshotWindow}`);
 
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
@@ -83,6 +93,7 @@ export class Cache extends Construct {
       cacheSubnetGroupName: subnetGroup.ref,
       securityGroupIds: [this.securityGroup.securityGroupId],
       snapshotRetentionLimit: snapshotRetentionDays,
+      ...(props.snapshotWindow ? { snapshotWindow: props.snapshotWindow } : {}),
       autoMinorVersionUpgrade: true,
     });
     this.replicationGroup.applyRemovalPolicy(props.removalPolicy);

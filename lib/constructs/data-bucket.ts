@@ -5,6 +5,8 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag';
 
+/** Where the real-time router archives its raw frames (lambdas/realtime-router/archive.ts's default). */
+export const FRAME_ARCHIVE_PREFIX = 'realtime/frames/';
 export interface DataBucketProps {
   /** Encrypts the objects (SSE-KMS with a bucket key). */
   readonly key: kms.IKey;
@@ -34,6 +36,8 @@ export class DataBucket extends Construct {
    * bucket's references inside the data stack.
    */
   readonly ingestAccessPolicy: iam.ManagedPolicy;
+  /** What the real-time router may do with the bucket: put raw-frame archive objects, nothing else. */
+  readonly frameArchivePolicy: iam.ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: DataBucketProps) {
     super(scope, id);
@@ -105,7 +109,21 @@ export class DataBucket extends Construct {
         }),
       ],
     });
+    this.frameArchivePolicy = new iam.ManagedPolicy(this, 'FrameArchiveAccess', {
+      description: `write real-time raw-frame archive objects under ${FRAME_ARCHIVE_PREFIX}`,
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['s3:PutObject'],
+          resources: [this.bucket.arnForObjects(`${FRAME_ARCHIVE_PREFIX}*`)],
+        }),
+        new iam.PolicyStatement({ actions: ['kms:GenerateDataKey'], resources: [props.key.keyArn] }),
+      ],
+    });
     const bucketId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnElement);
+    acknowledge(this.frameArchivePolicy, {
+      [`AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${FRAME_ARCHIVE_PREFIX}*]`]:
+        'archive objects are keyed by router epoch and sequence below the archive prefix',
+    });
     acknowledge(this.ingestAccessPolicy, {
       [`AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/raw/*]`]: 'uploads arrive under any key below raw/',
       [`AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/quarantine/*]`]:

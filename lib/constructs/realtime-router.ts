@@ -7,6 +7,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag';
 import { REPO_ROOT } from '../paths';
@@ -36,6 +37,17 @@ export interface RealtimeRouterProps {
   readonly feedUrl: string;
   /** The provider's REST base (gap fill after a reconnect). */
   readonly restUrl: string;
+  /** The RouterBars consumer's queue: completed minute bars go there (its variable and SendMessage only). */
+  readonly barsQueue: sqs.IQueue;
+  /**
+   * The raw-frame archive: the data bucket, the prefix, and the data stack's managed policy that lets
+   * a role put objects under that prefix and nothing else (kept in the data stack with the bucket).
+   */
+  readonly archive: {
+    readonly bucketName: string;
+    readonly prefix: string;
+    readonly policy: iam.IManagedPolicy;
+  };
   /** Encrypts the log group. */
   readonly logsKey: kms.IKey;
   readonly logRetentionDays: number;
@@ -57,8 +69,9 @@ export interface RealtimeRouterProps {
  * provider's socket (the provider allows one connection per cluster and account, so exactly one task,
  * and a deployment stops the old task before starting the new one; the new one fills the gap from
  * REST). Image built by CDK from this repository (lambdas/realtime-router/Dockerfile); provider key and
- * Redis AUTH token from Secrets Manager; a task role with no permissions at all (the process calls no
- * AWS API: its metrics are EMF lines on stdout); alarms on the metrics the process publishes.
+ * Redis AUTH token from Secrets Manager; a task role that may only send to the bars queue and put
+ * objects under the archive prefix (its metrics are EMF lines on stdout); alarms on the metrics the
+ * process publishes.
  */
 export class RealtimeRouter extends Construct {
   readonly cluster: ecs.Cluster;
@@ -158,6 +171,9 @@ export class RealtimeRouter extends Construct {
         ROUTER_HOST: '0.0.0.0',
         ROUTER_PORT: String(ROUTER_PORT),
         ROUTER_METRICS_INTERVAL_MS: '60000',
+        QUEUE_URL_ROUTER_BARS: props.barsQueue.queueUrl,
+        DATA_BUCKET: props.archive.bucketName,
+        REALTIME_ARCHIVE_PREFIX: props.archive.prefix,
         POWERTOOLS_METRICS_NAMESPACE: ROUTER_METRICS.namespace,
         POWERTOOLS_SERVICE_NAME: ROUTER_METRICS.service,
         // V8's old space sized to the task, leaving room for buffers and the runtime.
@@ -261,6 +277,25 @@ export class RealtimeRouter extends Construct {
         3,
       ),
     ];
+
+    // The task role: send to the bars queue (and use its key), put archive objects; nothing else.
+    const taskRole = this.taskDefinition.taskRole;
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [props.barsQueue.queueArn] }),
+    );
+    if (props.barsQueue.encryptionMasterKey) {
+      taskRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [props.barsQueue.encryptionMasterKey.keyArn],
+        }),
+      );
+    }
+    taskRole.addManagedPolicy(props.archive.policy);
+    acknowledge(taskRole, {
+      'HIPAA.Security-IAMNoInlinePolicy':
+        'one role-scoped policy on exactly this role: SendMessage on the bars queue and its key',
+    });
 
     const execution = this.taskDefinition.obtainExecutionRole();
     if (keyArns.length > 0) {

@@ -1,4 +1,8 @@
-import { ArnFormat, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -10,7 +14,10 @@ import type { Construct } from 'constructs';
 import type { DatabaseComponent } from '../../lambdas/platform/database-components';
 import type { StageConfig } from '../config';
 import { Dashboard } from '../constructs/dashboard';
+import { FRAME_ARCHIVE_PREFIX } from '../constructs/data-bucket';
+import { buildAlarm } from '../constructs/defaults';
 import { EodChain } from '../constructs/eod-chain';
+import { HealthEtlAlarms } from '../constructs/health-alarms';
 import { type FunctionPlatform, JobFunction } from '../constructs/job-function';
 import { MigrationTrigger } from '../constructs/migration-trigger';
 import { QueueConsumer } from '../constructs/queue-consumer';
@@ -20,7 +27,7 @@ import { acknowledge } from '../nag';
 import { CONSUMERS, type ConsumerDefinition, queuesSentToBy } from '../topology';
 import { HEALTH_CONSUMERS } from '../topology/health';
 import { EOD_CHAIN, SCHEDULED_JOBS } from '../topology/jobs';
-import { MIGRATE, STATUS } from '../topology/operations';
+import { MIGRATE, STATUS, STATUS_EVERY_MINUTES } from '../topology/operations';
 import type { DataStack } from './data-stack';
 
 export interface ComputeStackProps extends StackProps {
@@ -47,6 +54,9 @@ export class ComputeStack extends Stack {
   readonly scheduleGroup: scheduler.ScheduleGroup;
   readonly eodChain: EodChain;
   readonly scheduledJobs: ScheduledJob[];
+  /** Runs the status check every STATUS_EVERY_MINUTES (EventBridge rule). */
+  readonly statusSchedule: events.Rule;
+  readonly healthEtlAlarms: HealthEtlAlarms[];
   /** The real-time router service; AWS stages only (EMULATOR_COMPUTE_OMISSIONS). */
   readonly realtimeRouter?: RealtimeRouter;
   /** Every function of the stack by topology id, consumers included. */
@@ -116,7 +126,10 @@ export class ComputeStack extends Stack {
     this.consumers = (props.consumers ?? CONSUMERS).map((definition) => {
       const consumer = new QueueConsumer(this, definition.id, {
         definition,
-        platform: platformFor(HEALTH_CONSUMERS.some((c) => c.id === definition.id) ? 'health' : 'market'),
+        platform: platformFor(
+          definition.databaseComponent ??
+            (HEALTH_CONSUMERS.some((c) => c.id === definition.id) ? 'health' : 'market'),
+        ),
         queueKey: this.messagesKey,
         alarmTopic: this.alarmTopic,
       });
@@ -193,6 +206,54 @@ export class ComputeStack extends Stack {
         }),
     );
 
+    // The pipeline status check on a schedule: a report in the logs every run, an alarm when a
+    // component is unhealthy or when the check itself fails or stops reporting.
+    // Undeliverable invocations go to the (messages-key encrypted) dead-letter queue of the jobs.
+    this.messagesKey.grantEncryptDecrypt(new iam.ServicePrincipal('events.amazonaws.com'));
+    this.statusSchedule = new events.Rule(this, 'StatusSchedule', {
+      description: 'tickstock: the pipeline status check (PostgreSQL, Redis, S3, SQS) on a schedule',
+      schedule: events.Schedule.rate(Duration.minutes(STATUS_EVERY_MINUTES)),
+      targets: [
+        new eventsTargets.LambdaFunction(this.status.function, {
+          retryAttempts: 2,
+          deadLetterQueue: this.eodChain.deadLetterQueue,
+        }),
+      ],
+    });
+    const statusPeriod = Duration.minutes(STATUS_EVERY_MINUTES * 3);
+    const unhealthy = new cloudwatch.Alarm(this, 'StatusUnhealthyAlarm', {
+      metric: new cloudwatch.Metric({
+        namespace: 'Tickstock',
+        metricName: 'UnhealthyComponents',
+        dimensionsMap: { service: 'status' },
+        statistic: 'Maximum',
+        period: statusPeriod,
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      // Three scheduled checks without a report: the check itself is not running.
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      alarmDescription: `status: a pipeline component is unhealthy, or the scheduled check (every ${STATUS_EVERY_MINUTES} min) stopped reporting; the log line 'pipeline unhealthy' names the component`,
+    });
+    unhealthy.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
+    unhealthy.addOkAction(new cwActions.SnsAction(this.alarmTopic));
+    buildAlarm(this, 'StatusErrorsAlarm', {
+      metric: this.status.function.metricErrors({ period: statusPeriod, statistic: 'Sum' }),
+      threshold: 1,
+      description: 'status: the scheduled status check failed to run',
+      topic: this.alarmTopic,
+    });
+    this.healthEtlAlarms = this.consumers
+      .filter((c) => HEALTH_CONSUMERS.some((h) => h.id === c.definition.id))
+      .map(
+        (c) =>
+          new HealthEtlAlarms(this, `${c.definition.id}Alarms`, {
+            service: c.definition.id,
+            topic: this.alarmTopic,
+          }),
+      );
+
     const functions = [
       ...this.consumers.map((c) => c.job),
       ...steps,
@@ -218,6 +279,12 @@ export class ComputeStack extends Stack {
           authSecret: data.cache.authSecret,
         },
         apiKey: data.marketDataApiKey,
+        barsQueue: this.queueOf('RouterBars'),
+        archive: {
+          bucketName: data.bucket.bucketName,
+          prefix: FRAME_ARCHIVE_PREFIX,
+          policy: data.frameArchivePolicy,
+        },
         feedUrl: config.marketData.realtimeUrl,
         restUrl: config.marketData.baseUrl,
         logsKey: data.key,

@@ -10,7 +10,7 @@ import {
   DATABASE_COMPONENTS,
   type DatabaseComponent,
 } from '../../lambdas/platform/database-components';
-import type { EmulatorConfig, StageConfig } from '../config';
+import { type EmulatorConfig, type StageConfig, streamMaxLen } from '../config';
 import { Cache } from '../constructs/cache';
 import { DataBucket } from '../constructs/data-bucket';
 import { Database } from '../constructs/database';
@@ -68,6 +68,7 @@ export class DataStack extends Stack {
   // The parts' resources under the names the compute stack (and other readers) use.
   readonly bucket: s3.Bucket;
   readonly ingestAccessPolicy: iam.ManagedPolicy;
+  readonly frameArchivePolicy: iam.ManagedPolicy;
   /** Where functions run; undefined on an emulator stage (local processes, no VPC). */
   readonly functionNetwork?: FunctionNetwork;
 
@@ -92,6 +93,7 @@ export class DataStack extends Stack {
     });
     this.bucket = this.dataBucket.bucket;
     this.ingestAccessPolicy = this.dataBucket.ingestAccessPolicy;
+    this.frameArchivePolicy = this.dataBucket.frameArchivePolicy;
 
     if (config.emulator) {
       this.stores = this.localStores(config, config.emulator, removalPolicy);
@@ -129,6 +131,8 @@ export class DataStack extends Stack {
         key: this.key,
         nodeType: config.redis.nodeType,
         nodes: config.redis.nodes,
+        snapshotRetentionDays: config.redis.snapshotRetentionDays,
+        snapshotWindow: config.redis.snapshotWindow,
         removalPolicy,
         description: `tickstock ${config.name} events, idempotency and dedup windows`,
         stageName: config.name,
@@ -142,6 +146,7 @@ export class DataStack extends Stack {
           REDIS_HOST: redis.attrPrimaryEndPointAddress,
           REDIS_PORT: redis.attrPrimaryEndPointPort,
           REDIS_AUTH_SECRET_ARN: cache.authSecret.secretArn,
+          EVENT_BUS_MAX_LEN: String(streamMaxLen(config.redis)),
         },
         secrets: [cache.authSecret],
         databaseOwner: database.secret,
@@ -218,6 +223,7 @@ export class DataStack extends Stack {
         REDIS_PORT: String(redis.port),
         REDIS_TLS: 'disabled',
         EVENT_BUS_NAMESPACE: emulator.eventBusNamespace,
+        EVENT_BUS_MAX_LEN: String(streamMaxLen(config.redis)),
       },
       secrets: [],
       databaseOwner: owner,

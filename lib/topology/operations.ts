@@ -23,3 +23,6 @@ export const MIGRATE: OperationDefinition = {
 };
 
 export const OPERATIONS: readonly OperationDefinition[] = [STATUS, MIGRATE];
+
+/** How often the status check runs on its schedule (EventBridge rule in the compute stack). */
+export const STATUS_EVERY_MINUTES = 5;

@@ -52,6 +52,11 @@ export interface ConsumerDefinition extends FunctionDefinition {
    * @default no notification
    */
   readonly s3Prefix?: string;
+  /**
+   * The database role the consumer connects as (schemas/sql/0090_roles.sql).
+   * @default 'health' for the health consumers, else 'market'
+   */
+  readonly databaseComponent?: 'app' | 'market' | 'health' | 'trading' | 'router';
 }
 
 /** A job: a step of the EOD chain or a function on a schedule of its own; one run at a time. */

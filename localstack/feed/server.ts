@@ -214,22 +214,61 @@ export async function startFeed(options: FeedOptions): Promise<Feed> {
     }
     const tradesPath = /^\/v3\/trades\/([A-Z0-9.]+)$/.exec(url.pathname);
     if (tradesPath) {
+      // As the provider: timestamps in nanoseconds, `limit` (default 1,000, at most 50,000), `order`
+      // (default desc), and a `next_url` (without the key) while more results remain.
       const sym = tradesPath[1] as string;
-      const gte = Number(url.searchParams.get('timestamp.gte') ?? 0);
-      const lte = Number(url.searchParams.get('timestamp.lte') ?? Number.MAX_SAFE_INTEGER);
-      const results = (trades.get(sym) ?? [])
-        .filter((e) => (e.t as number) >= gte && (e.t as number) <= lte)
-        .map((e) => ({
-          sip_timestamp: (e.t as number) * 1e6,
-          exchange: e.x,
-          id: e.i,
-          price: e.p,
-          size: e.s,
-          conditions: e.c,
-          tape: e.z,
-          sequence_number: e.q,
-        }));
-      json(200, { status: 'OK', results });
+      const nanos = (name: string, fallback: bigint): bigint => {
+        const v = url.searchParams.get(name);
+        return v && /^\d+$/.test(v) ? BigInt(v) : fallback;
+      };
+      const gte = nanos('timestamp.gte', 0n);
+      const lte = nanos('timestamp.lte', 2n ** 63n);
+      const limit = Math.min(50_000, Math.max(1, Number(url.searchParams.get('limit') ?? 1_000) || 1_000));
+      const asc = url.searchParams.get('order') === 'asc';
+      // The cursor is the last item returned (its time and how many of that time were returned), not
+      // an index: the store drops its oldest items while a client pages.
+      const [ct, cn] = (url.searchParams.get('cursor') ?? '').split('.').map(Number) as [number, number];
+      const matching = (trades.get(sym) ?? [])
+        .filter((e) => {
+          const ns = BigInt(e.t as number) * 1_000_000n;
+          return ns >= gte && ns <= lte;
+        })
+        .sort((a, b) => (asc ? 1 : -1) * ((a.t as number) - (b.t as number)));
+      let start = 0;
+      if (Number.isFinite(ct)) {
+        while (
+          start < matching.length &&
+          (asc ? (matching[start]?.t as number) < ct : (matching[start]?.t as number) > ct)
+        )
+          start += 1;
+        start += cn || 0;
+      }
+      const page = matching.slice(start, start + limit);
+      const last = page.at(-1);
+      let sameT = 0;
+      if (last)
+        for (let k = start; k < start + page.length; k += 1) if (matching[k]?.t === last.t) sameT += 1;
+      if (last && Number.isFinite(ct) && last.t === ct) sameT += cn || 0;
+      // Nanosecond integers written exactly (a JS number past 2^53 would be rounded in the text).
+      const results = page.map((e) => ({
+        sip_timestamp: `${e.t as number}000000`,
+        exchange: e.x,
+        id: e.i,
+        price: e.p,
+        size: e.s,
+        conditions: e.c,
+        tape: e.z,
+        sequence_number: e.q,
+      }));
+      const body: Record<string, unknown> = { status: 'OK', results };
+      if (last && start + limit < matching.length) {
+        const next = new URL(url.toString());
+        next.searchParams.delete('apiKey');
+        next.searchParams.set('cursor', `${last.t as number}.${sameT}`);
+        body.next_url = `http://${req.headers.host ?? '127.0.0.1'}${next.pathname}${next.search}`;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body).replace(/"sip_timestamp":"(\d+)"/g, '"sip_timestamp":$1'));
       return;
     }
     const aggsPath = /^\/v2\/aggs\/ticker\/([A-Z0-9.]+)\/range\/1\/minute\/(\d+)\/(\d+)$/.exec(url.pathname);

@@ -5,16 +5,49 @@
  * restoration steps) runs at its own time.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { dispatchOutbox } from '../../lambdas/trading/broker';
+import { type BrokerPort, dispatchOutbox } from '../../lambdas/trading/broker';
 import { type Alert, TradingEngine } from '../../lambdas/trading/engine';
 import type { Projections } from '../../lambdas/trading/state';
 import type { EventStore } from '../../lambdas/trading/store';
-import type { Scenario, SubmitEntry, TimelineEntry } from './scenario';
+import type { BrokerReport } from '../../lambdas/trading/types';
+import { type Scenario, ScenarioError, type SubmitEntry, type TimelineEntry } from './scenario';
 import { SimClock, SimulatedBroker } from './sim-broker';
+
+export interface ReconciliationEntry {
+  readonly kind: string;
+  readonly detail: string;
+  readonly resolution: string;
+}
 
 export interface ReplayResult extends Projections {
   events: number;
   brokerCommands: number;
+  /** Over the wire (`--broker sim`): every difference reconciliation found and how it was resolved. */
+  reconciliation?: ReconciliationEntry[];
+}
+
+/** The broker a replay drives: the in-process simulator, or the simulator process over the wire. */
+export interface ReplayBroker extends BrokerPort {
+  setPrices(prices: Record<string, number>): Promise<void>;
+  fill(id: string, qty: number, price: number): Promise<boolean>;
+  reject(id: string, reason: string): Promise<void>;
+  expire(ids: string[]): void | Promise<void>;
+  openIds(): string[];
+  /** A timeline `broker` fault (over the wire only). */
+  fault?(fault: { fault: string; durationSeconds?: number; clientOrderId?: string }): Promise<void>;
+  /** A timeline `reconcile` (over the wire only). */
+  reconcile?(): Promise<void>;
+  /** After every timeline entry: wait until the broker's answers to it have reached the engine. */
+  settle?(): Promise<void>;
+  reconciliation?(): ReconciliationEntry[];
+  close?(): Promise<void>;
+}
+
+export interface ReplayBrokerContext {
+  readonly scenario: Scenario;
+  readonly clock: SimClock;
+  readonly deliver: (report: BrokerReport) => Promise<void>;
+  readonly engine: () => TradingEngine;
 }
 
 export interface ReplayRun {
@@ -34,6 +67,8 @@ export interface ReplayOptions {
    * the running state and the stored projections: the restart property test.
    */
   readonly restartEveryStep?: boolean;
+  /** The broker to run against (default: the in-process simulated broker). */
+  readonly broker?: (context: ReplayBrokerContext) => Promise<ReplayBroker>;
 }
 
 export class RestartMismatchError extends Error {
@@ -79,7 +114,7 @@ export async function replayScenario(scenario: Scenario, options: ReplayOptions)
   const step = async () => {
     // The broker stops working what the engine expired at the close, as the exchange does.
     const expired = broker.openIds().filter((id) => engine.state.orders[id]?.status === 'expired');
-    broker.expire(expired);
+    if (expired.length > 0) await broker.expire(expired);
     await dispatchOutbox(store, stream, broker);
     if (options.afterStep) await options.afterStep(engine);
     if (options.restartEveryStep) {
@@ -89,10 +124,22 @@ export async function replayScenario(scenario: Scenario, options: ReplayOptions)
       restarts += 1;
     }
   };
-  const broker: SimulatedBroker = new SimulatedBroker(scenario.broker, clock, async (report) => {
+  const deliver = async (report: BrokerReport) => {
     await engine.onBrokerReport(report, iso(clock.now));
     await step();
-  });
+  };
+  const broker: ReplayBroker = options.broker
+    ? await options.broker({ scenario, clock, deliver, engine: () => engine })
+    : new SimulatedBroker(scenario.broker, clock, deliver);
+  if (!options.broker) {
+    const wireOnly = scenario.timeline.filter((e) => e.action.kind === 'broker');
+    if (wireOnly.length > 0)
+      throw new ScenarioError(
+        wireOnly.map(
+          (e) => `timeline[${e.index}].broker: broker faults need the simulator process (--broker sim)`,
+        ),
+      );
+  }
 
   const drainUntil = async (target: number) => {
     for (let guard = 0; guard < 100_000; guard++) {
@@ -159,16 +206,31 @@ export async function replayScenario(scenario: Scenario, options: ReplayOptions)
       case 'limits':
         await engine.updateLimits(a.value as never, at);
         return;
+      case 'broker':
+        await broker.fault?.(a.value);
+        return;
+      case 'reconcile':
+        // In-process the broker and the engine cannot disagree: nothing to reconcile.
+        await broker.reconcile?.();
+        return;
     }
   };
 
-  for (const entry of scenario.timeline) {
-    await drainUntil(entry.at);
-    await run(entry);
-    await step();
+  try {
+    for (const entry of scenario.timeline) {
+      await drainUntil(entry.at);
+      await run(entry);
+      await step();
+      await broker.settle?.();
+    }
+    // Let in-flight broker commands land (and whatever falls due on the way), then stop.
+    for (let next = clock.peek(); next !== null; next = clock.peek()) {
+      await drainUntil(next);
+      await broker.settle?.();
+    }
+  } finally {
+    await broker.close?.();
   }
-  // Let in-flight broker commands land (and whatever falls due on the way), then stop.
-  for (let next = clock.peek(); next !== null; next = clock.peek()) await drainUntil(next);
 
   const counts = await store.counts(stream);
   const p = engine.projections();
@@ -180,6 +242,7 @@ export async function replayScenario(scenario: Scenario, options: ReplayOptions)
     breakers: p.breakers,
     events: counts.events,
     brokerCommands: counts.brokerCommands,
+    ...(broker.reconciliation ? { reconciliation: broker.reconciliation() } : {}),
   };
   return { result, restarts };
 }

@@ -81,6 +81,13 @@ const ACTIONS = {
   restart: z.literal(true),
   reset: z.strictObject({ breaker: z.string().min(1), by: z.string().min(1) }),
   limits: z.strictObject(Object.fromEntries(Object.entries(limitsShape).map(([k, v]) => [k, v.nullable()]))),
+  // Issue 14, over the wire only (`--broker sim`): a fault of the broker simulator, and a reconciliation.
+  broker: z.strictObject({
+    fault: z.enum(['http429', 'timeout', 'disconnect', 'auth', 'maintenance', 'invalid', 'lost_fill']),
+    durationSeconds: positive.optional(),
+    clientOrderId: z.string().min(1).optional(),
+  }),
+  reconcile: z.literal(true),
 } as const;
 type Actions = { [K in keyof typeof ACTIONS]: z.infer<(typeof ACTIONS)[K]> };
 export type TimelineAction = { [K in keyof Actions]: { kind: K; value: Actions[K] } }[keyof Actions];

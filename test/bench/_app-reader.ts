@@ -28,17 +28,32 @@ async function reader(
   stop: () => boolean,
   offset: number,
 ) {
-  const timed = async (name: string, text: string, values: unknown[]) => {
-    const t = performance.now();
-    // Named: prepared once per connection, as an app's driver does.
-    await client.query({ name, text, values });
-    const ms = performance.now() - t;
+  const push = (name: string, ms: number) => {
     const o = out();
     const list = o[name] ?? [];
     list.push(ms);
     o[name] = list;
   };
+  let server = false;
+  const timed = async (name: string, text: string, values: unknown[]) => {
+    if (server) {
+      // The database's own execution time of the same read (EXPLAIN ANALYZE): what the read costs
+      // on the server, apart from the client's and the machine's scheduling.
+      const { rows } = await client.query<{ 'QUERY PLAN': [{ 'Execution Time': number }] }>(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`,
+        values,
+      );
+      push(`server: ${name}`, rows[0]?.['QUERY PLAN'][0]['Execution Time'] ?? Number.NaN);
+      return;
+    }
+    const t = performance.now();
+    // Named: prepared once per connection, as an app's driver does.
+    await client.query({ name, text, values });
+    push(name, performance.now() - t);
+  };
   for (let i = offset; !stop(); i++) {
+    // Every fifth round measures the server's execution time instead of the round trip.
+    server = i % 5 === 4;
     await timed('get_etf_universe', 'SELECT * FROM get_etf_universe($1, true)', [THEMES[i % THEMES.length]]);
     await timed('get_etf_universes_summary', 'SELECT get_etf_universes_summary()', []);
     await timed('get_universe_symbols', 'SELECT * FROM get_universe_symbols($1, $2)', [
@@ -59,24 +74,34 @@ async function reader(
   }
 }
 
-process.once('message', async (start: Start) => {
+let samples: Samples = {};
+let stopped = false;
+let started = false;
+// One listener from the first moment: a phase message that arrives while the connections are still
+// being opened is not lost.
+process.on('message', (m: Start | { phase?: string; stop?: boolean }) => {
+  if (!started) {
+    started = true;
+    void run(m as Start);
+    return;
+  }
+  const c = m as { phase?: string; stop?: boolean };
+  if (c.phase !== undefined) {
+    // A new phase: hand over what was measured so far (the parent labels it) and start afresh.
+    const done = samples;
+    samples = {};
+    process.send?.({ phase: c.phase, samples: done });
+  }
+  if (c.stop) stopped = true;
+});
+
+async function run(start: Start): Promise<void> {
   const pool = createPool({
     connectionString: componentDatabaseUrl(start.url, 'app'),
     schema: start.schema,
     max: start.readers,
   });
   const clients = await Promise.all(Array.from({ length: start.readers }, () => pool.connect()));
-  let samples: Samples = {};
-  let stopped = false;
-  process.on('message', (m: { phase?: string; stop?: boolean }) => {
-    if (m.phase !== undefined) {
-      // A new phase: hand over what was measured so far (the parent labels it) and start afresh.
-      const done = samples;
-      samples = {};
-      process.send?.({ phase: m.phase, samples: done });
-    }
-    if (m.stop) stopped = true;
-  });
   await Promise.all(
     clients.map((c, k) =>
       reader(
@@ -91,4 +116,4 @@ process.once('message', async (start: Start) => {
   for (const c of clients) c.release();
   await pool.end();
   process.send?.({ done: true }, () => process.exit(0));
-});
+}

@@ -41,7 +41,7 @@ function line(label: string, name: string, xs: readonly number[]): string {
   const s = [...xs].sort((a, b) => a - b);
   const f = (v: number) => `${v.toFixed(2)} ms`.padStart(10);
   return (
-    `  ${label.padEnd(12)} ${name.padEnd(26)} n=${String(s.length).padStart(6)}  p50 ${f(pct(s, 0.5))}  p95 ${f(pct(s, 0.95))}` +
+    `  ${label.padEnd(12)} ${name.padEnd(34)} n=${String(s.length).padStart(6)}  p50 ${f(pct(s, 0.5))}  p95 ${f(pct(s, 0.95))}` +
     `  p99 ${f(pct(s, 0.99))}  max ${f(s.at(-1) ?? 0)}  >${FLOOR_MS} ms: ${s.filter((x) => x > FLOOR_MS).length}`
   );
 }
@@ -81,8 +81,12 @@ function startApp(url: string, schema: string, symbols: string[], etfs: string[]
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function print(label: string, samples: Samples): void {
-  for (const [name, xs] of samples) console.log(line(label, name, xs));
-  console.log(line(label, 'ALL READS', [...samples.values()].flat()));
+  const names = [...samples.keys()].sort();
+  for (const name of names) console.log(line(label, name, samples.get(name) ?? []));
+  const client = names.filter((n) => !n.startsWith('server: ')).flatMap((n) => samples.get(n) ?? []);
+  const server = names.filter((n) => n.startsWith('server: ')).flatMap((n) => samples.get(n) ?? []);
+  console.log(line(label, 'ALL READS (round trip)', client));
+  console.log(line(label, 'ALL READS (server)', server));
 }
 
 export async function bench(): Promise<void> {
@@ -145,13 +149,11 @@ export async function bench(): Promise<void> {
     for (let k = 0; k < SYNCS; k++) {
       // A session of market movement: closes moved (the sync re-values caps from them), 40 delisted.
       await db.pool.query(
-        `UPDATE ohlcv_daily SET close = round((close * (0.8 + 0.4 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4)
-         WHERE date = $1::date`,
+        `UPDATE ohlcv_daily t SET close = v.c, high = greatest(t.high, v.c), low = least(t.low, v.c)
+         FROM (SELECT symbol, date, round((close * (0.8 + 0.4 * ((hashtext(symbol || $2::text) & 1023) / 1023.0)))::numeric, 4) AS c
+               FROM ohlcv_daily WHERE date = $1::date) v
+         WHERE t.symbol = v.symbol AND t.date = v.date`,
         [tradeDate, String(k)],
-      );
-      await db.pool.query(
-        'UPDATE ohlcv_daily SET high = greatest(high, close), low = least(low, close) WHERE date = $1::date',
-        [tradeDate],
       );
       await db.pool.query(
         `UPDATE symbols SET active = false, delisted_at = $1::date

@@ -189,7 +189,7 @@ interface ReplayRun {
   readonly recordsMd5: string;
   readonly ingests: number;
   readonly trainingObjects: number;
-  /** Per record: last_modified_ms, client_record_version, payload hash (to name what differs). */
+  /** Per record: last_modified_ms, client_record_version, content hash (Avro body, or the jsonb payload of rows older than 0220), source id. */
   readonly recordVersions: Map<string, string>;
 }
 
@@ -227,13 +227,14 @@ async function completedCount(): Promise<number> {
 
 async function runReplay(
   fault?: (progress: { uploaded: boolean }) => Promise<{ up: number; inFlight: string } | undefined>,
+  timeoutMs = 240_000,
 ): Promise<ReplayRun & { up?: number; inFlight?: string }> {
   await resetReplayState();
   const deps = await replayDependencies({ s3, sqs, pool: admin });
   const progress = { uploaded: false };
   const running = replay(DEFAULT_REPLAY_PATHS, {
     ...deps,
-    timeoutMs: 240_000,
+    timeoutMs,
     say: () => {
       progress.uploaded = true;
     },
@@ -248,7 +249,8 @@ async function runReplay(
   );
   const versions = await admin.query<{ key: string; version: string }>(
     `SELECT record_type || '/' || metadata_id AS key,
-            concat_ws(' ', last_modified_ms, client_record_version, md5(payload::text), source_id) AS version
+            concat_ws(' ', last_modified_ms, client_record_version,
+                      md5(coalesce(body, convert_to(payload::text, 'UTF8'))), source_id) AS version
      FROM health_records`,
   );
   return {
@@ -458,29 +460,36 @@ describe('health replay with faults', () => {
     });
   });
 
-  it('the runner killed mid-batch: its in-flight messages come back and nothing is lost or doubled', async () => {
-    let outage = 0;
-    const run = await runReplay(async (progress) => {
-      const inFlight = await midReplay(progress, false);
-      const down = Date.now();
-      await runner.kill();
-      await sleep(OUTAGE_MS);
-      const up = await runner.up(CONSUMERS.length);
-      outage = up - down;
-      return { up, inFlight: `${inFlight}; SIGKILL of the runner` };
-    });
+  // The killed runner's messages return only after the visibility timeout (the handler's timeout,
+  // 450 s since the health time budget, plus 10 s): the replay waits that long and a little more.
+  const KILLED_RUNNER_WAIT_MS = (FAULTS_VISIBILITY_SECONDS + 180) * 1_000;
+  it(
+    'the runner killed mid-batch: its in-flight messages come back and nothing is lost or doubled',
+    async () => {
+      let outage = 0;
+      const run = await runReplay(async (progress) => {
+        const inFlight = await midReplay(progress, false);
+        const down = Date.now();
+        await runner.kill();
+        await sleep(OUTAGE_MS);
+        const up = await runner.up(CONSUMERS.length);
+        outage = up - down;
+        return { up, inFlight: `${inFlight}; SIGKILL of the runner` };
+      }, KILLED_RUNNER_WAIT_MS);
 
-    expectSameAsClean(run);
-    const first = await completedSince(run.up as number);
-    figures.push({
-      workload: 'health replay',
-      fault: `runner SIGKILL mid-batch, restarted (visibility timeout ${FAULTS_VISIBILITY_SECONDS} s)`,
-      inFlight: run.inFlight as string,
-      outageMs: outage,
-      recoveryMs: first === null ? null : first - (run.up as number),
-      accounting: replayAccounting(run, clean),
-    });
-  });
+      expectSameAsClean(run);
+      const first = await completedSince(run.up as number);
+      figures.push({
+        workload: 'health replay',
+        fault: `runner SIGKILL mid-batch, restarted (visibility timeout ${FAULTS_VISIBILITY_SECONDS} s)`,
+        inFlight: run.inFlight as string,
+        outageMs: outage,
+        recoveryMs: first === null ? null : first - (run.up as number),
+        accounting: replayAccounting(run, clean),
+      });
+    },
+    KILLED_RUNNER_WAIT_MS + 120_000,
+  );
 });
 
 /** The runner process is still the one started before the fault (a crash would have ended it). */
@@ -677,7 +686,7 @@ describe('EOD run with faults', () => {
     let inFlight = '';
     const run = await runEod(name.split(' ')[0]?.toLowerCase() ?? 'fault', (step) => {
       if (step !== atStep) return undefined;
-      inFlight = `step ${step} (of load, ipo_scan, quality, complete, sync) starting`;
+      inFlight = `step ${step} (of load, ipo_scan, quality, complete, sync, correlation) starting`;
       // Asynchronous: the step runs while the service goes away.
       return (async () => {
         await sleep(50);

@@ -370,6 +370,38 @@ describe('data constructs', () => {
       expect(() => new Cache(stack, `C${nodes}`, { ...props, nodes })).toThrow(
         `cache: nodes must be an integer from 1 to 6 (primary plus up to 5 replicas), got ${nodes}`,
       );
+    expect(() => new Cache(stack, 'W', { ...props, nodes: 1, snapshotWindow: '6-7' })).toThrow(
+      'cache: snapshotWindow must be hh:mm-hh:mm (UTC), got 6-7',
+    );
+  });
+
+  it('gives a replicated cache failover across AZs, and keeps its snapshots in the stated window', () => {
+    // Prepare
+    const { stack, vpc, securityGroup, key } = fixture();
+
+    // Act
+    new Cache(stack, 'Replicated', {
+      vpc,
+      subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      clients: securityGroup,
+      key,
+      nodeType: 'cache.t4g.small',
+      nodes: 2,
+      snapshotRetentionDays: 20,
+      snapshotWindow: '06:00-07:00',
+      removalPolicy: RemovalPolicy.DESTROY,
+      description: 'probe',
+      stageName: 'probe',
+    });
+
+    // Assess
+    Template.fromStack(stack).hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      NumCacheClusters: 2,
+      AutomaticFailoverEnabled: true,
+      MultiAZEnabled: true,
+      SnapshotRetentionLimit: 20,
+      SnapshotWindow: '06:00-07:00',
+    });
   });
 });
 

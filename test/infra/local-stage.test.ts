@@ -161,10 +161,12 @@ describe('the local (deploy rehearsal) stage', () => {
     expect(expressions(local.compute)).toEqual([
       ['EodChain', 'rate(1 day)'],
       ['EquityDispatch', 'rate(1 minute)'],
+      ['MarketCapRefresh', 'rate(1 minute)'],
     ]);
     expect(expressions(dev.compute)).toEqual([
       ['EodChain', 'cron(30 16 ? * MON-FRI *)'],
       ['EquityDispatch', 'rate(15 minutes)'],
+      ['MarketCapRefresh', 'rate(15 minutes)'],
     ]);
   });
 });

@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { describe, expect, it } from 'vitest';
 import { PROCESS_METRICS } from '../../lambdas/realtime-router/metrics';
 import { RealtimeRouter, ROUTER_METRICS, ROUTER_PORT } from '../../lib/constructs/realtime-router';
@@ -31,12 +33,23 @@ function build() {
   const authSecret = new secretsmanager.Secret(stack, 'RedisAuth', { encryptionKey: key });
   const apiKey = new secretsmanager.Secret(stack, 'ApiKey', { encryptionKey: key });
   const topic = new sns.Topic(stack, 'Alarms', { masterKey: key, enforceSSL: true });
+  const barsQueue = new sqs.Queue(stack, 'Bars', { encryptionMasterKey: key, enforceSSL: true });
+  const archivePolicy = new iam.ManagedPolicy(stack, 'ArchivePolicy', {
+    statements: [
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: ['arn:aws:s3:::tickstock-dev-data/realtime/frames/x'],
+      }),
+    ],
+  });
   const router = new RealtimeRouter(stack, 'RealtimeRouter', {
     vpc,
     subnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
     redisSecurityGroup: redisSg,
     redis: { host: 'redis.internal', port: '6379', authSecret },
     apiKey,
+    barsQueue,
+    archive: { bucketName: 'tickstock-dev-data', prefix: 'realtime/frames/', policy: archivePolicy },
     feedUrl: 'wss://socket.massive.com/stocks',
     restUrl: 'https://api.polygon.io',
     logsKey: key,
@@ -54,6 +67,7 @@ function build() {
     'HIPAA.Security-VPCFlowLogsEnabled': standIn,
     'HIPAA.Security-VPCNoUnrestrictedRouteToIGW': standIn,
   });
+  acknowledge(barsQueue, { 'AwsSolutions-SQS3': standIn, 'HIPAA.Security-SQSQueueDeadLetterQueue': standIn });
   for (const s of [authSecret, apiKey])
     acknowledge(s, { 'AwsSolutions-SMG4': standIn, 'HIPAA.Security-SecretsManagerRotationEnabled': standIn });
   applyNag(app);
@@ -63,7 +77,7 @@ function build() {
     router,
     template: Template.fromStack(stack),
     assembly,
-    ids: { redisSg, authSecret, apiKey },
+    ids: { redisSg, authSecret, apiKey, barsQueue, key, archivePolicy },
   };
 }
 
@@ -141,14 +155,35 @@ describe('real-time router service (ECS Fargate)', () => {
     expect(JSON.stringify(container.HealthCheck.Command)).toContain('/health');
   });
 
-  it('gives the task role no permission at all, and the execution role only the image, its logs and the two secrets', () => {
+  it('lets the task role only send to the bars queue and put archive objects (the data stack policy), and the execution role only pull the image, log and read the two secrets', () => {
     const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0];
     const roleId = (arn: unknown) => (arn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
     const taskRole = roleId(task?.Properties.TaskRoleArn);
     const executionRole = roleId(task?.Properties.ExecutionRoleArn);
-    expect(statementsOfRole(taskRole)).toEqual([]);
+    const taskStatements = statementsOfRole(taskRole).map((st) => ({
+      actions: [st.Action].flat().sort(),
+      resource: JSON.stringify(st.Resource),
+    }));
+    expect(taskStatements.map((st) => st.actions)).toEqual([
+      ['sqs:SendMessage'],
+      ['kms:Decrypt', 'kms:GenerateDataKey'],
+    ]);
+    expect(taskStatements[0]?.resource).toContain(logicalId(built.ids.barsQueue));
+    expect(taskStatements[1]?.resource).toContain(logicalId(built.ids.key));
+    const container = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0]?.Properties
+      .ContainerDefinitions[0];
+    const env = Object.fromEntries(
+      (container.Environment as { Name: string; Value: unknown }[]).map((e) => [e.Name, e.Value]),
+    );
+    expect(env).toMatchObject({
+      DATA_BUCKET: 'tickstock-dev-data',
+      REALTIME_ARCHIVE_PREFIX: 'realtime/frames/',
+    });
+    expect(JSON.stringify(env.QUEUE_URL_ROUTER_BARS)).toContain(logicalId(built.ids.barsQueue));
     const role = template.findResources('AWS::IAM::Role')[taskRole];
-    expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(JSON.stringify(role?.Properties.ManagedPolicyArns)).toBe(
+      JSON.stringify([{ Ref: stack.getLogicalId(built.ids.archivePolicy.node.defaultChild as never) }]),
+    );
     expect(role?.Properties.Policies).toBeUndefined();
 
     const statements = statementsOfRole(executionRole);

@@ -7,7 +7,7 @@ import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { BACKFILL_QUEUE } from '../../lambdas/market/backfill/job';
 import { queueUrlVariable } from '../../lambdas/platform/queues';
-import { STAGES, type StageName } from '../../lib/config';
+import { STAGES, type StageName, streamMaxLen } from '../../lib/config';
 import type { JobFunction } from '../../lib/constructs/job-function';
 import { applyNag } from '../../lib/nag';
 import { REPO_ROOT } from '../../lib/paths';
@@ -128,7 +128,11 @@ describe('queues and consumers', () => {
 
   it('alarms on DLQ depth, oldest message age, errors and throttles for each consumer, to the SNS topic', () => {
     const alarms = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm').filter(
-      ([id]) => !id.startsWith('EodChain') && !id.startsWith('RealtimeRouter'),
+      ([id]) =>
+        !id.startsWith('EodChain') &&
+        !id.startsWith('RealtimeRouter') &&
+        !id.startsWith('HealthEtlAlarms') &&
+        !id.startsWith('Status'),
     );
     expect(alarms).toHaveLength(TEST_CONSUMERS.length * 4);
     const metrics = alarms.map(([, a]) => a.Properties.MetricName).sort();
@@ -138,6 +142,66 @@ describe('queues and consumers', () => {
     for (const [, a] of alarms) expect(a.Properties.AlarmActions).toHaveLength(1);
     dev.compute.resourceCountIs('AWS::SNS::Topic', 1);
     dev.compute.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('alarms on the health ETL quarantine rate (metric math), low quality, failed and dropped files', () => {
+    const alarms = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm').filter(([id]) =>
+      id.startsWith('HealthEtlAlarms'),
+    );
+    expect(alarms).toHaveLength(4);
+    const rate = alarms.find(([id]) => id.includes('QuarantineRate'))?.[1].Properties as {
+      Metrics: {
+        Expression?: string;
+        MetricStat?: { Metric: { MetricName: string; Dimensions: unknown } };
+      }[];
+      Threshold: number;
+    };
+    expect(rate.Metrics.find((m) => m.Expression)?.Expression).toBe(
+      'IF(decided >= 5, 100 * quarantined / decided, 0)',
+    );
+    expect(
+      rate.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.MetricName] : [])).sort(),
+    ).toEqual(['FilesDecided', 'FilesQuarantined']);
+    expect(rate.Metrics.find((m) => m.MetricStat)?.MetricStat?.Metric.Dimensions).toEqual([
+      { Name: 'service', Value: 'HealthEtl' },
+    ]);
+    const low = alarms.find(([id]) => id.includes('LowQuality'))?.[1].Properties;
+    expect(low).toMatchObject({
+      MetricName: 'QualityScore',
+      Statistic: 'Average',
+      Threshold: 0.8,
+      ComparisonOperator: 'LessThanThreshold',
+    });
+    expect(
+      alarms
+        .map(([, a]) => a.Properties.MetricName)
+        .filter(Boolean)
+        .sort(),
+    ).toEqual(['FilesDropped', 'FilesFailed', 'QualityScore']);
+    for (const [, a] of alarms) expect(a.Properties.AlarmActions).toHaveLength(1);
+  });
+
+  it('runs the status check every 5 minutes (EventBridge rule) and alarms when it is unhealthy or silent', () => {
+    const rules = resourcesOf(dev.compute, 'AWS::Events::Rule');
+    expect(rules).toHaveLength(1);
+    const rule = rules[0]?.[1].Properties as {
+      ScheduleExpression: string;
+      Targets: { Arn: { 'Fn::GetAtt': string[] }; RetryPolicy: unknown; DeadLetterConfig: unknown }[];
+    };
+    expect(rule.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(rule.Targets).toHaveLength(1);
+    expect(rule.Targets[0]?.Arn['Fn::GetAtt'][0]).toMatch(/^Status/);
+    expect(rule.Targets[0]?.RetryPolicy).toEqual({ MaximumRetryAttempts: 2 });
+    expect(rule.Targets[0]?.DeadLetterConfig).toBeDefined();
+    const unhealthy = resourcesOf(dev.compute, 'AWS::CloudWatch::Alarm').find(([id]) =>
+      id.startsWith('StatusUnhealthyAlarm'),
+    )?.[1].Properties;
+    expect(unhealthy).toMatchObject({
+      MetricName: 'UnhealthyComponents',
+      Namespace: 'Tickstock',
+      Dimensions: [{ Name: 'service', Value: 'status' }],
+      TreatMissingData: 'breaching',
+    });
   });
 
   it('announces raw/ uploads to the ingest queue through an S3 notification', () => {
@@ -431,9 +495,37 @@ describe('production protections', () => {
     prod.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
       MultiAZEnabled: true,
       AutomaticFailoverEnabled: true,
-      NumCacheClusters: 2,
+      NumCacheClusters: 3,
+      SnapshotRetentionLimit: 35,
+      SnapshotWindow: STAGES.prod.redis.snapshotWindow,
     });
-    dev.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', { MultiAZEnabled: false });
+    dev.data.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      MultiAZEnabled: false,
+      SnapshotRetentionLimit: 15,
+    });
+    // Staging fails over like prod (a replica in another AZ), so failover is rehearsed before prod.
+    expect(STAGES.staging.redis.nodes).toBeGreaterThanOrEqual(2);
+  });
+
+  it("sizes each event stream by the stage's stated retention window and gives the cap to every function", () => {
+    expect(streamMaxLen(STAGES.prod.redis)).toBe(72 * 5_000);
+    expect(streamMaxLen(STAGES.dev.redis)).toBe(24 * 2_000);
+    for (const [stage, template] of [
+      ['prod', prod],
+      ['dev', dev],
+    ] as const) {
+      // Every function that reaches Redis
+      const withRedis = resourcesOf(template.compute, 'AWS::Lambda::Function')
+        .map(
+          ([, f]) =>
+            (f.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables,
+        )
+        .filter((v) => v?.REDIS_HOST !== undefined);
+      expect(withRedis.length, stage).toBeGreaterThan(0);
+      expect([...new Set(withRedis.map((v) => v?.EVENT_BUS_MAX_LEN))], stage).toEqual([
+        String(streamMaxLen(STAGES[stage].redis)),
+      ]);
+    }
   });
 
   it('retains data resources on stack deletion in prod and not in dev', () => {

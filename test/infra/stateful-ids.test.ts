@@ -60,6 +60,8 @@ const PINNED_PROD = {
     'AWS::SQS::Queue EquityProcessingQueue013133ED',
     'AWS::SQS::Queue HealthEtlDeadLetterQueueBE65E131',
     'AWS::SQS::Queue HealthEtlQueue094C8608',
+    'AWS::SQS::Queue RouterBarsDeadLetterQueueBEC797DF',
+    'AWS::SQS::Queue RouterBarsQueue27362C77',
   ],
 };
 

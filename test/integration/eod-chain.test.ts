@@ -9,17 +9,8 @@ import { addDays } from '../../lambdas/market/calendar';
 import { type EodChainDeps, type EodChainResult, runEodChain } from '../../lambdas/market/eod/chain';
 import { EOD_SIGNAL_CHANNEL, eodSignalOfEnvelope } from '../../lambdas/market/eod/signal';
 import { etfThemeOf } from '../../lambdas/market/ipo/classify';
-import { upsertBars } from '../../lambdas/market/sql/bars';
-import {
-  CHANNELS,
-  type Channel,
-  decodeEnvelope,
-  type Envelope,
-  EventBus,
-} from '../../lambdas/platform/event-bus';
-import { outboxTransport } from '../../lambdas/platform/outbox-transport';
-import { upsertSymbols } from '../../localstack/scenarios/load';
-import { type IpoStage, startIpoStage } from './ipo-support';
+import { CHANNELS, type Channel, decodeEnvelope, type Envelope } from '../../lambdas/platform/event-bus';
+import { type IpoStage, loadMarketUntil, stageTransportFor, startIpoStage } from './ipo-support';
 
 const D1 = '2025-07-02';
 const D2 = '2025-07-03';
@@ -251,25 +242,11 @@ describe('eod run: three trading days around a holiday with IPOs and delistings'
       },
     });
     // The market as of the evening before D1: symbol master and ~2 months of bars.
-    const master = stage.api.market.activeOn(addDays(D1, -1));
-    await upsertSymbols(stage.db.pool, master, { start: '2025-01-02', end: addDays(D1, -1) });
-    const history = stage.api.market.groupedBarsRange(HISTORY_FROM, addDays(D1, -1));
-    await upsertBars(stage.db.pool, [...history.values()].flat());
+    await loadMarketUntil(stage, HISTORY_FROM, addDays(D1, -1));
     deps = {
       pool: stage.db.pool,
       provider: stage.provider,
-      transportFor: (service) => {
-        const bus = new EventBus({ client: stage.redis, service, namespace: stage.namespace });
-        return {
-          bus,
-          transport: outboxTransport({
-            bus,
-            redis: stage.redis,
-            sqs: stage.sqs,
-            queueUrl: async () => stage.queue.url,
-          }),
-        };
-      },
+      transportFor: stageTransportFor(stage),
       beforeStep: async (step) => {
         if (step === 'sync') {
           beforeSync = await snapshot(stage);

@@ -9,11 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays } from '../../lambdas/market/calendar';
 import { type EodChainDeps, runEodChain } from '../../lambdas/market/eod/chain';
 import { DEFAULT_CORRELATION_CONFIG, windowSessionsOf } from '../../lambdas/market/etf-correlation/run';
-import { upsertBars } from '../../lambdas/market/sql/bars';
-import { CHANNELS, decodeEnvelope, type Envelope, EventBus } from '../../lambdas/platform/event-bus';
-import { outboxTransport } from '../../lambdas/platform/outbox-transport';
-import { upsertSymbols } from '../../localstack/scenarios/load';
-import { type IpoStage, startIpoStage } from './ipo-support';
+import { CHANNELS, decodeEnvelope, type Envelope } from '../../lambdas/platform/event-bus';
+import { type IpoStage, loadMarketUntil, stageTransportFor, startIpoStage } from './ipo-support';
 
 const D1 = '2025-07-02';
 const D2 = '2025-07-03';
@@ -75,25 +72,11 @@ describe('etf correlation step (EOD 6/6)', () => {
 
   beforeAll(async () => {
     stage = await startIpoStage({ label: 'etf_corr', market: { seed: 'etf-corr-it', size: 1500 } });
-    const master = stage.api.market.activeOn(addDays(D1, -1));
-    await upsertSymbols(stage.db.pool, master, { start: '2025-01-02', end: addDays(D1, -1) });
-    const history = stage.api.market.groupedBarsRange(HISTORY_FROM, addDays(D1, -1));
-    await upsertBars(stage.db.pool, [...history.values()].flat());
+    await loadMarketUntil(stage, HISTORY_FROM, addDays(D1, -1));
     deps = {
       pool: stage.db.pool,
       provider: stage.provider,
-      transportFor: (service) => {
-        const bus = new EventBus({ client: stage.redis, service, namespace: stage.namespace });
-        return {
-          bus,
-          transport: outboxTransport({
-            bus,
-            redis: stage.redis,
-            sqs: stage.sqs,
-            queueUrl: async () => stage.queue.url,
-          }),
-        };
-      },
+      transportFor: stageTransportFor(stage),
     };
   });
   afterAll(async () => {

@@ -115,6 +115,8 @@ describe('IPO scan and backfill while the provider answers 429 and 5xx for a str
     // Maintenance brackets: one started and one completed per scan run that had work to do.
     const runsWithWork = runs.filter((r) => !(r instanceof Error) && r.changed).length;
     expect(count(CHANNELS.maintenanceCompleted)).toBe(runsWithWork);
+    // A failed attempt's start notice is not repeated: the next attempt resumes that run.
+    expect(count(CHANNELS.maintenanceStarted)).toBe(runsWithWork);
     const allIds = [...entries.values()].flat();
     expect(new Set(allIds).size).toBe(allIds.length);
     expect(stage.received.map((e) => e.envelope.message_id).sort()).toEqual([...allIds].sort());

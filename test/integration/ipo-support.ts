@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { DeleteQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
 import { PolygonProvider } from '../../lambdas/market/provider';
+import { upsertBars } from '../../lambdas/market/sql/bars';
 import type { SymbolRecord } from '../../lambdas/market/types';
 import {
   ALL_CHANNELS,
@@ -22,6 +23,7 @@ import { applyLocalDefaults } from '../../localstack/env';
 import { type MarketApi, type MarketApiOptions, startMarketApi } from '../../localstack/market-api/server';
 import { queueDepth as depthOf, ensureQueue, type LocalQueue } from '../../localstack/resources';
 import { EventSourceRunner, type SqsHandler } from '../../localstack/runner';
+import { upsertSymbols } from '../../localstack/scenarios/load';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '../support/db';
 
 applyLocalDefaults();
@@ -227,4 +229,31 @@ export async function streamEntries(redis: RedisClient, bus: EventBus): Promise<
     if (ids.length > 0) out.set(channel, ids);
   }
   return out;
+}
+
+/**
+ * The EOD chain's `transportFor` on this stage: each service publishes under its own name on the
+ * stage's namespace, through the outbox transport to the stage's queue.
+ */
+export function stageTransportFor(
+  stage: IpoStage,
+): (service: string) => { bus: EventBus; transport: OutboxTransport } {
+  return (service) => {
+    const bus = new EventBus({ client: stage.redis, service, namespace: stage.namespace });
+    return {
+      bus,
+      transport: outboxTransport({
+        bus,
+        redis: stage.redis,
+        sqs: stage.sqs,
+        queueUrl: async () => stage.queue.url,
+      }),
+    };
+  };
+}
+
+/** The market as the stage's database knows it on the evening of `eve`: the symbol master and the bars since `from`. */
+export async function loadMarketUntil(stage: IpoStage, from: string, eve: string): Promise<void> {
+  await upsertSymbols(stage.db.pool, stage.api.market.activeOn(eve), { start: '2025-01-02', end: eve });
+  await upsertBars(stage.db.pool, [...stage.api.market.groupedBarsRange(from, eve).values()].flat());
 }

@@ -8,11 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEodChain } from '../../lambdas/market/eod/chain';
 import { refreshBatchSize, refreshFundamentals } from '../../lambdas/market/fundamentals/refresh';
 import { capTierOf } from '../../lambdas/market/ipo/classify';
-import { upsertBars } from '../../lambdas/market/sql/bars';
-import { EventBus } from '../../lambdas/platform/event-bus';
-import { outboxTransport } from '../../lambdas/platform/outbox-transport';
-import { upsertSymbols } from '../../localstack/scenarios/load';
-import { type IpoStage, startIpoStage } from './ipo-support';
+import { type IpoStage, loadMarketUntil, stageTransportFor, startIpoStage } from './ipo-support';
 
 const D0 = '2025-07-01';
 const D1 = '2025-07-02';
@@ -38,10 +34,7 @@ describe('market caps and ETF assets (real PostgreSQL, local market API)', () =>
 
   beforeAll(async () => {
     stage = await startIpoStage({ label: 'market_caps', market: { seed: 'market-caps-it', size: 800 } });
-    const master = stage.api.market.activeOn(D0);
-    await upsertSymbols(stage.db.pool, master, { start: '2025-01-02', end: D0 });
-    const history = stage.api.market.groupedBarsRange('2025-05-01', D0);
-    await upsertBars(stage.db.pool, [...history.values()].flat());
+    await loadMarketUntil(stage, '2025-05-01', D0);
   });
   afterAll(async () => {
     await stage?.close();
@@ -112,18 +105,7 @@ describe('market caps and ETF assets (real PostgreSQL, local market API)', () =>
       {
         pool: stage.db.pool,
         provider: stage.provider,
-        transportFor: (service) => {
-          const bus = new EventBus({ client: stage.redis, service, namespace: stage.namespace });
-          return {
-            bus,
-            transport: outboxTransport({
-              bus,
-              redis: stage.redis,
-              sqs: stage.sqs,
-              queueUrl: async () => stage.queue.url,
-            }),
-          };
-        },
+        transportFor: stageTransportFor(stage),
       },
       { tradeDate: D1 },
     );

@@ -39,9 +39,9 @@ afterEach(async () => {
       .catch(() => undefined);
 });
 
-async function feedAt(speed: number, faults: FeedFaults = {}): Promise<Feed> {
+async function feedAt(speed: number, faults: FeedFaults = {}, profile = PROFILE): Promise<Feed> {
   const now = Date.now();
-  const feed = await startFeed({ profile: PROFILE, speed, startAt: now - (now % 60_000), faults });
+  const feed = await startFeed({ profile, speed, startAt: now - (now % 60_000), faults });
   cleanups.push(() => feed.close());
   return feed;
 }
@@ -53,17 +53,18 @@ async function redis(url = REDIS_URL): Promise<RedisClient> {
   return c;
 }
 
+function providerFor(feed: Feed): RouterServiceOptions['provider'] {
+  return {
+    wsUrl: feed.wsUrl,
+    restUrl: feed.restUrl,
+    apiKey: 'local-key',
+    subscriptions: 'T.*,Q.*,AM.*,FMV.*',
+    minBackoffMs: 50,
+  };
+}
+
 async function routerFor(feed: Feed, extra: Partial<RouterServiceOptions> = {}): Promise<RouterService> {
-  const service = new RouterService({
-    provider: {
-      wsUrl: feed.wsUrl,
-      restUrl: feed.restUrl,
-      apiKey: 'local-key',
-      subscriptions: 'T.*,Q.*,AM.*,FMV.*',
-      minBackoffMs: 50,
-    },
-    ...extra,
-  });
+  const service = new RouterService({ provider: providerFor(feed), ...extra });
   await service.start();
   cleanups.push(() => service.stop(5_000));
   return service;
@@ -150,6 +151,60 @@ describe('real-time router on the local stage', () => {
     }
     const keys = client.trades().map((m) => `${m.sym}|${m.data.x}|${m.data.i}`);
     expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('a disconnect mid-surge resynchronised with no gap and no duplicate', async () => {
+    // A surge (5x the usual rate, then a burst of frames at once) and the provider drops the socket
+    // in the middle of it. The REST fill pages (5 trades a page) and the resumed socket is held until
+    // the fill is done, so every trade produced around the disconnect reaches the client exactly once.
+    const feed = await feedAt(30, {}, { ...PROFILE, eventsPerMinute: 6_000 });
+    const service = await routerFor(feed, { provider: { ...providerFor(feed), restPageLimit: 5 } });
+    const client = await TestClient.open(service.port, { channel: 'tick', symbols: '*' });
+    // Subscribed for long enough that the window checked below starts after the subscription.
+    await until(
+      'trades flowing',
+      () => client.trades().length > 50 && feed.marketNow() - (client.trades()[0]?.data.t as number) > 8_000,
+    );
+
+    feed.setFaults({ burstFrames: 300 });
+    feed.dropConnections();
+    const cutoffBefore = feed.marketNow();
+    await until('reconnect and gap fill', () => service.health().provider.gapFillsDone >= 1);
+    // Anything newer than what the feed had served when the fill ended came on the resumed socket,
+    // after the fill: once the client has such a trade, it has every one before it.
+    const fillEnd = feed.marketNow();
+    const cutoff = cutoffBefore + 10_000;
+    await until('trades past the cutoff and the fill', () =>
+      client.trades().some((m) => (m.data.t as number) > Math.max(cutoff, fillEnd) + 5_000),
+    );
+
+    const key = (m: Received): string => `${m.sym}|${m.data.x}|${m.data.i}`;
+    const delivered = client.trades().map(key);
+    // From a little before the disconnect (the client was subscribed then) to the cutoff after it.
+    const before = feed.tradeKeys(cutoffBefore - 5_000);
+    const expected = [...feed.tradeKeys(cutoff)].filter((k) => !before.has(k));
+    const got = new Set(delivered);
+    const provider = service.health().provider;
+    expect(provider.disconnects).toBeGreaterThanOrEqual(1);
+    expect(provider.gapFillEvents).toBeGreaterThan(0);
+    expect(provider.gapFillPages).toBeGreaterThan(provider.gapFills);
+    expect(provider.gapFillErrors).toBe(0);
+    expect(service.router.stats.tick.rejected).toEqual({});
+    expect(got.size, 'no trade twice').toBe(delivered.length);
+    expect(
+      expected.filter((k) => !got.has(k)),
+      'no trade missing',
+    ).toEqual([]);
+    expect(expected.length).toBeGreaterThan(300);
+    // Per symbol the client sees trades in time order across the gap (REST before the resumed socket).
+    const lastT = new Map<string, number>();
+    const backwards = client.trades().filter((m) => {
+      const t = m.data.t as number;
+      const back = t < (lastT.get(m.sym) ?? 0) - 1_000;
+      lastT.set(m.sym, Math.max(t, lastT.get(m.sym) ?? 0));
+      return back;
+    });
+    expect(backwards.map(key)).toEqual([]);
   });
 
   it('a reconnecting client resumes from its offset with no gap and no duplicate, and an unknown epoch is told to resync', async () => {

@@ -11,7 +11,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays, addTradingDays } from '../../lambdas/market/calendar';
 import { runEodChain } from '../../lambdas/market/eod/chain';
-import { upsertBars } from '../../lambdas/market/sql/bars';
 import { runUniverseSync } from '../../lambdas/market/universe-sync/sync';
 import {
   ALERT_CHANNELS,
@@ -24,8 +23,7 @@ import {
 } from '../../lambdas/platform/event-bus';
 import { pendingOutboxCount } from '../../lambdas/platform/outbox';
 import { outboxTransport } from '../../lambdas/platform/outbox-transport';
-import { upsertSymbols } from '../../localstack/scenarios/load';
-import { type IpoStage, startIpoStage, waitUntil } from './ipo-support';
+import { type IpoStage, loadMarketUntil, stageTransportFor, startIpoStage, waitUntil } from './ipo-support';
 
 const D = '2025-07-03';
 const HISTORY_FROM = '2025-02-03';
@@ -86,11 +84,7 @@ describe('every seed channel under its condition, with the seed envelope', () =>
       market: { seed: 'seed-channels-it', size: 500, listings: { [D]: 3 }, delistings: { [D]: 3 } },
     });
     const eve = addDays(D, -1);
-    await upsertSymbols(stage.db.pool, stage.api.market.activeOn(eve), { start: '2025-01-02', end: eve });
-    await upsertBars(
-      stage.db.pool,
-      [...stage.api.market.groupedBarsRange(HISTORY_FROM, eve).values()].flat(),
-    );
+    await loadMarketUntil(stage, HISTORY_FROM, eve);
     // Four liquid common stocks that stay listed carry the anomalies.
     const delisted = new Set(stage.api.delistings().keys());
     const { rows } = await stage.db.pool.query<{ symbol: string }>(
@@ -130,18 +124,7 @@ describe('every seed channel under its condition, with the seed envelope', () =>
       {
         pool: stage.db.pool,
         provider: stage.provider,
-        transportFor: (service) => {
-          const bus = new EventBus({ client: stage.redis, service, namespace: stage.namespace });
-          return {
-            bus,
-            transport: outboxTransport({
-              bus,
-              redis: stage.redis,
-              sqs: stage.sqs,
-              queueUrl: async () => stage.queue.url,
-            }),
-          };
-        },
+        transportFor: stageTransportFor(stage),
         beforeStep: async (step) => {
           if (step !== 'quality') return;
           // Real anomalies in the stored bars the check reads (the day's bars are loaded by now).

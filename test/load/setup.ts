@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { applyLocalDefaults, checkoutDatabaseUrl, databaseNameOf } from '../../localstack/env';
 import { stopBackground } from '../../localstack/processes';
-import { stageUp, stopStarted } from '../../localstack/stage';
+import { runnerName, stageUp, stopStarted } from '../../localstack/stage';
 
 /**
  * A fresh `load` stage: its runner stopped, its database recreated, then the stage brought up.
@@ -25,7 +25,9 @@ export default async function setup(): Promise<() => Promise<void>> {
   return async () => {
     // Its runner only: a LocalStack or market API it started may already serve other checkouts
     // (they reuse one that answers); `stage down` stops those.
-    const runners = started.filter((name) => name.startsWith('runner-'));
+    // The stage's runner also when an earlier, interrupted run started it (this run reused it):
+    // the stage is this checkout's own, so a finished run leaves no runner polling.
+    const runners = [...new Set([...started.filter((name) => name.startsWith('runner-')), runnerName()])];
     await stopStarted(runners);
     if (runners.length > 0) console.log(`[stage] stopped what the load test started: ${runners.join(', ')}`);
   };

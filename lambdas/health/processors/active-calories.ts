@@ -36,6 +36,8 @@ export interface CaloriesDayInsights extends DayTotal {
   /** Null on a partial day: a running total is not graded. */
   band: CaloriesBand | null;
   percentOfTarget: number | null;
+  /** Minutes of moderate activity (~7 kcal a minute) the recommendation names; null when met or partial. */
+  minutesToTarget: number | null;
 }
 
 export interface ActiveCaloriesInsights {
@@ -66,6 +68,8 @@ export function createActiveCaloriesProcessor(
         total: Math.round(d.total * 10) / 10,
         band: d.partial ? null : caloriesBand(d.total),
         percentOfTarget: d.partial ? null : pctOf(d.total, target),
+        minutesToTarget:
+          d.partial || d.total >= target ? null : Math.max(10, Math.round((target - d.total) / 7)),
       }));
       const insights: ActiveCaloriesInsights = {
         recordType: 'ActiveCaloriesBurnedRecord',
@@ -96,7 +100,7 @@ export function createActiveCaloriesProcessor(
         );
         lines.push(
           d.total < target
-            ? `Recommendation: about ${Math.max(10, Math.round((target - d.total) / 7))} more minutes of moderate activity (roughly 7 kcal a minute) would reach the target.`
+            ? `Recommendation: about ${d.minutesToTarget} more minutes of moderate activity (roughly 7 kcal a minute) would reach the target.`
             : 'Recommendation: keep this level of activity, with rest days for recovery.',
         );
         return lines.join(' ');

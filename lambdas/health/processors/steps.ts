@@ -37,6 +37,9 @@ export interface StepsDayInsights extends DayTotal {
   /** Null on a partial day: a running total is not graded. */
   band: StepsBand | null;
   percentOfTarget: number | null;
+  /** Steps the recommendation adds (null when the target is met or the day is partial). */
+  stepsToTarget: number | null;
+  walkingMinutes: number | null;
 }
 
 export interface StepsInsights {
@@ -66,6 +69,10 @@ export function createStepsProcessor(
         ...d,
         band: d.partial ? null : stepsBand(d.total),
         percentOfTarget: d.partial ? null : pctOf(d.total, target),
+        // What the recommendation states (rounded up to 100 steps; ~100 steps a minute of walking).
+        stepsToTarget: d.partial || d.total >= target ? null : Math.ceil((target - d.total) / 100) * 100,
+        walkingMinutes:
+          d.partial || d.total >= target ? null : Math.max(5, Math.round((target - d.total) / 100)),
       }));
       const insights: StepsInsights = { recordType: 'StepsRecord', target, days };
       const parts = days.map((d) => {
@@ -94,7 +101,7 @@ export function createStepsProcessor(
         const missing = target - d.total;
         lines.push(
           missing > 0
-            ? `Recommendation: add about ${int(Math.ceil(missing / 100) * 100)} steps, for example ${Math.max(5, Math.round(missing / 100))} minutes of brisk walking spread over the day.`
+            ? `Recommendation: add about ${int(d.stepsToTarget ?? 0)} steps, for example ${d.walkingMinutes} minutes of brisk walking spread over the day.`
             : 'Recommendation: keep this level of daily movement.',
         );
         return lines.join(' ');

@@ -95,7 +95,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     }),
   );
   log(
-    `1/6 load      ${tradeDate}: ${load.barsReceived} bars received, ${load.inserted} inserted, ${load.updated} updated, ` +
+    `1/6 load       ${tradeDate}: ${load.barsReceived} bars received, ${load.inserted} inserted, ${load.updated} updated, ` +
       `${load.unchanged} unchanged, ${load.barsRejected} rejected; coverage ${((load.validation?.coverage ?? 0) * 100).toFixed(2)} % (${s1(load.seconds)} s)`,
   );
 
@@ -105,7 +105,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     runIpoScan({ pool: deps.pool, provider: deps.provider, transport: ipo.transport }, { date: tradeDate }),
   );
   log(
-    `2/6 ipo scan  ${tradeDate}: ${ipoScan.processed} new` +
+    `2/6 ipo scan   ${tradeDate}: ${ipoScan.processed} new` +
       // The scan takes at most DEFAULT_MAX_NEW new symbols a run: the rest are named, not silent.
       `${ipoScan.deferred > 0 ? ` (at most ${DEFAULT_MAX_NEW} a run; ${ipoScan.deferred} more found, left for the next run)` : ''}` +
       `, ${ipoScan.archived} archived, ${ipoScan.reactivated} reactivated, ` +
@@ -125,7 +125,7 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     ),
   );
   log(
-    `3/6 quality   ${tradeDate}: ${quality.symbolsChecked} symbols, ${quality.totalAlerts} alerts (${quality.inserted} new), ` +
+    `3/6 quality    ${tradeDate}: ${quality.symbolsChecked} symbols, ${quality.totalAlerts} alerts (${quality.inserted} new), ` +
       `score ${quality.qualityScore} (${s1(quality.seconds)} s)`,
   );
 
@@ -155,8 +155,8 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
     .join(', ');
   log(
     sync.status === 'skipped'
-      ? `5/6 sync      ${tradeDate}: skipped, ${sync.reason}`
-      : `5/6 sync      ${tradeDate}: ${sync.universesChanged} of ${sync.universes} universes changed, ${sync.totalChanges} changes` +
+      ? `5/6 sync       ${tradeDate}: skipped, ${sync.reason}`
+      : `5/6 sync       ${tradeDate}: ${sync.universesChanged} of ${sync.universes} universes changed, ${sync.totalChanges} changes` +
           `${tasks ? ` (${tasks})` : ''}, ${sync.messagesEnqueued} messages (${s1(sync.seconds)} s)`,
   );
 
@@ -174,15 +174,15 @@ export async function runEodChain(deps: EodChainDeps, options: EodChainOptions):
         ),
       );
       log(
-        `6/6 etf corr  ${tradeDate}: ${correlation.etfs} ETFs, ${correlation.pairs} pairs over ${correlation.windowSessions} sessions ` +
+        `6/6 etf corr   ${tradeDate}: ${correlation.etfs} ETFs, ${correlation.pairs} pairs over ${correlation.windowSessions} sessions ` +
           `(benchmark ${correlation.benchmark ?? 'none'}), ${correlation.published} updates published (${s1(correlation.seconds)} s)`,
       );
     } catch (error) {
       correlationError = faultSummary(error);
-      log(`6/6 etf corr  ${tradeDate}: FAILED (observer, the chain goes on): ${correlationError}`);
+      log(`6/6 etf corr   ${tradeDate}: FAILED (observer, the chain goes on): ${correlationError}`);
     }
   } else {
-    log(`6/6 etf corr  ${tradeDate}: skipped, the universes were not synced`);
+    log(`6/6 etf corr   ${tradeDate}: skipped, the universes were not synced`);
   }
   const ok =
     ipoScan.relay.failed === 0 &&

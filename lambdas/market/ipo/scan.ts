@@ -96,6 +96,29 @@ async function mapLimited<T, R>(
   return out;
 }
 
+function assignments(assigned: ReadonlyMap<string, readonly string[]>): number {
+  return [...assigned.values()].reduce((n, u) => n + u.length, 0);
+}
+
+/**
+ * The run id of this date's latest scan run that announced its start and never completed: its
+ * changes did not commit (they commit with the completed notice), so a new attempt continues it.
+ */
+export async function openRunId(pool: pg.Pool, date: IsoDate): Promise<string | undefined> {
+  const { rows } = await pool.query<{ run_id: string }>(
+    `SELECT s.payload ->> 'run_id' AS run_id
+     FROM market_outbox s
+     WHERE s.dedupe_key LIKE 'maintenance.started:ipo_scan:' || $1 || ':%'
+       AND NOT EXISTS (
+         SELECT 1 FROM market_outbox c
+         WHERE c.dedupe_key = 'maintenance.completed:ipo_scan:' || $1 || ':' || (s.payload ->> 'run_id'))
+     ORDER BY s.id DESC
+     LIMIT 1`,
+    [date],
+  );
+  return rows[0]?.run_id;
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
@@ -108,7 +131,6 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
   const log = deps.log ?? (() => undefined);
   const started = performance.now();
   const { date } = options;
-  const runId = randomUUID();
 
   // Leftovers of a run that died after its commit go out first, in their original order.
   const leftover = await relayOutbox(deps.pool, deps.transport);
@@ -123,7 +145,8 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
   const toFetch = diff.added.slice(0, maxNew);
   const base = {
     date,
-    runId,
+    // Replaced below by the id of an open run of this date when there is one to resume.
+    runId: randomUUID() as string,
     providerTickers: diff.providerCount,
     found: diff.added.length,
     deferred: diff.added.length - toFetch.length,
@@ -161,6 +184,11 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
     };
   }
 
+  // A run whose start notice went out but whose changes never committed (the connection dropped,
+  // the process died) is resumed, not started again: the retry reuses its run id, so its start
+  // notice dedupes and one completed notice closes it.
+  const runId = (await openRunId(deps.pool, date)) ?? base.runId;
+  base.runId = runId;
   await enqueueOutbox(deps.pool, [
     {
       dedupeKey: `maintenance.started:ipo_scan:${date}:${runId}`,
@@ -212,6 +240,9 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
     }
   });
 
+  const failureCount = failures.length;
+  failures.sort((a, b) => (a.symbol < b.symbol ? -1 : 1));
+  let durationSeconds = 0;
   const applied = await applySymbolsDiff(deps.pool, {
     date,
     records,
@@ -221,10 +252,37 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
     renamed: diff.renamed,
     now: now(),
     ...(options.backfillDays ? { backfillDays: options.backfillDays } : {}),
+    // The completed notice commits with the changes it reports (see ApplyInput.closing).
+    closing: (a) => {
+      durationSeconds = (performance.now() - started) / 1000;
+      return [
+        {
+          dedupeKey: `maintenance.completed:ipo_scan:${date}:${runId}`,
+          destination: { channel: CHANNELS.maintenanceCompleted },
+          eventType: 'maintenance_completed',
+          payload: {
+            task: 'ipo_scan',
+            run_id: runId,
+            date,
+            success: failureCount === 0,
+            results: {
+              found: base.found,
+              processed: a.inserted.length,
+              failed: failureCount,
+              deferred: base.deferred,
+              archived: a.archived.length,
+              reactivated: a.reactivated.length,
+              updated: a.updated.length,
+              universe_assignments: assignments(a.assigned),
+              duration_seconds: Math.round(durationSeconds * 1000) / 1000,
+            },
+            failed_symbols: failures.slice(0, 50).map((f) => f.symbol),
+          },
+        },
+      ];
+    },
   });
-  const universeAssignments = [...applied.assigned.values()].reduce((n, u) => n + u.length, 0);
-  const durationSeconds = (performance.now() - started) / 1000;
-  failures.sort((a, b) => (a.symbol < b.symbol ? -1 : 1));
+  const universeAssignments = assignments(applied.assigned);
   const summary = {
     ...base,
     changed: true,
@@ -237,31 +295,6 @@ export async function runIpoScan(deps: IpoScanDeps, options: IpoScanOptions): Pr
     universeAssignments,
     messagesEnqueued: applied.messages,
   };
-  await enqueueOutbox(deps.pool, [
-    {
-      dedupeKey: `maintenance.completed:ipo_scan:${date}:${runId}`,
-      destination: { channel: CHANNELS.maintenanceCompleted },
-      eventType: 'maintenance_completed',
-      payload: {
-        task: 'ipo_scan',
-        run_id: runId,
-        date,
-        success: failures.length === 0,
-        results: {
-          found: summary.found,
-          processed: summary.processed,
-          failed: summary.failed,
-          deferred: summary.deferred,
-          archived: summary.archived,
-          reactivated: summary.reactivated,
-          updated: summary.updated,
-          universe_assignments: universeAssignments,
-          duration_seconds: Math.round(durationSeconds * 1000) / 1000,
-        },
-        failed_symbols: failures.slice(0, 50).map((f) => f.symbol),
-      },
-    },
-  ]);
   const relay = await relayOutbox(deps.pool, deps.transport);
   log('ipo scan done', { ...summary, failures: failures.length });
   return {

@@ -186,6 +186,12 @@ export interface ApplyInput {
   readonly renamed?: readonly TickerChange[];
   readonly backfillDays?: number;
   readonly now?: Date;
+  /**
+   * Messages that close the run (the scan's maintenance.completed), built from what this
+   * transaction applied and enqueued after its announcements in the same transaction: the changes
+   * and the notice that ends the run commit together, so a retry never finds one without the other.
+   */
+  readonly closing?: (applied: Omit<ApplyResult, 'messages'>) => OutboxMessage[];
 }
 
 export interface ApplyResult {
@@ -458,13 +464,14 @@ async function applyInTransaction(client: pg.PoolClient, input: ApplyInput): Pro
       },
     });
   }
-  const enqueued = await enqueueOutbox(client, messages);
-  return {
+  const applied = {
     inserted,
     archived: archived.map((a) => a.symbol),
     reactivated: reactivated.map((r) => r.symbol),
     updated: updated.map((u) => u.symbol),
     assigned,
-    messages: enqueued.length,
   };
+  const enqueued = await enqueueOutbox(client, messages);
+  await enqueueOutbox(client, input.closing?.(applied) ?? []);
+  return { ...applied, messages: enqueued.length };
 }

@@ -465,12 +465,16 @@ export class Router {
 }
 
 /**
- * A quote is identified by all of its fields (in a fixed order, whatever order they arrived in). The
- * provider sends its quotes with one field order, so the sorted order of the last shape seen is kept
- * and reused while the next quote has the same fields in the same order (no sort per quote).
+ * A quote is identified by all of its fields (in a fixed order, whatever order they arrived in): the
+ * key is the id of its field set (the sorted names) followed by the values as JSON, `|`-separated.
+ * JSON values are self-delimiting, so two different quotes never share a key, and without the field
+ * names the key (held for every quote of the dedup window) is about half as long. The provider sends
+ * its quotes with one field order, so the last shape is cached: no sort per quote.
  */
 let lastShape: string[] = [];
 let lastSorted: string[] = [];
+let lastShapeId = 0;
+const shapeIds = new Map<string, number>();
 
 export function quoteKey(e: QuoteEvent): string {
   const keys = Object.keys(e);
@@ -479,11 +483,18 @@ export function quoteKey(e: QuoteEvent): string {
   if (!same) {
     lastShape = keys;
     lastSorted = [...keys].sort();
+    const names = JSON.stringify(lastSorted);
+    let id = shapeIds.get(names);
+    if (id === undefined) {
+      id = shapeIds.size;
+      shapeIds.set(names, id);
+    }
+    lastShapeId = id;
   }
-  let out = '';
+  let out = String(lastShapeId);
   for (const k of lastSorted) {
     const v = e[k];
-    out += `${k}=${typeof v === 'number' && Number.isFinite(v) ? v : JSON.stringify(v)};`;
+    out += `|${typeof v === 'number' && Number.isFinite(v) ? v : JSON.stringify(v)}`;
   }
   return out;
 }

@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorReply } from '@redis/client';
+import { ErrorReply, MultiErrorReply } from '@redis/client';
 import type { RedisClient } from '../redis';
 import { ALL_CHANNELS, type Channel } from './channels';
 import { decodeEnvelope, type Envelope } from './envelope';
 import { InvalidEnvelopeError } from './errors';
-import { DEFAULT_NAMESPACE, streamKey } from './keys';
+import { parsePosition, type StreamGap, StreamGapError, trimmedEntries } from './gaps';
+import { DEFAULT_NAMESPACE, epochKey, streamKey } from './keys';
 import { fieldValue, parseEntries, parseStreams, type RawEntry, StreamReplyError } from './stream-reply';
 
 export interface DeliveredEvent {
@@ -41,6 +43,18 @@ export interface StreamConsumerOptions {
   readonly onInvalid?: (info: { streamKey: string; streamId: string; error: InvalidEnvelopeError }) => void;
   /** Handler failures (entry stays pending, claimed again later) and connection errors (loop backs off). */
   readonly onError?: (error: unknown) => void;
+  /**
+   * Told when the group missed entries (trimmed at the length cap before it read them) or the
+   * streams' history was lost (a new Redis epoch): the app resynchronises that channel from the
+   * database. Called before the entries that follow the gap are handled; if it throws, the gap is
+   * offered again on the next round. Without it, gaps go to onError as StreamGapError.
+   */
+  readonly onGap?: (gap: StreamGap) => Promise<void> | void;
+  /**
+   * The Redis epoch the app last read in (persisted by the app with its state, from `epoch`): when
+   * Redis comes back with another one, every channel gets a `reset` gap.
+   */
+  readonly epoch?: string;
 }
 
 /**
@@ -61,9 +75,18 @@ export class StreamConsumer {
   private loop: Promise<void> | undefined;
   private recovered = false;
   private nextClaimAt = 0;
+  private currentEpoch: string | null = null;
+  /** Streams whose group this process has seen: a group that has to be created again was lost. */
+  private readonly groupsSeen = new Set<string>();
+  /** Reset gaps not yet taken by onGap. */
+  private readonly resets = new Map<string, StreamGap>();
+  /** The last trim gap told per stream: an emptied stream must not repeat it every round. */
+  private readonly told = new Map<string, string>();
+  private readonly namespace: string;
 
   constructor(private readonly options: StreamConsumerOptions) {
     const namespace = options.namespace ?? DEFAULT_NAMESPACE;
+    this.namespace = namespace;
     const channels = options.channels ?? ALL_CHANNELS;
     if (channels.length === 0) throw new RangeError('a consumer needs at least one channel');
     this.channelByKey = new Map(channels.map((c) => [streamKey(c, namespace), c]));
@@ -79,9 +102,27 @@ export class StreamConsumer {
     };
   }
 
-  /** Creates the group on every stream (MKSTREAM); existing groups keep their position. */
+  /**
+   * The Redis epoch this consumer reads in: a random id stored once per namespace, gone with the
+   * data when Redis loses it. The app persists it with its state and passes it back as `epoch`.
+   */
+  get epoch(): string | null {
+    return this.currentEpoch;
+  }
+
+  /**
+   * Creates the group on every stream (MKSTREAM); existing groups keep their position. A changed
+   * epoch, or a group this process had that must be created again, is a `reset` gap.
+   */
   async ensureGroups(): Promise<void> {
+    const key = epochKey(this.namespace);
+    await this.options.client.sendCommand(['SET', key, randomUUID(), 'NX']);
+    const epoch = (await this.options.client.sendCommand(['GET', key])) as string | null;
+    const previous = this.currentEpoch ?? this.options.epoch ?? null;
+    this.currentEpoch = epoch;
+    const epochChanged = previous !== null && previous !== epoch;
     for (const key of this.keys) {
+      let created = true;
       try {
         await this.options.client.sendCommand([
           'XGROUP',
@@ -93,8 +134,36 @@ export class StreamConsumer {
         ]);
       } catch (error) {
         if (!(error instanceof ErrorReply && error.message.startsWith('BUSYGROUP'))) throw error;
+        created = false;
       }
+      if (epochChanged || (created && this.groupsSeen.has(key))) {
+        this.resets.set(key, {
+          kind: 'reset',
+          channel: this.channelByKey.get(key) as string,
+          streamKey: key,
+          group: this.options.group,
+          afterId: '0-0',
+          resumeId: null,
+          lost: null,
+          epoch,
+          previousEpoch: previous,
+        });
+      }
+      this.groupsSeen.add(key);
     }
+  }
+
+  /** Offers queued reset gaps to onGap; one that fails stays queued and the round fails. */
+  private async deliverResets(): Promise<void> {
+    for (const [key, gap] of this.resets) {
+      await this.tellGap(gap);
+      this.resets.delete(key);
+    }
+  }
+
+  private async tellGap(gap: StreamGap): Promise<void> {
+    if (this.options.onGap) await this.options.onGap(gap);
+    else this.options.onError?.(new StreamGapError(gap));
   }
 
   /** Re-reads this consumer's own unacknowledged entries (what it held when it last stopped). */
@@ -158,25 +227,113 @@ export class StreamConsumer {
     return handled;
   }
 
-  /** Reads entries never delivered to this group, blocking up to blockMs when there are none. */
+  /**
+   * Reads entries never delivered to this group, waiting up to blockMs when there are none. Each
+   * read checks for a gap in the same MULTI (see gaps.ts), so a trim cannot slip in between.
+   */
   async readNew(blockMs: number = this.opts.blockMs): Promise<number> {
-    const reply = await this.options.client.sendCommand([
+    const first = await this.readChecked();
+    if (first.handled > 0 || first.read > 0 || blockMs <= 0) return first.handled;
+    // Nothing new: wait for an entry after the group's positions without taking it (XREAD does not
+    // move the group), then take it with the check.
+    await this.options.client.sendCommand([
+      'XREAD',
+      'COUNT',
+      '1',
+      'BLOCK',
+      String(blockMs),
+      'STREAMS',
+      ...this.keys,
+      ...this.keys.map((k) => first.positions.get(k) ?? '$'),
+    ]);
+    return (await this.readChecked()).handled;
+  }
+
+  /** One MULTI: each stream's and group's position, then XREADGROUP (not blocking). */
+  private async readChecked(): Promise<{ handled: number; read: number; positions: Map<string, string> }> {
+    const multi = this.options.client.multi();
+    // The epoch first: a new one (set by an operator after a restore, or Redis lost its data and a
+    // publisher's consumer created it) sends this consumer through recovery, which reports it.
+    multi.addCommand(['GET', epochKey(this.namespace)]);
+    for (const key of this.keys) {
+      multi.addCommand(['XINFO', 'STREAM', key]);
+      multi.addCommand(['XINFO', 'GROUPS', key]);
+    }
+    multi.addCommand([
       'XREADGROUP',
       'GROUP',
       this.options.group,
       this.options.consumer,
       'COUNT',
       String(this.opts.count),
-      ...(blockMs > 0 ? ['BLOCK', String(blockMs)] : []),
       'STREAMS',
       ...this.keys,
       ...this.keys.map(() => '>'),
     ]);
+    let replies: unknown[];
+    try {
+      replies = (await multi.exec()) as unknown[];
+    } catch (error) {
+      // A stream or group that vanished (Redis lost its data): recover (and report) next round.
+      if (
+        error instanceof MultiErrorReply &&
+        [...error.errors()].some((e) => /no such key|NOGROUP/.test(e.message))
+      ) {
+        this.recovered = false;
+        return { handled: 0, read: 0, positions: new Map() };
+      }
+      throw error;
+    }
+    const epoch = replies.shift() as string | null;
+    if (epoch !== this.currentEpoch) this.recovered = false;
+    const batches = parseStreams(replies.at(-1));
+    const positions = new Map<string, string>();
     let handled = 0;
-    for (const [key, entries] of parseStreams(reply)) {
+    let read = 0;
+    for (const [i, key] of this.keys.entries()) {
+      const position = parsePosition(replies[2 * i], replies[2 * i + 1], this.options.group);
+      if (!position) {
+        this.recovered = false;
+        continue;
+      }
+      positions.set(key, position.lastDeliveredId);
+      const entries = batches.get(key) ?? [];
+      read += entries.length;
+      const trimmed = trimmedEntries(position);
+      const mark = `${position.lastDeliveredId}/${position.entriesAdded}`;
+      if (trimmed && this.told.get(key) !== mark) {
+        const gap: StreamGap = {
+          kind: 'trimmed',
+          channel: this.channelByKey.get(key) as string,
+          streamKey: key,
+          group: this.options.group,
+          afterId: position.lastDeliveredId,
+          resumeId: position.firstId,
+          lost: trimmed.lost,
+          epoch: this.currentEpoch,
+          previousEpoch: null,
+        };
+        try {
+          await this.tellGap(gap);
+        } catch (error) {
+          // Put the group back where it was, so the gap is found (and offered) again next round;
+          // the entries read with it are delivered again then.
+          this.options.onError?.(error);
+          await this.options.client.sendCommand([
+            'XGROUP',
+            'SETID',
+            key,
+            this.options.group,
+            position.lastDeliveredId,
+            ...(position.entriesRead === null ? [] : ['ENTRIESREAD', String(position.entriesRead)]),
+          ]);
+          continue;
+        }
+        this.told.set(key, mark);
+      }
       handled += await this.handleEntries(key, entries, false);
     }
-    return handled;
+    return { handled, read, positions };
   }
 
   /**
@@ -184,17 +341,26 @@ export class StreamConsumer {
    * pending entries; claim abandoned entries when due; then read new ones. Returns entries handled.
    */
   async poll(blockMs: number = this.opts.blockMs): Promise<number> {
+    let handled = await this.recover();
+    if (Date.now() >= this.nextClaimAt) {
+      handled += await this.claimIdle();
+      this.nextClaimAt = Date.now() + this.opts.claimIntervalMs;
+    }
+    handled += await this.readNew(blockMs);
+    // A stream or group found missing by the read (Redis lost its data): recover and report now.
+    if (!this.recovered) handled += (await this.recover()) + (await this.readNew(0));
+    return handled;
+  }
+
+  /** Groups, own pending entries and reset gaps, when due (first round, after an error). */
+  private async recover(): Promise<number> {
     let handled = 0;
     if (!this.recovered) {
       await this.ensureGroups();
       handled += await this.readOwnPending();
       this.recovered = true;
     }
-    if (Date.now() >= this.nextClaimAt) {
-      handled += await this.claimIdle();
-      this.nextClaimAt = Date.now() + this.opts.claimIntervalMs;
-    }
-    handled += await this.readNew(blockMs);
+    await this.deliverResets();
     return handled;
   }
 

@@ -15,3 +15,8 @@ export function channelOfStreamKey(key: string, namespace: string = DEFAULT_NAME
   const prefix = `${namespace}:events:`;
   return key.startsWith(prefix) ? key.slice(prefix.length) : key;
 }
+
+/** The namespace's Redis epoch (see StreamConsumer.epoch): a random id, lost with Redis's data. */
+export function epochKey(namespace: string = DEFAULT_NAMESPACE): string {
+  return `${namespace}:epoch`;
+}

@@ -8,6 +8,7 @@ import * as equityQueue from '../../../bin/commands/equity-queue';
 import * as etl from '../../../bin/commands/etl';
 import * as events from '../../../bin/commands/events';
 import * as loadHistory from '../../../bin/commands/load-history';
+import * as router from '../../../bin/commands/router';
 import * as scenario from '../../../bin/commands/scenario';
 import type { EquityTypeStatus } from '../../../lambdas/market/equity-processing/status';
 import { runCommand } from '../../../lib/cli/run';
@@ -35,6 +36,8 @@ async function cli(command: { run: (args: string[]) => Promise<number> }, args: 
     write.mockRestore();
   }
 }
+
+const ROUTER_FIXTURE = join(import.meta.dirname, '../../fixtures/realtime/defects.jsonl');
 
 describe('usage errors: exit 2, the bad argument named with what would be valid', () => {
   const cases: [string, { run: (args: string[]) => Promise<number> }, string[], RegExp][] = [
@@ -89,7 +92,7 @@ describe('usage errors: exit 2, the bad argument named with what would be valid'
       'load-history: neither source',
       loadHistory,
       ['--years', '2'],
-      /give exactly one of --symbols A,B or --universe/,
+      /give exactly one of --symbols or --universe \(--symbols A,B or --universe/,
     ],
     [
       'load-history: years out of range',
@@ -189,6 +192,33 @@ describe('usage errors: exit 2, the bad argument named with what would be valid'
       ['status', '--window', '60'],
       /--window does not apply to status/,
     ],
+    [
+      'router: unknown action',
+      router,
+      ['start'],
+      /unknown router action 'start'; valid: replay, up, down, status/,
+    ],
+    ['router: no action', router, [], /no router action; valid: replay, up, down, status/],
+    [
+      'router: status with a stray option',
+      router,
+      ['status', '--verbose'],
+      /unknown option --verbose; valid options: --json/,
+    ],
+    ['router replay: no feed', router, ['replay', '--out', '/tmp/x'], /router replay needs a feed file/],
+    ['router replay: no --out', router, ['replay', ROUTER_FIXTURE], /--out <dir> is required/],
+    [
+      'router replay: bad speed',
+      router,
+      ['replay', ROUTER_FIXTURE, '--out', '/tmp/x', '--speed', 'fast'],
+      /--speed fast: expected a positive number or max/,
+    ],
+    [
+      'router replay: missing feed file',
+      router,
+      ['replay', '/nonexistent/feed.jsonl', '--out', '/tmp/x'],
+      /no such feed file/,
+    ],
   ];
 
   it.each(cases)('%s', async (_name, command, args, message) => {
@@ -219,6 +249,29 @@ describe('--json and the human tables', () => {
   afterAll(async () => {
     await schema.drop();
     await rm(out, { recursive: true, force: true });
+  });
+
+  it('router replay: a per-channel table by default, the summary object with --json', async () => {
+    const human = await cli(router, ['replay', ROUTER_FIXTURE, '--out', join(out, 'router-human')]);
+    expect(human.code).toBe(0);
+    const lines = human.stdout.split('\n');
+    expect(lines[1]).toMatch(
+      /^\s+channel\s+received\s+delivered\s+duplicates\s+corrections\s+conflated\s+rejected\s+p99 ms$/,
+    );
+    expect(lines.filter((l) => /^\s+(tick|event|fmv|ohlcv)\s+\d/.test(l))).toHaveLength(4);
+
+    const json = await cli(router, ['replay', ROUTER_FIXTURE, '--out', join(out, 'router-json'), '--json']);
+    expect(json.code).toBe(0);
+    const summary = JSON.parse(json.stdout) as {
+      channels: Record<string, { received: number }>;
+      malformed: number;
+    };
+    const written = JSON.parse(
+      readFileSync(join(out, 'router-json', 'summary.json'), 'utf8'),
+    ) as typeof summary;
+    expect(Object.keys(summary.channels).sort()).toEqual(['event', 'fmv', 'ohlcv', 'tick']);
+    expect(summary.channels).toEqual(written.channels);
+    expect(summary.malformed).toBe(written.malformed);
   });
 
   it('scenario list: each session count once (a column, not repeated in the description)', async () => {

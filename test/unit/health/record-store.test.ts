@@ -298,6 +298,46 @@ describe('PostgreSQL', () => {
     expect(count[0].n).toBe(40);
   });
 
+  it('a worker whose new records another worker inserted first falls back to the contended merge', async () => {
+    // Prepare: A inserts 30 new records and holds its transaction open; B stages the same records.
+    const store = new PostgresRecordStore(db.pool);
+    const rows = Array.from({ length: 30 }, (_, i) => row(`race-${i}`, 1000));
+    let releaseA: () => void = () => undefined;
+    const aHolds = new Promise<void>((r) => {
+      releaseA = r;
+    });
+    let aInserted: () => void = () => undefined;
+    const aDone = new Promise<void>((r) => {
+      aInserted = r;
+    });
+
+    // Act: B's plain INSERT waits for A's uncommitted rows, then fails on the duplicate keys.
+    const a = store.ingest(source(), async (unit) => {
+      const counts = await unit.upsert(rows);
+      await unit.recordOutcome(outcome('processed'));
+      aInserted();
+      await aHolds;
+      return { commit: true, value: counts };
+    });
+    await aDone;
+    const b = store.ingest(source(), async (unit) => {
+      const counts = await unit.upsert([...rows, row('race-new', 1000)]);
+      await unit.recordOutcome(outcome('processed'));
+      return { commit: true, value: counts };
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    releaseA();
+
+    // Assess: A inserted all 30, B only its one new record; nothing inserted twice.
+    expect(await a).toMatchObject({ inserted: 30, updated: 0 });
+    expect(await b).toMatchObject({ inserted: 1, updated: 0, unchanged: 30 });
+    expect(store.contendedMerges).toBe(1);
+    const { rows: count } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM health_records WHERE metadata_id LIKE 'race-%'`,
+    );
+    expect(count[0].n).toBe(31);
+  });
+
   it('concurrent deliveries of the same object: one decides, the other sees its decision', async () => {
     const store = new PostgresRecordStore(db.pool);
     const src = source();

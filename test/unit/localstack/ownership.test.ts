@@ -69,9 +69,11 @@ describe('local stage port ownership', () => {
     process.env.LOCAL_STAGE_STATE_DIR = stateDir;
     process.env.LOCALSTACK_PORT = String(await freePort());
     process.env.MARKET_API_PORT = String(await freePort());
+    process.env.BROKER_SIM_PORT = String(await freePort());
     // Endpoints follow the ports (applyLocalDefaults derives them when unset).
     delete process.env.AWS_ENDPOINT_URL;
     delete process.env.MARKET_API_BASE_URL;
+    delete process.env.BROKER_BASE_URL;
   }
 
   it('names the process listening on a port, its process group and its directory', async () => {

@@ -247,6 +247,9 @@ describe('Router', () => {
     router.drain();
 
     expect(quoteKey(q)).toBe(quoteKey(reordered));
+    // Values that could run together without names or delimiters still give different keys.
+    expect(quoteKey({ ...q, c: ['1|2'], i: [] })).not.toBe(quoteKey({ ...q, c: ['1'], i: ['2'] }));
+    expect(quoteKey({ ...q, x: 1 } as typeof q)).not.toBe(quoteKey(q));
     expect(out.sent.filter((m) => m.kind === 'quote').map((m) => m.data.bs)).toEqual([3, 4]);
   });
 

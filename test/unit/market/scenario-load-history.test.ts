@@ -44,7 +44,7 @@ describe('load-history', () => {
     const symbols = market.universe.slice(0, 4).map((r) => r.symbol);
     const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
     const args = ['--symbols', symbols.join(','), '--years', '5', '--scenario', 'trend_changes'];
-    const common = ['--seed', '6', '--size', '60', '--schema', db.schema];
+    const common = ['--seed', '6', '--size', '60', '--schema', db.schema, '--json'];
 
     // Act
     const first = await run([...args, ...common]);
@@ -82,6 +82,7 @@ describe('load-history', () => {
       api.market.end,
       '--schema',
       db.schema,
+      '--json',
     ]);
     const output = JSON.parse(String(log.mock.calls.at(-1)?.[0]));
     log.mockRestore();

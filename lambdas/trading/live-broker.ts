@@ -1,0 +1,950 @@
+/**
+ * The live broker adapter: the core's BrokerPort over a retail broker's REST API and trade-updates
+ * WebSocket (Alpaca's v2 shapes; the local broker simulator speaks the same). Every request ends in
+ * one typed outcome:
+ *
+ * - definitive: `accepted` or `rejected` (403/422): the order's state is known;
+ * - retryable: 429 (retry at the X-RateLimit-Reset time), 5xx, 503 maintenance, connection refused:
+ *   the outbox row stays undelivered and is sent again later;
+ * - ambiguous: timeout, disconnect mid-request, an invalid response, or "client_order_id must be
+ *   unique" on a submit: the order stays in flight (pending) and is resolved by a client-order-id
+ *   lookup, by the stream, or by reconciliation, never guessed;
+ * - fatal: 401: trading halts (the runner trips `broker:auth`) and an alarm is raised.
+ *
+ * Reports reach the engine through one serialized gate that drops what the engine already knows:
+ * acks once, fills by the broker's cumulative filled quantity (a duplicate frame, a REST lookup and
+ * the stream can all say the same fill: it is booked once; a lost frame is made up by the next
+ * cumulative quantity or a lookup). After a stream (re)connect, a REST snapshot of every open order
+ * is applied before new commands go out.
+ */
+import WebSocket from 'ws';
+import { z } from 'zod';
+import type { BrokerPort } from './broker';
+import { round } from './state';
+import type { EventStore } from './store';
+import type { BrokerCommand, BrokerReport, Order } from './types';
+
+export type SendOutcome =
+  | { readonly class: 'definitive'; readonly result: 'accepted'; readonly brokerOrderId: string }
+  | {
+      readonly class: 'definitive';
+      readonly result: 'rejected';
+      readonly status: number;
+      readonly reason: string;
+    }
+  | {
+      readonly class: 'retryable';
+      readonly reason: 'rate_limited' | 'server_error' | 'maintenance' | 'unreachable' | 'not_ready';
+      readonly status: number;
+      readonly retryAt: number;
+    }
+  | {
+      readonly class: 'ambiguous';
+      readonly reason: 'timeout' | 'disconnect' | 'invalid_response' | 'duplicate_client_order_id';
+      readonly detail: string;
+    }
+  | { readonly class: 'fatal'; readonly reason: 'auth'; readonly status: number; readonly detail: string };
+
+/** What the adapter tells telemetry and the runner: every classified outcome and stream incident. */
+export interface BrokerIncident {
+  readonly at: number;
+  readonly command?: BrokerCommand['kind'] | 'lookup' | 'snapshot';
+  readonly clientOrderId?: string;
+  readonly outcome?: SendOutcome;
+  readonly stream?: 'connected' | 'disconnected' | 'unauthorized' | 'heartbeat_lost' | 'snapshot_applied';
+  readonly detail?: string;
+}
+
+export class BrokerRetryableError extends Error {
+  constructor(readonly outcome: Extract<SendOutcome, { class: 'retryable' }>) {
+    super(
+      `broker ${outcome.reason} (HTTP ${outcome.status}); retry at ${new Date(outcome.retryAt).toISOString()}`,
+    );
+    this.name = 'BrokerRetryableError';
+  }
+}
+
+export class BrokerAuthError extends Error {
+  constructor(readonly outcome: Extract<SendOutcome, { class: 'fatal' }>) {
+    super(`broker refused our credentials: ${outcome.detail}`);
+    this.name = 'BrokerAuthError';
+  }
+}
+
+const numeric = z.union([z.string(), z.number()]).transform((v) => Number(v));
+const nullableNumeric = z
+  .union([z.string(), z.number(), z.null()])
+  .transform((v) => (v === null ? null : Number(v)));
+export const BrokerOrderSchema = z.object({
+  id: z.string().min(1),
+  client_order_id: z.string().min(1),
+  symbol: z.string(),
+  side: z.enum(['buy', 'sell']),
+  qty: numeric,
+  filled_qty: numeric,
+  filled_avg_price: nullableNumeric.optional().default(null),
+  status: z.string(),
+  replaced_by: z.string().nullable().optional().default(null),
+  replaces: z.string().nullable().optional().default(null),
+});
+export type BrokerOrder = z.infer<typeof BrokerOrderSchema>;
+
+const TradeUpdateSchema = z.object({
+  event: z.string(),
+  order: BrokerOrderSchema,
+  execution_id: z.string().optional(),
+  price: nullableNumeric.optional(),
+  qty: nullableNumeric.optional(),
+});
+
+export interface LiveBrokerOptions {
+  readonly baseUrl: string;
+  readonly wsUrl: string;
+  readonly keyId: string;
+  readonly secret: string;
+  /** The engine's order of a client id (the gate reads what the engine already knows). */
+  readonly lookup: (clientOrderId: string) => Order | undefined;
+  /** The engine's non-terminal orders (what a snapshot resolves). */
+  readonly openOrders: () => Order[];
+  /** Delivers one report to the engine; called in order, one at a time. */
+  readonly onReport: (report: BrokerReport) => Promise<void>;
+  readonly onIncident?: (incident: BrokerIncident) => void;
+  /** The clock retry times are on (the replay's simulated clock; wall clock live). */
+  readonly now?: () => number;
+  readonly requestTimeoutMs?: number;
+  /** No ping or frame for this long: the stream is dead even if the socket says open. */
+  readonly heartbeatTimeoutMs?: number;
+  /** Backoff after a 5xx/maintenance answer without a reset time. */
+  readonly retryBackoffMs?: number;
+}
+
+interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+}
+
+type Transport =
+  | { ok: true; answer: HttpAnswer }
+  | { ok: false; reason: 'timeout' | 'disconnect' | 'unreachable'; detail: string };
+
+export class LiveBroker implements BrokerPort {
+  private readonly now: () => number;
+  private readonly brokerIds = new Map<string, string>();
+  private readonly clientIds = new Map<string, string>();
+  private readonly replaces = new Map<string, string>();
+  private readonly submits = new Map<string, Extract<BrokerCommand, { kind: 'submit' }>>();
+  /** Client order ids whose last request was ambiguous: resolved by lookup, stream or reconciliation. */
+  readonly inFlight = new Set<string>();
+  private gate: Promise<unknown> = Promise.resolve();
+  private ws: WebSocket | null = null;
+  private ready = false;
+  private closed = false;
+  /** The stream refused our key at its last attempt: requests are answered as an auth failure. */
+  private streamUnauthorized = false;
+  private lastBeat = 0;
+  private beatTimer: NodeJS.Timeout | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly barriers = new Map<string, () => void>();
+  private readyWaiters: (() => void)[] = [];
+  /** Counters for telemetry and tests. */
+  readonly stats = { reconnects: 0, snapshots: 0, framesReceived: 0, duplicatesDropped: 0, lookups: 0 };
+
+  constructor(private readonly options: LiveBrokerOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  private incident(i: Omit<BrokerIncident, 'at'>): void {
+    this.options.onIncident?.({ at: this.now(), ...i });
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  // --- HTTP -----------------------------------------------------------------------------------
+
+  private async http(method: string, path: string, body?: unknown): Promise<Transport> {
+    try {
+      const response = await fetch(`${this.options.baseUrl}${path}`, {
+        method,
+        headers: {
+          'APCA-API-KEY-ID': this.options.keyId,
+          'APCA-API-SECRET-KEY': this.options.secret,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 2_000),
+      });
+      return {
+        ok: true,
+        answer: { status: response.status, headers: response.headers, text: await response.text() },
+      };
+    } catch (error) {
+      const e = error as Error & { cause?: { code?: string } };
+      if (e.name === 'TimeoutError' || e.name === 'AbortError')
+        return { ok: false, reason: 'timeout', detail: e.message };
+      // Refused before anything was sent: the request certainly did not reach the broker.
+      if (e.cause?.code === 'ECONNREFUSED')
+        return { ok: false, reason: 'unreachable', detail: 'connection refused' };
+      return { ok: false, reason: 'disconnect', detail: e.cause?.code ?? e.message };
+    }
+  }
+
+  private parse(text: string): unknown {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Classifies an answer that is not a 2xx (or a transport failure) into the taxonomy. */
+  private classifyFailure(t: Transport): SendOutcome {
+    if (!t.ok) {
+      if (t.reason === 'unreachable')
+        return {
+          class: 'retryable',
+          reason: 'unreachable',
+          status: 0,
+          retryAt: this.now() + (this.options.retryBackoffMs ?? 1_000),
+        };
+      return { class: 'ambiguous', reason: t.reason, detail: t.detail };
+    }
+    const { status, headers, text } = t.answer;
+    const message = String(
+      (this.parse(text) as { message?: unknown } | undefined)?.message ?? text.slice(0, 200),
+    );
+    if (status === 401) return { class: 'fatal', reason: 'auth', status, detail: message };
+    if (status === 429) {
+      const reset = Number(headers.get('x-ratelimit-reset'));
+      const retryAt =
+        Number.isFinite(reset) && reset > 0
+          ? reset * 1000
+          : this.now() + (this.options.retryBackoffMs ?? 1_000);
+      return { class: 'retryable', reason: 'rate_limited', status, retryAt };
+    }
+    if (status >= 500)
+      return {
+        class: 'retryable',
+        reason: status === 503 ? 'maintenance' : 'server_error',
+        status,
+        retryAt: this.now() + (this.options.retryBackoffMs ?? 1_000),
+      };
+    if (status === 422 && /client_order_id must be unique/.test(message))
+      return { class: 'ambiguous', reason: 'duplicate_client_order_id', detail: message };
+    return { class: 'definitive', result: 'rejected', status, reason: message };
+  }
+
+  private raise(outcome: SendOutcome): never {
+    if (outcome.class === 'retryable') throw new BrokerRetryableError(outcome);
+    if (outcome.class === 'fatal') throw new BrokerAuthError(outcome);
+    throw new Error(`unexpected outcome ${outcome.class}`);
+  }
+
+  // --- BrokerPort -----------------------------------------------------------------------------
+
+  /**
+   * Sends one command. Returns when the outbox row may be marked delivered (definitive or
+   * ambiguous); throws BrokerRetryableError / BrokerAuthError when it must stay in the outbox.
+   */
+  async send(command: BrokerCommand): Promise<void> {
+    const outcome = await this.attempt(command);
+    this.incident({ command: command.kind, clientOrderId: command.clientOrderId, outcome });
+    if (outcome.class === 'retryable' || outcome.class === 'fatal') this.raise(outcome);
+    if (outcome.class === 'ambiguous') this.inFlight.add(command.clientOrderId);
+  }
+
+  private async attempt(command: BrokerCommand): Promise<SendOutcome> {
+    if (!this.ready && this.streamUnauthorized)
+      return {
+        class: 'fatal',
+        reason: 'auth',
+        status: 401,
+        detail: 'the trade-updates stream refused our key',
+      };
+    if (!this.ready) return { class: 'retryable', reason: 'not_ready', status: 0, retryAt: this.now() };
+    if (command.kind === 'submit') return this.submit(command);
+    if (command.kind === 'cancel') return this.cancel(command.clientOrderId);
+    return this.replace(command);
+  }
+
+  private async submit(c: Extract<BrokerCommand, { kind: 'submit' }>): Promise<SendOutcome> {
+    this.submits.set(c.clientOrderId, c);
+    const t = await this.http('POST', '/v2/orders', {
+      symbol: c.symbol,
+      qty: String(c.qty),
+      side: c.side,
+      type: c.type,
+      time_in_force: c.tif,
+      ...(c.limitPrice !== null ? { limit_price: String(c.limitPrice) } : {}),
+      client_order_id: c.clientOrderId,
+    });
+    if (!t.ok || t.answer.status !== 200) {
+      const outcome = this.classifyFailure(t);
+      if (outcome.class === 'definitive' && outcome.result === 'rejected')
+        await this.deliver({ kind: 'rejected', clientOrderId: c.clientOrderId, reason: outcome.reason });
+      return outcome;
+    }
+    const order = BrokerOrderSchema.safeParse(this.parse(t.answer.text));
+    if (!order.success || order.data.client_order_id !== c.clientOrderId)
+      return { class: 'ambiguous', reason: 'invalid_response', detail: t.answer.text.slice(0, 120) };
+    this.remember(order.data);
+    await this.applyOrder(order.data);
+    return { class: 'definitive', result: 'accepted', brokerOrderId: order.data.id };
+  }
+
+  private async brokerId(cid: string): Promise<string | undefined> {
+    const known = this.brokerIds.get(cid);
+    if (known) return known;
+    const found = await this.fetchOrder(cid);
+    return found.kind === 'found' ? found.order.id : undefined;
+  }
+
+  private async cancel(cid: string): Promise<SendOutcome> {
+    const id = await this.brokerId(cid);
+    if (!id) {
+      await this.deliver({ kind: 'cancel_rejected', clientOrderId: cid, reason: 'unknown order' });
+      return { class: 'definitive', result: 'rejected', status: 404, reason: 'unknown order' };
+    }
+    const t = await this.http('DELETE', `/v2/orders/${encodeURIComponent(id)}`);
+    // 204: the broker took the cancel; the stream (or a lookup) says when the order is canceled.
+    if (t.ok && t.answer.status === 204)
+      return { class: 'definitive', result: 'accepted', brokerOrderId: id };
+    const outcome = this.classifyFailure(t);
+    if (outcome.class === 'definitive') {
+      // The order is no longer open (filled, canceled...): what it is comes from a lookup first.
+      await this.resolve(cid);
+      await this.deliver({ kind: 'cancel_rejected', clientOrderId: cid, reason: 'order is no longer open' });
+    }
+    return outcome;
+  }
+
+  private async replace(c: Extract<BrokerCommand, { kind: 'replace' }>): Promise<SendOutcome> {
+    this.replaces.set(c.clientOrderId, c.newClientOrderId);
+    const id = await this.brokerId(c.clientOrderId);
+    if (!id) {
+      await this.deliver({
+        kind: 'replace_rejected',
+        clientOrderId: c.clientOrderId,
+        reason: 'unknown order',
+      });
+      return { class: 'definitive', result: 'rejected', status: 404, reason: 'unknown order' };
+    }
+    const t = await this.http('PATCH', `/v2/orders/${encodeURIComponent(id)}`, {
+      qty: String(c.qty),
+      ...(c.limitPrice !== null ? { limit_price: String(c.limitPrice) } : {}),
+      client_order_id: c.newClientOrderId,
+    });
+    if (!t.ok || t.answer.status !== 200) {
+      const outcome = this.classifyFailure(t);
+      if (outcome.class === 'definitive' && outcome.result === 'rejected') {
+        await this.resolve(c.clientOrderId);
+        const reason = /filled quantity/.test(outcome.reason)
+          ? 'new quantity is not above the filled quantity'
+          : 'order is no longer open';
+        await this.deliver({ kind: 'replace_rejected', clientOrderId: c.clientOrderId, reason });
+      }
+      return outcome;
+    }
+    const order = BrokerOrderSchema.safeParse(this.parse(t.answer.text));
+    if (!order.success)
+      return { class: 'ambiguous', reason: 'invalid_response', detail: t.answer.text.slice(0, 120) };
+    this.remember(order.data);
+    await this.deliver({
+      kind: 'replaced',
+      clientOrderId: c.clientOrderId,
+      newClientOrderId: c.newClientOrderId,
+    });
+    await this.applyOrder(order.data);
+    return { class: 'definitive', result: 'accepted', brokerOrderId: order.data.id };
+  }
+
+  private remember(o: BrokerOrder): void {
+    this.brokerIds.set(o.client_order_id, o.id);
+    this.clientIds.set(o.id, o.client_order_id);
+  }
+
+  // --- lookups and resolution -----------------------------------------------------------------
+
+  private async fetchOrder(
+    cid: string,
+  ): Promise<
+    { kind: 'found'; order: BrokerOrder } | { kind: 'not_found' } | { kind: 'failed'; outcome: SendOutcome }
+  > {
+    this.stats.lookups += 1;
+    const t = await this.http(
+      'GET',
+      `/v2/orders:by_client_order_id?client_order_id=${encodeURIComponent(cid)}`,
+    );
+    if (t.ok && t.answer.status === 404) return { kind: 'not_found' };
+    if (t.ok && t.answer.status === 200) {
+      const o = BrokerOrderSchema.safeParse(this.parse(t.answer.text));
+      if (o.success) {
+        this.remember(o.data);
+        return { kind: 'found', order: o.data };
+      }
+      return {
+        kind: 'failed',
+        outcome: { class: 'ambiguous', reason: 'invalid_response', detail: t.answer.text.slice(0, 120) },
+      };
+    }
+    return { kind: 'failed', outcome: this.classifyFailure(t) };
+  }
+
+  private async clientIdOf(brokerId: string): Promise<string | undefined> {
+    const known = this.clientIds.get(brokerId);
+    if (known) return known;
+    const t = await this.http('GET', `/v2/orders/${encodeURIComponent(brokerId)}`);
+    if (!t.ok || t.answer.status !== 200) return undefined;
+    const o = BrokerOrderSchema.safeParse(this.parse(t.answer.text));
+    if (!o.success) return undefined;
+    this.remember(o.data);
+    return o.data.client_order_id;
+  }
+
+  /**
+   * Resolves one order from the broker's own record: found -> its acks, fills (by cumulative
+   * quantity) and end state are applied; not found -> a submit the broker never got is sent again
+   * with the same client order id (the broker refuses a second one, so this cannot double it).
+   * Returns whether the order is resolved (no longer ambiguous).
+   */
+  async resolve(cid: string): Promise<boolean> {
+    const found = await this.fetchOrder(cid);
+    this.incident({ command: 'lookup', clientOrderId: cid, detail: found.kind });
+    if (found.kind === 'failed') {
+      if (found.outcome.class === 'fatal') this.raise(found.outcome);
+      return false;
+    }
+    const local = this.options.lookup(cid);
+    if (found.kind === 'not_found') {
+      if (local?.status !== 'pending_new') {
+        this.inFlight.delete(cid);
+        return true;
+      }
+      const command = this.submits.get(cid) ?? submitOf(local);
+      const outcome = await this.submit(command);
+      this.incident({
+        command: 'submit',
+        clientOrderId: cid,
+        outcome,
+        detail: 'resubmitted after lookup: not found',
+      });
+      if (outcome.class === 'ambiguous' || outcome.class === 'retryable') return false;
+      if (outcome.class === 'fatal') this.raise(outcome);
+      this.inFlight.delete(cid);
+      return true;
+    }
+    await this.applyOrder(found.order);
+    const after = this.options.lookup(cid);
+    // A cancel the broker never took (the request was lost) is sent again; DELETE is idempotent here.
+    if (after?.status === 'pending_cancel' && openAtBroker(found.order.status) && this.inFlight.has(cid)) {
+      const outcome = await this.cancel(cid);
+      if (outcome.class !== 'definitive') return false;
+    }
+    this.inFlight.delete(cid);
+    return true;
+  }
+
+  /** Resolves every order whose fate is ambiguous; returns how many are still unresolved. */
+  async resolveInFlight(): Promise<number> {
+    for (const cid of [...this.inFlight]) await this.resolve(cid);
+    return this.inFlight.size;
+  }
+
+  /** Applies the broker's record of an order: ack, fills up to its cumulative quantity, end state. */
+  private async applyOrder(
+    o: BrokerOrder,
+    frame?: { event: string; price: number | null; qty: number | null },
+  ): Promise<void> {
+    const cid = o.client_order_id;
+    if (o.status !== 'pending_new' && o.status !== 'rejected')
+      await this.deliver({ kind: 'accepted', clientOrderId: cid });
+    if (o.filled_qty > 0)
+      await this.deliverFill(
+        cid,
+        o.filled_qty,
+        o.filled_avg_price ?? frame?.price ?? 0,
+        frame?.qty ?? null,
+        frame?.price ?? null,
+      );
+    switch (o.status) {
+      case 'canceled':
+        return this.deliver({ kind: 'canceled', clientOrderId: cid });
+      case 'expired':
+        return this.deliver({ kind: 'expired', clientOrderId: cid });
+      case 'rejected':
+        return this.deliver({ kind: 'rejected', clientOrderId: cid, reason: 'rejected by the broker' });
+      case 'replaced': {
+        const next =
+          this.replaces.get(cid) ?? (o.replaced_by ? await this.clientIdOf(o.replaced_by) : undefined);
+        if (next) await this.deliver({ kind: 'replaced', clientOrderId: cid, newClientOrderId: next });
+        return;
+      }
+    }
+  }
+
+  // --- the gate -------------------------------------------------------------------------------
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.gate.then(fn, fn);
+    this.gate = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Hands a report to the engine unless the engine already has it. */
+  private deliver(report: BrokerReport): Promise<void> {
+    return this.serialize(async () => {
+      const o = this.options.lookup(report.clientOrderId);
+      if (o && !this.needed(o, report)) {
+        this.stats.duplicatesDropped += 1;
+        return;
+      }
+      await this.options.onReport(report);
+    });
+  }
+
+  private needed(o: Order, r: BrokerReport): boolean {
+    const terminal = ['filled', 'canceled', 'replaced', 'rejected', 'denied', 'expired'].includes(o.status);
+    switch (r.kind) {
+      case 'accepted':
+        return (
+          o.status === 'pending_new' ||
+          (o.status === 'pending_cancel' && o.statusBeforePending === 'pending_new')
+        );
+      case 'fill':
+        return true;
+      case 'canceled':
+      case 'expired':
+        return !terminal;
+      case 'rejected':
+        return o.status === 'pending_new' || o.status === 'new';
+      case 'replaced':
+      case 'replace_rejected':
+        return o.status === 'pending_replace';
+      case 'cancel_rejected':
+        return o.status === 'pending_cancel';
+    }
+  }
+
+  /**
+   * A fill as the broker's cumulative quantity: only what goes beyond what the engine has booked is
+   * delivered, at the price that makes the engine's average equal the broker's.
+   */
+  private deliverFill(
+    cid: string,
+    cum: number,
+    avg: number,
+    qty: number | null,
+    price: number | null,
+  ): Promise<void> {
+    return this.serialize(async () => {
+      const o = this.options.lookup(cid);
+      if (!o) {
+        await this.options.onReport({
+          kind: 'fill',
+          clientOrderId: cid,
+          qty: qty ?? cum,
+          price: price ?? avg,
+        });
+        return;
+      }
+      const booked = o.filledQty;
+      if (cum <= booked) {
+        this.stats.duplicatesDropped += 1;
+        return;
+      }
+      const delta = cum - booked;
+      const fillPrice =
+        qty !== null && price !== null && delta === qty
+          ? price
+          : round((cum * avg - booked * (o.avgFillPrice ?? 0)) / delta, 6);
+      if (o.status === 'pending_new') await this.options.onReport({ kind: 'accepted', clientOrderId: cid });
+      await this.options.onReport({ kind: 'fill', clientOrderId: cid, qty: delta, price: fillPrice });
+    });
+  }
+
+  // --- the stream -----------------------------------------------------------------------------
+
+  /** Connects the trade-updates stream; resolves once authorized, listening and the snapshot applied. */
+  async start(): Promise<void> {
+    this.closed = false;
+    await this.connect();
+  }
+
+  /** Waits until the adapter is ready (stream up, snapshot applied) or the timeout passes. */
+  async whenReady(timeoutMs: number): Promise<boolean> {
+    if (this.ready) return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(this.ready), timeoutMs);
+      this.readyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  private connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.options.wsUrl);
+      let settled = false;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        reject(new Error(why));
+      };
+      ws.on('open', () =>
+        ws.send(JSON.stringify({ action: 'auth', key: this.options.keyId, secret: this.options.secret })),
+      );
+      ws.on('ping', () => {
+        this.lastBeat = Date.now();
+      });
+      ws.on('message', (raw) => {
+        this.lastBeat = Date.now();
+        const msg = this.parse(String(raw)) as
+          | { stream?: string; data?: Record<string, unknown> }
+          | undefined;
+        if (!msg?.stream) return;
+        if (msg.stream === 'authorization') {
+          this.streamUnauthorized = msg.data?.status !== 'authorized';
+          if (msg.data?.status !== 'authorized') {
+            this.incident({ stream: 'unauthorized', detail: 'stream authentication refused' });
+            fail('stream authentication refused');
+            return;
+          }
+          ws.send(JSON.stringify({ action: 'listen', data: { streams: ['trade_updates'] } }));
+          return;
+        }
+        if (msg.stream === 'listening') {
+          this.ws = ws;
+          this.incident({ stream: 'connected' });
+          this.watchHeartbeat();
+          this.snapshot().then(
+            () => {
+              if (!settled) {
+                settled = true;
+                resolve();
+              }
+            },
+            (error: Error) => fail(`snapshot failed: ${error.message}`),
+          );
+          return;
+        }
+        if (msg.stream === '_barrier') {
+          const id = String(msg.data?.id);
+          // Resolves once every report before it has passed the gate.
+          void this.serialize(async () => this.barriers.get(id)?.());
+          return;
+        }
+        if (msg.stream === 'trade_updates') {
+          this.stats.framesReceived += 1;
+          const update = TradeUpdateSchema.safeParse(msg.data);
+          if (!update.success) {
+            this.incident({
+              stream: 'connected',
+              detail: 'invalid trade update frame (dropped; a lookup resolves the order)',
+            });
+            return;
+          }
+          void this.onFrame(update.data).catch((error: Error) =>
+            this.incident({ detail: `frame handling failed: ${error.message}` }),
+          );
+        }
+      });
+      ws.on('close', () => {
+        if (this.ws === ws) this.ws = null;
+        this.ready = false;
+        fail('stream closed before it was ready');
+        if (!this.closed) {
+          this.incident({ stream: 'disconnected' });
+          this.scheduleReconnect();
+        }
+      });
+      ws.on('error', () => undefined);
+    });
+  }
+
+  private async onFrame(u: z.infer<typeof TradeUpdateSchema>): Promise<void> {
+    this.remember(u.order);
+    const cid = u.order.client_order_id;
+    switch (u.event) {
+      case 'new':
+      case 'accepted':
+        return this.deliver({ kind: 'accepted', clientOrderId: cid });
+      case 'fill':
+      case 'partial_fill':
+        return this.deliverFill(
+          cid,
+          u.order.filled_qty,
+          u.order.filled_avg_price ?? u.price ?? 0,
+          u.qty ?? null,
+          u.price ?? null,
+        );
+      case 'canceled':
+        return this.deliver({ kind: 'canceled', clientOrderId: cid });
+      case 'expired':
+        return this.deliver({ kind: 'expired', clientOrderId: cid });
+      case 'rejected':
+        return this.deliver({ kind: 'rejected', clientOrderId: cid, reason: 'rejected by the broker' });
+      case 'replaced': {
+        const next =
+          this.replaces.get(cid) ??
+          (u.order.replaced_by ? await this.clientIdOf(u.order.replaced_by) : undefined);
+        if (next) return this.deliver({ kind: 'replaced', clientOrderId: cid, newClientOrderId: next });
+        return;
+      }
+    }
+  }
+
+  private watchHeartbeat(): void {
+    if (this.beatTimer) clearInterval(this.beatTimer);
+    const limit = this.options.heartbeatTimeoutMs ?? 5_000;
+    this.lastBeat = Date.now();
+    this.beatTimer = setInterval(
+      () => {
+        if (this.ws && Date.now() - this.lastBeat > limit) {
+          this.incident({ stream: 'heartbeat_lost', detail: `no heartbeat for ${limit} ms` });
+          this.ws.terminate();
+        }
+      },
+      Math.max(50, Math.floor(limit / 4)),
+    );
+    this.beatTimer.unref();
+  }
+
+  private scheduleReconnect(attempt = 0): void {
+    if (this.closed || this.reconnectTimer) return;
+    const delay = Math.min(2_000, 100 * 2 ** attempt);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.stats.reconnects += 1;
+      this.connect().catch(() => this.scheduleReconnect(attempt + 1));
+    }, delay);
+  }
+
+  /** After a (re)connect: every order the engine holds open is resolved from the broker, then ready. */
+  private async snapshot(): Promise<void> {
+    this.ready = false;
+    for (const o of this.options.openOrders()) await this.resolve(o.clientOrderId);
+    this.stats.snapshots += 1;
+    this.ready = true;
+    this.incident({ stream: 'snapshot_applied' });
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  /**
+   * Waits until every frame the broker sent before this call has passed the gate (the simulator's
+   * control barrier; replay and tests use it). False when no stream is open.
+   */
+  async settle(control: (barrier: string) => Promise<boolean>, timeoutMs = 5_000): Promise<boolean> {
+    const id = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const arrived = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.barriers.set(id, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    const sent = await control(id);
+    const ok = sent ? await arrived : false;
+    this.barriers.delete(id);
+    await this.serialize(async () => undefined);
+    return ok;
+  }
+
+  /** Whether the broker takes our credentials again (GET /v2/account answers 200). */
+  async probe(): Promise<boolean> {
+    const t = await this.http('GET', '/v2/account');
+    return t.ok && t.answer.status === 200;
+  }
+
+  /** The broker's view for reconciliation: every order (paged), positions and cash. */
+  async brokerView(): Promise<{
+    orders: BrokerOrder[];
+    positions: Record<string, { qty: number; avgPrice: number }>;
+    cash: number;
+  }> {
+    const get = async (path: string): Promise<unknown> => {
+      const t = await this.http('GET', path);
+      if (!t.ok || t.answer.status !== 200) {
+        const outcome = this.classifyFailure(t);
+        if (outcome.class === 'retryable' || outcome.class === 'fatal') this.raise(outcome);
+        throw new Error(`broker ${path}: ${outcome.class} ${JSON.stringify(outcome)}`);
+      }
+      const value = this.parse(t.answer.text);
+      if (value === undefined) throw new Error(`broker ${path}: invalid response`);
+      return value;
+    };
+    const orders: BrokerOrder[] = [];
+    let after = '';
+    for (let page = 0; page < 1_000; page++) {
+      const batch = z
+        .array(BrokerOrderSchema.extend({ created_at: z.string() }))
+        .parse(
+          await get(`/v2/orders?status=all&limit=500${after ? `&after=${encodeURIComponent(after)}` : ''}`),
+        );
+      for (const o of batch) this.remember(o);
+      orders.push(...batch);
+      if (batch.length < 500) break;
+      after = batch[batch.length - 1]?.created_at ?? '';
+    }
+    const positions = z
+      .array(z.object({ symbol: z.string(), qty: numeric, avg_entry_price: numeric }))
+      .parse(await get('/v2/positions'));
+    const account = z.object({ cash: numeric }).parse(await get('/v2/account'));
+    return {
+      orders,
+      positions: Object.fromEntries(
+        positions.map((p) => [p.symbol, { qty: p.qty, avgPrice: p.avg_entry_price }]),
+      ),
+      cash: account.cash,
+    };
+  }
+
+  /** Applies the broker's record of an order already fetched (reconciliation). */
+  async applyBrokerOrder(o: BrokerOrder): Promise<void> {
+    this.remember(o);
+    await this.applyOrder(o);
+    this.inFlight.delete(o.client_order_id);
+  }
+
+  /** Drops the stream now (tests); it reconnects by itself. */
+  dropStream(): void {
+    this.ws?.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.ready = false;
+    if (this.beatTimer) clearInterval(this.beatTimer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      const closed = new Promise((r) => ws.once('close', r));
+      ws.terminate();
+      await closed;
+    }
+    await this.serialize(async () => undefined);
+  }
+}
+
+function openAtBroker(status: string): boolean {
+  return ['new', 'accepted', 'partially_filled', 'pending_new', 'pending_replace'].includes(status);
+}
+
+function submitOf(o: Order): Extract<BrokerCommand, { kind: 'submit' }> {
+  return {
+    kind: 'submit',
+    clientOrderId: o.clientOrderId,
+    symbol: o.symbol,
+    side: o.side,
+    qty: o.qty,
+    type: o.type,
+    limitPrice: o.limitPrice,
+    tif: o.tif,
+  };
+}
+
+/**
+ * A primary broker with a fallback for new orders only. A submit goes to the fallback once the
+ * primary has failed `failoverAfter` times in a row in a way that proves the order did not reach it
+ * (429, 503 maintenance, connection refused, stream not ready, 401). Never moved: an order whose
+ * fate at the primary is ambiguous (it may be live there: a double fill), and cancels and replaces,
+ * which go to the broker that holds the order. A 500 is not proof either (the broker may have
+ * created the order), so it never triggers the switch.
+ */
+export class FallbackBroker implements BrokerPort {
+  private readonly route = new Map<string, 'primary' | 'fallback'>();
+  private failures = 0;
+  active: 'primary' | 'fallback' = 'primary';
+
+  constructor(
+    private readonly primary: LiveBroker,
+    private readonly fallback: LiveBroker,
+    private readonly options: {
+      failoverAfter?: number;
+      onSwitch?: (to: 'primary' | 'fallback', why: string) => void;
+    } = {},
+  ) {}
+
+  private broker(which: 'primary' | 'fallback'): LiveBroker {
+    return which === 'primary' ? this.primary : this.fallback;
+  }
+
+  /** Where an order lives (undefined: never sent). */
+  routeOf(clientOrderId: string): 'primary' | 'fallback' | undefined {
+    return this.route.get(clientOrderId);
+  }
+
+  /** Back to the primary for new orders (an operator, or a health check, decides it is well again). */
+  restorePrimary(): void {
+    this.failures = 0;
+    if (this.active === 'fallback') this.options.onSwitch?.('primary', 'primary restored');
+    this.active = 'primary';
+  }
+
+  async send(command: BrokerCommand): Promise<void> {
+    if (command.kind !== 'submit') {
+      const where = this.route.get(command.clientOrderId) ?? 'primary';
+      if (command.kind === 'replace') this.route.set(command.newClientOrderId, where);
+      return this.broker(where).send(command);
+    }
+    const cid = command.clientOrderId;
+    const pinned = this.route.get(cid) ?? (this.primary.inFlight.has(cid) ? 'primary' : undefined);
+    const target = pinned ?? this.active;
+    this.route.set(cid, target);
+    try {
+      await this.broker(target).send(command);
+      if (target === 'primary') this.failures = 0;
+    } catch (error) {
+      const provenNotSent =
+        error instanceof BrokerAuthError ||
+        (error instanceof BrokerRetryableError && error.outcome.reason !== 'server_error');
+      if (target !== 'primary' || pinned !== undefined || !provenNotSent) throw error;
+      this.failures += 1;
+      if (this.failures < (this.options.failoverAfter ?? 3)) {
+        this.route.delete(cid);
+        throw error;
+      }
+      this.active = 'fallback';
+      this.options.onSwitch?.('fallback', (error as Error).message);
+      this.route.set(cid, 'fallback');
+      await this.fallback.send(command);
+    }
+    if (this.primary.inFlight.has(cid) || this.fallback.inFlight.has(cid)) this.route.set(cid, target);
+  }
+}
+
+export interface DispatchResult {
+  readonly sent: number;
+  /** Why the rest waits in the outbox (a retryable outcome or an authentication failure). */
+  readonly blocked: BrokerRetryableError | BrokerAuthError | null;
+}
+
+/**
+ * Sends the undelivered outbox in order over the live adapter. A row is marked delivered once its
+ * outcome is definitive or ambiguous (ambiguous ones are the adapter's in-flight set); a retryable
+ * outcome or an authentication failure stops the run with the row still undelivered, so nothing is
+ * lost and the order of commands is kept.
+ */
+export async function dispatchLive(
+  store: EventStore,
+  stream: string,
+  broker: BrokerPort,
+): Promise<DispatchResult> {
+  let sent = 0;
+  for (const entry of await store.pendingCommands(stream)) {
+    try {
+      await broker.send(entry.command);
+    } catch (error) {
+      if (error instanceof BrokerRetryableError || error instanceof BrokerAuthError)
+        return { sent, blocked: error };
+      throw error;
+    }
+    await store.markDelivered([entry.id]);
+    sent += 1;
+  }
+  return { sent, blocked: null };
+}
