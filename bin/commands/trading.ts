@@ -6,14 +6,14 @@ import type pg from 'pg';
 import { localComponentUrl } from '../../lambdas/platform/connections';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
-import { createOrderApi } from '../../lambdas/trading/api';
+import { createOrderApi, type OrderApi } from '../../lambdas/trading/api';
 import { buildControlReport, type ControlReport } from '../../lambdas/trading/control-report';
-import { type Alert, TradingEngine } from '../../lambdas/trading/engine';
+import { type Alert, type CommandOutcome, TradingEngine } from '../../lambdas/trading/engine';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
 import { UsageError as CliUsageError, parseDate } from '../../lib/cli/args';
-import { emit, heading, table } from '../../lib/cli/output';
+import { emit, heading, keyValues, table } from '../../lib/cli/output';
 import { writeReport } from '../../lib/cli/report';
 import { MIGRATIONS_DIR } from '../../lib/paths';
 import { brokerSimPort } from '../../localstack/env';
@@ -24,7 +24,7 @@ import { createWireBroker } from '../../localstack/trading/wire-broker';
 import { tradingReport } from '../reports/trading';
 
 export const summary =
-  'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices: the trading engine';
+  'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices | report [--json]: the trading engine';
 
 const USAGE = `usage: npm run pipeline -- trading <subcommand>
   replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema] [--report FILE.html] [--broker inprocess|sim]
@@ -39,7 +39,8 @@ const USAGE = `usage: npm run pipeline -- trading <subcommand>
   reset BREAKER --by NAME                   reset a tripped breaker (e.g. daily_loss, volatility:AAPL)
   report --date YYYY-MM-DD [--json]         the daily control report (limits, denials, breakers, resets, states, reconciliation)
   prices SYM=PRICE...                       record last prices (marks; reference for market orders)
-  every subcommand but replay takes --account ID (default "default")`;
+  every subcommand but replay takes --account ID (default "default"); the order commands and report
+  print short lines and tables, --json the result object alone on stdout`;
 
 /**
  * The migrations a trading event store needs: the roles (0090: 0301 grants to them) and the trading
@@ -218,11 +219,43 @@ async function apiCommand(sub: string, args: string[]): Promise<number> {
       tif: { type: 'string', default: 'day' },
       sizing: { type: 'string' },
       by: { type: 'string' },
+      json: { type: 'boolean', default: false },
     },
   });
   const stream = `account-${values.account}`;
   const { pool, store } = await trading();
-  const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+  // Human lines by default; --json prints the API's result object alone on stdout.
+  const show = <T>(value: T, human: (v: T) => string) =>
+    emit(values.json, value, (v) => console.log(human(v)));
+  const outcomeLine = (o: CommandOutcome) =>
+    `${o.ok ? 'ok' : 'refused'}${o.code ? ` ${o.code}` : ''}: ${o.detail}`;
+  const positionsText = (p: Awaited<ReturnType<OrderApi['positions']>>) =>
+    [
+      table(
+        ['symbol', 'qty', 'avg price'],
+        Object.entries(p.positions).map(([symbol, pos]) => [symbol, pos.qty, pos.avgPrice]),
+      ),
+      keyValues([
+        ['cash', p.account.cash],
+        ['equity', p.account.equity],
+        ['realized P&L', p.account.realizedPnl],
+        ['unrealized P&L', p.account.unrealizedPnl],
+        ['daily P&L', p.account.dailyPnl],
+      ]),
+    ].join('\n');
+  const healthText = (h: ReturnType<TradingEngine['health']>) =>
+    [
+      keyValues([
+        ['session', h.session],
+        ['open orders', h.openOrders],
+        ['limits version', h.limitsVersion],
+        ['active breakers', h.activeBreakers.join(', ') || 'none'],
+      ]),
+      table(
+        ['scope', 'state', 'cause'],
+        Object.entries(h.states).map(([scope, st]) => [scope, st.state, st.cause]),
+      ),
+    ].join('\n');
   try {
     if (sub === 'init') {
       const cash = num(values.cash, '--cash');
@@ -232,7 +265,7 @@ async function apiCommand(sub: string, args: string[]): Promise<number> {
         init: { cash, limits },
         at: new Date().toISOString(),
       });
-      print(engine.health());
+      show(engine.health(), (h) => `account ${values.account} opened with cash ${cash}\n${healthText(h)}`);
       return 0;
     }
     const api = createOrderApi(
@@ -255,7 +288,13 @@ async function apiCommand(sub: string, args: string[]): Promise<number> {
           sizing: values.sizing === 'fit' ? 'fit' : undefined,
         };
         const [outcome] = await api.submit(order);
-        print(outcome);
+        show(outcome, (o) =>
+          o
+            ? o.denial
+              ? `${o.clientOrderId}: denied ${o.denial.code}: ${o.denial.detail}`
+              : `${o.clientOrderId}: ${o.status}, qty ${o.qty}`
+            : 'no outcome',
+        );
         return outcome?.denial ? 1 : 0;
       }
       case 'cancel':
@@ -270,20 +309,43 @@ async function apiCommand(sub: string, args: string[]): Promise<number> {
                 qty: num(values.qty, '--qty'),
                 limitPrice: num(values['limit-price'], '--limit-price'),
               });
-        print(outcome);
+        show(outcome, outcomeLine);
         return outcome.ok ? 0 : 1;
       }
       case 'status':
-        print(await api.status(positionals[0]));
+        show(await api.status(positionals[0]), (st) =>
+          [
+            st.order
+              ? keyValues([
+                  ['order', st.order.clientOrderId],
+                  ['status', st.order.status],
+                  [
+                    'symbol',
+                    `${st.order.side} ${st.order.qty} ${st.order.symbol} ${st.order.type}${st.order.limitPrice === null ? '' : ` @ ${st.order.limitPrice}`} ${st.order.tif}`,
+                  ],
+                  [
+                    'filled',
+                    `${st.order.filledQty}${st.order.avgFillPrice === null ? '' : ` @ ${st.order.avgFillPrice}`}`,
+                  ],
+                  ['denial', st.order.denial ? `${st.order.denial.code}: ${st.order.denial.detail}` : 'none'],
+                ])
+              : positionals[0]
+                ? `order ${positionals[0]}: not found`
+                : '',
+            healthText(st.health),
+          ]
+            .filter(Boolean)
+            .join('\n'),
+        );
         return 0;
       case 'positions':
-        print(await api.positions());
+        show(await api.positions(), positionsText);
         return 0;
       case 'reset': {
         const breaker = positionals[0];
         if (!breaker || !values.by) throw new UsageError('reset needs BREAKER and --by NAME');
         const outcome = await api.reset(breaker, values.by);
-        print(outcome);
+        show(outcome, outcomeLine);
         return outcome.ok ? 0 : 1;
       }
       case 'prices': {
@@ -295,7 +357,7 @@ async function apiCommand(sub: string, args: string[]): Promise<number> {
           prices[symbol] = n;
         }
         await api.prices(prices);
-        print(await api.positions());
+        show(await api.positions(), positionsText);
         return 0;
       }
     }

@@ -107,6 +107,7 @@ describe('trading order API', () => {
         '--tif',
         'gtc',
         ...account,
+        '--json',
       ],
       env,
     );
@@ -121,16 +122,21 @@ describe('trading order API', () => {
       env,
     );
     expect(duplicate.code).toBe(1);
-    expect(JSON.parse(duplicate.stdout).denial.code).toBe('DUPLICATE_CLIENT_ORDER_ID');
-    const status = JSON.parse((await cli(['status', 'C1', ...account], env)).stdout);
+    // Human output by default: the order, its status and the denial's code and detail on one line.
+    expect(duplicate.stdout).toMatch(/^C1: denied DUPLICATE_CLIENT_ORDER_ID: \S/);
+    const status = JSON.parse((await cli(['status', 'C1', ...account, '--json'], env)).stdout);
     expect(status.order).toMatchObject({ clientOrderId: 'C1', status: 'pending_new', qty: 10 });
-    const cancel = await cli(['cancel', 'C1', ...account], env);
+    const humanStatus = (await cli(['status', 'C1', ...account], env)).stdout;
+    expect(humanStatus).toMatch(/^order\s+C1$/m);
+    expect(humanStatus).toMatch(/^status\s+pending_new$/m);
+    const cancel = await cli(['cancel', 'C1', ...account, '--json'], env);
     expect(JSON.parse(cancel.stdout)).toMatchObject({ ok: true });
-    const positions = JSON.parse((await cli(['positions', ...account], env)).stdout);
+    const positions = JSON.parse((await cli(['positions', ...account, '--json'], env)).stdout);
     expect(positions.account.cash).toBe(100000);
+    expect((await cli(['positions', ...account], env)).stdout).toMatch(/^cash\s+100,000/m);
     const reset = await cli(['reset', 'daily_loss', '--by', 'tester', ...account], env);
     expect(reset.code).toBe(1);
-    expect(JSON.parse(reset.stdout).detail).toContain('not tripped');
+    expect(reset.stdout).toMatch(/^refused.*not tripped/);
     const { rows } = await db.pool.query<{ kind: string }>(
       `SELECT command->>'kind' AS kind FROM ${db.schema}.trading_outbox ORDER BY id`,
     );
