@@ -251,6 +251,7 @@ export class ComputeStack extends Stack {
           new HealthEtlAlarms(this, `${c.definition.id}Alarms`, {
             service: c.definition.id,
             topic: this.alarmTopic,
+            metricMath: !config.emulator,
           }),
       );
 
