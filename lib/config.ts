@@ -109,6 +109,15 @@ export const EMULATOR_COMPUTE_OMISSIONS: Readonly<Record<string, string>> = {
     'ECS Fargate service of the real-time router (cluster, task, image asset, security group, alarms): MiniStack runs no containers for ECS and has no VPC; locally the same process runs with `router up`',
 };
 
+/**
+ * Single resources the emulator stage leaves out of constructs it keeps (a fragment of their logical
+ * ids), and why.
+ */
+export const EMULATOR_RESOURCE_OMISSIONS: Readonly<Record<string, string>> = {
+  QuarantineRateAlarm:
+    "the health ETL's quarantine-rate alarm is metric math over two EMF metrics, which MiniStack's CloudFormation refuses; the health ETL's other alarms stay",
+};
+
 /** What the emulator stage adds to the data stack in their place (construct ids), and why. */
 export const EMULATOR_REPLACEMENTS: Readonly<Record<string, string>> = {
   LocalDatabaseCredentials:
