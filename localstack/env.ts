@@ -12,6 +12,15 @@ function portFromEnv(name: string, fallback: number): number {
   return port;
 }
 
+/** A non-negative integer setting of a local process (`fallback` when unset or empty). */
+export function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${raw}`);
+  return n;
+}
+
 /** LocalStack's port (LOCALSTACK_PORT, default 4566). */
 export function localStackPort(): number {
   return portFromEnv('LOCALSTACK_PORT', 4566);

@@ -13,17 +13,13 @@ import { BinaryCopyEncoder } from '../platform/pg-binary-copy';
 import { readerSchema } from './schemas';
 import type { SourceIdentity } from './source';
 import {
-  type ActiveCaloriesBurnedRecord,
-  type BloodGlucoseRecord,
   type HealthRecord,
   type HeartRateRecord,
-  type HeartRateVariabilityRmssdRecord,
   type RecordType,
   recordInterval,
   type SleepSessionRecord,
-  type StepsRecord,
 } from './types';
-import { inPhysiologicalRange } from './validate';
+import { inPhysiologicalRange, singleValue } from './validate';
 
 export interface StoredRecordInput {
   readonly recordType: RecordType;
@@ -251,37 +247,28 @@ function measured(
   recordType: RecordType,
   record: HealthRecord,
 ): { value: number | null; count: number; outOfRange: number } {
-  const one = (v: number) => ({
-    value: Number.isFinite(v) ? v : null,
-    count: 1,
-    outOfRange: inPhysiologicalRange(recordType, v) ? 0 : 1,
-  });
-  switch (recordType) {
-    case 'BloodGlucoseRecord':
-      return one((record as BloodGlucoseRecord).levelInMilligramsPerDeciliter);
-    case 'HeartRateVariabilityRmssdRecord':
-      return one((record as HeartRateVariabilityRmssdRecord).heartRateVariabilityRmssd);
-    case 'StepsRecord':
-      return one((record as StepsRecord).count);
-    case 'ActiveCaloriesBurnedRecord':
-      return one((record as ActiveCaloriesBurnedRecord).energyInKilocalories);
-    case 'SleepSessionRecord': {
-      const s = record as SleepSessionRecord;
-      const hours = one((s.endTimeEpochMillis - s.startTimeEpochMillis) / 3_600_000);
-      return { ...hours, count: Math.max(1, s.stages.length) };
-    }
-    case 'HeartRateRecord': {
-      const h = record as HeartRateRecord;
-      let sum = 0;
-      let bad = 0;
-      for (const x of h.samples) {
-        sum += x.beatsPerMinute;
-        if (!inPhysiologicalRange(recordType, x.beatsPerMinute)) bad++;
-      }
-      const mean = h.samples.length ? sum / h.samples.length : Number.NaN;
-      return { value: Number.isFinite(mean) ? mean : null, count: h.samples.length, outOfRange: bad };
-    }
+  if (recordType !== 'HeartRateRecord') {
+    const v = singleValue(recordType, record);
+    const value = {
+      value: Number.isFinite(v) ? v : null,
+      count: 1,
+      outOfRange: inPhysiologicalRange(recordType, v) ? 0 : 1,
+    };
+    // A sleep session counts its stages.
+    return recordType === 'SleepSessionRecord'
+      ? { ...value, count: Math.max(1, (record as SleepSessionRecord).stages.length) }
+      : value;
   }
+  // A heart-rate record: its samples' mean, each sample counted and range-checked.
+  const h = record as HeartRateRecord;
+  let sum = 0;
+  let bad = 0;
+  for (const x of h.samples) {
+    sum += x.beatsPerMinute;
+    if (!inPhysiologicalRange(recordType, x.beatsPerMinute)) bad++;
+  }
+  const mean = h.samples.length ? sum / h.samples.length : Number.NaN;
+  return { value: Number.isFinite(mean) ? mean : null, count: h.samples.length, outOfRange: bad };
 }
 
 /** Turns decoded records of one file into store rows (one reader schema per file). */

@@ -59,6 +59,30 @@ export function inPhysiologicalRange(recordType: RecordType, value: number): boo
   return Number.isFinite(value) && value >= r.min && value <= r.max;
 }
 
+/**
+ * The one value a record is range-checked on (a sleep session: its length in hours). A heart-rate
+ * record has none: each of its samples is a value of its own.
+ */
+export function singleValue(
+  recordType: Exclude<RecordType, 'HeartRateRecord'>,
+  record: HealthRecord,
+): number {
+  switch (recordType) {
+    case 'BloodGlucoseRecord':
+      return (record as BloodGlucoseRecord).levelInMilligramsPerDeciliter;
+    case 'HeartRateVariabilityRmssdRecord':
+      return (record as HeartRateVariabilityRmssdRecord).heartRateVariabilityRmssd;
+    case 'StepsRecord':
+      return (record as StepsRecord).count;
+    case 'ActiveCaloriesBurnedRecord':
+      return (record as ActiveCaloriesBurnedRecord).energyInKilocalories;
+    case 'SleepSessionRecord': {
+      const s = record as SleepSessionRecord;
+      return (s.endTimeEpochMillis - s.startTimeEpochMillis) / 3_600_000;
+    }
+  }
+}
+
 export interface ValidationConfig {
   /** Minimum quality score to accept a file (default 0.7). */
   readonly threshold: number;

@@ -45,11 +45,7 @@ export class BatchSink<T> {
   }
 
   offer(item: T): void {
-    if (!this.queue.push({ item, at: Date.now() })) {
-      this.queue.shift();
-      this.dropped += 1;
-      this.queue.push({ item, at: Date.now() });
-    }
+    if (this.queue.pushEvictingOldest({ item, at: Date.now() })) this.dropped += 1;
     this.kick();
   }
 

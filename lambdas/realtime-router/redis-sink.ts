@@ -80,11 +80,7 @@ export class RedisChannelSink {
   }
 
   offer(m: SequencedMessage): void {
-    if (!this.queue.push(m)) {
-      this.queue.shift();
-      this.dropped += 1;
-      this.queue.push(m);
-    }
+    if (this.queue.pushEvictingOldest(m)) this.dropped += 1;
     this.kick();
   }
 

@@ -5,11 +5,25 @@
  * in-process simulated broker (localstack/trading) and the live adapter implement the same port.
  */
 import type { EventStore } from './store';
-import type { BrokerCommand } from './types';
+import type { BrokerCommand, Order } from './types';
 
 export interface BrokerPort {
   /** Hands one command over; reports arrive later through the adapter's report handler. */
   send(command: BrokerCommand): Promise<void>;
+}
+
+/** The submit command the broker receives for an order (the outbox's, and a resubmit's). */
+export function submitCommand(o: Order): Extract<BrokerCommand, { kind: 'submit' }> {
+  return {
+    kind: 'submit',
+    clientOrderId: o.clientOrderId,
+    symbol: o.symbol,
+    side: o.side,
+    qty: o.qty,
+    type: o.type,
+    limitPrice: o.limitPrice,
+    tif: o.tif,
+  };
 }
 
 /** Sends every undelivered outbox command in order and marks each delivered once sent. */

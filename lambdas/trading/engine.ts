@@ -4,6 +4,7 @@
  * Each command is one append (events + projections + outbox in one transaction); the in-memory state
  * is only ever changed by folding those events, so a restart rebuilds it exactly.
  */
+import { submitCommand } from './broker';
 import { nextSessionChange, sessionAt } from './market-hours';
 import {
   type Candidate,
@@ -92,19 +93,7 @@ export class AccountNotFoundError extends Error {
 const SEVERITY: Record<TradingStateName, number> = { active: 0, reducing: 1, halted: 2 };
 
 function commandOf(event: TradingEvent): BrokerCommand | null {
-  if (event.type === 'OrderSubmitted') {
-    const o = event.order;
-    return {
-      kind: 'submit',
-      clientOrderId: o.clientOrderId,
-      symbol: o.symbol,
-      side: o.side,
-      qty: o.qty,
-      type: o.type,
-      limitPrice: o.limitPrice,
-      tif: o.tif,
-    };
-  }
+  if (event.type === 'OrderSubmitted') return submitCommand(event.order);
   if (event.type === 'CancelRequested') return { kind: 'cancel', clientOrderId: event.clientOrderId };
   if (event.type === 'ReplaceRequested')
     return {

@@ -19,7 +19,7 @@
  */
 import WebSocket from 'ws';
 import { z } from 'zod';
-import type { BrokerPort } from './broker';
+import { type BrokerPort, submitCommand } from './broker';
 import { round } from './state';
 import type { EventStore } from './store';
 import type { BrokerCommand, BrokerReport, Order } from './types';
@@ -422,7 +422,7 @@ export class LiveBroker implements BrokerPort {
         this.inFlight.delete(cid);
         return true;
       }
-      const command = this.submits.get(cid) ?? submitOf(local);
+      const command = this.submits.get(cid) ?? submitCommand(local);
       const outcome = await this.submit(command);
       this.incident({
         command: 'submit',
@@ -468,7 +468,12 @@ export class LiveBroker implements BrokerPort {
         frame?.qty ?? null,
         frame?.price ?? null,
       );
-    switch (o.status) {
+    return this.deliverEnd(cid, o.status, o.replaced_by);
+  }
+
+  /** An order's end at the broker (canceled, expired, rejected, replaced) as a report; else nothing. */
+  private async deliverEnd(cid: string, end: string, replacedBy: string | null | undefined): Promise<void> {
+    switch (end) {
       case 'canceled':
         return this.deliver({ kind: 'canceled', clientOrderId: cid });
       case 'expired':
@@ -476,8 +481,7 @@ export class LiveBroker implements BrokerPort {
       case 'rejected':
         return this.deliver({ kind: 'rejected', clientOrderId: cid, reason: 'rejected by the broker' });
       case 'replaced': {
-        const next =
-          this.replaces.get(cid) ?? (o.replaced_by ? await this.clientIdOf(o.replaced_by) : undefined);
+        const next = this.replaces.get(cid) ?? (replacedBy ? await this.clientIdOf(replacedBy) : undefined);
         if (next) await this.deliver({ kind: 'replaced', clientOrderId: cid, newClientOrderId: next });
         return;
       }
@@ -680,19 +684,8 @@ export class LiveBroker implements BrokerPort {
           u.qty ?? null,
           u.price ?? null,
         );
-      case 'canceled':
-        return this.deliver({ kind: 'canceled', clientOrderId: cid });
-      case 'expired':
-        return this.deliver({ kind: 'expired', clientOrderId: cid });
-      case 'rejected':
-        return this.deliver({ kind: 'rejected', clientOrderId: cid, reason: 'rejected by the broker' });
-      case 'replaced': {
-        const next =
-          this.replaces.get(cid) ??
-          (u.order.replaced_by ? await this.clientIdOf(u.order.replaced_by) : undefined);
-        if (next) return this.deliver({ kind: 'replaced', clientOrderId: cid, newClientOrderId: next });
-        return;
-      }
+      default:
+        return this.deliverEnd(cid, u.event, u.order.replaced_by);
     }
   }
 
@@ -832,19 +825,6 @@ export class LiveBroker implements BrokerPort {
 
 function openAtBroker(status: string): boolean {
   return ['new', 'accepted', 'partially_filled', 'pending_new', 'pending_replace'].includes(status);
-}
-
-function submitOf(o: Order): Extract<BrokerCommand, { kind: 'submit' }> {
-  return {
-    kind: 'submit',
-    clientOrderId: o.clientOrderId,
-    symbol: o.symbol,
-    side: o.side,
-    qty: o.qty,
-    type: o.type,
-    limitPrice: o.limitPrice,
-    tif: o.tif,
-  };
 }
 
 /**

@@ -4,15 +4,8 @@
  * default account's key, `local-broker-key` / `local-broker-secret`), BROKER_SIM_CASH (100000),
  * BROKER_SIM_HEARTBEAT_MS (1000). Further accounts: POST /_control/accounts.
  */
+import { intFromEnv } from '../env';
 import { startBrokerSim } from './server';
-
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${raw}`);
-  return n;
-}
 
 const sim = await startBrokerSim({
   port: intFromEnv('BROKER_SIM_PORT', 4592),

@@ -3,15 +3,8 @@
  * Env: MARKET_API_PORT (4580), MARKET_API_HOST (127.0.0.1), MARKET_API_SEED (1), MARKET_API_SIZE
  * (8000), MARKET_API_SCENARIO (ipo), MARKET_API_START / MARKET_API_END (the scenario's window).
  */
+import { intFromEnv } from '../env';
 import { startMarketApi } from './server';
-
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${raw}`);
-  return n;
-}
 
 const api = await startMarketApi({
   port: intFromEnv('MARKET_API_PORT', 4580),

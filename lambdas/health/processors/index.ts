@@ -6,17 +6,8 @@
  * mean, band, total and trend. It lives here, once, so no processor can forget it. The validator
  * quarantines files where such values are the majority (validate.ts); this handles the minority.
  */
-import type {
-  ActiveCaloriesBurnedRecord,
-  BloodGlucoseRecord,
-  HealthRecord,
-  HeartRateRecord,
-  HeartRateVariabilityRmssdRecord,
-  RecordType,
-  SleepSessionRecord,
-  StepsRecord,
-} from '../types';
-import { inPhysiologicalRange, RANGES } from '../validate';
+import type { HealthRecord, HeartRateRecord, RecordType } from '../types';
+import { inPhysiologicalRange, RANGES, singleValue } from '../validate';
 import { createActiveCaloriesProcessor } from './active-calories';
 import { DEFAULT_PROCESSOR_CONFIG, type Processor, type ProcessorConfig } from './common';
 import { createGlucoseProcessor } from './glucose';
@@ -39,39 +30,23 @@ export function createProcessor(
   return withPhysiologicalRange(recordType, createUngatedProcessor(recordType, config));
 }
 
-const HOUR_MS = 3_600_000;
-
 /** The record with only its in-range values, or null when none is left; counts what it drops. */
 function gate(recordType: RecordType, record: HealthRecord, drop: (n: number) => void): HealthRecord | null {
   const ok = (v: number) => inPhysiologicalRange(recordType, v);
-  const single = (v: number) => {
+  if (recordType !== 'HeartRateRecord') {
+    const v = singleValue(recordType, record);
     if (ok(v)) return record;
     drop(1);
     return null;
-  };
-  switch (recordType) {
-    case 'BloodGlucoseRecord':
-      return single((record as BloodGlucoseRecord).levelInMilligramsPerDeciliter);
-    case 'HeartRateVariabilityRmssdRecord':
-      return single((record as HeartRateVariabilityRmssdRecord).heartRateVariabilityRmssd);
-    case 'StepsRecord':
-      return single((record as StepsRecord).count);
-    case 'ActiveCaloriesBurnedRecord':
-      return single((record as ActiveCaloriesBurnedRecord).energyInKilocalories);
-    case 'SleepSessionRecord': {
-      const s = record as SleepSessionRecord;
-      return single((s.endTimeEpochMillis - s.startTimeEpochMillis) / HOUR_MS);
-    }
-    case 'HeartRateRecord': {
-      const h = record as HeartRateRecord;
-      let bad = 0;
-      for (const x of h.samples) if (!ok(x.beatsPerMinute)) bad++;
-      if (bad === 0) return record;
-      drop(bad);
-      if (bad === h.samples.length) return null;
-      return { ...h, samples: h.samples.filter((x) => ok(x.beatsPerMinute)) };
-    }
   }
+  // A heart-rate record: each sample is a value; the out-of-range ones are dropped.
+  const h = record as HeartRateRecord;
+  let bad = 0;
+  for (const x of h.samples) if (!ok(x.beatsPerMinute)) bad++;
+  if (bad === 0) return record;
+  drop(bad);
+  if (bad === h.samples.length) return null;
+  return { ...h, samples: h.samples.filter((x) => ok(x.beatsPerMinute)) };
 }
 
 function withPhysiologicalRange(

@@ -61,8 +61,7 @@ export class Hub {
       wire: undefined,
     };
     const history = this.history[channel];
-    if (history.full) history.shift();
-    history.push(sequenced);
+    history.pushEvictingOldest(sequenced);
     if (message.kind !== 'control') {
       const group = snapshotGroup(sequenced);
       let bySymbol = this.snapshot.get(group);

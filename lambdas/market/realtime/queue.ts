@@ -26,6 +26,14 @@ export class BoundedQueue<T> {
     return true;
   }
 
+  /** Stores the item, evicting the oldest when full; true when one was evicted. */
+  pushEvictingOldest(item: T): boolean {
+    const evicted = this.full;
+    if (evicted) this.shift();
+    this.push(item);
+    return evicted;
+  }
+
   shift(): T | undefined {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];
