@@ -415,8 +415,16 @@ function printControlReport(r: ControlReport): void {
   console.log(heading(`Reconciliation differences (${r.reconciliation.length})`));
   console.log(
     table(
-      ['at', 'id', 'kind', 'detail', 'resolution'],
-      r.reconciliation.map((x) => [x.at, x.id, x.kind, x.detail, x.resolution]),
+      ['at', 'id', 'kind', 'scope', 'detail', 'resolution', 'resolved'],
+      r.reconciliation.map((x) => [
+        x.at,
+        x.id,
+        x.kind,
+        x.scope ?? '',
+        x.detail,
+        x.resolution,
+        x.resolved ? `${x.resolved.action} by ${x.resolved.by} at ${x.resolved.at}` : '',
+      ]),
     ),
   );
 }
