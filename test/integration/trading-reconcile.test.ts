@@ -7,6 +7,9 @@
  * the store recorded once (a second reconcile and a rebuild from the store add nothing), and the
  * engine's state against the broker's.
  */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildControlReport } from '../../lambdas/trading/control-report';
 import { TradingEngine } from '../../lambdas/trading/engine';
@@ -587,5 +590,96 @@ describe('4.5.3 reconciliation error handling (TC-RC-011, 014, 015)', () => {
     expect(report.resets).toContainEqual(
       expect.objectContaining({ breaker: 'reconcile:MSFT', by: 'ops:alice', outcome: 'reset' }),
     );
+  });
+});
+
+describe('trading reconcile (CLI) against the PostgreSQL event store and the simulator', () => {
+  it('TC-RC-015: finds a dispute once across runs (processes), an operator resolves it by id with --by, the next run is clean and the report shows who', {
+    timeout: 240_000,
+  }, async () => {
+    const cliDb = await createTestSchema('trading_reconcile_cli', { migrate: false });
+    try {
+      const keyId = `T-cli-${randomBytes(4).toString('hex')}`;
+      await sim.account({
+        keyId,
+        secret: 'cli-secret',
+        cash: 100_000,
+        positions: { MSFT: { qty: 3, avgPrice: 400 } },
+      });
+      const env = {
+        ...process.env,
+        PG_SCHEMA: cliDb.schema,
+        DATABASE_URL: cliDb.url,
+        BROKER_BASE_URL: sim.url,
+        BROKER_KEY_ID: keyId,
+        BROKER_SECRET: 'cli-secret',
+      };
+      const cli = async (...args: string[]) => {
+        try {
+          const r = await promisify(execFile)(
+            'node_modules/.bin/tsx',
+            ['bin/pipeline.ts', 'trading', ...args, '--account', 'rc'],
+            {
+              env,
+              timeout: 120_000,
+            },
+          );
+          return { code: 0, stdout: r.stdout, stderr: r.stderr };
+        } catch (error) {
+          const e = error as { code?: number; stdout?: string; stderr?: string };
+          return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+        }
+      };
+      expect((await cli('init', '--cash', '100000')).code).toBe(0);
+      const first = await cli('reconcile', '--json');
+      expect(first.code).toBe(1);
+      const a = JSON.parse(first.stdout) as {
+        status: string;
+        found: ReconciliationDifference[];
+        recorded: unknown[];
+      };
+      const id = differenceId('position', 'MSFT', { local: 0, remote: 3 });
+      expect(a.status).toBe('complete');
+      expect(a.found.map((d) => [d.id, d.kind, d.detail])).toEqual([
+        [id, 'position', 'MSFT: we hold 0, the broker 3'],
+      ]);
+      expect(a.recorded).toHaveLength(1);
+      const second = await cli('reconcile');
+      expect(second.code).toBe(1);
+      expect(second.stdout).toContain('1 difference(s), 0 new, 1 dispute(s) open');
+      expect((await cli('reconcile', '--resolve', id)).code).toBe(2); // --by is required
+      const resolved = await cli(
+        'reconcile',
+        '--resolve',
+        id,
+        '--by',
+        'ops:dana',
+        '--action',
+        'accept_broker',
+      );
+      expect(resolved.stdout).toContain(`difference ${id} (position) resolved by ops:dana: accept_broker`);
+      expect(resolved.code).toBe(0);
+      const clean = await cli('reconcile');
+      expect(clean.stdout).toContain('0 difference(s), 0 new, 0 dispute(s) open');
+      expect(clean.code).toBe(0);
+      const events = await new PostgresEventStore(cliDb.pool).load('account-rc');
+      expect(events.filter((e) => e.type === 'ReconciliationDifferenceRecorded')).toHaveLength(1);
+      const date = events.at(-1)?.at.slice(0, 10) as string;
+      const report = JSON.parse((await cli('report', '--date', date, '--json')).stdout) as ReturnType<
+        typeof buildControlReport
+      >;
+      expect(report.reconciliation).toEqual([
+        expect.objectContaining({
+          id,
+          kind: 'position',
+          resolved: expect.objectContaining({ by: 'ops:dana', action: 'accept_broker' }),
+        }),
+      ]);
+      expect(report.resets).toContainEqual(
+        expect.objectContaining({ breaker: 'reconcile:MSFT', by: 'ops:dana' }),
+      );
+    } finally {
+      await cliDb.drop();
+    }
   });
 });
