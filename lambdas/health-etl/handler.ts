@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { startsNow } from '../health/budget';
 import { DEFAULT_LIMITS } from '../health/decode';
 import { classifyError } from '../health/errors';
-import { ingestExport } from '../health/ingest';
+import { type IngestResult, ingestExport } from '../health/ingest';
 import type { ProcessExportResult } from '../health/pipeline';
 import { PostgresRecordStore } from '../health/record-store';
 import { type SourceIdentity, sourceId } from '../health/source';
@@ -109,7 +109,7 @@ async function processObject(input: {
     dropped(source.key, (error as Error).name);
     return outcome(input.sourceId, source, 'dropped', null, 0, null);
   }
-  let result: ProcessExportResult;
+  let result: IngestResult;
   try {
     result = await ingestExport(
       {
@@ -153,6 +153,11 @@ async function processObject(input: {
   const conflicts =
     result.status === 'processed' || result.status === 'duplicate' ? (result.records?.conflicts ?? 0) : 0;
   if (conflicts > 0) metrics.addMetric('RecordConflicts', MetricUnit.Count, conflicts);
+  // A processed export whose example nearly duplicates a more informative one (training.ts):
+  // written, but left out of the manifest's training set.
+  const nearDuplicate = result.trainingSet?.nearDuplicateOf ? 1 : 0;
+  if (result.status === 'processed')
+    metrics.addMetric('TrainingNearDuplicates', MetricUnit.Count, nearDuplicate);
   // Identifiers, counts and outcome only: insights, narratives and reasons (which can quote
   // values) stay in the encrypted outputs.
   logger.info('export handled', {
@@ -165,6 +170,7 @@ async function processObject(input: {
     warnings: result.warnings.length,
     reasons: result.reasons.length,
     conflicts,
+    nearDuplicate: nearDuplicate === 1,
   });
   return outcome(
     result.sourceId,

@@ -30,6 +30,7 @@ import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
   createSubjectTracker,
+  nearDuplicateFingerprint,
   serializeTrainingExample,
   type TrainingExample,
   type TrainingSubject,
@@ -287,25 +288,48 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           parseExportName(source.key.slice(source.key.lastIndexOf('/') + 1))?.fetchTimeMillis ||
           input.now.getTime();
         const exampleKey = trainingKey(type, source, keyDate);
+        const { insights, narrative, input: dataInput } = analysis.finishProcessing();
+        const exampleOf = (at: string, correlation: string | null, ins: number, upd: number) =>
+          buildTrainingExample({
+            recordType: type,
+            source,
+            userId: config.userId,
+            correlationId: correlation,
+            processedAt: at,
+            qualityScore: v.score,
+            recordsProcessed: recordsRead,
+            recordsNew: ins,
+            recordsUpdated: upd,
+            warnings: v.warnings,
+            insights,
+            narrative,
+            dataInput,
+            processorVersion: PROCESSOR_VERSION,
+            readerSchemaVersion: analysis.readerVersion,
+            subject: analysis.subject,
+          });
+        let example: TrainingExample | undefined;
         if (unit.claim.state === 'new') {
           status = counts.inserted + counts.updated > 0 ? 'processed' : 'duplicate';
           processedAt = input.now.toISOString();
           correlationId = input.correlationId ?? null;
           const sub = analysis.subject;
+          // Built before the decision is recorded: its fingerprint is recorded with it (near-duplicates).
+          if (status === 'processed') example = exampleOf(processedAt, correlationId, inserted, updated);
           await unit.recordOutcome({
-            example:
-              status === 'processed'
-                ? {
-                    subjectKey: sub.key,
-                    domain: sub.domain,
-                    dataOrigins: sub.dataOrigins,
-                    localDay: sub.localDay,
-                    trainingKey: exampleKey,
-                    fetchMs: analysis.fetchTime,
-                    dayComplete: sub.dayComplete,
-                    asOf: sub.asOf,
-                  }
-                : undefined,
+            example: example
+              ? {
+                  subjectKey: sub.key,
+                  domain: sub.domain,
+                  dataOrigins: sub.dataOrigins,
+                  localDay: sub.localDay,
+                  trainingKey: exampleKey,
+                  fetchMs: analysis.fetchTime,
+                  dayComplete: sub.dayComplete,
+                  asOf: sub.asOf,
+                  nearDuplicate: nearDuplicateFingerprint(example),
+                }
+              : undefined,
             recordType: type,
             status,
             recordsRead,
@@ -326,8 +350,8 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           inserted = o.inserted;
           updated = o.updated;
           conflicts = o.conflicts;
+          if (status === 'processed') example = exampleOf(processedAt, correlationId, inserted, updated);
         }
-        const { insights, narrative, input: dataInput } = analysis.finishProcessing();
         const base = {
           sourceId: sid,
           recordType: type,
@@ -350,24 +374,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             },
           };
         }
-        const example = buildTrainingExample({
-          recordType: type,
-          source,
-          userId: config.userId,
-          correlationId,
-          processedAt,
-          qualityScore: v.score,
-          recordsProcessed: recordsRead,
-          recordsNew: inserted,
-          recordsUpdated: updated,
-          warnings: v.warnings,
-          insights,
-          narrative,
-          dataInput,
-          processorVersion: PROCESSOR_VERSION,
-          readerSchemaVersion: analysis.readerVersion,
-          subject: analysis.subject,
-        });
+        if (!example) throw new Error(`no training example for processed ${sid}`);
         return {
           commit: true,
           value: {
