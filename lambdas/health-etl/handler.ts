@@ -24,6 +24,7 @@ import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
+import { queueUrlVariable } from '../platform/queues';
 import { withTelemetry } from '../platform/telemetry';
 import { announcedObjects, type ObjectRef } from './messages';
 import { identify, readObject, s3OutputSink } from './outputs';
@@ -212,11 +213,17 @@ function deferralsOf(record: Pick<SQSRecord, 'messageAttributes'>): number {
 }
 
 const queueUrls = new Map<string, Promise<string>>();
-/** The URL of the queue a record came from (its ARN: arn:aws:sqs:region:account:name). */
+/**
+ * The URL of the queue a record came from (its ARN: arn:aws:sqs:region:account:name): the
+ * QUEUE_URL_HEALTH_ETL the CDK app sets (topology `sendsTo`, with SendMessage on it) when it names
+ * that queue; else, on the local stage (a test's own queue), looked up by name.
+ */
 function queueUrlOf(arn: string): Promise<string> {
+  const [, , , , account, name] = arn.split(':');
+  const fromEnv = process.env[queueUrlVariable('HealthEtl')];
+  if (fromEnv?.endsWith(`/${name}`)) return Promise.resolve(fromEnv);
   let url = queueUrls.get(arn);
   if (!url) {
-    const [, , , , account, name] = arn.split(':');
     url = sqs
       .send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }))
       .then((r) => r.QueueUrl as string);

@@ -57,8 +57,6 @@ export class QueueConsumer extends Construct {
       reservedConcurrentExecutions: definition.maxConcurrency,
     });
     this.function = this.job.function;
-    // A deferred message goes back as a new message (it keeps its receives for real attempts).
-    if (definition.requeuesDeferred) this.queue.grantSendMessages(this.function);
     this.function.addEventSource(
       new lambdaEventSources.SqsEventSource(this.queue, {
         batchSize: definition.batchSize,

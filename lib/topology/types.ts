@@ -57,13 +57,6 @@ export interface ConsumerDefinition extends FunctionDefinition {
    * @default 'health' for the health consumers, else 'market'
    */
   readonly databaseComponent?: 'app' | 'market' | 'health' | 'trading' | 'router';
-  /**
-   * The handler hands a message it cannot start in time back as a NEW message on its own queue
-   * (SendMessage) instead of failing it, so deferring never spends one of the message's
-   * maxReceiveCount receives (lambdas/health/budget.ts).
-   * @default false
-   */
-  readonly requeuesDeferred?: boolean;
 }
 
 /** A job: a step of the EOD chain or a function on a schedule of its own; one run at a time. */
