@@ -10,8 +10,9 @@
  * backoff; a run that still cannot get the view applies nothing at all, raises a warning and says
  * `incomplete` (a half-read view would make false disputes); (2) record and book from the broker
  * what it is the source of truth for (fills, end states; a pending submit it never got is
- * resolved by client order id); (3) compare what remains with the same view: disputes are recorded
- * and halt their symbol (or the account) until an operator resolves them. Authentication failures
+ * resolved by client order id); (3) compare what remains with the same view: a dispute found again
+ * by a second read (a fill between the requests of one read is not a dispute) is recorded and halts
+ * its symbol (or the account) until an operator resolves it. Authentication failures
  * are not retried (the `broker:auth` path handles them).
  */
 import type { TradingEngine } from './engine';
@@ -142,19 +143,34 @@ export async function reconcileAccount(
     view = again.view;
   }
 
-  // (3) What still differs from the same view is a dispute.
-  const disputes = [
-    ...orderDifferences(engine.state, view).filter(
+  // (3) What still differs from the same view is a dispute. The view is read in several requests
+  // (orders, positions, account, activities): a fill landing between them looks like a dispute for
+  // one read. A dispute is only recorded when a second read finds the very same one (same id).
+  const findDisputes = (v: BrokerView) => [
+    ...orderDifferences(engine.state, v).filter(
       (d) =>
         d.resolution === 'manual_intervention' && !(d.kind === 'missing_order' && resubmitted.has(d.key)),
     ),
-    ...balanceDifferences(engine.state, view, tolerance),
-    ...tradeHistoryDifferences(engine.state, view, tolerance),
+    ...balanceDifferences(engine.state, v, tolerance),
+    ...tradeHistoryDifferences(engine.state, v, tolerance),
   ];
+  let disputes = findDisputes(view);
+  let attempts = fetched.attempts;
+  if (disputes.length > 0) {
+    const confirm = await fetchViewWithRetry(broker, options);
+    attempts += confirm.attempts;
+    if (confirm.view === null) {
+      const reason = `disputes found but not confirmed (the broker's view could not be read again: ${confirm.error.message}); nothing recorded for them`;
+      await engine.reconciliationIncomplete(reason, options.at());
+      return { status: 'incomplete', attempts, reason };
+    }
+    const again = new Set(findDisputes(confirm.view).map((d) => d.id));
+    disputes = disputes.filter((d) => again.has(d.id));
+  }
   recorded.push(...(await engine.recordReconciliation(disputes, options.at())));
   return {
     status: 'complete',
-    attempts: fetched.attempts,
+    attempts,
     found: [...booked, ...disputes],
     recorded,
     disputes,

@@ -88,6 +88,31 @@ describe('reconciliation runner', () => {
   });
 });
 
+describe('dispute confirmation', () => {
+  it('a difference seen by one read only (a fill between its requests) is not a dispute; one seen twice is, once', async () => {
+    const engine = await filledEngine();
+    const agree: BrokerView = {
+      orders: [order('o1', 'B1', 10, 100)],
+      positions: { AAPL: { qty: 10, avgPrice: 100 } },
+      cash: 9_000,
+    };
+    const racing: BrokerView = { ...agree, positions: { AAPL: { qty: 11, avgPrice: 100 } } };
+    const port = (views: BrokerView[]) => ({
+      brokerView: async () => views.shift() ?? agree,
+      applyBrokerOrder: async () => undefined,
+      resolve: async () => true,
+    });
+    const transient = await reconcileAccount(engine, port([racing, agree]), { at: () => T });
+    expect(transient).toMatchObject({ status: 'complete', attempts: 2, disputes: [], recorded: [] });
+    expect(engine.health().activeBreakers).toEqual([]);
+    const real = await reconcileAccount(engine, port([racing, racing]), { at: () => T });
+    expect(real.status === 'complete' && real.recorded.map((d) => d.detail)).toEqual([
+      'AAPL: we hold 10, the broker 11',
+    ]);
+    expect(engine.health().activeBreakers).toEqual(['reconcile:AAPL']);
+  });
+});
+
 describe('trade history differences', () => {
   it('agree: nothing; the broker books disagreeing with themselves, a corrected price, an orphan execution: disputes', async () => {
     const engine = await filledEngine();
