@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { type ChainRow, eventDigest, IntegrityError, verifyChain } from './integrity';
 import type { Projections } from './state';
 import { type AppendRequest, ConcurrencyError, type EventStore, type OutboxEntry } from './store';
 import type { BrokerCommand, TradingEvent } from './types';
@@ -18,13 +19,25 @@ const num = (v: unknown): number => Number(v);
  * version)), then, only when they went in, the projection rows and the outbox commands.
  */
 const APPEND = `
-WITH ev AS (
-  INSERT INTO trading_events (event_id, stream, version, type, data, occurred_at)
-  SELECT x.event_id, $2, x.version, x.type, x.data, x.occurred_at
-    FROM jsonb_to_recordset($1::jsonb)
-      AS x(event_id uuid, version integer, type text, data jsonb, occurred_at timestamptz)
+WITH RECURSIVE nx AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(event_id uuid, version integer, type text, data jsonb, occurred_at timestamptz, digest text)
+), chain AS (
+  -- The hash chain (0320): each row's hash over the previous row's and its own digest.
+  SELECT nx.version,
+         encode(sha256(convert_to(coalesce((SELECT e.hash FROM trading_events e
+                                             WHERE e.stream = $2 AND e.version = $3), '') || nx.digest,
+                                  'UTF8')), 'hex') AS hash
+    FROM nx WHERE nx.version = $3 + 1
+  UNION ALL
+  SELECT nx.version, encode(sha256(convert_to(chain.hash || nx.digest, 'UTF8')), 'hex')
+    FROM chain JOIN nx ON nx.version = chain.version + 1
+), ev AS (
+  INSERT INTO trading_events (event_id, stream, version, type, data, occurred_at, hash)
+  SELECT nx.event_id, $2, nx.version, nx.type, nx.data, nx.occurred_at, chain.hash
+    FROM nx JOIN chain USING (version)
    WHERE (SELECT coalesce(max(version), 0) FROM trading_events WHERE stream = $2) = $3
-   ORDER BY x.version
+   ORDER BY nx.version
   RETURNING version
 ), ok AS (
   SELECT count(*)::int AS n FROM ev
@@ -85,11 +98,52 @@ export class PostgresEventStore implements EventStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async load(stream: string): Promise<TradingEvent[]> {
-    const { rows } = await this.pool.query<{ data: TradingEvent }>(
-      'SELECT data FROM trading_events WHERE stream = $1 ORDER BY version',
+    const { rows, head } = await this.readChain(stream);
+    const verified = verifyChain(stream, rows, head);
+    if (!verified.ok) throw new IntegrityError(verified.failure);
+    return verified.events;
+  }
+
+  async readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }> {
+    // One statement: the rows and the head are read from the same snapshot.
+    const { rows } = await this.pool.query<{
+      version: number;
+      type: string;
+      data: TradingEvent;
+      occurred_at: Date;
+      hash: string | null;
+      head: number | null;
+    }>(
+      `SELECT e.version, e.type, e.data, e.occurred_at, e.hash,
+              (SELECT version FROM trading_accounts WHERE stream = $1) AS head
+         FROM trading_events e WHERE e.stream = $1
+        UNION ALL
+       SELECT NULL, NULL, NULL, NULL, NULL, (SELECT version FROM trading_accounts WHERE stream = $1)
+        ORDER BY 1 NULLS LAST`,
       [stream],
     );
-    return rows.map((r) => r.data);
+    const head = rows.at(-1)?.head ?? 0;
+    return {
+      head,
+      rows: rows
+        .filter((r) => r.version !== null)
+        .map((r) => ({
+          version: r.version,
+          type: r.type,
+          data: r.data,
+          occurredAt: r.occurred_at.toISOString(),
+          hash: r.hash,
+        })),
+    };
+  }
+
+  /** The stream's highest version (cheap: the service polls it to see another writer's appends). */
+  async headVersion(stream: string): Promise<number> {
+    const { rows } = await this.pool.query<{ v: number }>(
+      'SELECT coalesce(max(version), 0)::int AS v FROM trading_events WHERE stream = $1',
+      [stream],
+    );
+    return rows[0]?.v ?? 0;
   }
 
   async append(request: AppendRequest): Promise<void> {
@@ -101,6 +155,7 @@ export class PostgresEventStore implements EventStore {
       type: e.type,
       data: e,
       occurred_at: e.at,
+      digest: eventDigest(stream, expectedVersion + i + 1, e.type, e, e.at),
     }));
     const orders = p.orders.map((o) => ({
       id: o.id,
