@@ -62,7 +62,13 @@ function canonical(value: unknown): string {
 }
 
 /** What the chain covers of one event, as stored (JSON normalises the data as jsonb round trips it). */
-export function eventDigest(stream: string, version: number, type: string, data: unknown, at: string): string {
+export function eventDigest(
+  stream: string,
+  version: number,
+  type: string,
+  data: unknown,
+  at: string,
+): string {
   const normal = JSON.parse(JSON.stringify(data)) as unknown;
   return createHash('sha256')
     .update(JSON.stringify([stream, version, type, canonical(normal), new Date(at).toISOString()]))
