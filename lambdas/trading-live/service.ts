@@ -255,17 +255,21 @@ export class LiveService {
       },
       onReport: (report) => this.report(report),
       onIncident: (i: BrokerIncident) => this.incident(i),
+      onAnswer: (method, path, status) => this.answer(method, path, status),
       requestTimeoutMs: this.config.requestTimeoutMs,
     });
   }
 
+  /** A broker answer has arrived and is not read yet: the "request sent, answer not processed" points. */
+  private answer(method: string, path: string, status: number): void {
+    if (status >= 300) return;
+    if (method === 'POST' && path === '/v2/orders') this.crash('submit_answered');
+    if (method === 'DELETE' && path.startsWith('/v2/orders/')) this.crash('cancel_answered');
+    if (method === 'PATCH' && path.startsWith('/v2/orders/')) this.crash('replace_answered');
+  }
+
   private incident(i: BrokerIncident): void {
     const o = i.outcome;
-    if (o?.class === 'definitive' && o.result === 'accepted') {
-      if (i.command === 'submit') this.crash('submit_answered');
-      if (i.command === 'cancel') this.crash('cancel_answered');
-      if (i.command === 'replace') this.crash('replace_answered');
-    }
     if (i.stream || (o && o.class !== 'definitive'))
       this.log({
         event: 'broker',
