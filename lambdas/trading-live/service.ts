@@ -57,6 +57,8 @@ export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 export interface LiveConfig {
   readonly databaseUrl: string;
+  /** TLS to PostgreSQL (DB_TLS=required: the RDS Proxy). */
+  readonly databaseTls?: boolean;
   readonly schema?: string;
   readonly brokerBaseUrl: string;
   readonly brokerWsUrl: string;
@@ -96,7 +98,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LiveConfig 
   if (crash && !CRASH_POINTS.includes(crash as CrashPoint))
     throw new ConfigError(`TRADING_CRASH_AT must be one of ${CRASH_POINTS.join(', ')}`);
   return {
-    databaseUrl: need('DATABASE_URL'),
+    ...database(env, need),
     schema: env.PG_SCHEMA && env.PG_SCHEMA !== 'public' ? env.PG_SCHEMA : undefined,
     brokerBaseUrl: base,
     brokerWsUrl: env.BROKER_STREAM_URL || `${base.replace(/^http/, 'ws')}/stream`,
@@ -109,6 +111,24 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LiveConfig 
     requestTimeoutMs: int('TRADING_BROKER_TIMEOUT_MS', 2_000),
     crashAt: crash as CrashPoint | undefined,
   };
+}
+
+/**
+ * DATABASE_URL (local, tests), or the container's DB_HOST, DB_PORT, DB_NAME, DB_USERNAME and
+ * DB_PASSWORD (the trading login's secret injected by ECS) with DB_TLS=required.
+ */
+function database(
+  env: NodeJS.ProcessEnv,
+  need: (name: string) => string,
+): { databaseUrl: string; databaseTls: boolean } {
+  const tls = env.DB_TLS === 'required';
+  if (env.DATABASE_URL) return { databaseUrl: env.DATABASE_URL, databaseTls: tls };
+  if (!env.DB_HOST)
+    throw new ConfigError('set DATABASE_URL, or DB_HOST, DB_NAME, DB_USERNAME and DB_PASSWORD');
+  const url = new URL(`postgres://${need('DB_HOST')}:${env.DB_PORT || '5432'}/${need('DB_NAME')}`);
+  url.username = encodeURIComponent(need('DB_USERNAME'));
+  url.password = encodeURIComponent(need('DB_PASSWORD'));
+  return { databaseUrl: url.toString(), databaseTls: tls };
 }
 
 export type ServiceState =
@@ -192,7 +212,12 @@ export class LiveService {
   ) {
     this.stream = `account-${config.account}`;
     this.crashArmed = config.crashAt;
-    this.pool = createPool({ connectionString: config.databaseUrl, schema: config.schema, max: 3 });
+    this.pool = createPool({
+      connectionString: config.databaseUrl,
+      ssl: config.databaseTls,
+      schema: config.schema,
+      max: 3,
+    });
     this.store = new PostgresEventStore(this.pool);
   }
 
