@@ -437,10 +437,12 @@ export class LiveService {
     const engine = this.engine as TradingEngine;
     const live = this.live as LiveBroker;
     if ((await this.store.headVersion(this.stream)) !== engine.state.version) {
-      // Another writer (the CLI) appended: its commands are in the outbox, its events folded now.
-      await this.store.load(this.stream);
+      // Another writer (the CLI) appended: its commands are in the outbox, its events folded now
+      // (the rebuild verifies the chain: IntegrityError halts the loop).
       await engine.refresh();
     }
+    // Session changes, pauses and restoration steps fall due with time, as for every CLI command.
+    await engine.advanceTo(this.now());
     if (Date.now() >= this.retryAt) {
       if ((await this.store.pendingCommands(this.stream)).length > 0) this.crash('before_submit');
       try {

@@ -1,7 +1,7 @@
 /**
  * The event store's hash chain (issue 14 §3): every event row carries
  * `hash = sha256(previous row's hash || digest)`, `digest = sha256(JSON [stream, version, type,
- * canonical data, occurred_at])`. An edited row no longer matches its hash (or, if its hash was
+ * occurred_at] followed by the canonical JSON of the data)`. An edited row no longer matches its hash (or, if its hash was
  * recomputed, the next row's), a deleted row leaves a gap in the versions, and a truncated tail
  * leaves the stream's recorded head (the projections' version) above the last event. Verification
  * names the first bad version; everything before it is trusted.
@@ -52,16 +52,37 @@ export class IntegrityError extends Error {
   }
 }
 
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  const entries = Object.keys(value)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`);
-  return `{${entries.join(',')}}`;
+/**
+ * JSON with sorted keys, value for value as JSON.stringify writes it (undefined members left out,
+ * undefined in arrays and non-finite numbers as null, toJSON honoured): the data as jsonb gives it
+ * back digests the same as the data appended.
+ */
+function canonical(value: unknown): string | undefined {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : 'null';
+    case 'object':
+      break;
+    default:
+      return undefined;
+  }
+  const v = value as { toJSON?: () => unknown };
+  if (typeof v.toJSON === 'function') return canonical(v.toJSON());
+  if (Array.isArray(value)) return `[${value.map((x) => canonical(x) ?? 'null').join(',')}]`;
+  let out = '';
+  for (const k of Object.keys(value).sort()) {
+    const c = canonical((value as Record<string, unknown>)[k]);
+    if (c === undefined) continue;
+    out += `${out ? ',' : ''}${JSON.stringify(k)}:${c}`;
+  }
+  return `{${out}}`;
 }
 
-/** What the chain covers of one event, as stored (JSON normalises the data as jsonb round trips it). */
+/** What the chain covers of one event, as stored. */
 export function eventDigest(
   stream: string,
   version: number,
@@ -69,10 +90,13 @@ export function eventDigest(
   data: unknown,
   at: string,
 ): string {
-  const normal = JSON.parse(JSON.stringify(data)) as unknown;
-  return createHash('sha256')
-    .update(JSON.stringify([stream, version, type, canonical(normal), new Date(at).toISOString()]))
-    .digest('hex');
+  return (
+    createHash('sha256')
+      // The JSON array is self-delimiting: the canonical data follows it as is (not escaped again).
+      .update(JSON.stringify([stream, version, type, new Date(at).toISOString()]))
+      .update(canonical(data) ?? 'null')
+      .digest('hex')
+  );
 }
 
 /** The chain step; PostgreSQL computes the same: encode(sha256(convert_to(prev || digest, 'UTF8')), 'hex'). */

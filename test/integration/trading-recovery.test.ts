@@ -274,7 +274,7 @@ describe('restart recovery: a crash at every step', { timeout: 120_000 }, () => 
     }
   });
 
-  it('cancel_answered: the broker took the cancel, nothing recorded: canceled once after the restart', async () => {
+  it('cancel_answered: the broker took the cancel, its answer unread: canceled once after the restart', async () => {
     const { stream, creds } = await account('crash-cancel');
     const first = service('crash-cancel', creds, 'cancel_answered');
     await first.until('ready');
@@ -282,7 +282,8 @@ describe('restart recovery: a crash at every step', { timeout: 120_000 }, () => 
     await waitFor('C1 accepted', async () => (await statusOf(stream, 'C1')) === 'new');
     await cli(stream, (api) => api.cancel('C1'));
     await crashed(first, 'cancel_answered');
-    expect(await statusOf(stream, 'C1')).toBe('pending_cancel');
+    // The stream's `canceled` frame may have been booked before the answer arrived: either is a crash state.
+    expect(['pending_cancel', 'canceled']).toContain(await statusOf(stream, 'C1'));
     const second = await restart(stream, creds);
     try {
       const { engine } = await assertConverged(stream, creds.keyId);
