@@ -11,9 +11,10 @@
  * between the break and that event, then applies it. A break without such an event is refused: the
  * store's `load` throws IntegrityError and nothing trades on that account.
  *
- * The digest is computed here (canonical JSON: sorted keys, the values as JSON round trips them) so
- * that the in-memory store, PostgreSQL (which chains the digests in the append statement itself,
- * keeping one statement per append) and the verifier agree byte for byte.
+ * The digest and the chain step are computed here (canonical JSON: sorted keys, the values as JSON
+ * round trips them), so the in-memory store, the PostgreSQL store (which hashes from the stream's
+ * last hash and checks in its single append statement that this hash is still the stored one) and
+ * the verifier agree byte for byte.
  */
 import { createHash } from 'node:crypto';
 import type { BrokerView } from './reconcile';
@@ -99,7 +100,7 @@ export function eventDigest(
   );
 }
 
-/** The chain step; PostgreSQL computes the same: encode(sha256(convert_to(prev || digest, 'UTF8')), 'hex'). */
+/** The chain step (in SQL: encode(sha256(convert_to(prev || digest, 'UTF8')), 'hex')). */
 export function chainHash(previous: string | null, digest: string): string {
   return createHash('sha256')
     .update((previous ?? '') + digest)
