@@ -109,6 +109,8 @@ export interface LiveBrokerOptions {
   /** Delivers one report to the engine; called in order, one at a time. */
   readonly onReport: (report: BrokerReport) => Promise<void>;
   readonly onIncident?: (incident: BrokerIncident) => void;
+  /** Every HTTP answer as it arrives, before it is read (the live service's crash points hook here). */
+  readonly onAnswer?: (method: string, path: string, status: number) => void;
   /** The clock retry times are on (the replay's simulated clock; wall clock live). */
   readonly now?: () => number;
   readonly requestTimeoutMs?: number;
@@ -209,6 +211,7 @@ export class LiveBroker implements BrokerPort {
         ...(body ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 2_000),
       });
+      this.options.onAnswer?.(method, path, response.status);
       return {
         ok: true,
         answer: { status: response.status, headers: response.headers, text: await response.text() },
