@@ -285,6 +285,26 @@ export type TradingEvent =
       by: string;
       action: ReconciliationAction;
       note: string;
+    }
+  | {
+      /** The event store's chain broke at `brokenAt` (lambdas/trading/integrity.ts): the state rebuilt from the broker. */
+      type: 'IntegrityRecovered';
+      at: string;
+      brokenAt: number;
+      kind: 'corrupted' | 'missing';
+      detail: string;
+      /** The last version stored before this event: the rows brokenAt..through are not folded. */
+      through: number;
+      recovered: {
+        orders: number;
+        ordersUnknownLocally: number;
+        fills: number;
+        positions: string[];
+        cash: number;
+      };
+      orders: Order[];
+      positions: Record<string, PositionInit>;
+      cash: number;
     };
 
 export type TradingEventType = TradingEvent['type'];
