@@ -9,9 +9,8 @@ import { createPool } from '../../lambdas/platform/postgres';
 import { createOrderApi, type OrderApi } from '../../lambdas/trading/api';
 import { buildControlReport, type ControlReport } from '../../lambdas/trading/control-report';
 import { type Alert, type CommandOutcome, TradingEngine } from '../../lambdas/trading/engine';
-import { LiveBroker } from '../../lambdas/trading/live-broker';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
-import { reconcileAccount } from '../../lambdas/trading/reconcile-runner';
+import { reconcileOverRest } from '../../lambdas/trading/reconcile-runner';
 import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
 import { UsageError as CliUsageError, parseDate } from '../../lib/cli/args';
@@ -40,7 +39,7 @@ const USAGE = `usage: npm run pipeline -- trading <subcommand>
   positions                                 positions and account
   reset BREAKER --by NAME                   reset a tripped breaker (e.g. daily_loss, volatility:AAPL)
   reconcile [--resolve DIFFERENCE_ID --by NAME [--action accept_broker|dismiss] [--note TEXT]]
-                                            reconcile against the broker (BROKER_BASE_URL, BROKER_KEY_ID, BROKER_SECRET),
+                                            reconcile against the broker (BROKER_BASE_URL, BROKER_KEY_ID, BROKER_SECRET_KEY),
                                             or close a dispute; exit 1 while disputes are open
   report --date YYYY-MM-DD [--json]         the daily control report (limits, denials, breakers, resets, states, reconciliation)
   prices SYM=PRICE...                       record last prices (marks; reference for market orders)
@@ -436,7 +435,7 @@ function printControlReport(r: ControlReport): void {
 
 /**
  * `trading reconcile`: one reconciliation run of an account's PostgreSQL event store against the
- * broker at BROKER_BASE_URL (the stage's simulator by default) with BROKER_KEY_ID / BROKER_SECRET
+ * broker at BROKER_BASE_URL (the stage's simulator by default) with BROKER_KEY_ID / BROKER_SECRET_KEY
  * (default the stage's `local-broker-key` / `local-broker-secret`), over REST only (the engine
  * service owns the key's one trade-updates stream). `--resolve ID --by NAME` closes a dispute
  * instead (`--action accept_broker|dismiss`, `--note`). Exit 0: complete and no dispute open;
@@ -459,46 +458,29 @@ async function reconcileCommand(args: string[]): Promise<number> {
     throw new UsageError('--action must be accept_broker or dismiss');
   const stream = `account-${values.account}`;
   const { pool, store } = await trading();
+  const onAlert = (a: Alert) => console.error(`alert ${a.severity} ${a.source}: ${a.message}`);
   try {
-    const engine = await TradingEngine.open(store, stream, {
-      onAlert: (a) => console.error(`alert ${a.severity} ${a.source}: ${a.message}`),
-    });
-    const now = () => new Date().toISOString();
     if (values.resolve !== undefined) {
+      const engine = await TradingEngine.open(store, stream, { onAlert });
       const outcome = await engine.resolveReconciliation(
         values.resolve,
         values.by as string,
         values.action,
-        now(),
+        new Date().toISOString(),
         values.note,
       );
       emit(values.json, outcome, (o) => console.log(`${o.ok ? 'ok' : 'refused'}: ${o.detail}`));
       return outcome.ok ? 0 : 1;
     }
-    const baseUrl = (process.env.BROKER_BASE_URL ?? `http://127.0.0.1:${brokerSimPort()}`).replace(/\/$/, '');
-    const live = new LiveBroker({
-      baseUrl,
-      wsUrl: `${baseUrl.replace(/^http/, 'ws')}/stream`,
-      keyId: process.env.BROKER_KEY_ID || 'local-broker-key',
-      secret: process.env.BROKER_SECRET || 'local-broker-secret',
-      lookup: (id) => engine.state.orders[id],
-      openOrders: () => [],
-      onReport: async (report) => {
-        await engine.onBrokerReport(report, now());
-      },
-    });
-    const outcome = await reconcileAccount(
-      engine,
+    const { outcome, openDisputes: open } = await reconcileOverRest(
+      store,
+      stream,
       {
-        brokerView: () => live.brokerView(),
-        applyBrokerOrder: (o) => live.applyBrokerOrder(o),
-        resolve: (cid) => live.resolve(cid),
+        baseUrl: process.env.BROKER_BASE_URL ?? `http://127.0.0.1:${brokerSimPort()}`,
+        keyId: process.env.BROKER_KEY_ID || 'local-broker-key',
+        secret: process.env.BROKER_SECRET_KEY || 'local-broker-secret',
       },
-      { at: now },
-    );
-    await engine.settled();
-    const open = Object.values(engine.state.reconciliation).filter(
-      (d) => d.resolution === 'manual_intervention' && !d.resolvedAt,
+      { onAlert },
     );
     const recordedNow = new Set(outcome.status === 'complete' ? outcome.recorded.map((d) => d.id) : []);
     emit(values.json, { ...outcome, openDisputes: open }, (o) => {

@@ -15,8 +15,8 @@
  * its symbol (or the account) until an operator resolves it. Authentication failures
  * are not retried (the `broker:auth` path handles them).
  */
-import type { TradingEngine } from './engine';
-import { BrokerAuthError, type BrokerOrder, BrokerRetryableError } from './live-broker';
+import { type Alert, TradingEngine } from './engine';
+import { BrokerAuthError, type BrokerOrder, BrokerRetryableError, LiveBroker } from './live-broker';
 import {
   type BrokerView,
   balanceDifferences,
@@ -26,6 +26,8 @@ import {
   type Tolerance,
   tradeHistoryDifferences,
 } from './reconcile';
+import type { AccountState } from './state';
+import type { EventStore } from './store';
 
 /** What the runner needs from the broker adapter (LiveBroker provides each). */
 export interface ReconcileBrokerPort {
@@ -175,4 +177,64 @@ export async function reconcileAccount(
     recorded,
     disputes,
   };
+}
+
+/** The broker's REST base and key (its one trade-updates stream belongs to the engine service). */
+export interface BrokerRestAccess {
+  readonly baseUrl: string;
+  readonly keyId: string;
+  readonly secret: string;
+}
+
+export interface RestRunResult {
+  readonly outcome: ReconcileOutcome;
+  /** Disputes recorded (by this run or earlier ones) that no operator has resolved yet. */
+  readonly openDisputes: AccountState['reconciliation'][string][];
+}
+
+/**
+ * One run for an account of an event store over the broker's REST API only: `trading reconcile`
+ * and the scheduled TradingReconcile Lambda. The engine is opened from the store (its chain
+ * verified); what the run records goes through the engine's appends with the store's expected
+ * version, so a concurrent writer (the engine service) makes an append fail and the engine rebuild
+ * and re-decide, never interleave; a difference recorded by either has the same id and is kept once.
+ */
+export async function reconcileOverRest(
+  store: EventStore,
+  stream: string,
+  broker: BrokerRestAccess,
+  options: { onAlert?: (alert: Alert) => void; now?: () => Date } = {},
+): Promise<RestRunResult> {
+  const engine = await TradingEngine.open(store, stream, { onAlert: options.onAlert });
+  const at = () => (options.now?.() ?? new Date()).toISOString();
+  const baseUrl = broker.baseUrl.replace(/\/$/, '');
+  const live = new LiveBroker({
+    baseUrl,
+    wsUrl: `${baseUrl.replace(/^http/, 'ws')}/stream`,
+    keyId: broker.keyId,
+    secret: broker.secret,
+    lookup: (id) => engine.state.orders[id],
+    openOrders: () => [],
+    onReport: async (report) => {
+      await engine.onBrokerReport(report, at());
+    },
+  });
+  try {
+    const outcome = await reconcileAccount(
+      engine,
+      {
+        brokerView: () => live.brokerView(),
+        applyBrokerOrder: (o) => live.applyBrokerOrder(o),
+        resolve: (cid) => live.resolve(cid),
+      },
+      { at },
+    );
+    await engine.settled();
+    const openDisputes = Object.values(engine.state.reconciliation).filter(
+      (d) => d.resolution === 'manual_intervention' && !d.resolvedAt,
+    );
+    return { outcome, openDisputes };
+  } finally {
+    await live.close();
+  }
 }

@@ -612,7 +612,7 @@ describe('trading reconcile (CLI) against the PostgreSQL event store and the sim
         DATABASE_URL: cliDb.url,
         BROKER_BASE_URL: sim.url,
         BROKER_KEY_ID: keyId,
-        BROKER_SECRET: 'cli-secret',
+        BROKER_SECRET_KEY: 'cli-secret',
       };
       const cli = async (...args: string[]) => {
         try {
