@@ -58,6 +58,7 @@ export interface ServiceHealth {
     queued: number;
     conflating: boolean;
     sent: Record<RouterChannel, number>;
+    snapshot: Record<RouterChannel, number>;
     gapped: Record<RouterChannel, number>;
     conflated: Record<RouterChannel, number>;
   }[];
@@ -153,7 +154,7 @@ export class RouterService {
   }
 
   /** Graceful: stop the feed, announce open minutes, drain every buffer to clients and Redis. */
-  async stop(timeoutMs = 10_000): Promise<{ drained: boolean }> {
+  async stop(timeoutMs = 10_000): Promise<{ drained: boolean; clients: ServiceHealth['clients'] }> {
     this.status = 'draining';
     this.provider.stop();
     if (this.clockTimer) clearInterval(this.clockTimer);
@@ -176,11 +177,13 @@ export class RouterService {
     for (const sink of this.sinks.values()) sink.stop();
     this.options.bars?.stop();
     this.options.archive?.stop();
+    // Each client's final counters, taken before the sockets close (a closed session is forgotten).
+    const clients = this.clientFigures();
     for (const socket of this.sessions.keys()) socket.close(1001, 'router shutting down');
     this.wss?.close();
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
     this.status = 'stopped';
-    return { drained };
+    return { drained, clients };
   }
 
   health(): ServiceHealth {
@@ -203,16 +206,21 @@ export class RouterService {
         ...(this.options.bars ? { bars: this.options.bars.health() } : {}),
         ...(this.options.archive ? { archive: this.options.archive.health() } : {}),
       },
-      clients: [...this.sessions.values()].map((c) => ({
-        id: c.id,
-        queued: c.queued,
-        conflating: c.conflating,
-        sent: c.counters.sent,
-        gapped: c.counters.gapped,
-        conflated: c.counters.conflated,
-      })),
+      clients: this.clientFigures(),
       lastEventAgeMs,
     };
+  }
+
+  private clientFigures(): ServiceHealth['clients'] {
+    return [...this.sessions.values()].map((c) => ({
+      id: c.id,
+      queued: c.queued,
+      conflating: c.conflating,
+      sent: c.counters.sent,
+      snapshot: c.counters.snapshot,
+      gapped: c.counters.gapped,
+      conflated: c.counters.conflated,
+    }));
   }
 
   private scheduleDrain(): void {
@@ -240,7 +248,8 @@ export class RouterService {
       },
       this.options.clientBuffer,
       (m) => {
-        if (m.kind === 'control') return;
+        // Control messages and snapshots (sent on subscribe, received long before) are not latency.
+        if (m.kind === 'control' || m.snapshot) return;
         const ms = performance.now() - m.receivedAtMono;
         this.latency.record(m.channel, ms);
         this.intervalLatency.record(m.channel, ms);
