@@ -31,7 +31,7 @@ import {
   routerLine,
 } from '../../lambdas/realtime-router/figures';
 import type { ServiceHealth } from '../../lambdas/realtime-router/service';
-import { RouterService } from '../../lambdas/realtime-router/service';
+import { ROUTER_NODE_ARGS, RouterService } from '../../lambdas/realtime-router/service';
 import { WireCounter, type WireMessage } from '../../lambdas/realtime-router/wire-count';
 import { parseCommandArgs, UsageError } from '../../lib/cli/args';
 import { emit, table } from '../../lib/cli/output';
@@ -103,7 +103,7 @@ async function up(json: boolean): Promise<number> {
     startBackground(
       'realtime-router',
       process.execPath,
-      [...tsx, join(REPO_ROOT, 'lambdas', 'realtime-router', 'main.ts')],
+      [...ROUTER_NODE_ARGS, ...tsx, join(REPO_ROOT, 'lambdas', 'realtime-router', 'main.ts')],
       {
         ...process.env,
         REALTIME_FEED_URL: process.env.REALTIME_FEED_URL ?? `ws://127.0.0.1:${FEED_PORT}/stocks`,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ErrorReply } from '@redis/client';
 import type { RedisClient } from '../redis';
 import type { Channel } from './channels';
@@ -29,6 +30,10 @@ export interface Published {
 }
 
 export const DEFAULT_MAX_LEN = 100_000;
+
+/** What z.uuid() accepts (RFC 9562 layout, any version/variant digit as zod's default regex). */
+const UUID =
+  /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$/;
 
 /**
  * Publishes to the app: stream entry first (durable, catch-up for offline consumers), then pub/sub
@@ -96,9 +101,49 @@ export class EventBus {
   async publishBatch(channel: Channel, inputs: readonly PublishInput[]): Promise<Published[]> {
     if (inputs.length === 0) return [];
     const key = this.streamKey(channel);
-    const envelopes = inputs.map((input) =>
-      buildEnvelope(channel, { ...input, service: input.service ?? this.service }),
-    );
+    // One timestamp for the batch (one transaction). The first envelope is validated in full; the
+    // rest share its channel, service and timestamp, so each needs only its own fields checked (the
+    // schema's rules, without a schema parse per message: this is the router's per-tick path).
+    const timestamp = new Date().toISOString();
+    const first = inputs[0] as PublishInput;
+    const head = buildEnvelope(channel, { ...first, service: first.service ?? this.service, timestamp });
+    const envelopes: Envelope[] = [head];
+    for (let k = 1; k < inputs.length; k += 1) {
+      const input = inputs[k] as PublishInput;
+      if (
+        (input.service ?? this.service) !== (first.service ?? this.service) ||
+        input.timestamp !== undefined
+      ) {
+        envelopes.push(
+          buildEnvelope(channel, { ...input, service: input.service ?? this.service, timestamp }),
+        );
+        continue;
+      }
+      const message_id = input.message_id ?? randomUUID();
+      if (
+        !UUID.test(message_id) ||
+        typeof input.event_type !== 'string' ||
+        input.event_type.length === 0 ||
+        typeof input.data !== 'object' ||
+        input.data === null ||
+        Array.isArray(input.data) ||
+        (input.severity === undefined) !== (head.severity === undefined)
+      ) {
+        // Not the fast shape: the full validation reports exactly what is wrong.
+        envelopes.push(
+          buildEnvelope(channel, { ...input, service: input.service ?? this.service, timestamp }),
+        );
+        continue;
+      }
+      envelopes.push({
+        message_id,
+        timestamp,
+        service: head.service,
+        event_type: input.event_type,
+        data: input.data,
+        ...(input.severity === undefined ? {} : { severity: input.severity }),
+      });
+    }
     const multi = this.client.multi();
     const trim = { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen } } as const;
     for (const envelope of envelopes) {

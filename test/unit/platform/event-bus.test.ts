@@ -268,6 +268,23 @@ describe('EventBus with a real Redis', () => {
     );
   });
 
+  it('publishBatch validates every message, not only the first, and then writes nothing', async () => {
+    const bus = newBus(`test-evbus-${randomUUID()}`);
+    const good = { event_type: 'trade', data: { sym: 'A' } };
+
+    const badId = bus.publishBatch(CHANNELS.realtimeTick, [good, { ...good, message_id: 'not-a-uuid' }]);
+    const badType = bus.publishBatch(CHANNELS.realtimeTick, [good, good, { ...good, event_type: '' }]);
+    const badData = bus.publishBatch(CHANNELS.realtimeTick, [
+      good,
+      { event_type: 'trade', data: [1] as unknown as Record<string, unknown> },
+    ]);
+
+    await expect(badId).rejects.toBeInstanceOf(InvalidEnvelopeError);
+    await expect(badType).rejects.toBeInstanceOf(InvalidEnvelopeError);
+    await expect(badData).rejects.toBeInstanceOf(InvalidEnvelopeError);
+    expect(await publisherClient.exists(bus.streamKey(CHANNELS.realtimeTick))).toBe(0);
+  });
+
   it('publishBatch fails whole with EventBusUnavailableError when Redis cannot be reached', async () => {
     const neverConnected = createRedisClient({ url: REDIS_URL });
     const bus = new EventBus({ client: neverConnected, service: 'realtime-router' });
