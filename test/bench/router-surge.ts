@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { LatencyRecorder } from '../../lambdas/market/realtime/latency';
 import { CHANNELS } from '../../lambdas/market/realtime/types';
+import { CHANNELS as CHANNELS_BUS, EventBus } from '../../lambdas/platform/event-bus';
 import { createRedisClient } from '../../lambdas/platform/redis';
 import { ROUTER_NODE_ARGS, type ServiceHealth } from '../../lambdas/realtime-router/service';
 import { WireCounter, type WireMessage } from '../../lambdas/realtime-router/wire-count';
@@ -276,7 +277,64 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
   }
 }
 
+/**
+ * The Redis sink's own CPU per message on the stage's Redis, alternated in one process: one MULTI
+ * per message (the sink before) against one MULTI per batch of 512 (EventBus.publishBatch, the sink now).
+ */
+async function redisSinkCost(redisUrl: string): Promise<void> {
+  const client = createRedisClient({ url: redisUrl });
+  await client.connect();
+  const bus = new EventBus({
+    client,
+    service: 'realtime-router',
+    namespace: `bench-sink-${randomUUID().slice(0, 8)}`,
+  });
+  const message = (k: number) => ({
+    message_id: `6f1c1c3e-2b7a-5d7e-a953-${k.toString(16).padStart(12, '0')}`,
+    event_type: 'trade',
+    data: {
+      sym: 'AAPL',
+      epoch: 'e1',
+      offset: k,
+      ev: 'T',
+      x: 4,
+      i: String(k),
+      z: 3,
+      p: 101.23,
+      s: 50,
+      c: [12],
+      t: 1_764_500_000_000 + k,
+      q: k,
+    },
+  });
+  const us = { single: [] as number[], batch: [] as number[] };
+  try {
+    for (let round = 0; round < 6; round += 1) {
+      const single = round % 2 === 0;
+      const cpu = process.cpuUsage();
+      for (let b = 0; b < 40; b += 1) {
+        const batch = Array.from({ length: 512 }, (_, j) => message(b * 512 + j));
+        if (single) await Promise.all(batch.map((m) => bus.publish(CHANNELS_BUS.realtimeTick, m)));
+        else await bus.publishBatch(CHANNELS_BUS.realtimeTick, batch);
+      }
+      const used = process.cpuUsage(cpu);
+      (single ? us.single : us.batch).push((used.user + used.system) / (40 * 512));
+    }
+  } finally {
+    await client.del(bus.streamKey(CHANNELS_BUS.realtimeTick));
+    await client.close();
+  }
+  const median = (xs: number[]): number =>
+    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+  const single = median(us.single);
+  const batch = median(us.batch);
+  console.log(
+    `Redis sink CPU per message (this process, 3 alternated rounds of 20,480 each, median): one MULTI per message ${single.toFixed(1)} us, one MULTI per batch of 512 ${batch.toFixed(1)} us; ratio ${(batch / single).toFixed(2)}`,
+  );
+}
+
 export async function bench(): Promise<void> {
+  await redisSinkCost(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const after: SurgeConfig = { label: 'shipped', clientWriteBatching: true, nodeArgs: ROUTER_NODE_ARGS };
   if (process.env.ROUTER_SURGE_COMPARE !== '1') {
     await surgeRun(after);

@@ -145,10 +145,13 @@ export class EventBus {
       });
     }
     const multi = this.client.multi();
-    const trim = { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen } } as const;
+    // The same commands as `publish` (XADD ... MAXLEN ~ n * channel <c> envelope <text>; PUBLISH), as
+    // raw arguments: node-redis's per-command argument builders cost more than the rest of a batch.
+    const maxLen = String(this.maxLen);
     for (const envelope of envelopes) {
       const text = JSON.stringify(envelope);
-      multi.xAdd(key, '*', { channel, envelope: text }, trim).publish(channel, text);
+      multi.addCommand(['XADD', key, 'MAXLEN', '~', maxLen, '*', 'channel', channel, 'envelope', text]);
+      multi.addCommand(['PUBLISH', channel, text]);
     }
     let replies: unknown[];
     try {
