@@ -9,7 +9,9 @@ import { createPool } from '../../lambdas/platform/postgres';
 import { createOrderApi, type OrderApi } from '../../lambdas/trading/api';
 import { buildControlReport, type ControlReport } from '../../lambdas/trading/control-report';
 import { type Alert, type CommandOutcome, TradingEngine } from '../../lambdas/trading/engine';
+import { LiveBroker } from '../../lambdas/trading/live-broker';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
+import { reconcileAccount } from '../../lambdas/trading/reconcile-runner';
 import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
 import { UsageError as CliUsageError, parseDate } from '../../lib/cli/args';
@@ -24,7 +26,7 @@ import { createWireBroker } from '../../localstack/trading/wire-broker';
 import { tradingReport } from '../reports/trading';
 
 export const summary =
-  'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices | report [--json]: the trading engine';
+  'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices | reconcile | report [--json]: the trading engine';
 
 const USAGE = `usage: npm run pipeline -- trading <subcommand>
   replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema] [--report FILE.html] [--broker inprocess|sim]
@@ -37,6 +39,9 @@ const USAGE = `usage: npm run pipeline -- trading <subcommand>
   status [ID]                               an order, trading states, breakers, restoration
   positions                                 positions and account
   reset BREAKER --by NAME                   reset a tripped breaker (e.g. daily_loss, volatility:AAPL)
+  reconcile [--resolve DIFFERENCE_ID --by NAME [--action accept_broker|dismiss] [--note TEXT]]
+                                            reconcile against the broker (BROKER_BASE_URL, BROKER_KEY_ID, BROKER_SECRET),
+                                            or close a dispute; exit 1 while disputes are open
   report --date YYYY-MM-DD [--json]         the daily control report (limits, denials, breakers, resets, states, reconciliation)
   prices SYM=PRICE...                       record last prices (marks; reference for market orders)
   every subcommand but replay takes --account ID (default "default"); the order commands and report
@@ -415,10 +420,113 @@ function printControlReport(r: ControlReport): void {
   console.log(heading(`Reconciliation differences (${r.reconciliation.length})`));
   console.log(
     table(
-      ['at', 'id', 'kind', 'detail', 'resolution'],
-      r.reconciliation.map((x) => [x.at, x.id, x.kind, x.detail, x.resolution]),
+      ['at', 'id', 'kind', 'scope', 'detail', 'resolution', 'resolved'],
+      r.reconciliation.map((x) => [
+        x.at,
+        x.id,
+        x.kind,
+        x.scope ?? '',
+        x.detail,
+        x.resolution,
+        x.resolved ? `${x.resolved.action} by ${x.resolved.by} at ${x.resolved.at}` : '',
+      ]),
     ),
   );
+}
+
+/**
+ * `trading reconcile`: one reconciliation run of an account's PostgreSQL event store against the
+ * broker at BROKER_BASE_URL (the stage's simulator by default) with BROKER_KEY_ID / BROKER_SECRET
+ * (default the stage's `local-broker-key` / `local-broker-secret`), over REST only (the engine
+ * service owns the key's one trade-updates stream). `--resolve ID --by NAME` closes a dispute
+ * instead (`--action accept_broker|dismiss`, `--note`). Exit 0: complete and no dispute open;
+ * 1: disputes open, the run incomplete or the resolution refused.
+ */
+async function reconcileCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      account: { type: 'string', default: 'default' },
+      resolve: { type: 'string' },
+      by: { type: 'string' },
+      action: { type: 'string', default: 'dismiss' },
+      note: { type: 'string', default: '' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (values.resolve !== undefined && !values.by) throw new UsageError('--resolve needs --by NAME');
+  if (values.action !== 'dismiss' && values.action !== 'accept_broker')
+    throw new UsageError('--action must be accept_broker or dismiss');
+  const stream = `account-${values.account}`;
+  const { pool, store } = await trading();
+  try {
+    const engine = await TradingEngine.open(store, stream, {
+      onAlert: (a) => console.error(`alert ${a.severity} ${a.source}: ${a.message}`),
+    });
+    const now = () => new Date().toISOString();
+    if (values.resolve !== undefined) {
+      const outcome = await engine.resolveReconciliation(
+        values.resolve,
+        values.by as string,
+        values.action,
+        now(),
+        values.note,
+      );
+      emit(values.json, outcome, (o) => console.log(`${o.ok ? 'ok' : 'refused'}: ${o.detail}`));
+      return outcome.ok ? 0 : 1;
+    }
+    const baseUrl = (process.env.BROKER_BASE_URL ?? `http://127.0.0.1:${brokerSimPort()}`).replace(/\/$/, '');
+    const live = new LiveBroker({
+      baseUrl,
+      wsUrl: `${baseUrl.replace(/^http/, 'ws')}/stream`,
+      keyId: process.env.BROKER_KEY_ID || 'local-broker-key',
+      secret: process.env.BROKER_SECRET || 'local-broker-secret',
+      lookup: (id) => engine.state.orders[id],
+      openOrders: () => [],
+      onReport: async (report) => {
+        await engine.onBrokerReport(report, now());
+      },
+    });
+    const outcome = await reconcileAccount(
+      engine,
+      {
+        brokerView: () => live.brokerView(),
+        applyBrokerOrder: (o) => live.applyBrokerOrder(o),
+        resolve: (cid) => live.resolve(cid),
+      },
+      { at: now },
+    );
+    await engine.settled();
+    const open = Object.values(engine.state.reconciliation).filter(
+      (d) => d.resolution === 'manual_intervention' && !d.resolvedAt,
+    );
+    const recordedNow = new Set(outcome.status === 'complete' ? outcome.recorded.map((d) => d.id) : []);
+    emit(values.json, { ...outcome, openDisputes: open }, (o) => {
+      if (o.status === 'incomplete') {
+        console.log(`incomplete after ${o.attempts} attempt(s): ${o.reason}; nothing applied`);
+        return;
+      }
+      console.log(
+        `reconciled ${stream} in ${o.attempts} attempt(s): ${o.found.length} difference(s), ${o.recorded.length} new, ${open.length} dispute(s) open`,
+      );
+      console.log(
+        table(
+          ['id', 'kind', 'scope', 'detail', 'resolution', 'recorded'],
+          o.found.map((d) => [
+            d.id,
+            d.kind,
+            d.scope,
+            d.detail,
+            d.resolution,
+            recordedNow.has(d.id) ? 'now' : 'before',
+          ]),
+        ),
+      );
+    });
+    return outcome.status === 'complete' && open.length === 0 ? 0 : 1;
+  } finally {
+    await pool.end();
+  }
 }
 
 async function reportCommand(args: string[]): Promise<number> {
@@ -446,6 +554,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     if (sub === 'report') return await reportCommand(rest);
     if (sub === 'replay') return await replayCommand(rest);
+    if (sub === 'reconcile') return await reconcileCommand(rest);
     if (sub && ['init', 'submit', 'cancel', 'modify', 'status', 'positions', 'reset', 'prices'].includes(sub))
       return await apiCommand(sub, rest);
     console.error(USAGE);
