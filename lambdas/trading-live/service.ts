@@ -23,6 +23,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import type pg from 'pg';
 import { createPool } from '../platform/postgres';
 import { AccountNotFoundError, type Alert, TradingEngine } from '../trading/engine';
@@ -40,6 +41,7 @@ import { reconcileAccount } from '../trading/reconcile-runner';
 import { isOpen } from '../trading/state';
 import { ConcurrencyError } from '../trading/store';
 import type { BrokerReport, Order } from '../trading/types';
+import { publishTradingMetrics, TradingMetricsWindow } from './metrics';
 
 /** Where TRADING_CRASH_AT may stop the process (exit 137), in the order a command meets them. */
 export const CRASH_POINTS = [
@@ -72,6 +74,8 @@ export interface LiveConfig {
   readonly pollMs: number;
   readonly reconcileMs: number;
   readonly requestTimeoutMs: number;
+  /** EMF metrics on stdout every this many ms (the AWS alarms read them); 0: off. */
+  readonly metricsIntervalMs?: number;
   readonly crashAt?: CrashPoint;
 }
 
@@ -110,6 +114,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LiveConfig 
     pollMs: int('TRADING_POLL_MS', 200),
     reconcileMs: int('TRADING_RECONCILE_MS', 60_000),
     requestTimeoutMs: int('TRADING_BROKER_TIMEOUT_MS', 2_000),
+    metricsIntervalMs: int('TRADING_METRICS_INTERVAL_MS', 0),
     crashAt: crash as CrashPoint | undefined,
   };
 }
@@ -191,6 +196,10 @@ export class LiveService {
   private lastReconcile = 0;
   private retryAt = 0;
   private crashArmed: CrashPoint | undefined;
+  private readonly metrics = new TradingMetricsWindow();
+  private metricsTimer: NodeJS.Timeout | null = null;
+  /** Breakers and differences already counted (the state's lists only grow). */
+  private counted = { breakers: 0, differences: 0 };
 
   constructor(
     private readonly config: LiveConfig,
@@ -218,12 +227,17 @@ export class LiveService {
     this.log({ event: 'alert', severity: a.severity, source: a.source, message: a.message });
   }
 
-  /** The health endpoint: 200 `accepting orders` only once reconciled; 503 with the state otherwise. */
+  /**
+   * `/health`: readiness, 200 `accepting orders` only once reconciled, 503 with the state otherwise.
+   * `/live`: liveness, 200 while the process answers (the container's health check: a halted
+   * engine stays up, alarmed and inspectable, instead of being replaced into the same halt).
+   */
   async listen(): Promise<number | undefined> {
     if (this.config.healthPort === undefined) return undefined;
     this.server = createServer((req, res) => {
       const accepting = this.state === 'accepting';
-      res.writeHead(req.url === '/health' ? (accepting ? 200 : 503) : 404, {
+      const status = req.url === '/health' ? (accepting ? 200 : 503) : req.url === '/live' ? 200 : 404;
+      res.writeHead(status, {
         'content-type': 'application/json',
       });
       res.end(
@@ -280,6 +294,7 @@ export class LiveService {
   }
 
   private incident(i: BrokerIncident): void {
+    this.metrics.incident(i);
     const o = i.outcome;
     if (i.stream || (o && o.class !== 'definitive'))
       this.log({
@@ -309,7 +324,24 @@ export class LiveService {
   }
 
   /** Start-up: rebuild (verify), connect, reconcile, then accept. Resolves when accepting or halted. */
+  /** One interval's metrics: breakers and differences new in the state since the last one. */
+  private publishMetrics(publisher: Metrics): void {
+    const s = this.engine?.state;
+    if (s) {
+      const differences = Object.keys(s.reconciliation).length;
+      for (let i = this.counted.breakers; i < s.breakers.length; i++) this.metrics.breakerTripped();
+      this.metrics.differencesRecorded(Math.max(0, differences - this.counted.differences));
+      this.counted = { breakers: s.breakers.length, differences };
+    }
+    publishTradingMetrics(publisher, this.metrics.take(Date.now(), this.live?.inFlight ?? new Set()));
+  }
+
   async start(): Promise<void> {
+    if ((this.config.metricsIntervalMs ?? 0) > 0) {
+      const publisher = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Tickstock' });
+      this.metricsTimer = setInterval(() => this.publishMetrics(publisher), this.config.metricsIntervalMs);
+      this.metricsTimer.unref();
+    }
     const port = await this.listen();
     if (port !== undefined) this.log({ event: 'health', port });
     this.state = 'rebuilding';
@@ -468,6 +500,7 @@ export class LiveService {
     this.stopping = true;
     const was = this.state;
     this.state = 'stopping';
+    if (this.metricsTimer) clearInterval(this.metricsTimer);
     this.wake?.();
     await this.loop?.catch(() => undefined);
     await this.engine?.settled();

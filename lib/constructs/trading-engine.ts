@@ -29,7 +29,11 @@ export const TRADING_METRICS = {
   ],
 } as const;
 
-/** Port of the engine's `/health` (readiness: it accepts orders only after rebuild and reconciliation). */
+/**
+ * Port of the engine's `/health` (readiness: orders only after rebuild and reconciliation) and `/live`
+ * (liveness, the container's health check: a halted engine stays up and alarmed, never replaced into
+ * the same halt).
+ */
 export const TRADING_HEALTH_PORT = 4595;
 
 export interface TradingEngineProps {
@@ -185,12 +189,11 @@ export class TradingEngine extends Construct {
           'CMD',
           'node',
           '-e',
-          `fetch('http://127.0.0.1:${TRADING_HEALTH_PORT}/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
+          `fetch('http://127.0.0.1:${TRADING_HEALTH_PORT}/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
         ],
         interval: Duration.seconds(30),
         timeout: Duration.seconds(5),
         retries: 3,
-        // Rebuild and reconciliation come before readiness.
         startPeriod: Duration.seconds(120),
       },
       // SIGTERM: stop taking orders, let in-flight requests end, close the stream.

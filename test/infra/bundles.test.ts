@@ -29,6 +29,8 @@ const LAMBDA_ENV = {
   POLYGON_API_KEY: 'bundle-test',
   QUEUE_URL_BACKFILL: 'http://127.0.0.1:1/q',
   QUEUE_URL_EQUITY_PROCESSING: 'http://127.0.0.1:1/q',
+  BROKER_BASE_URL: 'http://127.0.0.1:1',
+  BROKER_CREDENTIALS_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:bundle-test',
 };
 
 describe('Lambda bundles', () => {

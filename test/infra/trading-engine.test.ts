@@ -129,7 +129,7 @@ describe('trading live engine service (ECS Fargate)', () => {
       POWERTOOLS_SERVICE_NAME: TRADING_METRICS.service,
     });
     expect(c.ReadonlyRootFilesystem).toBe(true);
-    expect(JSON.stringify(c.HealthCheck.Command)).toContain('/health');
+    expect(JSON.stringify(c.HealthCheck.Command)).toContain('/live');
   });
 
   it('gives the task role no permission at all, and the execution role only image, logs and the two secrets', () => {
