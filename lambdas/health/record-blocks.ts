@@ -170,6 +170,8 @@ const TWO_21 = 2_097_152;
 export interface IncomingBucket {
   readonly bufs: Buffer[];
   readonly offsets: number[];
+  /** The id key of each record (ids are compared only where keys are equal). */
+  readonly keys: number[];
 }
 
 /**
@@ -376,7 +378,9 @@ export class IncomingRecords {
           }
           j = e;
         }
-        return { bufs, offsets };
+        const keys: number[] = new Array(n);
+        for (let j = 0; j < n; j++) keys[j] = Math.floor((sortKeys[j] as number) / TWO_21);
+        return { bufs, offsets, keys };
       },
     };
   }
@@ -430,7 +434,7 @@ export function mergeBlock(
   const data = stored ?? Buffer.alloc(0);
   const block = readBlock(data);
   const sourceOf = (o: number) => block.sources[data.readUInt16LE(o + 4)] ?? '';
-  const { bufs, offsets } = incoming;
+  const { bufs, offsets, keys } = incoming;
   let unchanged = 0;
   let inserted = 0;
   let updated = 0;
@@ -452,10 +456,13 @@ export function mergeBlock(
     let bestBuf = bufs[i] as Buffer;
     let bestOff = offsets[i] as number;
     let bestHead = headAt(bestBuf, bestOff);
+    const bestKey = keys[i] as number;
     let j = i + 1;
     for (
       ;
-      j < bufs.length && compareIds(bufs[j] as Buffer, offsets[j] as number, bestBuf, bestOff) === 0;
+      j < bufs.length &&
+      keys[j] === bestKey &&
+      compareIds(bufs[j] as Buffer, offsets[j] as number, bestBuf, bestOff) === 0;
       j++
     ) {
       const h = headAt(bufs[j] as Buffer, offsets[j] as number);
@@ -469,7 +476,13 @@ export function mergeBlock(
     i = j;
     let c = 1;
     while (s < storedOffsets.length) {
-      c = compareIds(data, storedOffsets[s] as number, bestBuf, bestOff);
+      const storedKey = keyAt(data, storedOffsets[s] as number);
+      c =
+        storedKey < bestKey
+          ? -1
+          : storedKey > bestKey
+            ? 1
+            : compareIds(data, storedOffsets[s] as number, bestBuf, bestOff);
       if (c >= 0) break;
       const o = storedOffsets[s] as number;
       keep(data, o, sourceOf(o));

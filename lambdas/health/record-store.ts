@@ -681,7 +681,7 @@ export class PostgresRecordStore implements RecordStore {
             const data = storedOf.get(b);
             const m = mergeBlock(
               data && data.length > 0 ? data : undefined,
-              incomingOf.get(b) ?? { bufs: [], offsets: [] },
+              incomingOf.get(b) ?? { bufs: [], offsets: [], keys: [] },
               source.sourceId,
               compareVersions,
               legacy,

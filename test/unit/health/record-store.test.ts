@@ -9,6 +9,7 @@ import {
   toStoredRecord,
   VERSION_RULE,
 } from '../../../lambdas/health/record-store';
+import { readerSchema } from '../../../lambdas/health/schemas';
 import type { BloodGlucoseRecord, HeartRateRecord } from '../../../lambdas/health/types';
 import { createTestSchema, type TestSchema } from '../../support/db';
 import { loadSample, sampleFiles } from './helpers';
@@ -98,6 +99,30 @@ function contract(name: string, make: () => Promise<RecordStore>) {
       const stored = await store.getRecord('BloodGlucoseRecord', id);
       expect(stored?.lastModifiedMs).toBe(200);
       expect((stored?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(95);
+    });
+
+    it('decoded records staged by the pipeline path decide like rows (ids without NUL, unkeyed ones counted)', async () => {
+      const id = `staged-${name}`;
+      const result = await store.ingest(source(), async (unit) => {
+        const unkeyed = await unit.stageRecords(readerSchema('BloodGlucoseRecord').version, [
+          glucoseRecord(`${id}\0`, 10, 100),
+          glucoseRecord(id, 20, 110),
+          glucoseRecord('', 1),
+        ]);
+        const counts = await unit.merge();
+        await unit.recordOutcome(outcome('processed'));
+        return { commit: true, value: { unkeyed, counts } };
+      });
+      expect(result).toEqual({ unkeyed: 1, counts: { inserted: 1, updated: 0, unchanged: 1, conflicts: 0 } });
+      const stored = await store.getRecord('BloodGlucoseRecord', id);
+      expect(stored).toMatchObject({ lastModifiedMs: 20, fetchMs: 1, valueCount: 1, outOfRange: 0 });
+      expect((stored?.payload as BloodGlucoseRecord).levelInMilligramsPerDeciliter).toBe(110);
+      expect(await upsertCommitted(store, [row(id, 20, 110, 5)])).toEqual({
+        inserted: 0,
+        updated: 0,
+        unchanged: 1,
+        conflicts: 0,
+      });
     });
 
     it('the same id twice in one batch counts once, newest wins', async () => {
@@ -353,6 +378,53 @@ describe('PostgreSQL', () => {
       ),
     );
     expect(states.sort()).toEqual(['new', 'pending']);
+  });
+
+  it('rows written before the blocks (health_records) stay readable and move into their block when a newer version arrives', async () => {
+    // Prepare: two records as rows of the pre-0230 table (typed columns + Avro body).
+    const store = new PostgresRecordStore(db.pool);
+    const insertLegacy = async (r: StoredRecordInput) =>
+      db.pool.query(
+        `INSERT INTO health_records (record_type, metadata_id, data_origin, last_modified_ms, client_record_version,
+           fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, source_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'legacy-source')`,
+        [
+          r.recordType,
+          r.metadataId,
+          r.dataOrigin,
+          r.lastModifiedMs,
+          r.clientRecordVersion,
+          r.fetchMs,
+          r.value,
+          r.valueCount,
+          r.outOfRange,
+          r.contentHash,
+          r.readerVersion,
+          r.body,
+        ],
+      );
+    await insertLegacy(row('legacy-kept', 500, 101));
+    await insertLegacy(row('legacy-moved', 500, 102));
+    const before = await store.countRecords('BloodGlucoseRecord');
+
+    // Act: an older version of one, a newer version of the other, the same content of the first.
+    const counts = await upsertCommitted(store, [row('legacy-kept', 400, 90), row('legacy-moved', 600, 120)]);
+    const again = await upsertCommitted(store, [row('legacy-kept', 500, 101, 7)]);
+
+    // Assess: decided against the legacy rows; the replaced one left health_records, the kept one stayed.
+    expect(counts).toEqual({ inserted: 0, updated: 1, unchanged: 1, conflicts: 0 });
+    expect(again).toEqual({ inserted: 0, updated: 0, unchanged: 1, conflicts: 0 });
+    expect(await store.countRecords('BloodGlucoseRecord')).toBe(before);
+    const kept = await store.getRecord('BloodGlucoseRecord', 'legacy-kept');
+    expect(kept).toMatchObject({ lastModifiedMs: 500, sourceId: 'legacy-source' });
+    expect((kept?.payload as BloodGlucoseRecord).levelInMilligramsPerDeciliter).toBe(101);
+    const moved = await store.getRecord('BloodGlucoseRecord', 'legacy-moved');
+    expect(moved?.lastModifiedMs).toBe(600);
+    expect((moved?.payload as BloodGlucoseRecord).levelInMilligramsPerDeciliter).toBe(120);
+    const { rows: left } = await db.pool.query(
+      `SELECT metadata_id FROM health_records WHERE metadata_id LIKE 'legacy-%' ORDER BY 1`,
+    );
+    expect(left.map((r) => r.metadata_id)).toEqual(['legacy-kept']);
   });
 
   it('uses the migration: blocks keyed by (record_type, bucket) and the ingest table', async () => {
