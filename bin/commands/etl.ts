@@ -44,6 +44,8 @@ export interface EtlFileSummary {
   readonly warnings: string[];
   readonly insights: Record<string, unknown> | null;
   readonly trainingKey?: string;
+  /** The example this file's example nearly duplicates: written, but left out of the training set. */
+  readonly nearDuplicateOf?: string;
   readonly quarantineKey?: string;
 }
 
@@ -57,6 +59,8 @@ export interface EtlSummary {
     failed: number;
     recordsRead: number;
     trainingExamples: number;
+    /** Current examples left out of the manifest's training set as near-duplicates (training.ts). */
+    suppressedNearDuplicates: number;
   };
   readonly store: string;
   readonly startedAt: string;
@@ -125,6 +129,7 @@ export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
   const startedAt = new Date(started).toISOString();
   const files = await collectFiles(options.inputs);
   const entries: EtlFileSummary[] = [];
+  let suppressedNearDuplicates = 0;
   for (const path of files) {
     const name = basename(path);
     const source = { bucket: options.bucket ?? 'local', key: rawKeyFor(name), etag: await md5(path) };
@@ -151,9 +156,12 @@ export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
       warnings: result.warnings,
       insights: result.insights,
       ...(result.trainingKey ? { trainingKey: result.trainingKey } : {}),
+      ...(result.trainingSet?.nearDuplicateOf ? { nearDuplicateOf: result.trainingSet.nearDuplicateOf } : {}),
       ...(result.quarantine ? { quarantineKey: result.quarantine.key } : {}),
     };
     entries.push(entry);
+    // The manifest after the last processed export speaks for the whole store.
+    if (result.trainingSet) suppressedNearDuplicates = result.trainingSet.suppressedNearDuplicates;
     log(
       `${result.status.padEnd(11)} ${String(result.recordsRead).padStart(7)}  ${(result.qualityScore ?? '-').toString().padEnd(5)}  ${name}${result.status === 'processed' ? '' : `  (${result.reasons[0] ?? ''})`}`,
     );
@@ -169,6 +177,7 @@ export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
       failed: count('failed'),
       recordsRead: entries.reduce((a, e) => a + e.recordsRead, 0),
       trainingExamples: entries.filter((e) => e.trainingKey).length,
+      suppressedNearDuplicates,
     },
     store: options.storeLabel,
     startedAt,
@@ -214,7 +223,7 @@ function printSummary(result: EtlSummary, out: string): void {
   );
   const t = result.totals;
   console.log(
-    `\n${t.files} files: ${t.processed} processed, ${t.duplicate} duplicate, ${t.quarantined} quarantined, ${t.failed} failed; ${t.recordsRead} records read; ${t.trainingExamples} training examples; store ${result.store}; ${result.durationMs} ms`,
+    `\n${t.files} files: ${t.processed} processed, ${t.duplicate} duplicate, ${t.quarantined} quarantined, ${t.failed} failed; ${t.recordsRead} records read; ${t.trainingExamples} training examples (${t.suppressedNearDuplicates} suppressed as near-duplicates); store ${result.store}; ${result.durationMs} ms`,
   );
   console.log(`summary: ${join(out, 'summary.json')}`);
 }

@@ -9,22 +9,24 @@ import { parser } from '@aws-lambda-powertools/batch/parser';
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { GetQueueUrlCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { startsNow } from '../health/budget';
+import { type ExportBudget, exportBudget, startsNow } from '../health/budget';
 import { DEFAULT_LIMITS } from '../health/decode';
 import { classifyError } from '../health/errors';
-import { ingestExport } from '../health/ingest';
+import { type IngestResult, ingestExport } from '../health/ingest';
 import type { ProcessExportResult } from '../health/pipeline';
 import { PostgresRecordStore } from '../health/record-store';
 import { type SourceIdentity, sourceId } from '../health/source';
-import { s3 } from '../platform/aws';
+import { s3, sqs } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
 import { sharedPool, sharedRedis } from '../platform/connections';
 import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
+import { queueUrlVariable } from '../platform/queues';
 import { withTelemetry } from '../platform/telemetry';
-import { announcedObjects } from './messages';
+import { announcedObjects, type ObjectRef } from './messages';
 import { identify, readObject, s3OutputSink } from './outputs';
 
 const config = readConfig({
@@ -77,9 +79,13 @@ const idempotency = new IdempotencyConfig({
   expiresAfterSeconds: config.IDEMPOTENCY_TTL_SECONDS,
 });
 let store: PostgresRecordStore | undefined;
-let processOnce:
-  | ((input: { sourceId: string; source: SourceIdentity; correlationId: string }) => Promise<FileOutcome>)
-  | undefined;
+interface ObjectInput {
+  sourceId: string;
+  source: SourceIdentity;
+  correlationId: string;
+  budget: ExportBudget;
+}
+let processOnce: ((input: ObjectInput) => Promise<FileOutcome>) | undefined;
 
 /** Built on first use: the idempotency layer needs the connected Redis client. */
 async function idempotentProcessor(): Promise<NonNullable<typeof processOnce>> {
@@ -93,12 +99,8 @@ async function idempotentProcessor(): Promise<NonNullable<typeof processOnce>> {
   return processOnce;
 }
 
-async function processObject(input: {
-  sourceId: string;
-  source: SourceIdentity;
-  correlationId: string;
-}): Promise<FileOutcome> {
-  const { source, correlationId } = input;
+async function processObject(input: ObjectInput): Promise<FileOutcome> {
+  const { source, correlationId, budget } = input;
   const started = performance.now();
   store ??= new PostgresRecordStore(await sharedPool(config, 'health'));
   let body: Readable;
@@ -109,7 +111,7 @@ async function processObject(input: {
     dropped(source.key, (error as Error).name);
     return outcome(input.sourceId, source, 'dropped', null, 0, null);
   }
-  let result: ProcessExportResult;
+  let result: IngestResult;
   try {
     result = await ingestExport(
       {
@@ -119,6 +121,7 @@ async function processObject(input: {
         now: new Date(),
         correlationId,
         config: { threshold: config.QUALITY_THRESHOLD },
+        budget,
       },
       sink,
     );
@@ -127,6 +130,9 @@ async function processObject(input: {
     body.destroy();
   }
   if (result.status === 'failed') {
+    // Out of time but not alone in its invocation (a terminal budget quarantines): start it again
+    // as the first object of another invocation.
+    if (result.error.name === 'BudgetExceededError') throw new ExportDeferredError(source.key, 0);
     if (result.disposition === 'drop') {
       dropped(source.key, result.error.name);
       return outcome(input.sourceId, source, 'dropped', result.recordType, 0, null);
@@ -153,6 +159,11 @@ async function processObject(input: {
   const conflicts =
     result.status === 'processed' || result.status === 'duplicate' ? (result.records?.conflicts ?? 0) : 0;
   if (conflicts > 0) metrics.addMetric('RecordConflicts', MetricUnit.Count, conflicts);
+  // A processed export whose example nearly duplicates a more informative one (training.ts):
+  // written, but left out of the manifest's training set.
+  const nearDuplicate = result.trainingSet?.nearDuplicateOf ? 1 : 0;
+  if (result.status === 'processed')
+    metrics.addMetric('TrainingNearDuplicates', MetricUnit.Count, nearDuplicate);
   // Identifiers, counts and outcome only: insights, narratives and reasons (which can quote
   // values) stay in the encrypted outputs.
   logger.info('export handled', {
@@ -165,6 +176,7 @@ async function processObject(input: {
     warnings: result.warnings.length,
     reasons: result.reasons.length,
     conflicts,
+    nearDuplicate: nearDuplicate === 1,
   });
   return outcome(
     result.sourceId,
@@ -190,6 +202,84 @@ export class ExportDeferredError extends Error {
   constructor(key: string, remainingMs: number) {
     super(`${key}: deferred to another invocation (${Math.round(remainingMs / 1000)} s left in this one)`);
     this.name = 'ExportDeferredError';
+  }
+}
+
+/** How many times a message's objects were handed back for lack of time (message attribute). */
+export const DEFERRALS_ATTRIBUTE = 'deferrals';
+
+function deferralsOf(record: Pick<SQSRecord, 'messageAttributes'>): number {
+  return Number(record.messageAttributes?.[DEFERRALS_ATTRIBUTE]?.stringValue ?? '0') || 0;
+}
+
+const queueUrls = new Map<string, Promise<string>>();
+/**
+ * The URL of the queue a record came from (its ARN: arn:aws:sqs:region:account:name): the
+ * QUEUE_URL_HEALTH_ETL the CDK app sets (topology `sendsTo`, with SendMessage on it) when it names
+ * that queue; else, on the local stage (a test's own queue), looked up by name.
+ */
+function queueUrlOf(arn: string): Promise<string> {
+  const [, , , , account, name] = arn.split(':');
+  const fromEnv = process.env[queueUrlVariable('HealthEtl')];
+  if (fromEnv?.endsWith(`/${name}`)) return Promise.resolve(fromEnv);
+  let url = queueUrls.get(arn);
+  if (!url) {
+    url = sqs
+      .send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }))
+      .then((r) => r.QueueUrl as string);
+    url.catch(() => queueUrls.delete(arn));
+    queueUrls.set(arn, url);
+  }
+  return url;
+}
+
+/**
+ * Hands objects not started (or out of time) back to the queue as NEW messages, one per object,
+ * with the message's deferral count + 1; the original message then counts as handled. A batch item
+ * failure would spend one of the message's maxReceiveCount receives each time, so an object deferred
+ * often enough went to the dead-letter queue without ever being tried to the end. The most deferred
+ * messages go first in a batch (`run`), and the first object of an invocation always starts.
+ * If the send fails, the original message fails instead (back to the queue, as before).
+ */
+async function deferRest(
+  record: Pick<SQSRecord, 'messageAttributes' | 'eventSourceARN' | 'messageId'>,
+  refs: readonly ObjectRef[],
+  why: { bytes: number; remainingMs: number; ranOutOfTime?: boolean },
+): Promise<void> {
+  const deferrals = deferralsOf(record) + 1;
+  const queueUrl = await queueUrlOf(record.eventSourceARN);
+  for (let i = 0; i < refs.length; i += 10) {
+    const chunk = refs.slice(i, i + 10);
+    const sent = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: chunk.map((ref, n) => ({
+          Id: String(n),
+          MessageBody: JSON.stringify({
+            bucket: ref.bucket,
+            key: ref.key,
+            versionId: ref.versionId,
+            etag: ref.etag,
+            size: ref.size,
+            correlationId: ref.correlationId ?? record.messageId,
+          }),
+          MessageAttributes: {
+            [DEFERRALS_ATTRIBUTE]: { DataType: 'Number', StringValue: String(deferrals) },
+          },
+        })),
+      }),
+    );
+    if ((sent.Failed ?? []).length > 0)
+      throw new Error(`could not hand ${sent.Failed?.length} deferred object(s) back to the queue`);
+  }
+  for (const ref of refs) {
+    metrics.addMetric('FilesDeferred', MetricUnit.Count, 1);
+    logger.warn(
+      why.ranOutOfTime
+        ? 'export deferred: ran out of time in this invocation; handed back as a new message'
+        : 'export deferred: not enough time left in this invocation; handed back as a new message',
+      { key: ref.key, bytes: why.bytes, remainingMs: why.remainingMs, deferrals },
+    );
   }
 }
 
@@ -225,19 +315,16 @@ async function handleRecord(
     // times out sends its whole batch back. The first object of an invocation always starts.
     const remainingMs = invocation.context?.getRemainingTimeInMillis() ?? Number.POSITIVE_INFINITY;
     const bytes = ref.size ?? DEFAULT_LIMITS.maxFileBytes;
-    if (!startsNow({ first: invocation.started === 0, remainingMs, bytes })) {
-      metrics.addMetric('FilesDeferred', MetricUnit.Count, 1);
-      logger.warn('export deferred: not enough time left in this invocation', {
-        key: ref.key,
-        bytes,
-        remainingMs,
-      });
-      throw new ExportDeferredError(ref.key, remainingMs);
+    const first = invocation.started === 0;
+    if (!startsNow({ first, remainingMs, bytes })) {
+      await deferRest(record, refs.slice(refs.indexOf(ref)), { bytes, remainingMs });
+      return outcomes;
     }
     invocation.started++;
+    const budget = exportBudget({ first, remainingMs, now: Date.now() });
     const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
     if (receives > 1) {
-      // The queue delivers it again: an earlier attempt failed, timed out or was deferred.
+      // The queue delivers it again: an earlier attempt failed or timed out.
       metrics.addMetric('FilesRetried', MetricUnit.Count, 1);
       logger.info('export redelivered', { key: source.key, receives });
     }
@@ -247,7 +334,7 @@ async function handleRecord(
       outcomes.push(
         await retryUnit(
           `ingest ${source.key}`,
-          () => once({ sourceId: sourceId(source), source, correlationId }),
+          () => once({ sourceId: sourceId(source), source, correlationId, budget }),
           (m, f) => {
             metrics.addMetric('FilesRetried', MetricUnit.Count, 1);
             logger.warn(m, f);
@@ -255,6 +342,10 @@ async function handleRecord(
         ),
       );
     } catch (error) {
+      if (error instanceof ExportDeferredError) {
+        await deferRest(record, refs.slice(refs.indexOf(ref)), { bytes, remainingMs, ranOutOfTime: true });
+        return outcomes;
+      }
       // Back to the queue (after maxReceiveCount the DLQ and its alarm). Names and dispositions
       // only: an error message never carries health values, but a logged one is not needed here.
       const e = error as Error;
@@ -280,8 +371,10 @@ async function run(event: SQSEvent, context: Context): Promise<SQSBatchResponse>
   idempotency.registerLambdaContext(context);
   invocation.context = context;
   invocation.started = 0;
-  // In arrival order: of several near-identical syncs, the first uploaded is the one processed.
-  return await processPartialResponse(event, handleRecord, processor, {
+  // The most deferred first (so it is the object that always starts), else in arrival order: of
+  // several near-identical syncs, the first uploaded is the one processed. The sort is stable.
+  const ordered: SQSEvent = { Records: [...event.Records].sort((a, b) => deferralsOf(b) - deferralsOf(a)) };
+  return await processPartialResponse(ordered, handleRecord, processor, {
     context,
     processInParallel: false,
   });

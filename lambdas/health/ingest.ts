@@ -7,7 +7,7 @@
 import { type ProcessExportInput, type ProcessExportResult, processExport } from './pipeline';
 import type { QuarantinePlan } from './quarantine';
 import type { SourceIdentity } from './source';
-import { serializeTrainingManifest, TRAINING_MANIFEST_KEY } from './training';
+import { TRAINING_MANIFEST_KEY, type TrainingSetCounts, trainingManifest } from './training';
 
 /** Where the ETL's outputs go. Every write must be repeatable: a retry writes the same bytes again. */
 export interface OutputSink {
@@ -19,22 +19,28 @@ export interface OutputSink {
   quarantine(source: SourceIdentity, plan: QuarantinePlan): Promise<void>;
 }
 
-export async function ingestExport(
-  input: ProcessExportInput,
-  sink: OutputSink,
-): Promise<ProcessExportResult> {
+/** What the training manifest says after a processed export (summary, metrics). */
+export interface TrainingSetState extends TrainingSetCounts {
+  /** The key of the example this export's example nearly duplicates (then it is suppressed), or null. */
+  readonly nearDuplicateOf: string | null;
+}
+
+export type IngestResult = ProcessExportResult & { readonly trainingSet?: TrainingSetState };
+
+export async function ingestExport(input: ProcessExportInput, sink: OutputSink): Promise<IngestResult> {
   const result = await processExport(input);
   if (result.status === 'processed') {
     await sink.writeTraining(input.source, result.trainingKey, result.trainingBody);
     await input.store.completeIngest(result.sourceId);
     // A snapshot of what is current, rewritten after every example; the record store's table is
     // the source of truth, so a snapshot written late by a slower worker is corrected by the next.
-    const manifest = await input.store.trainingManifest();
-    await sink.writeManifest(
-      input.source,
-      TRAINING_MANIFEST_KEY,
-      serializeTrainingManifest(manifest, input.now),
-    );
+    const manifest = trainingManifest(await input.store.trainingManifest(), input.now);
+    await sink.writeManifest(input.source, TRAINING_MANIFEST_KEY, manifest.body);
+    const own = manifest.curated.find((s) => s.current.sourceId === result.sourceId);
+    return {
+      ...result,
+      trainingSet: { ...manifest.counts, nearDuplicateOf: own?.nearDuplicateOf?.trainingKey ?? null },
+    };
   } else if (result.status === 'quarantined') {
     await sink.quarantine(input.source, result.quarantine);
   }

@@ -15,6 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isTransientFault } from '../platform/faults';
+import { BudgetExceededError, type ExportBudget, TOO_LARGE_FOR_BUDGET } from './budget';
 import { type AvroExport, type AvroInput, type DecodeLimits, openExport } from './decode';
 import { classifyError, type ErrorDisposition, HealthDataError } from './errors';
 import {
@@ -29,6 +30,7 @@ import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
   createSubjectTracker,
+  nearDuplicateFingerprint,
   serializeTrainingExample,
   type TrainingExample,
   type TrainingSubject,
@@ -64,6 +66,8 @@ export interface ProcessExportInput {
   readonly now: Date;
   readonly correlationId?: string;
   readonly config?: Partial<PipelineConfig>;
+  /** The time this object may take (the handler's; budget.ts). None: no limit (CLI, tests). */
+  readonly budget?: ExportBudget;
 }
 
 interface ExportResultBase {
@@ -135,6 +139,8 @@ export async function analyseExport(
     now: number;
     config?: Partial<PipelineConfig>;
     onRecords?: (readerVersion: number, records: readonly HealthRecord[]) => Promise<number>;
+    /** Stop with BudgetExceededError once this deadline has passed (checked between blocks). */
+    budget?: ExportBudget;
   },
 ): Promise<Analysis> {
   const config = { ...DEFAULT_PIPELINE_CONFIG, ...options.config };
@@ -144,7 +150,9 @@ export async function analyseExport(
   let fetchTime = 0;
   let unkeyed = 0;
   const subject = createSubjectTracker(recordType);
+  const budget = options.budget;
   for await (const block of file.blocks()) {
+    if (budget && Date.now() > budget.deadline) throw new BudgetExceededError(budget, file.stats.recordsRead);
     for (const record of block.records) {
       validator.add(record);
       processor.add(record);
@@ -255,12 +263,16 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             unit.claim.state === 'new'
               ? (readerVersion, records) => unit.stageRecords(readerVersion, records)
               : undefined,
+          budget: input.budget,
         });
         recordsRead = analysis.recordsRead;
         const v = analysis.validation;
         // Quarantined: the staged rows are never merged and the unit rolls back, so a damaged export
         // cannot change a stored record (nor make the valid re-export of the same records a duplicate).
         if (!v.passed) return { commit: false, value: quarantined(v.blocking, { validation: v }) };
+        // The merge of the last staged rows is the other long step: not started past the deadline.
+        if (input.budget && Date.now() > input.budget.deadline)
+          throw new BudgetExceededError(input.budget, recordsRead);
         const counts: UpsertCounts =
           unit.claim.state === 'new'
             ? await unit.merge()
@@ -277,25 +289,48 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           parseExportName(source.key.slice(source.key.lastIndexOf('/') + 1))?.fetchTimeMillis ||
           input.now.getTime();
         const exampleKey = trainingKey(type, source, keyDate);
+        const { insights, narrative, input: dataInput } = analysis.finishProcessing();
+        const exampleOf = (at: string, correlation: string | null, ins: number, upd: number) =>
+          buildTrainingExample({
+            recordType: type,
+            source,
+            userId: config.userId,
+            correlationId: correlation,
+            processedAt: at,
+            qualityScore: v.score,
+            recordsProcessed: recordsRead,
+            recordsNew: ins,
+            recordsUpdated: upd,
+            warnings: v.warnings,
+            insights,
+            narrative,
+            dataInput,
+            processorVersion: PROCESSOR_VERSION,
+            readerSchemaVersion: analysis.readerVersion,
+            subject: analysis.subject,
+          });
+        let example: TrainingExample | undefined;
         if (unit.claim.state === 'new') {
           status = counts.inserted + counts.updated > 0 ? 'processed' : 'duplicate';
           processedAt = input.now.toISOString();
           correlationId = input.correlationId ?? null;
           const sub = analysis.subject;
+          // Built before the decision is recorded: its fingerprint is recorded with it (near-duplicates).
+          if (status === 'processed') example = exampleOf(processedAt, correlationId, inserted, updated);
           await unit.recordOutcome({
-            example:
-              status === 'processed'
-                ? {
-                    subjectKey: sub.key,
-                    domain: sub.domain,
-                    dataOrigins: sub.dataOrigins,
-                    localDay: sub.localDay,
-                    trainingKey: exampleKey,
-                    fetchMs: analysis.fetchTime,
-                    dayComplete: sub.dayComplete,
-                    asOf: sub.asOf,
-                  }
-                : undefined,
+            example: example
+              ? {
+                  subjectKey: sub.key,
+                  domain: sub.domain,
+                  dataOrigins: sub.dataOrigins,
+                  localDay: sub.localDay,
+                  trainingKey: exampleKey,
+                  fetchMs: analysis.fetchTime,
+                  dayComplete: sub.dayComplete,
+                  asOf: sub.asOf,
+                  nearDuplicate: nearDuplicateFingerprint(example),
+                }
+              : undefined,
             recordType: type,
             status,
             recordsRead,
@@ -316,8 +351,8 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           inserted = o.inserted;
           updated = o.updated;
           conflicts = o.conflicts;
+          if (status === 'processed') example = exampleOf(processedAt, correlationId, inserted, updated);
         }
-        const { insights, narrative, input: dataInput } = analysis.finishProcessing();
         const base = {
           sourceId: sid,
           recordType: type,
@@ -340,24 +375,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
             },
           };
         }
-        const example = buildTrainingExample({
-          recordType: type,
-          source,
-          userId: config.userId,
-          correlationId,
-          processedAt,
-          qualityScore: v.score,
-          recordsProcessed: recordsRead,
-          recordsNew: inserted,
-          recordsUpdated: updated,
-          warnings: v.warnings,
-          insights,
-          narrative,
-          dataInput,
-          processorVersion: PROCESSOR_VERSION,
-          readerSchemaVersion: analysis.readerVersion,
-          subject: analysis.subject,
-        });
+        if (!example) throw new Error(`no training example for processed ${sid}`);
         return {
           commit: true,
           value: {
@@ -377,6 +395,11 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
     const disposition = classifyError(error);
     if (error instanceof HealthDataError) {
       return quarantined([`${error.reason}: ${error.message}`], { error: errorInfo(error) });
+    }
+    // With a whole invocation to itself and still out of time, it can never finish: a terminal,
+    // recorded outcome at once, not a timeout on every attempt until the dead-letter queue.
+    if (error instanceof BudgetExceededError && error.budget.terminal) {
+      return quarantined([`${TOO_LARGE_FOR_BUDGET}: ${error.message}`], { error: errorInfo(error) });
     }
     return {
       status: 'failed',

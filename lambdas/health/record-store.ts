@@ -125,6 +125,12 @@ export interface TrainingEntry {
   readonly fetchMs: number;
   readonly dayComplete: boolean;
   readonly asOf: string | null;
+  /** What near-duplicate suppression compares (training.ts `NearDuplicateFingerprint`). */
+  readonly nearDuplicate?: {
+    readonly template: string;
+    readonly numbers: readonly number[];
+    readonly records: number;
+  };
 }
 
 export interface ManifestSubject {
@@ -740,8 +746,8 @@ export class PostgresRecordStore implements RecordStore {
             const e = o.example;
             await client.query(
               `INSERT INTO health_training_examples (source_id, subject_key, domain, data_origins, local_day,
-                 training_key, fetch_ms, day_complete, as_of)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+                 training_key, fetch_ms, day_complete, as_of, dedup_template, dedup_numbers, records_processed)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
               [
                 source.sourceId,
                 e.subjectKey,
@@ -752,6 +758,9 @@ export class PostgresRecordStore implements RecordStore {
                 e.fetchMs,
                 e.dayComplete,
                 e.asOf,
+                e.nearDuplicate?.template ?? null,
+                e.nearDuplicate?.numbers ?? null,
+                e.nearDuplicate?.records ?? null,
               ],
             );
           }
@@ -1005,9 +1014,12 @@ export class PostgresRecordStore implements RecordStore {
       fetch_ms: string;
       day_complete: boolean;
       as_of: string | null;
+      dedup_template: string | null;
+      dedup_numbers: number[] | null;
+      records_processed: number | null;
     }>(
       `SELECT e.source_id, e.subject_key, e.domain, e.data_origins, to_char(e.local_day, 'YYYY-MM-DD') AS local_day,
-              e.training_key, e.fetch_ms, e.day_complete, e.as_of
+              e.training_key, e.fetch_ms, e.day_complete, e.as_of, e.dedup_template, e.dedup_numbers, e.records_processed
        FROM health_training_examples e JOIN health_ingests i USING (source_id)
        WHERE i.completed_at IS NOT NULL`,
     );
@@ -1022,6 +1034,15 @@ export class PostgresRecordStore implements RecordStore {
         fetchMs: Number(r.fetch_ms),
         dayComplete: r.day_complete,
         asOf: r.as_of,
+        ...(r.dedup_template !== null && r.dedup_numbers !== null && r.records_processed !== null
+          ? {
+              nearDuplicate: {
+                template: r.dedup_template,
+                numbers: r.dedup_numbers.map(Number),
+                records: r.records_processed,
+              },
+            }
+          : {}),
       })),
     );
   }

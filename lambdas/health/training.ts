@@ -6,6 +6,7 @@
  * (bucket, key, version id or ETag): a retry or a parallel worker computes the same key and writes
  * the same bytes, so an example is never lost and never duplicated.
  */
+import { createHash } from 'node:crypto';
 import { hoursMinutes } from './processors/common';
 import { partialDay } from './processors/daily-totals';
 import type { ManifestSubject } from './record-store';
@@ -353,9 +354,16 @@ export const TRAINING_MANIFEST_KEY = 'training/manifest.json';
 
 /**
  * The manifest: per subject (domain, data origins, local day) the current example's key and the
- * superseded ones. A trainer reads only `current`; the superseded objects stay as versions.
+ * superseded ones; a current example that nearly duplicates a more informative one names it in
+ * `nearDuplicateOf` (suppressNearDuplicates). A trainer reads `trainingSet` (the current examples
+ * less the near-duplicates); the superseded and suppressed objects stay as versions.
  */
-export function serializeTrainingManifest(subjects: readonly ManifestSubject[], generatedAt: Date): string {
+export function trainingManifest(
+  subjects: readonly ManifestSubject[],
+  generatedAt: Date,
+): { body: string; counts: TrainingSetCounts; curated: CuratedSubject[] } {
+  const curated = suppressNearDuplicates(subjects);
+  const counts = trainingSetCounts(curated);
   const entry = (e: ManifestSubject['current']) => ({
     key: e.trainingKey,
     sourceId: e.sourceId,
@@ -363,24 +371,176 @@ export function serializeTrainingManifest(subjects: readonly ManifestSubject[], 
     dayComplete: e.dayComplete,
     asOf: e.asOf,
   });
-  return `${JSON.stringify(
+  const body = `${JSON.stringify(
     {
       generatedAt: generatedAt.toISOString(),
-      subjects: subjects.map((s) => ({
+      counts,
+      nearDuplicateRule: NEAR_DUPLICATE_RULE,
+      trainingSet: curated.filter((s) => !s.nearDuplicateOf).map((s) => s.current.trainingKey),
+      subjects: curated.map((s) => ({
         subject: s.subjectKey,
         domain: s.current.domain,
         dataOrigins: s.current.dataOrigins,
         localDay: s.current.localDay,
         current: entry(s.current),
+        nearDuplicateOf: s.nearDuplicateOf ? entry(s.nearDuplicateOf) : null,
         superseded: s.superseded.map(entry),
       })),
     },
     null,
     2,
   )}\n`;
+  return { body, counts, curated };
+}
+
+/** The manifest's JSON (see `trainingManifest`). */
+export function serializeTrainingManifest(subjects: readonly ManifestSubject[], generatedAt: Date): string {
+  return trainingManifest(subjects, generatedAt).body;
 }
 
 /** One JSON object per line (JSONL), newline-terminated. */
 export function serializeTrainingExample(example: TrainingExample): string {
   return `${JSON.stringify(example)}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Near-duplicate suppression (issue 15, point 5)
+
+/**
+ * What two examples are compared on. Narratives are templates filled with figures, so two
+ * examples teach a model the same thing when they are the same template filled with (almost) the
+ * same figures: the same person, domain and instruction, the same output once dates, clock times
+ * and numbers are masked, and every measured number within NEAR_DUPLICATE_TOLERANCE of the other's.
+ * Dates and clock times are left out of the comparison: "the same night on another date" teaches
+ * nothing new. Different figures (another step band, 2 exercise bouts instead of 3) or different
+ * wording keep both.
+ */
+export interface NearDuplicateFingerprint {
+  /** sha-256 (hex, 32 chars) of user, domain, instruction and the masked output. */
+  readonly template: string;
+  /** The measured numbers of the output in order (dates and clock times excluded). */
+  readonly numbers: readonly number[];
+  /** Readings the example summarises: the more informative of two near-duplicates has more. */
+  readonly records: number;
+}
+
+/** Two numbers are "the same figure" within 5 % of the larger, or 0.5 (rounding of one decimal). */
+export const NEAR_DUPLICATE_TOLERANCE = { relative: 0.05, absolute: 0.5 } as const;
+
+export const NEAR_DUPLICATE_RULE =
+  'same user, domain and instruction; output identical with dates, clock times and numbers masked; every number within 5 % (or 0.5)';
+
+const DATE_RE = /\b\d{4}-\d{2}-\d{2}\b/g;
+const CLOCK_RE = /\b\d{1,2}:\d{2}(?::\d{2})?\b/g;
+const NUMBER_RE = /(?<![\w.])-?\d[\d,]*(?:\.\d+)?/g;
+
+/** The output with dates, clock times and numbers masked, and the numbers it held. */
+export function maskOutput(output: string): { masked: string; numbers: number[] } {
+  const numbers: number[] = [];
+  const masked = output
+    .replace(DATE_RE, '<date>')
+    .replace(CLOCK_RE, '<time>')
+    .replace(NUMBER_RE, (m) => {
+      numbers.push(Number(m.replaceAll(',', '')));
+      return '#';
+    })
+    .replace(/\s+/g, ' ')
+    .trim();
+  return { masked, numbers };
+}
+
+export function nearDuplicateFingerprint(example: TrainingExample): NearDuplicateFingerprint {
+  const { masked, numbers } = maskOutput(example.output);
+  const m = example.metadata;
+  const template = createHash('sha256')
+    .update([m.userId, m.domain, example.instruction, masked].join('\u0000'))
+    .digest('hex')
+    .slice(0, 32);
+  return { template, numbers, records: m.recordsProcessed };
+}
+
+function sameFigure(a: number, b: number): boolean {
+  const tol = Math.max(
+    NEAR_DUPLICATE_TOLERANCE.absolute,
+    NEAR_DUPLICATE_TOLERANCE.relative * Math.max(Math.abs(a), Math.abs(b)),
+  );
+  return Math.abs(a - b) <= tol;
+}
+
+export function isNearDuplicate(a: NearDuplicateFingerprint, b: NearDuplicateFingerprint): boolean {
+  return (
+    a.template === b.template &&
+    a.numbers.length === b.numbers.length &&
+    a.numbers.every((n, i) => sameFigure(n, b.numbers[i] as number))
+  );
+}
+
+type Entry = ManifestSubject['current'];
+
+/**
+ * Of near-duplicate current examples, the most informative is kept: more readings, then a
+ * complete day over a running total, then more data origins, then the later export, then the
+ * higher source id (every worker and replay order agree).
+ */
+function moreInformative(a: Entry, b: Entry): number {
+  const ra = a.nearDuplicate?.records ?? 0;
+  const rb = b.nearDuplicate?.records ?? 0;
+  if (ra !== rb) return rb - ra;
+  if (a.dayComplete !== b.dayComplete) return a.dayComplete ? -1 : 1;
+  if (a.dataOrigins.length !== b.dataOrigins.length) return b.dataOrigins.length - a.dataOrigins.length;
+  if (a.fetchMs !== b.fetchMs) return b.fetchMs - a.fetchMs;
+  return a.sourceId < b.sourceId ? 1 : a.sourceId > b.sourceId ? -1 : 0;
+}
+
+export interface CuratedSubject extends ManifestSubject {
+  /** The kept example this subject's current example nearly duplicates; null when it is kept. */
+  readonly nearDuplicateOf: Entry | null;
+}
+
+/**
+ * Marks the current examples that nearly duplicate a more informative current example. A pure
+ * function of the recorded examples (like supersession), so it does not depend on the order files
+ * arrived in, and an example suppressed today comes back if the one it duplicated is superseded.
+ * Examples recorded without a fingerprint (before migration 0240) are never suppressed.
+ */
+export function suppressNearDuplicates(subjects: readonly ManifestSubject[]): CuratedSubject[] {
+  const byTemplate = new Map<string, Entry[]>();
+  for (const s of subjects) {
+    const fp = s.current.nearDuplicate;
+    if (!fp) continue;
+    const list = byTemplate.get(fp.template) ?? [];
+    list.push(s.current);
+    byTemplate.set(fp.template, list);
+  }
+  const duplicateOf = new Map<string, Entry>();
+  for (const list of byTemplate.values()) {
+    if (list.length < 2) continue;
+    const kept: Entry[] = [];
+    for (const e of [...list].sort(moreInformative)) {
+      const fp = e.nearDuplicate as NearDuplicateFingerprint;
+      const twin = kept.find((k) => isNearDuplicate(fp, k.nearDuplicate as NearDuplicateFingerprint));
+      if (twin) duplicateOf.set(e.sourceId, twin);
+      else kept.push(e);
+    }
+  }
+  return subjects.map((s) => ({ ...s, nearDuplicateOf: duplicateOf.get(s.current.sourceId) ?? null }));
+}
+
+/** What the manifest says about the training set (also in the ETL summary and metrics). */
+export interface TrainingSetCounts {
+  readonly subjects: number;
+  /** Current examples a trainer should use: one per subject, near-duplicates left out. */
+  readonly examples: number;
+  readonly superseded: number;
+  readonly suppressedNearDuplicates: number;
+}
+
+export function trainingSetCounts(subjects: readonly CuratedSubject[]): TrainingSetCounts {
+  const suppressed = subjects.filter((s) => s.nearDuplicateOf).length;
+  return {
+    subjects: subjects.length,
+    examples: subjects.length - suppressed,
+    superseded: subjects.reduce((a, s) => a + s.superseded.length, 0),
+    suppressedNearDuplicates: suppressed,
+  };
 }

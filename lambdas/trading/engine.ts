@@ -5,7 +5,9 @@
  * is only ever changed by folding those events, so a restart rebuilds it exactly.
  */
 import { submitCommand } from './broker';
+import { type IntegrityFailure, recoveryEvent } from './integrity';
 import { nextSessionChange, sessionAt } from './market-hours';
+import type { BrokerView } from './reconcile';
 import {
   type Candidate,
   checkOrder,
@@ -181,6 +183,37 @@ export class TradingEngine {
         at: options.at as string,
         session: sessionAt(Date.parse(options.at as string)),
         override: false,
+      });
+    });
+    return engine;
+  }
+
+  /**
+   * Reopens an account whose event chain broke (lambdas/trading/integrity.ts): the trusted events
+   * before the break, then one IntegrityRecovered event with the broker's orders, positions and cash
+   * (the broker is the source of truth for fills) and a critical alert saying what was recovered.
+   * The append continues the stored chain (after the damaged rows, which later folds skip).
+   */
+  static async recoverIntegrity(
+    store: EventStore,
+    failure: IntegrityFailure,
+    broker: BrokerView,
+    at: string,
+    onAlert: (alert: Alert) => void = () => undefined,
+  ): Promise<TradingEngine> {
+    const state = rebuild(failure.trusted);
+    state.version = failure.storedVersion;
+    const engine = new TradingEngine(failure.stream, store, state, onAlert);
+    await engine.run(at, () => {
+      const event = recoveryEvent(failure, state, broker, at);
+      engine.emit(event);
+      const r = event.recovered;
+      engine.emit({
+        type: 'AlertRaised',
+        at,
+        severity: 'critical',
+        source: 'integrity',
+        message: `event store ${failure.kind} at version ${failure.firstBadVersion} (${failure.detail}): recovered from the broker ${r.orders} orders (${r.ordersUnknownLocally} unknown locally), ${r.fills} with fills, positions ${r.positions.join(', ') || 'none'}, cash ${r.cash}`,
       });
     });
     return engine;
@@ -376,6 +409,18 @@ export class TradingEngine {
       for (const c of this.waiting.splice(0)) this.execute(c);
       this.flush();
     });
+  }
+
+  /**
+   * Catches up with events another writer appended to the stream (the `trading` CLI's orders):
+   * rebuilds from the store as after a failed append; commands issued meanwhile wait for it. Throws
+   * when the store cannot be read (or its chain no longer verifies).
+   */
+  async refresh(): Promise<void> {
+    await this.settled();
+    this.rollback([], undefined);
+    await this.settled();
+    if (this.stale) await this.store.load(this.stream);
   }
 
   /** Resolves once everything decided so far is committed (or failed). */

@@ -109,6 +109,8 @@ export interface LiveBrokerOptions {
   /** Delivers one report to the engine; called in order, one at a time. */
   readonly onReport: (report: BrokerReport) => Promise<void>;
   readonly onIncident?: (incident: BrokerIncident) => void;
+  /** Every HTTP answer as it arrives, before it is read (the live service's crash points hook here). */
+  readonly onAnswer?: (method: string, path: string, status: number) => void;
   /** The clock retry times are on (the replay's simulated clock; wall clock live). */
   readonly now?: () => number;
   readonly requestTimeoutMs?: number;
@@ -116,7 +118,25 @@ export interface LiveBrokerOptions {
   readonly heartbeatTimeoutMs?: number;
   /** Backoff after a 5xx/maintenance answer without a reset time. */
   readonly retryBackoffMs?: number;
+  /**
+   * Timings of the broker's side of the path (telemetry's broker latency; the bench separates the
+   * broker round trip from ours with it): each HTTP exchange when its answer is read, and each
+   * trade-update frame as it arrives, before the gate. Wall-clock milliseconds (performance.now()).
+   */
+  readonly onTrace?: (trace: BrokerTrace) => void;
 }
+
+export type BrokerTrace =
+  | {
+      readonly kind: 'http';
+      readonly method: string;
+      readonly path: string;
+      /** 0: no answer (timeout, cut, refused). */
+      readonly status: number;
+      readonly startedAt: number;
+      readonly endedAt: number;
+    }
+  | { readonly kind: 'frame'; readonly event: string; readonly clientOrderId: string; readonly at: number };
 
 interface HttpAnswer {
   readonly status: number;
@@ -133,6 +153,7 @@ export class LiveBroker implements BrokerPort {
   private readonly brokerIds = new Map<string, string>();
   private readonly clientIds = new Map<string, string>();
   private readonly replaces = new Map<string, string>();
+  private readonly replaceCommands = new Map<string, Extract<BrokerCommand, { kind: 'replace' }>>();
   private readonly submits = new Map<string, Extract<BrokerCommand, { kind: 'submit' }>>();
   /** Client order ids whose last request was ambiguous: resolved by lookup, stream or reconciliation. */
   readonly inFlight = new Set<string>();
@@ -165,6 +186,20 @@ export class LiveBroker implements BrokerPort {
   // --- HTTP -----------------------------------------------------------------------------------
 
   private async http(method: string, path: string, body?: unknown): Promise<Transport> {
+    const startedAt = performance.now();
+    const t = await this.exchange(method, path, body);
+    this.options.onTrace?.({
+      kind: 'http',
+      method,
+      path,
+      status: t.ok ? t.answer.status : 0,
+      startedAt,
+      endedAt: performance.now(),
+    });
+    return t;
+  }
+
+  private async exchange(method: string, path: string, body?: unknown): Promise<Transport> {
     try {
       const response = await fetch(`${this.options.baseUrl}${path}`, {
         method,
@@ -176,6 +211,7 @@ export class LiveBroker implements BrokerPort {
         ...(body ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 2_000),
       });
+      this.options.onAnswer?.(method, path, response.status);
       return {
         ok: true,
         answer: { status: response.status, headers: response.headers, text: await response.text() },
@@ -322,6 +358,7 @@ export class LiveBroker implements BrokerPort {
 
   private async replace(c: Extract<BrokerCommand, { kind: 'replace' }>): Promise<SendOutcome> {
     this.replaces.set(c.clientOrderId, c.newClientOrderId);
+    this.replaceCommands.set(c.clientOrderId, c);
     const id = await this.brokerId(c.clientOrderId);
     if (!id) {
       await this.deliver({
@@ -422,6 +459,21 @@ export class LiveBroker implements BrokerPort {
         this.inFlight.delete(cid);
         return true;
       }
+      // A replacement not yet at the broker waits for the replace of its original (resolved with
+      // the original): sent as an order of its own, the original and it would both work (double
+      // exposure) and the replace would then be refused as a duplicate client order id.
+      if (local.replaces !== null) {
+        if (this.options.lookup(local.replaces)?.status === 'pending_replace') return true;
+        // Its original is no longer being replaced (filled, canceled, or the replace refused): the
+        // replacement will never exist at the broker.
+        await this.deliver({
+          kind: 'rejected',
+          clientOrderId: cid,
+          reason: 'the broker never took the replace of its original',
+        });
+        this.inFlight.delete(cid);
+        return true;
+      }
       const command = this.submits.get(cid) ?? submitCommand(local);
       const outcome = await this.submit(command);
       this.incident({
@@ -440,6 +492,18 @@ export class LiveBroker implements BrokerPort {
     // A cancel the broker never took (the request was lost) is sent again; DELETE is idempotent here.
     if (after?.status === 'pending_cancel' && openAtBroker(found.order.status) && this.inFlight.has(cid)) {
       const outcome = await this.cancel(cid);
+      if (outcome.class !== 'definitive') return false;
+    }
+    // So is a replace the broker never took (the original is still open there, not replaced): the
+    // broker refuses a second replacement with the same client order id, so it cannot double.
+    const replace = this.replaceCommands.get(cid);
+    if (
+      after?.status === 'pending_replace' &&
+      openAtBroker(found.order.status) &&
+      this.inFlight.has(cid) &&
+      replace
+    ) {
+      const outcome = await this.replace(replace);
       if (outcome.class !== 'definitive') return false;
     }
     this.inFlight.delete(cid);
@@ -650,6 +714,12 @@ export class LiveBroker implements BrokerPort {
             });
             return;
           }
+          this.options.onTrace?.({
+            kind: 'frame',
+            event: update.data.event,
+            clientOrderId: update.data.order.client_order_id,
+            at: performance.now(),
+          });
           void this.onFrame(update.data).catch((error: Error) =>
             this.incident({ detail: `frame handling failed: ${error.message}` }),
           );
@@ -684,8 +754,18 @@ export class LiveBroker implements BrokerPort {
           u.qty ?? null,
           u.price ?? null,
         );
-      default:
-        return this.deliverEnd(cid, u.event, u.order.replaced_by);
+      default: {
+        // An end frame carries the broker's cumulative fill: a fill whose own frame was lost is
+        // booked before the order ends (the engine takes no fill on an ended order). Both are put
+        // in the gate now, before the frames behind this one (a replacement's ack and fills must
+        // not overtake its original's end).
+        const fill =
+          u.order.filled_qty > 0
+            ? this.deliverFill(cid, u.order.filled_qty, u.order.filled_avg_price ?? 0, null, null)
+            : undefined;
+        await Promise.all([fill, this.deliverEnd(cid, u.event, u.order.replaced_by)]);
+        return;
+      }
     }
   }
 

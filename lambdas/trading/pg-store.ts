@@ -1,11 +1,12 @@
 /**
- * The event store in PostgreSQL (schemas/sql/0300_trading_event_store.sql). One transaction per
+ * The event store in PostgreSQL (schemas/sql/0300_trading_event_store.sql, the hash chain of 0320). One transaction per
  * append (a single statement): the events (UNIQUE(stream, version) refuses a second writer: SQLSTATE 23505), the projection
  * rows they change and the broker commands of the outbox. Reads fold the events again; the projection
  * tables serve queries and are checked against the fold by the restart test.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { type ChainRow, chainHash, eventDigest, IntegrityError, verifyChain } from './integrity';
 import type { Projections } from './state';
 import { type AppendRequest, ConcurrencyError, type EventStore, type OutboxEntry } from './store';
 import type { BrokerCommand, TradingEvent } from './types';
@@ -19,11 +20,14 @@ const num = (v: unknown): number => Number(v);
  */
 const APPEND = `
 WITH ev AS (
-  INSERT INTO trading_events (event_id, stream, version, type, data, occurred_at)
-  SELECT x.event_id, $2, x.version, x.type, x.data, x.occurred_at
+  INSERT INTO trading_events (event_id, stream, version, type, data, occurred_at, hash)
+  SELECT x.event_id, $2, x.version, x.type, x.data, x.occurred_at, x.hash
     FROM jsonb_to_recordset($1::jsonb)
-      AS x(event_id uuid, version integer, type text, data jsonb, occurred_at timestamptz)
+      AS x(event_id uuid, version integer, type text, data jsonb, occurred_at timestamptz, hash text)
    WHERE (SELECT coalesce(max(version), 0) FROM trading_events WHERE stream = $2) = $3
+     -- The chain (0320) continues from the row the hashes were computed on: a row rewritten since
+     -- refuses the append (the writer reloads, and the load's verification names the damage).
+     AND (SELECT hash FROM trading_events WHERE stream = $2 AND version = $3) IS NOT DISTINCT FROM $12
    ORDER BY x.version
   RETURNING version
 ), ok AS (
@@ -82,26 +86,95 @@ WITH ev AS (
 SELECT n FROM ok`;
 
 export class PostgresEventStore implements EventStore {
+  /**
+   * The last row's hash per stream as this store last read or wrote it: an append computes its
+   * hashes from it and the statement checks it is still the stored one (so still one statement).
+   */
+  private readonly tips = new Map<string, { version: number; hash: string | null }>();
+
   constructor(private readonly pool: pg.Pool) {}
 
+  /** The hash the next event after `version` chains on (read once when this store has not seen it). */
+  private async tip(stream: string, version: number): Promise<string | null> {
+    if (version === 0) return null;
+    const known = this.tips.get(stream);
+    if (known?.version === version) return known.hash;
+    const { rows } = await this.pool.query<{ hash: string | null }>(
+      'SELECT hash FROM trading_events WHERE stream = $1 AND version = $2',
+      [stream, version],
+    );
+    return rows[0]?.hash ?? null;
+  }
+
   async load(stream: string): Promise<TradingEvent[]> {
-    const { rows } = await this.pool.query<{ data: TradingEvent }>(
-      'SELECT data FROM trading_events WHERE stream = $1 ORDER BY version',
+    const { rows, head } = await this.readChain(stream);
+    const verified = verifyChain(stream, rows, head);
+    if (!verified.ok) throw new IntegrityError(verified.failure);
+    return verified.events;
+  }
+
+  async readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }> {
+    // One statement: the rows and the head are read from the same snapshot.
+    const { rows } = await this.pool.query<{
+      version: number;
+      type: string;
+      data: TradingEvent;
+      occurred_at: Date;
+      hash: string | null;
+      head: number | null;
+    }>(
+      `SELECT e.version, e.type, e.data, e.occurred_at, e.hash,
+              (SELECT version FROM trading_accounts WHERE stream = $1) AS head
+         FROM trading_events e WHERE e.stream = $1
+        UNION ALL
+       SELECT NULL, NULL, NULL, NULL, NULL, (SELECT version FROM trading_accounts WHERE stream = $1)
+        ORDER BY 1 NULLS LAST`,
       [stream],
     );
-    return rows.map((r) => r.data);
+    const head = rows.at(-1)?.head ?? 0;
+    const last = rows.at(-2);
+    if (last?.version != null) this.tips.set(stream, { version: last.version, hash: last.hash });
+    else this.tips.delete(stream);
+    return {
+      head,
+      rows: rows
+        .filter((r) => r.version !== null)
+        .map((r) => ({
+          version: r.version,
+          type: r.type,
+          data: r.data,
+          occurredAt: r.occurred_at.toISOString(),
+          hash: r.hash,
+        })),
+    };
+  }
+
+  /** The stream's highest version (cheap: the service polls it to see another writer's appends). */
+  async headVersion(stream: string): Promise<number> {
+    const { rows } = await this.pool.query<{ v: number }>(
+      'SELECT coalesce(max(version), 0)::int AS v FROM trading_events WHERE stream = $1',
+      [stream],
+    );
+    return rows[0]?.v ?? 0;
   }
 
   async append(request: AppendRequest): Promise<void> {
     const { stream, expectedVersion, events, projection: p, outbox } = request;
     const version = expectedVersion + events.length;
-    const rows = events.map((e, i) => ({
-      event_id: randomUUID(),
-      version: expectedVersion + i + 1,
-      type: e.type,
-      data: e,
-      occurred_at: e.at,
-    }));
+    const before = await this.tip(stream, expectedVersion);
+    let prev = before;
+    const rows = events.map((e, i) => {
+      const hash = chainHash(prev, eventDigest(stream, expectedVersion + i + 1, e.type, e, e.at));
+      prev = hash;
+      return {
+        event_id: randomUUID(),
+        version: expectedVersion + i + 1,
+        type: e.type,
+        data: e,
+        occurred_at: e.at,
+        hash,
+      };
+    });
     const orders = p.orders.map((o) => ({
       id: o.id,
       symbol: o.order.symbol,
@@ -136,11 +209,19 @@ export class PostgresEventStore implements EventStore {
           JSON.stringify(p.breakers),
           JSON.stringify(outbox),
           version,
+          before,
         ],
       });
-      if (result[0]?.n !== events.length) throw new ConcurrencyError(stream, expectedVersion);
+      if (result[0]?.n !== events.length) {
+        this.tips.delete(stream);
+        throw new ConcurrencyError(stream, expectedVersion);
+      }
+      this.tips.set(stream, { version, hash: prev });
     } catch (error) {
-      if ((error as { code?: string }).code === '23505') throw new ConcurrencyError(stream, expectedVersion);
+      if ((error as { code?: string }).code === '23505') {
+        this.tips.delete(stream);
+        throw new ConcurrencyError(stream, expectedVersion);
+      }
       throw error;
     }
   }

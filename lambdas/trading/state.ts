@@ -581,6 +581,17 @@ export function apply(state: AccountState, event: TradingEvent): AccountState {
       }
       break;
     }
+    case 'IntegrityRecovered': {
+      // The damaged rows are skipped by the fold: this event's own version follows the stored ones.
+      state.version = event.through + 1;
+      for (const o of event.orders) setOrder(state, o);
+      for (const symbol of Object.keys(state.positions))
+        if (!(symbol in event.positions)) setPosition(state, symbol, { qty: 0, avgPrice: 0 });
+      for (const [symbol, p] of Object.entries(event.positions))
+        setPosition(state, symbol, { qty: p.qty, avgPrice: p.avgPrice });
+      state.cash = event.cash;
+      break;
+    }
     case 'AlertRaised':
       state.alerts.push({
         at: event.at,

@@ -5,6 +5,7 @@
  * they change and the broker commands (outbox) atomically.
  */
 
+import { type ChainRow, chainHash, eventDigest, IntegrityError, verifyChain } from './integrity';
 import type { Projections } from './state';
 import type { BrokerCommand, Order, TradingEvent } from './types';
 
@@ -46,7 +47,10 @@ export class ConcurrencyError extends Error {
 }
 
 export interface EventStore {
+  /** The stream's events, the hash chain verified (throws IntegrityError at the first bad version). */
   load(stream: string): Promise<TradingEvent[]>;
+  /** The rows as stored, with their hashes, and the stream's recorded head (the projections' version). */
+  readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }>;
   append(request: AppendRequest): Promise<void>;
   /** Broker commands not yet handed to the broker, oldest first. */
   pendingCommands(stream: string): Promise<OutboxEntry[]>;
@@ -58,20 +62,42 @@ export interface EventStore {
 
 /** In-process store with the same contract, for unit tests and `trading replay --store memory`. */
 export class MemoryEventStore implements EventStore {
-  private readonly streams = new Map<string, TradingEvent[]>();
+  private readonly streams = new Map<string, ChainRow[]>();
+  private readonly heads = new Map<string, number>();
   private readonly outbox: { id: number; stream: string; command: BrokerCommand; delivered: boolean }[] = [];
   private readonly views = new Map<string, Projections>();
 
   async load(stream: string): Promise<TradingEvent[]> {
-    return structuredClone(this.streams.get(stream) ?? []);
+    const { rows, head } = await this.readChain(stream);
+    const verified = verifyChain(stream, rows, head);
+    if (!verified.ok) throw new IntegrityError(verified.failure);
+    return verified.events;
+  }
+
+  async readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }> {
+    return { rows: structuredClone(this.streams.get(stream) ?? []), head: this.heads.get(stream) ?? 0 };
+  }
+
+  /** Tests: edit or drop stored rows, as an operator with the table's owner rights could. */
+  tamper(stream: string, change: (rows: ChainRow[]) => ChainRow[]): void {
+    this.streams.set(stream, change(this.streams.get(stream) ?? []));
   }
 
   async append(request: AppendRequest): Promise<void> {
-    const events = this.streams.get(request.stream) ?? [];
-    if (events.length !== request.expectedVersion)
+    const rows = this.streams.get(request.stream) ?? [];
+    const last = rows.at(-1);
+    if ((last?.version ?? 0) !== request.expectedVersion)
       throw new ConcurrencyError(request.stream, request.expectedVersion);
-    events.push(...structuredClone(request.events as TradingEvent[]));
-    this.streams.set(request.stream, events);
+    let prev = last?.hash ?? null;
+    request.events.forEach((e, i) => {
+      const version = request.expectedVersion + i + 1;
+      const data = structuredClone(e) as TradingEvent;
+      const hash = chainHash(prev, eventDigest(request.stream, version, e.type, data, e.at));
+      rows.push({ version, type: e.type, data, occurredAt: new Date(e.at).toISOString(), hash });
+      prev = hash;
+    });
+    this.streams.set(request.stream, rows);
+    this.heads.set(request.stream, request.expectedVersion + request.events.length);
     const view = this.views.get(request.stream) ?? {
       orders: {},
       positions: {},

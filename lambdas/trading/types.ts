@@ -238,6 +238,26 @@ export type TradingEvent =
   | { type: 'BreakerResetRefused'; at: string; breaker: string; by: string; reason: string }
   | { type: 'TradingStateChanged'; at: string; scope: string; state: TradingStateName; cause: string }
   | { type: 'RestorationStepped'; at: string; scope: string; factor: number; nextAt: string | null }
-  | { type: 'AlertRaised'; at: string; severity: 'warning' | 'critical'; source: string; message: string };
+  | { type: 'AlertRaised'; at: string; severity: 'warning' | 'critical'; source: string; message: string }
+  | {
+      /** The event store's chain broke at `brokenAt` (lambdas/trading/integrity.ts): the state rebuilt from the broker. */
+      type: 'IntegrityRecovered';
+      at: string;
+      brokenAt: number;
+      kind: 'corrupted' | 'missing';
+      detail: string;
+      /** The last version stored before this event: the rows brokenAt..through are not folded. */
+      through: number;
+      recovered: {
+        orders: number;
+        ordersUnknownLocally: number;
+        fills: number;
+        positions: string[];
+        cash: number;
+      };
+      orders: Order[];
+      positions: Record<string, PositionInit>;
+      cash: number;
+    };
 
 export type TradingEventType = TradingEvent['type'];

@@ -19,5 +19,8 @@ export const HEALTH_CONSUMERS: readonly ConsumerDefinition[] = [
     maxConcurrency: 10,
     maxMessageAgeSeconds: 900,
     s3Prefix: 'raw/',
+    // An export deferred for lack of time goes back to this queue as a new message: deferring never
+    // uses up one of the five receives, which are kept for real attempts (lambdas/health/budget.ts).
+    sendsTo: ['HealthEtl'],
   },
 ];

@@ -8,6 +8,11 @@
  * does; the admin user only migrates and drops the throwaway schema. Every order is committed
  * durably (synchronous_commit on): the machine's own commit latency (one single-row INSERT) is
  * printed next to the order flow, since that flush is most of an order's latency here.
+ *
+ * Then the broker path (issue 14, test/bench/_trading-broker.ts): order flow excluding the broker
+ * round trip and the round trip apart, error propagation to the risk manager, recovery after a
+ * stream disconnect, reconciliation of 10,000 orders and 1,000 positions, fills lost/doubled in
+ * fault runs, each next to its target.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +26,7 @@ import type { AccountState } from '../../lambdas/trading/state';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
 import { MIGRATIONS_DIR } from '../../lib/paths';
 import { ensureDatabase } from '../../localstack/local-database';
+import { brokerBench } from './_trading-broker';
 
 const START = '2026-03-02T15:00:00.000Z';
 const SYMBOLS = Array.from({ length: 50 }, (_, i) => `S${String(i).padStart(2, '0')}`);
@@ -274,4 +280,6 @@ export async function bench(): Promise<void> {
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await admin.end();
   }
+  // The live path (issue 14): the broker figures in the same run.
+  await brokerBench();
 }

@@ -57,9 +57,13 @@ describe('health ETL replay on the local stage (S3 -> SQS -> runner -> handler)'
   it('accounts for every upload: uploaded = processed + quarantined + duplicate + dead-lettered', () => {
     expect(first.uploaded).toBe(37);
     expect(first.identityHolds).toBe(true);
+    // 23 processed and 3 duplicates, or 24 and 2 when the 249-record glucose re-sync is decided
+    // before a 250-record copy (see the near-identical syncs below).
+    const extra = first.counts.processed - 23;
+    expect(extra === 0 || extra === 1).toBe(true);
     expect(first.counts).toEqual({
-      processed: 23,
-      duplicate: 3,
+      processed: 23 + extra,
+      duplicate: 3 - extra,
       quarantined: 11,
       'dead-lettered': 0,
       pending: 0,
@@ -83,9 +87,16 @@ describe('health ETL replay on the local stage (S3 -> SQS -> runner -> handler)'
       'BloodGlucoseRecord_1762307529033.avro',
       'BloodGlucoseRecord_1762308340640.avro',
     ];
+    // Re-sync 2 (…7529033) holds the same records minus one. When the containers decide it before
+    // every 250-record copy, the next 250-record copy brings that one record and is processed too:
+    // never more than one extra, and then re-sync 2 is one of the two.
+    const shorter = 'BloodGlucoseRecord_1762307529033.avro';
+    const processed = first.files.filter((f) => dayOne.includes(f.file) && f.outcome === 'processed');
     const outcomes = first.files.filter((f) => dayOne.includes(f.file)).map((f) => f.outcome);
-    expect(outcomes.filter((o) => o === 'duplicate')).toHaveLength(3);
-    expect(outcomes.filter((o) => o === 'processed')).toHaveLength(1);
+    expect(outcomes.every((o) => o === 'processed' || o === 'duplicate')).toBe(true);
+    expect(
+      processed.length === 1 || (processed.length === 2 && processed.some((f) => f.file === shorter)),
+    ).toBe(true);
     const duplicates = first.files.filter((f) => f.outcome === 'duplicate').map((f) => f.file);
     expect(duplicates.every((f) => dayOne.includes(f))).toBe(true);
   });

@@ -9,6 +9,12 @@ import { runnerName, stageUp, stopStarted } from '../../localstack/stage';
  */
 export default async function setup(): Promise<() => Promise<void>> {
   process.env.LOCAL_STAGE_NAME = 'load';
+  if (process.env.LOAD_WITHOUT_STAGE === 'true') {
+    // Only load tests that start what they need (`npm run test:load -- trading`): no stage, and the
+    // load database is kept (they work in throwaway schemas of it).
+    process.env.DATABASE_URL = checkoutDatabaseUrl('load');
+    return async () => undefined;
+  }
   // This checkout's own load database (tickstock_load_<checkout tag>): another checkout's load test
   // running at the same time never has its database dropped under it.
   process.env.DATABASE_URL = checkoutDatabaseUrl('load');

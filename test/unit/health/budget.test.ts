@@ -1,7 +1,21 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startsNow, WORST_CASE_BYTES_PER_SECOND, worstCaseMillis } from '../../../lambdas/health/budget';
+import {
+  type ExportBudget,
+  exportBudget,
+  reserveMillis,
+  startsNow,
+  WORST_CASE_BYTES_PER_SECOND,
+  worstCaseMillis,
+} from '../../../lambdas/health/budget';
 import { DEFAULT_LIMITS } from '../../../lambdas/health/decode';
+import { processExport } from '../../../lambdas/health/pipeline';
+import { MemoryRecordStore } from '../../../lambdas/health/record-store';
+import { rawKeyFor } from '../../../lambdas/health/source';
 import { HEALTH_CONSUMERS } from '../../../lib/topology/health';
+import { SAMPLES_DIR } from '../../fixtures/health/generator';
+import { NOW } from './helpers';
 
 const etl = HEALTH_CONSUMERS.find((c) => c.id === 'HealthEtl');
 if (!etl) throw new Error('no HealthEtl consumer in lib/topology/health.ts');
@@ -41,5 +55,46 @@ describe('health ETL time budget (issue 15, point 7)', () => {
       expect(worstCaseMillis({ bytes })).toBeLessThan(timeoutMs);
     }
     expect(WORST_CASE_BYTES_PER_SECOND).toBeGreaterThan(0);
+  });
+});
+
+describe('an object that runs out of its time budget (issue 15, point 7)', () => {
+  const file = 'StepsRecord_1762261227317.avro';
+  const input = (store: MemoryRecordStore, budget: ExportBudget) => ({
+    bytes: readFileSync(join(SAMPLES_DIR, file)),
+    source: { bucket: 'b', key: rawKeyFor(file), etag: file },
+    store,
+    now: new Date(NOW),
+    budget,
+  });
+
+  it('keeps a quarter of the time left (at most 30 s) to end it cleanly', () => {
+    expect(reserveMillis(timeoutMs)).toBe(30_000);
+    expect(reserveMillis(8_000)).toBe(2_000);
+    expect(exportBudget({ first: true, remainingMs: 8_000, now: 1_000 })).toEqual({
+      deadline: 7_000,
+      terminal: true,
+    });
+  });
+
+  it('with a whole invocation to itself: quarantined at once as too_large_for_budget, nothing stored', async () => {
+    const store = new MemoryRecordStore();
+    const r = await processExport(input(store, { deadline: Date.now() - 1, terminal: true }));
+    expect(r.status).toBe('quarantined');
+    expect(r.reasons[0]).toMatch(/^too_large_for_budget: /);
+    expect(r.quarantine?.sidecarBody).toMatch(/too_large_for_budget/);
+    expect(await store.countRecords()).toBe(0);
+    expect(await store.getIngest(r.sourceId)).toBeUndefined();
+  });
+
+  it('after another object: a failure the handler defers (a new message), nothing stored', async () => {
+    const store = new MemoryRecordStore();
+    const r = await processExport(input(store, { deadline: Date.now() - 1, terminal: false }));
+    expect(r.status).toBe('failed');
+    expect(r.error?.name).toBe('BudgetExceededError');
+    expect(await store.countRecords()).toBe(0);
+    // And the next attempt, in time, processes it.
+    const again = await processExport(input(store, { deadline: Date.now() + 60_000, terminal: true }));
+    expect(again.status).toBe('processed');
   });
 });

@@ -116,7 +116,7 @@ function contract(name: string, make: () => Promise<RecordStore>) {
       expect(result).toEqual({ unkeyed: 1, counts: { inserted: 1, updated: 0, unchanged: 1, conflicts: 0 } });
       const stored = await store.getRecord('BloodGlucoseRecord', id);
       expect(stored).toMatchObject({ lastModifiedMs: 20, fetchMs: 1, valueCount: 1, outOfRange: 0 });
-      expect((stored?.payload as BloodGlucoseRecord).levelInMilligramsPerDeciliter).toBe(110);
+      expect((stored?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(110);
       expect(await upsertCommitted(store, [row(id, 20, 110, 5)])).toEqual({
         inserted: 0,
         updated: 0,
@@ -417,10 +417,10 @@ describe('PostgreSQL', () => {
     expect(await store.countRecords('BloodGlucoseRecord')).toBe(before);
     const kept = await store.getRecord('BloodGlucoseRecord', 'legacy-kept');
     expect(kept).toMatchObject({ lastModifiedMs: 500, sourceId: 'legacy-source' });
-    expect((kept?.payload as BloodGlucoseRecord).levelInMilligramsPerDeciliter).toBe(101);
+    expect((kept?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(101);
     const moved = await store.getRecord('BloodGlucoseRecord', 'legacy-moved');
     expect(moved?.lastModifiedMs).toBe(600);
-    expect((moved?.payload as BloodGlucoseRecord).levelInMilligramsPerDeciliter).toBe(120);
+    expect((moved?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(120);
     const { rows: left } = await db.pool.query(
       `SELECT metadata_id FROM health_records WHERE metadata_id LIKE 'legacy-%' ORDER BY 1`,
     );
