@@ -455,7 +455,8 @@ export function mergeBlock(
     // One version per id within the file: the preferred one (later staging wins a tie).
     let bestBuf = bufs[i] as Buffer;
     let bestOff = offsets[i] as number;
-    let bestHead = headAt(bestBuf, bestOff);
+    // Read only when compared (a new record of a first load never is).
+    let bestHead: RecordHead | undefined;
     const bestKey = keys[i] as number;
     let j = i + 1;
     for (
@@ -466,6 +467,7 @@ export function mergeBlock(
       j++
     ) {
       const h = headAt(bufs[j] as Buffer, offsets[j] as number);
+      bestHead ??= headAt(bestBuf, bestOff);
       if (compare(h, bestHead) >= 0) {
         bestBuf = bufs[j] as Buffer;
         bestOff = offsets[j] as number;
@@ -498,6 +500,7 @@ export function mergeBlock(
       keep(bestBuf, bestOff, sourceId);
       continue;
     }
+    bestHead ??= headAt(bestBuf, bestOff);
     const wins = compare(bestHead, currentHead) > 0;
     if (
       currentHead.lastModifiedMs === bestHead.lastModifiedMs &&
