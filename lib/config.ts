@@ -51,6 +51,13 @@ export interface StageConfig {
     /** The stocks WebSocket the real-time router holds (one connection per account). */
     readonly realtimeUrl: string;
   };
+  /** The trading live engine (issue 14): the broker it trades with and how often it reconciles. */
+  readonly trading: {
+    /** The broker's REST base (Alpaca v2 shapes); its trade-updates stream is `<base>/stream`. */
+    readonly brokerUrl: string;
+    /** Minutes between scheduled reconciliations (EventBridge Scheduler -> TradingReconcile). */
+    readonly reconcileEveryMinutes: number;
+  };
   readonly schedules: {
     /** Weekday EOD start, in the exchange's time zone (NYSE closes 16:00; bars settle after). */
     readonly eodHour: number;
@@ -107,6 +114,8 @@ export const EMULATOR_OMISSIONS: Readonly<Record<string, string>> = {
 export const EMULATOR_COMPUTE_OMISSIONS: Readonly<Record<string, string>> = {
   RealtimeRouter:
     'ECS Fargate service of the real-time router (cluster, task, image asset, security group, alarms): MiniStack runs no containers for ECS and has no VPC; locally the same process runs with `router up`',
+  TradingEngine:
+    'ECS Fargate service of the trading live engine (cluster, task, image asset, security group, alarms): MiniStack runs no containers for ECS and has no VPC; locally the same process runs from lambdas/trading-live/main.ts against the broker simulator',
 };
 
 /**
@@ -150,6 +159,8 @@ const base = {
     callsPerMinute: 5,
     realtimeUrl: 'wss://socket.massive.com/stocks',
   },
+  // Paper trading until an operator points a stage at the live endpoint (and puts live keys).
+  trading: { brokerUrl: 'https://paper-api.alpaca.markets', reconcileEveryMinutes: 15 },
   schedules: { eodHour: 16, eodMinute: 30, timezone: 'America/New_York' },
 } satisfies Omit<StageConfig, 'name'>;
 
@@ -165,6 +176,8 @@ export const STAGES: Record<StageName, StageConfig> = {
       // The local feed (localstack/feed, `router up`); the local stage deploys no router service.
       realtimeUrl: 'ws://127.0.0.1:4581/stocks',
     },
+    // The broker simulator (localstack/broker, `stage up`).
+    trading: { ...base.trading, brokerUrl: 'http://127.0.0.1:4592' },
     logRetentionDays: 1,
     emulator: {
       database: { host: '127.0.0.1', port: 5432, username: 'postgres', password: 'local-trust' },

@@ -3,6 +3,7 @@ import { EOD_CHAIN, SCHEDULED_JOBS } from './topology/jobs';
 import { MARKET_CONSUMERS } from './topology/market';
 import { OPERATIONS } from './topology/operations';
 import { REALTIME_CONSUMERS } from './topology/realtime';
+import { TRADING_JOBS } from './topology/trading';
 import type { ConsumerDefinition, FunctionDefinition } from './topology/types';
 
 export type {
@@ -35,6 +36,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
   ...CONSUMERS,
   ...EOD_CHAIN,
   ...SCHEDULED_JOBS,
+  ...TRADING_JOBS,
   ...OPERATIONS,
 ];
 

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { type ReplaySummary, replayFeed } from '../../lambdas/market/realtime/replay';
+import { CHANNELS } from '../../lambdas/market/realtime/types';
 import { s3, sqs } from '../../lambdas/platform/aws';
 import { queueUrl } from '../../lambdas/platform/queues';
 import { DEFAULT_ARCHIVE_PREFIX, frameArchive } from '../../lambdas/realtime-router/archive';
@@ -30,7 +31,8 @@ import {
   routerLine,
 } from '../../lambdas/realtime-router/figures';
 import type { ServiceHealth } from '../../lambdas/realtime-router/service';
-import { RouterService } from '../../lambdas/realtime-router/service';
+import { ROUTER_NODE_ARGS, RouterService } from '../../lambdas/realtime-router/service';
+import { WireCounter, type WireMessage } from '../../lambdas/realtime-router/wire-count';
 import { parseCommandArgs, UsageError } from '../../lib/cli/args';
 import { emit, table } from '../../lib/cli/output';
 import { writeReport } from '../../lib/cli/report';
@@ -101,7 +103,7 @@ async function up(json: boolean): Promise<number> {
     startBackground(
       'realtime-router',
       process.execPath,
-      [...tsx, join(REPO_ROOT, 'lambdas', 'realtime-router', 'main.ts')],
+      [...ROUTER_NODE_ARGS, ...tsx, join(REPO_ROOT, 'lambdas', 'realtime-router', 'main.ts')],
       {
         ...process.env,
         REALTIME_FEED_URL: process.env.REALTIME_FEED_URL ?? `ws://127.0.0.1:${FEED_PORT}/stocks`,
@@ -196,11 +198,12 @@ export async function liveBurst(seconds = 4): Promise<number> {
       : {}),
   });
   await service.start();
-  const received: Record<string, number> = {};
+  // Counted as the router counts: live messages apart from snapshot values, control messages and
+  // the router's replies (a `subscribed` reply names its channel but is not one of its messages).
+  const received = new WireCounter();
   const client = new WebSocket(`ws://127.0.0.1:${service.port}/stream`);
   client.on('message', (data) => {
-    const m = JSON.parse(String(data)) as { channel?: string };
-    if (m.channel) received[m.channel] = (received[m.channel] ?? 0) + 1;
+    received.add(JSON.parse(String(data)) as WireMessage);
   });
   await new Promise((resolve, reject) => {
     client.once('open', resolve);
@@ -212,16 +215,17 @@ export async function liveBurst(seconds = 4): Promise<number> {
   const until = Date.now() + (seconds * 1000) / 2;
   while (Date.now() < until || (service.health().provider.gapFillsDone < 1 && Date.now() < until + 10_000))
     await new Promise((r) => setTimeout(r, 100));
-  const { drained } = await service.stop(15_000);
+  const closed = new Promise((resolve) => client.once('close', resolve));
+  const { drained, clients } = await service.stop(15_000);
+  // Everything the router sent arrives before its close frame.
+  await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000))]);
   client.terminate();
   await feed.close();
   const h = service.health();
+  const sent = clients[0]?.sent;
+  const consistent = sent !== undefined && CHANNELS.every((c) => sent[c] === received.live[c]);
   console.log(
-    `${feed.stats.eventsSent} events in ${feed.stats.framesSent} frames from the feed in ${seconds} s; the client got ${Object.entries(
-      received,
-    )
-      .map(([c, n]) => `${n} ${c}`)
-      .join(', ')}; ${drained ? 'drained' : 'DRAIN TIMED OUT'}`,
+    `${feed.stats.eventsSent} events in ${feed.stats.framesSent} frames from the feed in ${seconds} s; the client got ${received.describe()}; ${consistent ? 'the same as the router sent it' : `the router counted ${sent ? CHANNELS.map((c) => `${sent[c]} ${c}`).join(', ') : 'no client'}`}; ${drained ? 'drained' : 'DRAIN TIMED OUT'}`,
   );
   printFigures(h);
   console.log(

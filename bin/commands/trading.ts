@@ -10,6 +10,7 @@ import { createOrderApi, type OrderApi } from '../../lambdas/trading/api';
 import { buildControlReport, type ControlReport } from '../../lambdas/trading/control-report';
 import { type Alert, type CommandOutcome, TradingEngine } from '../../lambdas/trading/engine';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
+import { reconcileOverRest } from '../../lambdas/trading/reconcile-runner';
 import { type EventStore, MemoryEventStore } from '../../lambdas/trading/store';
 import type { Limits, OrderRequest } from '../../lambdas/trading/types';
 import { UsageError as CliUsageError, parseDate } from '../../lib/cli/args';
@@ -24,7 +25,7 @@ import { createWireBroker } from '../../localstack/trading/wire-broker';
 import { tradingReport } from '../reports/trading';
 
 export const summary =
-  'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices | report [--json]: the trading engine';
+  'trading replay <scenario.json> --out DIR | init | submit | cancel | modify | status | positions | reset | prices | reconcile | report [--json]: the trading engine';
 
 const USAGE = `usage: npm run pipeline -- trading <subcommand>
   replay <scenario.json> --out DIR [--store postgres|memory] [--keep-schema] [--report FILE.html] [--broker inprocess|sim]
@@ -37,6 +38,9 @@ const USAGE = `usage: npm run pipeline -- trading <subcommand>
   status [ID]                               an order, trading states, breakers, restoration
   positions                                 positions and account
   reset BREAKER --by NAME                   reset a tripped breaker (e.g. daily_loss, volatility:AAPL)
+  reconcile [--resolve DIFFERENCE_ID --by NAME [--action accept_broker|dismiss] [--note TEXT]]
+                                            reconcile against the broker (BROKER_BASE_URL, BROKER_KEY_ID, BROKER_SECRET_KEY),
+                                            or close a dispute; exit 1 while disputes are open
   report --date YYYY-MM-DD [--json]         the daily control report (limits, denials, breakers, resets, states, reconciliation)
   prices SYM=PRICE...                       record last prices (marks; reference for market orders)
   every subcommand but replay takes --account ID (default "default"); the order commands and report
@@ -415,10 +419,96 @@ function printControlReport(r: ControlReport): void {
   console.log(heading(`Reconciliation differences (${r.reconciliation.length})`));
   console.log(
     table(
-      ['at', 'id', 'kind', 'detail', 'resolution'],
-      r.reconciliation.map((x) => [x.at, x.id, x.kind, x.detail, x.resolution]),
+      ['at', 'id', 'kind', 'scope', 'detail', 'resolution', 'resolved'],
+      r.reconciliation.map((x) => [
+        x.at,
+        x.id,
+        x.kind,
+        x.scope ?? '',
+        x.detail,
+        x.resolution,
+        x.resolved ? `${x.resolved.action} by ${x.resolved.by} at ${x.resolved.at}` : '',
+      ]),
     ),
   );
+}
+
+/**
+ * `trading reconcile`: one reconciliation run of an account's PostgreSQL event store against the
+ * broker at BROKER_BASE_URL (the stage's simulator by default) with BROKER_KEY_ID / BROKER_SECRET_KEY
+ * (default the stage's `local-broker-key` / `local-broker-secret`), over REST only (the engine
+ * service owns the key's one trade-updates stream). `--resolve ID --by NAME` closes a dispute
+ * instead (`--action accept_broker|dismiss`, `--note`). Exit 0: complete and no dispute open;
+ * 1: disputes open, the run incomplete or the resolution refused.
+ */
+async function reconcileCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      account: { type: 'string', default: 'default' },
+      resolve: { type: 'string' },
+      by: { type: 'string' },
+      action: { type: 'string', default: 'dismiss' },
+      note: { type: 'string', default: '' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (values.resolve !== undefined && !values.by) throw new UsageError('--resolve needs --by NAME');
+  if (values.action !== 'dismiss' && values.action !== 'accept_broker')
+    throw new UsageError('--action must be accept_broker or dismiss');
+  const stream = `account-${values.account}`;
+  const { pool, store } = await trading();
+  const onAlert = (a: Alert) => console.error(`alert ${a.severity} ${a.source}: ${a.message}`);
+  try {
+    if (values.resolve !== undefined) {
+      const engine = await TradingEngine.open(store, stream, { onAlert });
+      const outcome = await engine.resolveReconciliation(
+        values.resolve,
+        values.by as string,
+        values.action,
+        new Date().toISOString(),
+        values.note,
+      );
+      emit(values.json, outcome, (o) => console.log(`${o.ok ? 'ok' : 'refused'}: ${o.detail}`));
+      return outcome.ok ? 0 : 1;
+    }
+    const { outcome, openDisputes: open } = await reconcileOverRest(
+      store,
+      stream,
+      {
+        baseUrl: process.env.BROKER_BASE_URL ?? `http://127.0.0.1:${brokerSimPort()}`,
+        keyId: process.env.BROKER_KEY_ID || 'local-broker-key',
+        secret: process.env.BROKER_SECRET_KEY || 'local-broker-secret',
+      },
+      { onAlert },
+    );
+    const recordedNow = new Set(outcome.status === 'complete' ? outcome.recorded.map((d) => d.id) : []);
+    emit(values.json, { ...outcome, openDisputes: open }, (o) => {
+      if (o.status === 'incomplete') {
+        console.log(`incomplete after ${o.attempts} attempt(s): ${o.reason}; nothing applied`);
+        return;
+      }
+      console.log(
+        `reconciled ${stream} in ${o.attempts} attempt(s): ${o.found.length} difference(s), ${o.recorded.length} new, ${open.length} dispute(s) open`,
+      );
+      console.log(
+        table(
+          ['id', 'kind', 'scope', 'detail', 'resolution', 'recorded'],
+          o.found.map((d) => [
+            d.id,
+            d.kind,
+            d.scope,
+            d.detail,
+            d.resolution,
+            recordedNow.has(d.id) ? 'now' : 'before',
+          ]),
+        ),
+      );
+    });
+    return outcome.status === 'complete' && open.length === 0 ? 0 : 1;
+  } finally {
+    await pool.end();
+  }
 }
 
 async function reportCommand(args: string[]): Promise<number> {
@@ -446,6 +536,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     if (sub === 'report') return await reportCommand(rest);
     if (sub === 'replay') return await replayCommand(rest);
+    if (sub === 'reconcile') return await reconcileCommand(rest);
     if (sub && ['init', 'submit', 'cancel', 'modify', 'status', 'positions', 'reset', 'prices'].includes(sub))
       return await apiCommand(sub, rest);
     console.error(USAGE);

@@ -10,7 +10,8 @@ import { createRedisClient, type RedisClient } from './redis';
 
 const secrets = new SecretsManagerClient({});
 
-async function secretString(arn: string): Promise<string> {
+/** A secret's string value (Secrets Manager); never logged. */
+export async function secretString(arn: string): Promise<string> {
   const { SecretString } = await secrets.send(new GetSecretValueCommand({ SecretId: arn }));
   if (!SecretString) throw new ConfigError([`secret ${arn} has no string value`]);
   return SecretString;

@@ -5,7 +5,8 @@
  * `/health`, default 4590), REDIS_URL (or REDIS_HOST/REDIS_PORT/REDIS_TLS/REDIS_AUTH_TOKEN) and
  * EVENT_BUS_NAMESPACE (the app's streams), ROUTER_METRICS_INTERVAL_MS (EMF metrics; 0 = off),
  * QUEUE_URL_ROUTER_BARS (minute bars to persistence; locally the stage's queue), DATA_BUCKET and
- * REALTIME_ARCHIVE_PREFIX (raw frames archived for replay, default `realtime/frames/<epoch>/`).
+ * REALTIME_ARCHIVE_PREFIX (raw frames archived for replay, default `realtime/frames/<epoch>/`),
+ * ROUTER_CLIENT_WRITE_BATCHING (`0`: one socket write per client message, for comparison only).
  * SIGTERM drains.
  */
 import { randomUUID } from 'node:crypto';
@@ -73,6 +74,7 @@ const service = new RouterService({
       }
     : {}),
   host: process.env.ROUTER_HOST ?? '127.0.0.1',
+  clientWriteBatching: process.env.ROUTER_CLIENT_WRITE_BATCHING !== '0',
   buses,
   router: { epoch },
   // Raw frames to S3 (replayable), one folder per router epoch.

@@ -35,7 +35,8 @@ import {
   LiveBroker,
 } from '../trading/live-broker';
 import { PostgresEventStore } from '../trading/pg-store';
-import { balanceDifferences, type Difference, orderDifferences } from '../trading/reconcile';
+import type { Difference } from '../trading/reconcile';
+import { reconcileAccount } from '../trading/reconcile-runner';
 import { isOpen } from '../trading/state';
 import { ConcurrencyError } from '../trading/store';
 import type { BrokerReport, Order } from '../trading/types';
@@ -147,46 +148,31 @@ export interface ServiceEvent {
 }
 
 /**
- * The reconciliation the service runs at start-up and on its interval, in one place (a richer
- * reconciliation module replaces its body later): differences found, what the broker's records
- * resolve booked from them, ambiguous orders resolved, what remains a dispute halted for manual
- * intervention. Returns every difference found.
+ * The reconciliation the service runs at start-up and on its interval: the reconciliation runner
+ * (lambdas/trading/reconcile-runner.ts: differences recorded as events once, booked from the broker
+ * or held for manual intervention, the view fetch retried with backoff), after the ambiguous orders
+ * are resolved. A run that cannot read the broker's view applied nothing and throws (start-up does
+ * not accept orders without it). Returns every difference found.
  */
 export async function reconcileWithBroker(
   engine: TradingEngine,
   live: LiveBroker,
   at: string,
 ): Promise<Difference[]> {
-  const before = await live.brokerView();
-  const found = orderDifferences(engine.state, before);
-  for (const o of before.orders)
-    if (
-      engine.state.orders[o.client_order_id] &&
-      found.some((d) => d.key === o.client_order_id && d.resolution === 'book_from_broker')
-    )
-      await live.applyBrokerOrder(o);
-  for (const d of found)
-    if (d.kind === 'missing_order' && d.resolution === 'book_from_broker') await live.resolve(d.key);
-  await live.resolveInFlight();
-  const after = await live.brokerView();
-  const disputes = [
-    ...orderDifferences(engine.state, after),
-    ...balanceDifferences(engine.state, after),
-  ].filter((d) => d.resolution === 'manual_intervention');
-  for (const d of disputes) {
-    const scope = d.kind === 'position' ? d.key : 'account';
-    if (engine.state.activeBreakers.some((id) => engine.state.breakers[id]?.breaker === `reconcile:${scope}`))
-      continue;
-    await engine.tripExternal(
-      `reconcile:${scope}`,
-      'halted',
-      { kind: d.kind, detail: d.detail, differenceId: d.id },
-      `reconciliation dispute (${d.kind}): ${d.detail}; manual intervention needed`,
-      at,
-      { keepOrders: true, scope },
-    );
-  }
-  return [...found, ...disputes];
+  const outcome = await reconcileAccount(
+    engine,
+    {
+      brokerView: () => live.brokerView(),
+      applyBrokerOrder: (o) => live.applyBrokerOrder(o),
+      resolve: (cid) => live.resolve(cid),
+      settle: async () => {
+        await live.resolveInFlight();
+      },
+    },
+    { at: () => at },
+  );
+  if (outcome.status === 'incomplete') throw new Error(`reconciliation incomplete: ${outcome.reason}`);
+  return outcome.found;
 }
 
 export class LiveService {

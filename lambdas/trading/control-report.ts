@@ -21,6 +21,10 @@ export interface ReportReconciliationDifference {
   readonly kind: string;
   readonly detail: string;
   readonly resolution: string;
+  /** The symbol or 'account' a dispute blocked. */
+  readonly scope?: string;
+  /** A manual resolution (TC-RC-015): who, when and what, or null while open / booked from the broker. */
+  readonly resolved?: { at: string; by: string; action: string; note: string } | null;
 }
 
 export interface ControlReport {
@@ -59,6 +63,8 @@ export function buildControlReport(
   const stateChanges: ControlReport['stateChanges'] = [];
   const reconciliation: ReportReconciliationDifference[] = [];
   const seenDifferences = new Set<string>();
+  const differenceById = new Map<string, ReportReconciliationDifference>();
+  const earlier = new Map<string, { kind: string; detail: string; scope: string }>();
 
   for (const event of events) {
     const day = event.at.slice(0, 10);
@@ -78,6 +84,8 @@ export function buildControlReport(
       if (trip) trip.actions.push(...event.actions.filter((a) => !trip.actions.includes(a)));
       continue;
     }
+    if (event.type === 'ReconciliationDifferenceRecorded' && day < date)
+      earlier.set(event.difference.id, event.difference);
     if (!onDate(event.at, date)) continue;
     switch (event.type) {
       case 'OrderDenied': {
@@ -146,17 +154,39 @@ export function buildControlReport(
       case 'TradingStateChanged':
         stateChanges.push({ at: event.at, scope: event.scope, state: event.state, cause: event.cause });
         break;
-      default: {
-        // Reconciliation differences (recorded by the reconciliation module's events, when present).
-        const e = event as { type: string; difference?: Omit<ReportReconciliationDifference, 'at'> };
-        if (
-          e.type === 'ReconciliationDifferenceRecorded' &&
-          e.difference &&
-          !seenDifferences.has(e.difference.id)
-        ) {
-          seenDifferences.add(e.difference.id);
-          reconciliation.push({ at: event.at, ...e.difference });
-        }
+      case 'ReconciliationDifferenceRecorded': {
+        const d = event.difference;
+        if (seenDifferences.has(d.id)) break;
+        seenDifferences.add(d.id);
+        const entry: ReportReconciliationDifference = {
+          at: event.at,
+          id: d.id,
+          kind: d.kind,
+          detail: d.detail,
+          resolution: d.resolution,
+          scope: d.scope,
+          resolved: null,
+        };
+        reconciliation.push(entry);
+        differenceById.set(d.id, entry);
+        break;
+      }
+      case 'ReconciliationDifferenceResolved': {
+        const resolved = { at: event.at, by: event.by, action: event.action, note: event.note };
+        const entry = differenceById.get(event.differenceId);
+        if (entry) differenceById.set(event.differenceId, Object.assign(entry, { resolved }));
+        // Recorded on an earlier day, resolved today: listed with its resolution.
+        else
+          reconciliation.push({
+            at: event.at,
+            id: event.differenceId,
+            kind: earlier.get(event.differenceId)?.kind ?? 'unknown',
+            detail: earlier.get(event.differenceId)?.detail ?? '',
+            resolution: 'manual_intervention',
+            scope: earlier.get(event.differenceId)?.scope ?? '',
+            resolved,
+          });
+        break;
       }
     }
   }

@@ -53,6 +53,8 @@ import {
   type OrderRequest,
   type OrderStatus,
   type PositionInit,
+  type ReconciliationAction,
+  type ReconciliationDifference,
   type Session,
   type TradingEvent,
   type TradingStateName,
@@ -865,6 +867,122 @@ export class TradingEngine {
     });
   }
 
+  // --- reconciliation (rules: reconcile.ts) ---------------------------------------------------
+
+  /**
+   * Records reconciliation differences not yet in the stream (the deterministic id dedupes: a second
+   * run, a restart or a replay records nothing again) and, for every dispute not resolved by an
+   * operator, trips `reconcile:<scope>` (the symbol, or the account), halting it with working
+   * orders kept. Returns the differences recorded now.
+   */
+  recordReconciliation(
+    differences: readonly ReconciliationDifference[],
+    at: string,
+  ): Promise<ReconciliationDifference[]> {
+    return this.run(at, () => {
+      const recorded: ReconciliationDifference[] = [];
+      for (const d of differences) {
+        if (this.state.reconciliation[d.id] || recorded.some((r) => r.id === d.id)) continue;
+        this.emit({ type: 'ReconciliationDifferenceRecorded', at: this.at, difference: d });
+        recorded.push(d);
+      }
+      for (const d of differences) {
+        if (d.resolution !== 'manual_intervention' || this.state.reconciliation[d.id]?.resolvedAt) continue;
+        this.trip(
+          `reconcile:${d.scope}`,
+          [{ scope: d.scope, state: 'halted' }],
+          { kind: d.kind, detail: d.detail, differenceId: d.id },
+          {
+            autoRecovery: null,
+            message: `reconciliation dispute (${d.kind}): ${d.detail}; manual intervention needed`,
+            keepOrders: true,
+          },
+        );
+      }
+      return recorded;
+    });
+  }
+
+  /** A reconciliation run that could not complete (the broker's view unavailable): said, nothing applied. */
+  reconciliationIncomplete(reason: string, at: string): Promise<void> {
+    return this.run(at, () => {
+      this.emit({
+        type: 'AlertRaised',
+        at: this.at,
+        severity: 'warning',
+        source: 'reconcile',
+        message: `reconciliation could not complete: ${reason}; nothing applied`,
+      });
+    });
+  }
+
+  /**
+   * An operator closes a dispute (manual intervention): `accept_broker` takes the broker's position
+   * or cash over (an adjustment event), `dismiss` acknowledges it. Recorded with who did it; once no
+   * dispute of the scope is open, its `reconcile:<scope>` breaker is reset by the same person.
+   */
+  resolveReconciliation(
+    differenceId: string,
+    by: string,
+    action: ReconciliationAction,
+    at: string,
+    note = '',
+  ): Promise<CommandOutcome> {
+    return this.run(at, () => {
+      const d = this.state.reconciliation[differenceId];
+      if (!d) return { ok: false, detail: `no reconciliation difference ${differenceId}` };
+      if (d.resolvedAt)
+        return {
+          ok: false,
+          detail: `difference ${differenceId} was resolved by ${d.resolvedBy} at ${d.resolvedAt}`,
+        };
+      if (d.resolution !== 'manual_intervention')
+        return {
+          ok: false,
+          detail: `difference ${differenceId} was booked from the broker; nothing to resolve`,
+        };
+      if (action === 'accept_broker') {
+        if (d.kind === 'position' && d.broker?.qty !== undefined)
+          this.emit({
+            type: 'ReconciliationAdjusted',
+            at: this.at,
+            differenceId,
+            symbol: d.key,
+            qty: d.broker.qty,
+            avgPrice: d.broker.avgPrice ?? 0,
+            cash: null,
+          });
+        else if (d.kind === 'balance' && d.broker?.cash !== undefined)
+          this.emit({
+            type: 'ReconciliationAdjusted',
+            at: this.at,
+            differenceId,
+            symbol: null,
+            qty: null,
+            avgPrice: null,
+            cash: d.broker.cash,
+          });
+        else
+          return {
+            ok: false,
+            detail: `a ${d.kind} difference has no broker figures to take over: dismiss it once handled`,
+          };
+      }
+      this.emit({ type: 'ReconciliationDifferenceResolved', at: this.at, differenceId, by, action, note });
+      const breaker = `reconcile:${d.scope}`;
+      if (!this.openDisputes(d.scope) && this.activeRecords().some((b) => b.breaker === breaker))
+        this.recover(breaker, by);
+      return { ok: true, detail: `difference ${differenceId} (${d.kind}) resolved by ${by}: ${action}` };
+    });
+  }
+
+  /** Disputes of a scope not yet resolved by an operator. */
+  private openDisputes(scope: string): number {
+    return Object.values(this.state.reconciliation).filter(
+      (d) => d.scope === scope && d.resolution === 'manual_intervention' && !d.resolvedAt,
+    ).length;
+  }
+
   private activeRecords(): BreakerRecord[] {
     return this.state.activeBreakers.map((id) => this.state.breakers[id] as BreakerRecord);
   }
@@ -893,6 +1011,11 @@ export class TradingEngine {
   private conditionHolds(b: BreakerRecord): string | null {
     const limits = this.state.limits;
     const [kind, target] = b.breaker.split(':') as [string, string | undefined];
+    if (kind === 'reconcile' && target) {
+      const open = this.openDisputes(target);
+      if (open > 0)
+        return `${open} reconciliation dispute(s) of ${target} are not resolved (trading reconcile --resolve ID --by NAME)`;
+    }
     if (kind === 'daily_loss' && limits.dailyLossLimit !== undefined) {
       const loss = this.state.sessionOpenEquity - equity(this.state);
       if (loss >= limits.dailyLossLimit)

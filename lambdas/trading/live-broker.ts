@@ -89,6 +89,17 @@ export const BrokerOrderSchema = z.object({
 });
 export type BrokerOrder = z.infer<typeof BrokerOrderSchema>;
 
+/** One FILL of Alpaca's account activities (the trade history). */
+const ActivitySchema = z.object({
+  id: z.string(),
+  order_id: z.string(),
+  symbol: z.string(),
+  side: z.enum(['buy', 'sell']),
+  qty: numeric,
+  price: numeric,
+  transaction_time: z.string(),
+});
+
 const TradeUpdateSchema = z.object({
   event: z.string(),
   order: BrokerOrderSchema,
@@ -831,14 +842,29 @@ export class LiveBroker implements BrokerPort {
     return t.ok && t.answer.status === 200;
   }
 
-  /** The broker's view for reconciliation: every order (paged), positions and cash. */
+  /**
+   * The broker's view for reconciliation: every order (paged), positions, cash and the trade history
+   * (FILL activities, paged; absent when the broker has no such endpoint: 404). Throws
+   * BrokerRetryableError (429, 5xx, refused) or BrokerAuthError, or an Error for an ambiguous or
+   * invalid answer; the reconciliation runner retries.
+   */
   async brokerView(): Promise<{
     orders: BrokerOrder[];
     positions: Record<string, { qty: number; avgPrice: number }>;
     cash: number;
+    executions?: {
+      id: string;
+      orderId: string;
+      symbol: string;
+      side: 'buy' | 'sell';
+      qty: number;
+      price: number;
+      at: string;
+    }[];
   }> {
-    const get = async (path: string): Promise<unknown> => {
+    const get = async (path: string, missing?: 'optional'): Promise<unknown> => {
       const t = await this.http('GET', path);
+      if (missing && t.ok && t.answer.status === 404) return undefined;
       if (!t.ok || t.answer.status !== 200) {
         const outcome = this.classifyFailure(t);
         if (outcome.class === 'retryable' || outcome.class === 'fatal') this.raise(outcome);
@@ -865,12 +891,39 @@ export class LiveBroker implements BrokerPort {
       .array(z.object({ symbol: z.string(), qty: numeric, avg_entry_price: numeric }))
       .parse(await get('/v2/positions'));
     const account = z.object({ cash: numeric }).parse(await get('/v2/account'));
+    const executions: NonNullable<Awaited<ReturnType<LiveBroker['brokerView']>>['executions']> = [];
+    let token = '';
+    let history = true;
+    for (let page = 0; page < 10_000; page++) {
+      const raw = await get(
+        `/v2/account/activities?activity_types=FILL&direction=asc&page_size=100${token ? `&page_token=${encodeURIComponent(token)}` : ''}`,
+        'optional',
+      );
+      if (raw === undefined) {
+        history = false;
+        break;
+      }
+      const batch = z.array(ActivitySchema).parse(raw);
+      for (const a of batch)
+        executions.push({
+          id: a.id,
+          orderId: a.order_id,
+          symbol: a.symbol,
+          side: a.side,
+          qty: a.qty,
+          price: a.price,
+          at: a.transaction_time,
+        });
+      if (batch.length < 100) break;
+      token = batch[batch.length - 1]?.id ?? '';
+    }
     return {
       orders,
       positions: Object.fromEntries(
         positions.map((p) => [p.symbol, { qty: p.qty, avgPrice: p.avg_entry_price }]),
       ),
       cash: account.cash,
+      ...(history ? { executions } : {}),
     };
   }
 

@@ -1,42 +1,51 @@
 /**
- * Reconciliation against the broker: orders, fills, positions and cash. Pure: it compares what the
- * engine holds with the broker's view and names each difference with a deterministic id (the same
- * difference found again, by a later run or a replay, has the same id and is never recorded twice).
+ * Reconciliation against the broker, the pure part: it compares what the engine holds (orders,
+ * fills, positions, cash and the trade history) with the broker's view and names each difference
+ * with a deterministic id (a hash of its kind, key and facts). The same difference found again, by
+ * a later run, after a restart or in a replay, has the same id; it is recorded once
+ * (`ReconciliationDifferenceRecorded` in the event store, deduplicated by the fold), never twice.
  *
- * Resolution rules: the broker is the source of truth for fills and order end states (they are
- * booked from the broker's record: `book_from_broker`); a position or cash difference that remains
- * after that, beyond the tolerance, is a dispute that goes to manual intervention and blocks the
- * symbol (`manual_intervention`); an order the broker has and we never sent is a dispute too.
+ * Resolution rules (the runner, reconcile-runner.ts, applies them):
+ * - the broker is the source of truth for fills and order end states: a fill or an end state the
+ *   broker has and we do not is booked from the broker's record (`book_from_broker`, through the
+ *   adapter's gate, so never twice);
+ * - what still differs afterwards beyond the tolerance (a position, the cash balance, the trade
+ *   history of an order, an order the broker has and we never sent, a fill we booked that the
+ *   broker does not have, a working order the broker does not know) is a dispute:
+ *   `manual_intervention`. It is recorded, and a `reconcile:<SYMBOL>` breaker (or
+ *   `reconcile:account` for cash and order disputes) halts that scope until an operator resolves
+ *   the difference (`ReconciliationDifferenceResolved`, with who did it: `accept_broker` takes
+ *   the broker's position or cash over, `dismiss` acknowledges) and the breaker is reset.
  */
 import { createHash } from 'node:crypto';
 import type { BrokerOrder } from './live-broker';
 import type { AccountState } from './state';
+import type { ReconciliationDifference, ReconciliationKind } from './types';
 
-export type DifferenceKind =
-  | 'missing_fill'
-  | 'order_status'
-  | 'unknown_order'
-  | 'missing_order'
-  | 'position'
-  | 'balance';
+export type DifferenceKind = ReconciliationKind;
+export type Difference = ReconciliationDifference;
 
-export interface Difference {
+/** One execution in the broker's trade history (Alpaca's FILL account activity). */
+export interface BrokerExecution {
   readonly id: string;
-  readonly kind: DifferenceKind;
-  /** The symbol or client order id concerned, or 'account'. */
-  readonly key: string;
-  readonly detail: string;
-  readonly resolution: 'book_from_broker' | 'manual_intervention';
+  readonly orderId: string;
+  readonly symbol: string;
+  readonly side: 'buy' | 'sell';
+  readonly qty: number;
+  readonly price: number;
+  readonly at: string;
 }
 
 export interface BrokerView {
   readonly orders: readonly BrokerOrder[];
   readonly positions: Readonly<Record<string, { qty: number; avgPrice: number }>>;
   readonly cash: number;
+  /** The broker's executions (absent: the broker offers no trade history; not compared). */
+  readonly executions?: readonly BrokerExecution[];
 }
 
 export interface Tolerance {
-  /** Absolute cash difference accepted (rounding), default 0.01. */
+  /** Absolute cash (and fill notional) difference accepted (rounding), default 0.01. */
   readonly cash: number;
   /** Absolute position quantity difference accepted, default 0. */
   readonly qty: number;
@@ -65,7 +74,9 @@ const BROKER_STATUS: Record<string, string> = {
   pending_replace: 'pending_replace',
 };
 
-/** Order and fill differences: what booking from the broker will resolve. */
+const money = (n: number) => Math.round(n * 100) / 100;
+
+/** Order and fill differences: what booking from the broker will resolve (and the order disputes). */
 export function orderDifferences(state: AccountState, broker: BrokerView): Difference[] {
   const out: Difference[] = [];
   const seen = new Set<string>();
@@ -80,6 +91,7 @@ export function orderDifferences(state: AccountState, broker: BrokerView): Diffe
         key: b.client_order_id,
         detail: `the broker has order ${b.client_order_id} (${b.side} ${b.qty} ${b.symbol}, ${b.status}, filled ${b.filled_qty}) that we never sent`,
         resolution: 'manual_intervention',
+        scope: 'account',
       });
       continue;
     }
@@ -91,6 +103,7 @@ export function orderDifferences(state: AccountState, broker: BrokerView): Diffe
         key: o.clientOrderId,
         detail: `${o.clientOrderId}: the broker filled ${b.filled_qty} @ ${b.filled_avg_price}, we had booked ${o.filledQty}`,
         resolution: 'book_from_broker',
+        scope: o.symbol,
       });
     } else if (b.filled_qty < o.filledQty) {
       const facts = { broker: b.filled_qty, local: o.filledQty };
@@ -100,6 +113,7 @@ export function orderDifferences(state: AccountState, broker: BrokerView): Diffe
         key: o.clientOrderId,
         detail: `${o.clientOrderId}: we booked ${o.filledQty} filled, the broker says ${b.filled_qty}`,
         resolution: 'manual_intervention',
+        scope: 'account',
       });
     }
     const want = BROKER_STATUS[b.status] ?? b.status;
@@ -112,6 +126,7 @@ export function orderDifferences(state: AccountState, broker: BrokerView): Diffe
         key: o.clientOrderId,
         detail: `${o.clientOrderId}: the broker says ${want}, we had ${o.status}`,
         resolution: 'book_from_broker',
+        scope: o.symbol,
       });
     }
   }
@@ -124,6 +139,7 @@ export function orderDifferences(state: AccountState, broker: BrokerView): Diffe
       key: id,
       detail: `${id} is ${o.status} here and unknown to the broker`,
       resolution: o.status === 'pending_new' ? 'book_from_broker' : 'manual_intervention',
+      scope: 'account',
     });
   }
   return out;
@@ -147,18 +163,86 @@ export function balanceDifferences(
       key: symbol,
       detail: `${symbol}: we hold ${local}, the broker ${remote}`,
       resolution: 'manual_intervention',
+      scope: symbol,
+      broker: { qty: remote, avgPrice: broker.positions[symbol]?.avgPrice ?? 0 },
     });
   }
   if (Math.abs(state.cash - broker.cash) > tolerance.cash) {
-    const local = Math.round(state.cash * 100) / 100;
-    const remote = Math.round(broker.cash * 100) / 100;
+    const local = money(state.cash);
+    const remote = money(broker.cash);
     out.push({
       id: differenceId('balance', 'account', { local, remote }),
       kind: 'balance',
       key: 'account',
       detail: `cash: ours ${local}, the broker's ${remote}`,
       resolution: 'manual_intervention',
+      scope: 'account',
+      broker: { cash: broker.cash },
     });
   }
+  return out;
+}
+
+/**
+ * The trade history: per order, the broker's executions against its own order record (the broker's
+ * books must agree with themselves) and against the fills we booked (quantity and notional: a trade
+ * the broker corrected after the fact changes the price, not the quantity). Run after booking from
+ * the broker, so a quantity we lack has already been booked: what remains is a dispute.
+ */
+export function tradeHistoryDifferences(
+  state: AccountState,
+  broker: BrokerView,
+  tolerance: Tolerance = DEFAULT_TOLERANCE,
+): Difference[] {
+  if (!broker.executions) return [];
+  const byBrokerId = new Map(broker.orders.map((o) => [o.id, o]));
+  const totals = new Map<string, { qty: number; notional: number; count: number }>();
+  for (const x of broker.executions) {
+    const t = totals.get(x.orderId) ?? { qty: 0, notional: 0, count: 0 };
+    t.qty += x.qty;
+    t.notional += x.qty * x.price;
+    t.count += 1;
+    totals.set(x.orderId, t);
+  }
+  const out: Difference[] = [];
+  for (const b of broker.orders) {
+    const t = totals.get(b.id) ?? { qty: 0, notional: 0, count: 0 };
+    const o = state.orders[b.client_order_id];
+    if (Math.abs(t.qty - b.filled_qty) > tolerance.qty) {
+      const facts = { executions: t.qty, order: b.filled_qty };
+      out.push({
+        id: differenceId('trade_history', b.client_order_id, facts),
+        kind: 'trade_history',
+        key: b.client_order_id,
+        detail: `${b.client_order_id}: the broker's executions add up to ${t.qty}, its order says ${b.filled_qty} filled`,
+        resolution: 'manual_intervention',
+        scope: b.symbol,
+      });
+      continue;
+    }
+    if (!o || o.filledQty !== t.qty || t.qty === 0) continue;
+    const local = money(o.filledQty * (o.avgFillPrice ?? 0));
+    const remote = money(t.notional);
+    if (Math.abs(local - remote) <= tolerance.cash) continue;
+    out.push({
+      id: differenceId('trade_history', b.client_order_id, { local, remote, qty: t.qty }),
+      kind: 'trade_history',
+      key: b.client_order_id,
+      detail: `${b.client_order_id}: we booked ${t.qty} for ${local}, the broker's ${t.count} execution(s) for ${remote}`,
+      resolution: 'manual_intervention',
+      scope: b.symbol,
+    });
+  }
+  for (const x of broker.executions)
+    if (!byBrokerId.has(x.orderId)) {
+      out.push({
+        id: differenceId('trade_history', x.id, { order: x.orderId, qty: x.qty, price: x.price }),
+        kind: 'trade_history',
+        key: x.id,
+        detail: `execution ${x.id} (${x.side} ${x.qty} ${x.symbol} @ ${x.price}) belongs to no order the broker lists`,
+        resolution: 'manual_intervention',
+        scope: x.symbol,
+      });
+    }
   return out;
 }

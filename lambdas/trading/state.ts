@@ -10,6 +10,7 @@ import {
   type Limits,
   type Order,
   type OrderStatus,
+  type ReconciliationDifference,
   type Session,
   type StateChange,
   type TradingEvent,
@@ -123,6 +124,14 @@ export interface AccountState {
   recentOrders: number[];
   brokerRejectsToday: number;
   alerts: { at: string; severity: string; source: string; message: string }[];
+  /**
+   * Reconciliation differences recorded in this stream, by their deterministic id (a run that finds
+   * one again records nothing), with who resolved a dispute.
+   */
+  reconciliation: Record<
+    string,
+    ReconciliationDifference & { at: string; resolvedAt: string | null; resolvedBy: string | null }
+  >;
 }
 
 export function emptyState(): AccountState {
@@ -153,6 +162,7 @@ export function emptyState(): AccountState {
     recentOrders: [],
     brokerRejectsToday: 0,
     alerts: [],
+    reconciliation: {},
   };
 }
 
@@ -579,6 +589,28 @@ export function apply(state: AccountState, event: TradingEvent): AccountState {
           nextAt: event.nextAt,
         };
       }
+      break;
+    }
+    case 'ReconciliationDifferenceRecorded':
+      if (!state.reconciliation[event.difference.id])
+        state.reconciliation[event.difference.id] = {
+          ...event.difference,
+          at: event.at,
+          resolvedAt: null,
+          resolvedBy: null,
+        };
+      break;
+    case 'ReconciliationAdjusted':
+      if (event.symbol !== null && event.qty !== null)
+        setPosition(state, event.symbol, {
+          qty: event.qty,
+          avgPrice: event.qty === 0 ? 0 : (event.avgPrice ?? 0),
+        });
+      if (event.cash !== null) state.cash = event.cash;
+      break;
+    case 'ReconciliationDifferenceResolved': {
+      const d = state.reconciliation[event.differenceId];
+      if (d) state.reconciliation[event.differenceId] = { ...d, resolvedAt: event.at, resolvedBy: event.by };
       break;
     }
     case 'IntegrityRecovered': {

@@ -190,6 +190,34 @@ export type BrokerReport =
   | { readonly kind: 'rejected'; readonly clientOrderId: string; readonly reason: string }
   | { readonly kind: 'expired'; readonly clientOrderId: string };
 
+export type ReconciliationKind =
+  | 'missing_fill'
+  | 'order_status'
+  | 'unknown_order'
+  | 'missing_order'
+  | 'position'
+  | 'balance'
+  | 'trade_history';
+
+export type ReconciliationResolution = 'book_from_broker' | 'manual_intervention';
+
+/** How an operator closes a manual-intervention difference (TC-RC-015). */
+export type ReconciliationAction = 'accept_broker' | 'dismiss';
+
+/** One difference between the engine and the broker, named by a deterministic id. */
+export interface ReconciliationDifference {
+  readonly id: string;
+  readonly kind: ReconciliationKind;
+  /** The symbol or client order id concerned, or 'account'. */
+  readonly key: string;
+  readonly detail: string;
+  readonly resolution: ReconciliationResolution;
+  /** The symbol (or 'account') a dispute blocks. */
+  readonly scope: string;
+  /** The broker's figures, when an operator may take them over (position, balance). */
+  readonly broker?: { qty?: number; avgPrice?: number; cash?: number };
+}
+
 /** The events of an account's stream. `at` is the engine clock's ISO time. */
 export type TradingEvent =
   | {
@@ -239,6 +267,25 @@ export type TradingEvent =
   | { type: 'TradingStateChanged'; at: string; scope: string; state: TradingStateName; cause: string }
   | { type: 'RestorationStepped'; at: string; scope: string; factor: number; nextAt: string | null }
   | { type: 'AlertRaised'; at: string; severity: 'warning' | 'critical'; source: string; message: string }
+  | { type: 'ReconciliationDifferenceRecorded'; at: string; difference: ReconciliationDifference }
+  | {
+      type: 'ReconciliationAdjusted';
+      at: string;
+      differenceId: string;
+      /** The broker's figures taken over: a position (symbol) or the cash balance. */
+      symbol: string | null;
+      qty: number | null;
+      avgPrice: number | null;
+      cash: number | null;
+    }
+  | {
+      type: 'ReconciliationDifferenceResolved';
+      at: string;
+      differenceId: string;
+      by: string;
+      action: ReconciliationAction;
+      note: string;
+    }
   | {
       /** The event store's chain broke at `brokenAt` (lambdas/trading/integrity.ts): the state rebuilt from the broker. */
       type: 'IntegrityRecovered';

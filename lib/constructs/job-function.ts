@@ -23,6 +23,13 @@ export interface ProviderAccess {
   readonly apiKey: secretsmanager.ISecret;
 }
 
+/** The broker of the trading live engine, for functions whose definition says `needsBroker`. */
+export interface BrokerAccess {
+  readonly baseUrl: string;
+  /** `{"keyId", "secretKey"}`, bound to every function that calls the broker. */
+  readonly credentials: secretsmanager.ISecret;
+}
+
 /**
  * What every function of a stack shares: network, keys, log settings, the base environment and the
  * secrets every function reads. Built once by the compute stack.
@@ -64,6 +71,11 @@ export interface FunctionPlatform {
    * @default none: a definition with `needsInternet` is rejected
    */
   readonly provider?: ProviderAccess;
+  /**
+   * The trading broker.
+   * @default none: a definition with `needsBroker` is rejected
+   */
+  readonly broker?: BrokerAccess;
 }
 
 export interface JobFunctionProps {
@@ -116,6 +128,7 @@ export class JobFunction extends Construct {
     validate(definition, platform, reserved, props.environment ?? {});
 
     const provider = definition.needsInternet ? platform.provider : undefined;
+    const broker = definition.needsBroker ? platform.broker : undefined;
     const environment: Record<string, string> = {
       NODE_OPTIONS: '--enable-source-maps',
       ...platform.environment,
@@ -126,6 +139,9 @@ export class JobFunction extends Construct {
             // The provider's limit is per account and each container has its own token bucket.
             MARKET_API_CALLS_PER_MINUTE: String(Math.max(1, Math.floor(provider.callsPerMinute / reserved))),
           }
+        : {}),
+      ...(broker
+        ? { BROKER_BASE_URL: broker.baseUrl, BROKER_CREDENTIALS_SECRET_ARN: broker.credentials.secretArn }
         : {}),
       ...props.environment,
       POWERTOOLS_SERVICE_NAME: props.serviceName ?? definition.id,
@@ -148,7 +164,10 @@ export class JobFunction extends Construct {
       ...(platform.vpc
         ? {
             vpc: platform.vpc,
-            vpcSubnets: definition.needsInternet ? platform.egressSubnets : platform.isolatedSubnets,
+            vpcSubnets:
+              definition.needsInternet || definition.needsBroker
+                ? platform.egressSubnets
+                : platform.isolatedSubnets,
             securityGroups: [...(platform.securityGroups ?? [])],
           }
         : {}),
@@ -181,7 +200,11 @@ export class JobFunction extends Construct {
       },
     });
     this.function.applyRemovalPolicy(platform.removalPolicy);
-    this.bindSecrets(...(platform.secrets ?? []), ...(provider ? [provider.apiKey] : []));
+    this.bindSecrets(
+      ...(platform.secrets ?? []),
+      ...(provider ? [provider.apiKey] : []),
+      ...(broker ? [broker.credentials] : []),
+    );
     acknowledge(this, {
       ...LAMBDA_FINDINGS,
       ...(platform.vpc
@@ -270,6 +293,10 @@ function validate(
     throw new Error(`${name}: reservedConcurrentExecutions must be a positive integer, got ${reserved}`);
   if (definition.needsInternet && platform.vpc && !platform.egressSubnets)
     throw new Error(`${name}: needsInternet requires the platform's egressSubnets (NAT); none were given`);
+  if (definition.needsBroker && platform.vpc && !platform.egressSubnets)
+    throw new Error(`${name}: needsBroker requires the platform's egressSubnets (NAT); none were given`);
+  if (definition.needsBroker && !platform.broker)
+    throw new Error(`${name}: needsBroker requires the platform's broker access (URL, credentials)`);
   if (definition.needsInternet && !platform.provider)
     throw new Error(`${name}: needsInternet requires the platform's provider access (URL, rate, API key)`);
   const clashes = Object.keys(environment).filter(

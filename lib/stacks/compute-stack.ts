@@ -23,11 +23,13 @@ import { MigrationTrigger } from '../constructs/migration-trigger';
 import { QueueConsumer } from '../constructs/queue-consumer';
 import { RealtimeRouter } from '../constructs/realtime-router';
 import { ScheduledJob } from '../constructs/scheduled-job';
+import { TRADING_METRICS, TradingEngine } from '../constructs/trading-engine';
 import { acknowledge } from '../nag';
 import { CONSUMERS, type ConsumerDefinition, queuesSentToBy } from '../topology';
 import { HEALTH_CONSUMERS } from '../topology/health';
 import { EOD_CHAIN, SCHEDULED_JOBS } from '../topology/jobs';
 import { MIGRATE, STATUS, STATUS_EVERY_MINUTES } from '../topology/operations';
+import { TRADING_JOBS } from '../topology/trading';
 import type { DataStack } from './data-stack';
 
 export interface ComputeStackProps extends StackProps {
@@ -59,6 +61,8 @@ export class ComputeStack extends Stack {
   readonly healthEtlAlarms: HealthEtlAlarms[];
   /** The real-time router service; AWS stages only (EMULATOR_COMPUTE_OMISSIONS). */
   readonly realtimeRouter?: RealtimeRouter;
+  /** The trading live engine service; AWS stages only (EMULATOR_COMPUTE_OMISSIONS). */
+  readonly tradingEngine?: TradingEngine;
   /** Every function of the stack by topology id, consumers included. */
   readonly functions: ReadonlyMap<string, JobFunction>;
 
@@ -110,6 +114,7 @@ export class ComputeStack extends Stack {
         callsPerMinute: config.marketData.callsPerMinute,
         apiKey: data.marketDataApiKey,
       },
+      broker: { baseUrl: config.trading.brokerUrl, credentials: data.brokerCredentials },
     };
 
     // Each function connects as its component's database role, with that role's secret only.
@@ -195,16 +200,54 @@ export class ComputeStack extends Stack {
       logRetentionDays: config.logRetentionDays,
       removalPolicy,
     });
-    this.scheduledJobs = SCHEDULED_JOBS.map(
-      (definition) =>
-        new ScheduledJob(this, definition.id, {
-          definition,
-          platform: platformFor('market'),
-          scheduleGroup: this.scheduleGroup,
-          deadLetterQueue: this.eodChain.deadLetterQueue,
-          everyMinutes: config.emulator?.scheduledJobsEveryMinutes,
+    this.scheduledJobs = [
+      ...SCHEDULED_JOBS.map(
+        (definition) =>
+          new ScheduledJob(this, definition.id, {
+            definition,
+            platform: platformFor('market'),
+            scheduleGroup: this.scheduleGroup,
+            deadLetterQueue: this.eodChain.deadLetterQueue,
+            everyMinutes: config.emulator?.scheduledJobsEveryMinutes,
+          }),
+      ),
+      // Reconciliation as the trading login, on the stage's rate: a scheduled run beside the
+      // engine's own at start-up (differences have deterministic ids, so two runs never double one).
+      ...TRADING_JOBS.map(
+        (definition) =>
+          new ScheduledJob(this, definition.id, {
+            definition,
+            platform: platformFor('trading'),
+            scheduleGroup: this.scheduleGroup,
+            deadLetterQueue: this.eodChain.deadLetterQueue,
+            everyMinutes: config.emulator?.scheduledJobsEveryMinutes ?? config.trading.reconcileEveryMinutes,
+          }),
+      ),
+    ];
+    const tradingAlarms = TRADING_JOBS.flatMap((definition) => {
+      const job = this.scheduledJobs.find((j) => j.job.definition.id === definition.id)?.job;
+      if (!job) return [];
+      return [
+        buildAlarm(this, `${definition.id}ErrorsAlarm`, {
+          metric: job.function.metricErrors({ period: Duration.minutes(60), statistic: 'Sum' }),
+          threshold: 2,
+          description: `${definition.id}: two or more failed runs in an hour (the broker or the database could not be read)`,
+          topic: this.alarmTopic,
         }),
-    );
+        buildAlarm(this, `${definition.id}DifferencesAlarm`, {
+          metric: new cloudwatch.Metric({
+            namespace: TRADING_METRICS.namespace,
+            metricName: 'ReconciliationDifferences',
+            dimensionsMap: { service: definition.id },
+            statistic: 'Sum',
+            period: Duration.minutes(60),
+          }),
+          threshold: 1,
+          description: `${definition.id}: the scheduled reconciliation found a difference with the broker`,
+          topic: this.alarmTopic,
+        }),
+      ];
+    });
 
     // The pipeline status check on a schedule: a report in the logs every run, an alarm when a
     // component is unhealthy or when the check itself fails or stops reporting.
@@ -296,9 +339,34 @@ export class ComputeStack extends Stack {
       });
     }
 
+    if (network && data.databaseStore) {
+      this.tradingEngine = new TradingEngine(this, 'TradingEngine', {
+        vpc: network.vpc,
+        subnets: network.egressSubnets,
+        databaseProxySecurityGroup: data.databaseStore.proxySecurityGroup,
+        database: {
+          host: data.databaseStore.proxy.endpoint,
+          name: config.database.databaseName,
+          login: data.stores.databaseLogins.trading,
+        },
+        brokerUrl: config.trading.brokerUrl,
+        brokerCredentials: data.brokerCredentials,
+        logsKey: data.key,
+        logRetentionDays: config.logRetentionDays,
+        removalPolicy,
+        alarmTopic: this.alarmTopic,
+        environment: { STAGE: config.name, LOG_LEVEL: config.name === 'prod' ? 'INFO' : 'DEBUG' },
+      });
+    }
+
     new Dashboard(this, 'Dashboard', {
       consumers: this.consumers,
-      alarms: [...this.eodChain.alarms, ...(this.realtimeRouter?.alarms ?? [])],
+      alarms: [
+        ...this.eodChain.alarms,
+        ...(this.realtimeRouter?.alarms ?? []),
+        ...(this.tradingEngine?.alarms ?? []),
+        ...tradingAlarms,
+      ],
     });
   }
 

@@ -64,6 +64,8 @@ export class DataStack extends Stack {
   readonly stores: DataStores;
   /** The market-data provider's API key: created empty-valued, set by an operator (README). */
   readonly marketDataApiKey: secretsmanager.Secret;
+  /** The broker's API key id and secret (`{"keyId", "secretKey"}`): put by an operator (README). */
+  readonly brokerCredentials: secretsmanager.Secret;
 
   // The parts' resources under the names the compute stack (and other readers) use.
   readonly bucket: s3.Bucket;
@@ -169,6 +171,26 @@ export class DataStack extends Stack {
     acknowledge(this.marketDataApiKey, {
       'AwsSolutions-SMG4': 'a third-party API key: rotated at the provider, then put here by an operator',
       'HIPAA.Security-SecretsManagerRotationEnabled': 'a third-party API key: rotated at the provider',
+    });
+
+    this.brokerCredentials = new secretsmanager.Secret(this, 'BrokerCredentials', {
+      description:
+        'the broker API key id and secret of the trading live engine, as {"keyId","secretKey"} (put the real keys after the first deploy)',
+      encryptionKey: this.key,
+      removalPolicy,
+      // The broker simulator's stage key (localstack/broker); an emulator's generated secret comes out empty.
+      ...(config.emulator
+        ? {
+            secretObjectValue: {
+              keyId: SecretValue.unsafePlainText('local-broker-key'),
+              secretKey: SecretValue.unsafePlainText('local-broker-secret'),
+            },
+          }
+        : {}),
+    });
+    acknowledge(this.brokerCredentials, {
+      'AwsSolutions-SMG4': 'a third-party API key: rotated at the broker, then put here by an operator',
+      'HIPAA.Security-SecretsManagerRotationEnabled': 'a third-party API key: rotated at the broker',
     });
   }
 

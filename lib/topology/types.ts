@@ -20,6 +20,11 @@ export interface FunctionDefinition {
    */
   readonly needsInternet?: boolean;
   /**
+   * Calls the trading broker: NAT subnets, BROKER_BASE_URL and the broker credentials' secret.
+   * @default false
+   */
+  readonly needsBroker?: boolean;
+  /**
    * Consumers (ids in lib/topology.ts) whose queues the function sends to directly; it gets their
    * `QUEUE_URL_<ID>` variables and SendMessage on them.
    * @default none

@@ -78,6 +78,22 @@ export interface Position {
   avgPrice: number;
 }
 
+/** One execution as Alpaca's account activities list it (activity_type FILL). */
+export interface Activity {
+  readonly id: string;
+  readonly activity_type: 'FILL';
+  readonly transaction_time: string;
+  readonly type: 'fill' | 'partial_fill';
+  price: number;
+  readonly qty: number;
+  readonly side: 'buy' | 'sell';
+  readonly symbol: string;
+  readonly leaves_qty: number;
+  readonly order_id: string;
+  readonly cum_qty: number;
+  readonly order_status: string;
+}
+
 export interface Frame {
   readonly event: string;
   readonly order: SimOrder;
@@ -139,6 +155,8 @@ export class SimAccount {
   clockMs: number | null = null;
   rate = { windowStart: 0, count: 0 };
   private exec = 0;
+  /** Every execution, in order: the trade history (GET /v2/account/activities?activity_types=FILL). */
+  readonly activities: Activity[] = [];
   /** Frames are handed to the stream (or dropped) through this. */
   emit: (frame: Frame) => void = () => undefined;
   readonly stats: Record<string, number> = {};
@@ -357,6 +375,22 @@ export class SimAccount {
     if (p.qty === 0) this.positions.delete(o.symbol);
     else this.positions.set(o.symbol, p);
     this.exec += 1;
+    const now = this.now();
+    this.activities.push({
+      // Alpaca's activity ids: the transaction time (yyyymmddhhmmssSSS) and a unique suffix, so they sort.
+      id: `${new Date(now).toISOString().replace(/\D/g, '').slice(0, 17)}::${this.id.slice(0, 8)}-${String(this.exec).padStart(6, '0')}`,
+      activity_type: 'FILL',
+      transaction_time: new Date(now).toISOString(),
+      type: full ? 'fill' : 'partial_fill',
+      price,
+      qty,
+      side: o.side,
+      symbol: o.symbol,
+      leaves_qty: o.qty - o.filled_qty,
+      order_id: o.id,
+      cum_qty: o.filled_qty,
+      order_status: o.status,
+    });
     if (options.silent) return;
     const frame: Frame = {
       event: full ? 'fill' : 'partial_fill',
@@ -415,6 +449,28 @@ export class SimAccount {
     }
   }
 
+  /**
+   * Divergence for reconciliation: the broker corrects the price of an order's executions after the
+   * fact (a trade correction, FIX ExecType G) with nothing said on the stream: the order's average,
+   * the cash and the position's average follow.
+   */
+  correctFill(cid: string, price: number): boolean {
+    const o = this.orderByClientId(cid);
+    if (!o || o.filled_qty === 0) return false;
+    const signed = o.side === 'buy' ? 1 : -1;
+    for (const a of this.activities)
+      if (a.order_id === o.id) {
+        this.cash -= signed * a.qty * (price - a.price);
+        a.price = price;
+      }
+    const p = this.positions.get(o.symbol);
+    if (p && p.qty !== 0 && o.filled_avg_price !== null)
+      p.avgPrice += (signed * o.filled_qty * (price - o.filled_avg_price)) / p.qty;
+    o.filled_avg_price = price;
+    o.updated_at = this.iso();
+    return true;
+  }
+
   /** Divergence for reconciliation: the broker's position changes with nothing said to us. */
   divergePosition(symbol: string, qty: number, avgPrice: number): void {
     if (qty === 0) this.positions.delete(symbol);
@@ -426,6 +482,17 @@ export class SimAccount {
     for (const [s, p] of this.positions) value += p.qty * (this.prices.get(s) ?? p.avgPrice);
     return value;
   }
+}
+
+/** An execution as Alpaca's activities API shows it (numbers as strings). */
+export function activityJson(a: Activity): Record<string, unknown> {
+  return {
+    ...a,
+    price: String(Number(a.price.toFixed(6))),
+    qty: String(a.qty),
+    leaves_qty: String(a.leaves_qty),
+    cum_qty: String(a.cum_qty),
+  };
 }
 
 const num = (n: number | null): string | null => (n === null ? null : String(Number(n.toFixed(6))));

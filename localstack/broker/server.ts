@@ -13,6 +13,7 @@ import { addDays, closeTime, isTradingDay } from '../../lambdas/market/calendar'
 import { easternParts, nextSessionChange, sessionAt } from '../../lambdas/trading/market-hours';
 import {
   type AccountSetup,
+  activityJson,
   FAULT_KINDS,
   type FaultKind,
   type Frame,
@@ -272,6 +273,27 @@ export async function startBrokerSim(options: BrokerSimOptions = {}): Promise<Br
         headers,
       );
     }
+    if (
+      (path === '/v2/account/activities' || path === '/v2/account/activities/FILL') &&
+      req.method === 'GET'
+    ) {
+      // Alpaca's trade history: FILL activities, newest first unless direction=asc, paged by
+      // page_size (max 100) and page_token (the last id of the previous page).
+      const types = url.searchParams.get('activity_types');
+      if (path.endsWith('/activities') && types !== null && !types.split(',').includes('FILL'))
+        return json(res, 200, [], headers);
+      const asc = url.searchParams.get('direction') === 'asc';
+      const size = Math.min(100, Math.max(1, Number(url.searchParams.get('page_size') ?? 100) || 100));
+      const token = url.searchParams.get('page_token');
+      const after = url.searchParams.get('after');
+      const until = url.searchParams.get('until');
+      let list = [...account.activities].sort((a, b) => a.id.localeCompare(b.id));
+      if (!asc) list.reverse();
+      if (after) list = list.filter((a) => a.transaction_time > after);
+      if (until) list = list.filter((a) => a.transaction_time < until);
+      if (token) list = list.filter((a) => (asc ? a.id > token : a.id < token));
+      return json(res, 200, list.slice(0, size).map(activityJson), headers);
+    }
     const pos = POSITION.exec(path);
     if (pos && req.method === 'GET') {
       const symbol = decodeURIComponent(pos[1] as string);
@@ -399,6 +421,8 @@ export async function startBrokerSim(options: BrokerSimOptions = {}): Promise<Br
           Number(d.position.avgPrice),
         );
       if (d.cash !== undefined) account.cash += Number(d.cash);
+      if (d.correctFill)
+        out.corrected = account.correctFill(String(d.correctFill.clientOrderId), Number(d.correctFill.price));
     }
     if (body.barrier !== undefined) {
       // Replay sync: every frame sent before the barrier has reached the client when the barrier does.
@@ -414,6 +438,7 @@ export async function startBrokerSim(options: BrokerSimOptions = {}): Promise<Br
       cash: account.cash,
       positions: Object.fromEntries(account.positions),
       orders: [...account.orders.values()].map(orderJson),
+      activities: account.activities.map(activityJson),
       faults: account.faults,
       streamOpen: streams.get(account.keyId)?.readyState === 1,
       stats: account.stats,

@@ -35,6 +35,16 @@ export interface FeedOptions {
   readonly faults?: FeedFaults;
   /** Minutes of market to serve; the feed then stays connected and silent. */
   readonly minutes?: number;
+  /**
+   * Benchmarks: the market clock starts at `POST /start` (ignoring `startAt`), so every event goes to
+   * a router whose clients are already subscribed.
+   */
+  readonly startOnRequest?: boolean;
+  /**
+   * Benchmarks: each event sent carries `bench_sent_at` (epoch ms, microsecond fraction, taken as its
+   * frame is written): a client measures feed send -> client receipt across processes.
+   */
+  readonly stampSentAt?: boolean;
 }
 
 export interface FeedStats {
@@ -45,6 +55,10 @@ export interface FeedStats {
   disconnects: number;
   slowReaderKills: number;
   restRequests: number;
+  /** Events sent per provider event type (`T`, `Q`, `AM`, `FMV`), each counted once per frame sent. */
+  eventsByEv: Record<string, number>;
+  /** Events sent again by the `duplicateEvery` fault (not in `eventsSent`). */
+  duplicateEvents: number;
 }
 
 export interface Feed {
@@ -81,6 +95,8 @@ export async function startFeed(options: FeedOptions): Promise<Feed> {
     disconnects: 0,
     slowReaderKills: 0,
     restRequests: 0,
+    eventsByEv: {},
+    duplicateEvents: 0,
   };
   let faults: FeedFaults = options.faults ?? {};
   let burstLeft = faults.burstFrames ?? 0;
@@ -90,9 +106,11 @@ export async function startFeed(options: FeedOptions): Promise<Feed> {
   const pending: { t: number; frame: Event[] }[] = [];
   let nextMinute = 0;
   const lastMinute = options.minutes ?? Number.POSITIVE_INFINITY;
-  const realStart = Date.now();
-  let served = options.startAt;
-  const marketNow = (): number => options.startAt + (Date.now() - realStart) * options.speed;
+  let realStart = Date.now();
+  let startAt = options.startAt;
+  let started = !options.startOnRequest;
+  let served = startAt;
+  const marketNow = (): number => startAt + (Date.now() - realStart) * options.speed;
 
   const remember = (e: Event): void => {
     const store = e.ev === 'T' ? trades : e.ev === 'AM' ? bars : null;
@@ -117,14 +135,20 @@ export async function startFeed(options: FeedOptions): Promise<Feed> {
         c.socket.close(1008, 'reader too slow: server buffer full');
         continue;
       }
+      if (options.stampSentAt) {
+        const at = performance.timeOrigin + performance.now();
+        for (const e of mine) e.bench_sent_at = at;
+      }
       const text = JSON.stringify(mine);
       c.socket.send(text);
       c.frames += 1;
       stats.framesSent += 1;
       stats.eventsSent += mine.length;
+      for (const e of mine) stats.eventsByEv[e.ev] = (stats.eventsByEv[e.ev] ?? 0) + 1;
       if (faults.duplicateEvery && stats.framesSent % faults.duplicateEvery === 0) {
         c.socket.send(text);
         stats.framesSent += 1;
+        stats.duplicateEvents += mine.length;
       }
       if (faults.disconnectAfterFrames !== undefined && c.frames >= faults.disconnectAfterFrames) {
         stats.disconnects += 1;
@@ -134,9 +158,10 @@ export async function startFeed(options: FeedOptions): Promise<Feed> {
   };
 
   const pump = (): void => {
+    if (!started) return;
     const now = marketNow();
-    while (nextMinute < lastMinute && options.startAt + nextMinute * 60_000 <= now + 61_000) {
-      const start = options.startAt + nextMinute * 60_000;
+    while (nextMinute < lastMinute && startAt + nextMinute * 60_000 <= now + 61_000) {
+      const start = startAt + nextMinute * 60_000;
       for (const f of market.minute(start)) pending.push({ t: start + f.at, frame: f.frame as Event[] });
       pending.sort((a, b) => a.t - b.t);
       nextMinute += 1;
@@ -202,8 +227,31 @@ export async function startFeed(options: FeedOptions): Promise<Feed> {
   });
 
   function rest(req: IncomingMessage, res: ServerResponse): void {
-    stats.restRequests += 1;
     const url = new URL(req.url ?? '/', 'http://feed');
+    if (url.pathname === '/start' && req.method === 'POST') {
+      // Benchmarks (startOnRequest): the market starts now.
+      if (!started) {
+        started = true;
+        realStart = Date.now();
+        startAt = realStart;
+        served = startAt;
+      }
+      res.writeHead(204).end();
+      return;
+    }
+    if (url.pathname === '/stats') {
+      // The feed's own counters (not a provider endpoint): what a benchmark compares deliveries with.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          ...stats,
+          started,
+          done: started && nextMinute >= lastMinute && pending.length === 0,
+        }),
+      );
+      return;
+    }
+    stats.restRequests += 1;
     const json = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));

@@ -17,10 +17,14 @@ import {
   BrokerRetryableError,
   LiveBroker,
 } from '../../lambdas/trading/live-broker';
-import { balanceDifferences, type Difference, orderDifferences } from '../../lambdas/trading/reconcile';
+import {
+  type ReconcileOutcome,
+  type RetryPolicy,
+  reconcileAccount,
+} from '../../lambdas/trading/reconcile-runner';
 import { isOpen } from '../../lambdas/trading/state';
 import type { BrokerCommand, Order } from '../../lambdas/trading/types';
-import type { ReconciliationEntry, ReplayBroker, ReplayBrokerContext } from './replay';
+import type { ReplayBroker, ReplayBrokerContext } from './replay';
 
 export interface WireOptions {
   /** The simulator's base URL (http://127.0.0.1:4592 on the stage). */
@@ -29,6 +33,14 @@ export interface WireOptions {
   readonly onIncident?: (incident: BrokerIncident) => void;
   /** Leave the simulator account after the run (tests inspect the broker's side). */
   readonly keepAccount?: boolean;
+  /** The reconciliation's view-fetch retry policy (default: reconcile-runner's). */
+  readonly reconcileRetry?: Partial<RetryPolicy>;
+}
+
+export interface WireBroker extends ReplayBroker {
+  readonly keyId: string;
+  /** The outcome of the last timeline `reconcile` (null before the first). */
+  lastReconcile(): ReconcileOutcome | null;
 }
 
 const IN_FLIGHT_CHECK_MS = 2_000;
@@ -36,10 +48,7 @@ const IN_FLIGHT_CHECK_MS = 2_000;
 const DEGRADED_AFTER_MS = 5_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export async function createWireBroker(
-  ctx: ReplayBrokerContext,
-  options: WireOptions,
-): Promise<ReplayBroker & { readonly keyId: string }> {
+export async function createWireBroker(ctx: ReplayBrokerContext, options: WireOptions): Promise<WireBroker> {
   const { scenario, clock } = ctx;
   const base = options.url.replace(/\/$/, '');
   const keyId = `replay-${randomBytes(6).toString('hex')}`;
@@ -71,7 +80,6 @@ export async function createWireBroker(
   };
 
   const engineOrder = (cid: string): Order | undefined => ctx.engine().state.orders[cid];
-  const entries = new Map<string, ReconciliationEntry>();
   const live = new LiveBroker({
     baseUrl: base,
     wsUrl: `${base.replace(/^http/, 'ws')}/stream`,
@@ -182,50 +190,27 @@ export async function createWireBroker(
     for (const command of held.splice(0)) clock.schedule(clock.now, () => transmit(command));
   };
 
-  const record = (d: Difference) => {
-    if (!entries.has(d.id)) entries.set(d.id, { kind: d.kind, detail: d.detail, resolution: d.resolution });
-  };
-
+  // Reconciliation (lambdas/trading/reconcile-runner.ts): differences are events in the store,
+  // deduplicated by their deterministic id, so result.json lists each once across runs and restarts.
+  let lastReconcile: ReconcileOutcome | null = null;
   const reconcile = async () => {
     await syncClock();
     if (!live.isReady()) await live.whenReady(5_000);
-    const before = await live.brokerView();
-    const found = orderDifferences(ctx.engine().state, before);
-    for (const d of found) record(d);
-    // The broker is the source of truth for fills and end states: book them from its records.
-    for (const o of before.orders)
-      if (
-        engineOrder(o.client_order_id) &&
-        found.some((d) => d.key === o.client_order_id && d.resolution === 'book_from_broker')
-      )
-        await live.applyBrokerOrder(o);
-    for (const d of found)
-      if (d.kind === 'missing_order' && d.resolution === 'book_from_broker') await live.resolve(d.key);
-    await settle();
-    // What still differs is a dispute: manual intervention, the symbol (or the account) blocked.
-    const after = await live.brokerView();
-    for (const d of [
-      ...orderDifferences(ctx.engine().state, after),
-      ...balanceDifferences(ctx.engine().state, after),
-    ]) {
-      if (d.resolution !== 'manual_intervention') continue;
-      record(d);
-      const scope = d.kind === 'position' ? d.key : 'account';
-      await ctx
-        .engine()
-        .tripExternal(
-          `reconcile:${scope}`,
-          'halted',
-          { kind: d.kind, detail: d.detail, differenceId: d.id },
-          `reconciliation dispute (${d.kind}): ${d.detail}; manual intervention needed`,
-          iso(clock.now),
-          { keepOrders: true, scope },
-        );
-    }
+    lastReconcile = await reconcileAccount(
+      ctx.engine(),
+      {
+        brokerView: () => live.brokerView(),
+        applyBrokerOrder: (o) => live.applyBrokerOrder(o),
+        resolve: (cid) => live.resolve(cid),
+        settle,
+      },
+      { at: () => iso(clock.now), now: () => clock.now, retry: options.reconcileRetry },
+    );
   };
 
-  const broker: ReplayBroker & { readonly keyId: string } = {
+  const broker: WireBroker = {
     keyId,
+    lastReconcile: () => lastReconcile,
     async send(command) {
       if (command.kind === 'submit') submitted.add(command.clientOrderId);
       clock.schedule(clock.now + scenario.broker.latencyMs, () => transmit(command));
@@ -274,7 +259,12 @@ export async function createWireBroker(
       await retryHeld();
       await settle();
     },
-    reconciliation: () => [...entries.values()],
+    reconciliation: () =>
+      Object.values(ctx.engine().state.reconciliation).map((d) => ({
+        kind: d.kind,
+        detail: d.detail,
+        resolution: d.resolution,
+      })),
     async close() {
       await live.close();
       if (!options.keepAccount)

@@ -172,11 +172,13 @@ describe('the local (deploy rehearsal) stage', () => {
       ['EodChain', 'rate(1 day)'],
       ['EquityDispatch', 'rate(1 minute)'],
       ['MarketCapRefresh', 'rate(1 minute)'],
+      ['TradingReconcile', 'rate(1 minute)'],
     ]);
     expect(expressions(dev.compute)).toEqual([
       ['EodChain', 'cron(30 16 ? * MON-FRI *)'],
       ['EquityDispatch', 'rate(15 minutes)'],
       ['MarketCapRefresh', 'rate(15 minutes)'],
+      ['TradingReconcile', `rate(${STAGES.dev.trading.reconcileEveryMinutes} minutes)`],
     ]);
   });
 });

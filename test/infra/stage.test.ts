@@ -14,6 +14,7 @@ import { REPO_ROOT } from '../../lib/paths';
 import { PipelineStage } from '../../lib/pipeline-stage';
 import { CONSUMERS, type ConsumerDefinition, OUTBOX_QUEUES, queuesSentToBy } from '../../lib/topology';
 import { EOD_CHAIN, SCHEDULED_JOBS } from '../../lib/topology/jobs';
+import { TRADING_JOBS } from '../../lib/topology/trading';
 
 // A consumer fed by S3 and one that calls the provider, so the construct is exercised whatever the
 // pipeline's own list holds.
@@ -131,6 +132,7 @@ describe('queues and consumers', () => {
       ([id]) =>
         !id.startsWith('EodChain') &&
         !id.startsWith('RealtimeRouter') &&
+        !id.startsWith('Trading') &&
         !id.startsWith('HealthEtlAlarms') &&
         !id.startsWith('Status'),
     );
@@ -223,7 +225,9 @@ describe('functions', () => {
     const functions = resourcesOf(dev.compute, 'AWS::Lambda::Function').filter(
       ([, f]) => (f.Properties.Description as string | undefined) !== undefined && f.Properties.VpcConfig,
     );
-    expect(functions.length).toBe(TEST_CONSUMERS.length + 2 + EOD_CHAIN.length + SCHEDULED_JOBS.length);
+    expect(functions.length).toBe(
+      TEST_CONSUMERS.length + 2 + EOD_CHAIN.length + SCHEDULED_JOBS.length + TRADING_JOBS.length,
+    );
     for (const [, f] of functions) {
       expect(f.Properties.Architectures).toEqual(['arm64']);
       expect(f.Properties.TracingConfig).toEqual({ Mode: 'Active' });
@@ -343,7 +347,9 @@ describe('queue senders', () => {
   }
 
   it('gives every function the URL of and SendMessage on exactly the queues the topology derives for it', () => {
-    expect(compute.functions.size).toBe(TEST_CONSUMERS.length + EOD_CHAIN.length + SCHEDULED_JOBS.length + 2);
+    expect(compute.functions.size).toBe(
+      TEST_CONSUMERS.length + EOD_CHAIN.length + SCHEDULED_JOBS.length + TRADING_JOBS.length + 2,
+    );
     for (const fn of compute.functions.values()) {
       const expected = queuesSentToBy(fn.definition).sort();
       expect({ id: fn.definition.id, queues: sentQueues(fn) }).toEqual({
@@ -470,17 +476,40 @@ describe('network', () => {
     }
   });
 
-  it('puts provider-calling consumers behind NAT and every other function in isolated subnets', () => {
+  it('puts provider- and broker-calling functions behind NAT and every other function in isolated subnets', () => {
     const fns = resourcesOf(dev.compute, 'AWS::Lambda::Function').filter(([, f]) => f.Properties.VpcConfig);
     const subnetImports = fns.map(([, f]) =>
       JSON.stringify((f.Properties.VpcConfig as { SubnetIds: unknown }).SubnetIds),
     );
-    const needInternet = [...TEST_CONSUMERS, ...EOD_CHAIN, ...SCHEDULED_JOBS].filter((c) => c.needsInternet);
+    const needInternet = [...TEST_CONSUMERS, ...EOD_CHAIN, ...SCHEDULED_JOBS, ...TRADING_JOBS].filter(
+      (c) => c.needsInternet || c.needsBroker,
+    );
     expect(needInternet.length).toBeGreaterThan(0);
     expect(subnetImports.filter((s) => s.includes('egress'))).toHaveLength(needInternet.length);
     dev.compute.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ POLYGON_API_KEY_SECRET_ARN: Match.anyValue() }) },
     });
+  });
+});
+
+describe('trading', () => {
+  it('reconciles on a schedule as the trading login, behind NAT, with the broker keys and nothing of the provider', () => {
+    const found = resourcesOf(dev.compute, 'AWS::Lambda::Function').filter(([id]) =>
+      id.startsWith('TradingReconcile'),
+    );
+    expect(found).toHaveLength(1);
+    const fn = (found[0] as (typeof found)[number])[1];
+    const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env.BROKER_BASE_URL).toBe(STAGES.dev.trading.brokerUrl);
+    expect(JSON.stringify(env.BROKER_CREDENTIALS_SECRET_ARN)).toContain('BrokerCredentials');
+    expect(JSON.stringify(env.DB_SECRET_ARN)).toContain('tradinglogin');
+    expect(env.POLYGON_API_KEY_SECRET_ARN).toBeUndefined();
+    expect(JSON.stringify((fn.Properties.VpcConfig as { SubnetIds: unknown }).SubnetIds)).toContain('egress');
+    dev.compute.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: `rate(${STAGES.dev.trading.reconcileEveryMinutes} minutes)`,
+    });
+    // The live engine is a container service in AWS stages (its own test: test/infra/trading-engine.test.ts).
+    dev.compute.resourceCountIs('AWS::ECS::Service', 2);
   });
 });
 

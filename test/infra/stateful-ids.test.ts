@@ -41,6 +41,7 @@ const PINNED_PROD = {
     'AWS::RDS::DBProxy DatabaseInstanceProxyA71C974C',
     'AWS::S3::Bucket DataBucketAccessLogsC7D55B3F',
     'AWS::S3::Bucket DataBucketBD860FE1',
+    'AWS::SecretsManager::Secret BrokerCredentials3A27FE8A',
     'AWS::SecretsManager::Secret CacheAuthToken04672416',
     // One login secret per database component (schemas/sql/0090_roles.sql).
     'AWS::SecretsManager::Secret DatabaseLogintickstockapplogin37A423A5',
@@ -118,6 +119,9 @@ describe('database credentials per component', () => {
     expect(health.every(([, s]) => s.includes('DatabaseLogintickstockhealthlogin'))).toBe(true);
     const backfill = byFunction.filter(([id]) => id.startsWith('Backfill'));
     expect(backfill.every(([, s]) => s.includes('DatabaseLogintickstockmarketlogin'))).toBe(true);
+    const reconcile = byFunction.filter(([id]) => id.startsWith('TradingReconcile'));
+    expect(reconcile).toHaveLength(1);
+    expect(reconcile.every(([, s]) => s.includes('DatabaseLogintickstocktradinglogin'))).toBe(true);
     expect(Object.keys(data).filter((id) => id.startsWith('DatabaseLogin')).length).toBeGreaterThanOrEqual(5);
   });
 });

@@ -30,7 +30,10 @@ export const DEFAULT_CLIENT: ClientOptions = {
 };
 
 export interface ClientCounters {
+  /** Live messages sent (what the router counts as delivered), control messages and snapshots excluded. */
   sent: Record<RouterChannel, number>;
+  /** Latest values sent on subscribe (`"snapshot": true` on the wire). */
+  snapshot: Record<RouterChannel, number>;
   conflated: Record<RouterChannel, number>;
   gapped: Record<RouterChannel, number>;
   conflations: number;
@@ -51,6 +54,7 @@ export type SentObserver = (message: SequencedMessage) => void;
 export class ClientSession {
   readonly counters: ClientCounters = {
     sent: perChannel(),
+    snapshot: perChannel(),
     conflated: perChannel(),
     gapped: perChannel(),
     conflations: 0,
@@ -145,7 +149,8 @@ export class ClientSession {
   private deliver(m: SequencedMessage): void {
     this.transport.send(m);
     if (m.kind !== 'control') {
-      this.counters.sent[m.channel] += 1;
+      if (m.snapshot) this.counters.snapshot[m.channel] += 1;
+      else this.counters.sent[m.channel] += 1;
       const last = this.lastOffsets[m.channel];
       if (last === undefined || m.offset > last) this.lastOffsets[m.channel] = m.offset;
     }

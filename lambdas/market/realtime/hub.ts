@@ -7,7 +7,7 @@
  */
 import type { ClientSession } from './client';
 import { BoundedQueue } from './queue';
-import { CHANNELS, type RoutedMessage, type RouterChannel, type SequencedMessage } from './types';
+import { asSnapshot, CHANNELS, type RoutedMessage, type RouterChannel, type SequencedMessage } from './types';
 
 export interface HubOptions {
   readonly epoch: string;
@@ -87,7 +87,7 @@ export class Hub {
     this.clients.delete(client);
   }
 
-  /** Subscribes and queues the latest value of everything the subscription covers. */
+  /** Subscribes and queues the latest value of everything the subscription covers (labelled snapshot). */
   subscribe(client: ClientSession, channel: RouterChannel, symbols: '*' | readonly string[]): number {
     client.subscribe(channel, symbols);
     const wanted = symbols === '*' ? null : new Set(symbols);
@@ -98,7 +98,8 @@ export class Hub {
       }
     }
     values.sort((a, b) => a.offset - b.offset);
-    for (const m of values) client.offer(m, true);
+    // Labelled copies: the client counts them as `snapshot`, not as live deliveries.
+    for (const m of values) client.offer(asSnapshot(m), true);
     return values.length;
   }
 

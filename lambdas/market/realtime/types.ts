@@ -88,19 +88,31 @@ export interface SequencedMessage extends RoutedMessage {
   readonly offset: number;
   /** The client wire text, serialised once however many clients receive it (`wireText`). */
   wire?: string;
+  /**
+   * A latest value sent on subscribe (a copy of a message published earlier, with its original
+   * offset): labelled `"snapshot": true` on the wire and counted as `snapshot`, never as `sent`, so a
+   * client's live count matches the router's delivered count.
+   */
+  readonly snapshot?: true;
 }
 
-/** `{"channel","epoch","offset","sym","data"}`: what a client receives, serialised once per message. */
+/**
+ * `{"channel","epoch","offset","sym","data"}` (plus `"snapshot": true` for a value sent on
+ * subscribe): what a client receives, serialised once per message.
+ */
 export function wireText(m: SequencedMessage): string {
   if (m.wire === undefined)
-    m.wire = JSON.stringify({
-      channel: m.channel,
-      epoch: m.epoch,
-      offset: m.offset,
-      sym: m.sym,
-      data: m.data,
-    });
+    m.wire = JSON.stringify(
+      m.snapshot
+        ? { channel: m.channel, epoch: m.epoch, offset: m.offset, sym: m.sym, snapshot: true, data: m.data }
+        : { channel: m.channel, epoch: m.epoch, offset: m.offset, sym: m.sym, data: m.data },
+    );
   return m.wire;
+}
+
+/** The snapshot copy of a published message: own wire text, same position. */
+export function asSnapshot(m: SequencedMessage): SequencedMessage {
+  return { ...m, wire: undefined, snapshot: true };
 }
 
 /** Provider timestamps: FMV `t` is in nanoseconds on some feeds. Anything past year 2286 in ms is ns. */

@@ -9,6 +9,8 @@ import type {
   RouterChannel,
   SequencedMessage,
 } from '../../../lambdas/market/realtime/types';
+import { wireText } from '../../../lambdas/market/realtime/types';
+import { WireCounter } from '../../../lambdas/realtime-router/wire-count';
 
 const T0 = Date.UTC(2026, 2, 2, 14, 30, 0);
 
@@ -182,6 +184,48 @@ describe('Hub offsets, snapshot and resume', () => {
     expect(hub.resume(client, 'tick', 'e2', 2)).toEqual({ status: 'resync', reason: 'offset_too_old' });
     expect(hub.resume(client, 'tick', 'e2', 11)).toEqual({ status: 'resync', reason: 'offset_ahead' });
     expect(hub.resume(client, 'tick', 'e2', 5)).toEqual({ status: 'resumed', replayed: 0 });
+  });
+});
+
+describe('snapshot accounting (a value sent on subscribe is labelled, never counted as delivered)', () => {
+  it('the client counts live messages exactly as the router delivered them, snapshots apart', () => {
+    const router = new Router({ epoch: 'e1' });
+    router.ingest('ws', T0, [trade('AAPL', '1', T0), trade('MSFT', '2', T0), trade('AAPL', '3', T0 + 1)]);
+    router.drain();
+    const deliveredBefore = router.stats.tick.delivered;
+    const transport = new FakeTransport();
+    const client = new ClientSession('c', transport, { ...small, maxBufferedBytes: 1e9 });
+    router.hub.attach(client);
+    const wire = new WireCounter(true);
+    // The router's reply names the channel too; it is not a message of it.
+    wire.add(
+      JSON.parse(JSON.stringify({ ev: 'subscribed', channel: 'tick', epoch: 'e1', offset: 3, snapshot: 2 })),
+    );
+
+    router.hub.subscribe(client, 'tick', '*');
+    client.pump();
+    router.ingest('ws', T0 + 2, [trade('AAPL', '4', T0 + 2), trade('MSFT', '5', T0 + 2)]);
+    router.drain();
+    for (const m of transport.sent) wire.add(JSON.parse(wireText(m)));
+
+    const liveDelivered = router.stats.tick.delivered - deliveredBefore;
+    expect(liveDelivered).toBe(2);
+    expect(client.counters.sent.tick).toBe(liveDelivered);
+    expect(client.counters.snapshot.tick).toBe(2);
+    expect(wire.live.tick).toBe(liveDelivered);
+    expect(wire.snapshot.tick).toBe(2);
+    expect([wire.replies, wire.duplicates.tick]).toEqual([1, 0]);
+    // The snapshot values keep their original position and are marked on the wire; the published
+    // messages (history, other clients) are not.
+    const snapshots = transport.sent.filter((m) => m.snapshot);
+    expect(snapshots.map((m) => [m.sym, m.offset, JSON.parse(wireText(m)).snapshot])).toEqual([
+      ['MSFT', 2, true],
+      ['AAPL', 3, true],
+    ]);
+    expect(transport.sent.filter((m) => !m.snapshot).map((m) => JSON.parse(wireText(m)).snapshot)).toEqual([
+      undefined,
+      undefined,
+    ]);
   });
 });
 

@@ -7,6 +7,7 @@ import {
   CHANNEL_NAME_PATTERN,
   CHANNELS,
   type Channel,
+  compareIds,
   type DeliveredEvent,
   decodeEnvelope,
   EventBus,
@@ -232,6 +233,65 @@ describe('EventBus with a real Redis', () => {
     expect(length).toBeGreaterThanOrEqual(50);
     // Approximate trimming removes whole radix-tree nodes, so up to one node more than the cap remains.
     expect(length).toBeLessThanOrEqual(50 + nodeSize);
+  });
+
+  it('publishBatch writes a batch in one MULTI: stream entries and pub/sub in the given order, trimmed', async () => {
+    const namespace = `test-evbus-${randomUUID()}`;
+    const bus = newBus(namespace, 50);
+    const subscriber = await connected();
+    const live: LiveMessage[] = [];
+    const unsubscribe = await subscribeLive(subscriber, (m) => live.push(m), CHANNELS.realtimeTick);
+    const inputs = Array.from({ length: 300 }, (_, i) => ({
+      message_id: `6f1c1c3e-2b7a-4d7e-9a53-${String(i).padStart(12, '0')}`,
+      event_type: 'trade',
+      data: { sym: 'AAPL', offset: i + 1 },
+    }));
+
+    // Pub/sub channels are not namespaced: keep only this test's messages (a stage router may publish).
+    const ours = new Set(inputs.map((m) => m.message_id));
+    const mine = (): LiveMessage[] => live.filter((m) => 'envelope' in m && ours.has(m.envelope.message_id));
+
+    const published = await bus.publishBatch(CHANNELS.realtimeTick, inputs);
+    for (let i = 0; i < 200 && mine().length < inputs.length; i++) await new Promise((r) => setTimeout(r, 5));
+    await unsubscribe();
+
+    const entries = (await publisherClient.xRange(bus.streamKey(CHANNELS.realtimeTick), '-', '+')) ?? [];
+    const tail = entries.map((e) => JSON.parse(e.message.envelope ?? '{}').data.offset as number);
+    expect(published.map((p) => p.envelope.data.offset)).toEqual(inputs.map((m) => m.data.offset));
+    expect(published.map((p) => p.streamId)).toEqual([...published.map((p) => p.streamId)].sort(compareIds));
+    // MAXLEN ~ 50 applied as `publish` does: the newest entries remain, in order, ending with the last.
+    expect(tail.at(-1)).toBe(300);
+    expect(tail).toEqual(Array.from({ length: tail.length }, (_, k) => 301 - tail.length + k));
+    expect(tail.length).toBeLessThan(300);
+    expect(mine().map((m) => ('envelope' in m ? m.envelope.data.offset : null))).toEqual(
+      inputs.map((m) => m.data.offset),
+    );
+  });
+
+  it('publishBatch validates every message, not only the first, and then writes nothing', async () => {
+    const bus = newBus(`test-evbus-${randomUUID()}`);
+    const good = { event_type: 'trade', data: { sym: 'A' } };
+
+    const badId = bus.publishBatch(CHANNELS.realtimeTick, [good, { ...good, message_id: 'not-a-uuid' }]);
+    const badType = bus.publishBatch(CHANNELS.realtimeTick, [good, good, { ...good, event_type: '' }]);
+    const badData = bus.publishBatch(CHANNELS.realtimeTick, [
+      good,
+      { event_type: 'trade', data: [1] as unknown as Record<string, unknown> },
+    ]);
+
+    await expect(badId).rejects.toBeInstanceOf(InvalidEnvelopeError);
+    await expect(badType).rejects.toBeInstanceOf(InvalidEnvelopeError);
+    await expect(badData).rejects.toBeInstanceOf(InvalidEnvelopeError);
+    expect(await publisherClient.exists(bus.streamKey(CHANNELS.realtimeTick))).toBe(0);
+  });
+
+  it('publishBatch fails whole with EventBusUnavailableError when Redis cannot be reached', async () => {
+    const neverConnected = createRedisClient({ url: REDIS_URL });
+    const bus = new EventBus({ client: neverConnected, service: 'realtime-router' });
+
+    const attempt = bus.publishBatch(CHANNELS.realtimeTick, [{ event_type: 'trade', data: { sym: 'A' } }]);
+
+    await expect(attempt).rejects.toBeInstanceOf(EventBusUnavailableError);
   });
 
   it('an offline consumer receives everything published while it was down, exactly once', async () => {

@@ -1,0 +1,356 @@
+/**
+ * The 10x surge through the live stage (issue 12's target): the provider feed process
+ * (localstack/feed/main.ts, profile `surge10x`: 500,000 stream events a minute plus 8,000 minute bars,
+ * every 50th frame sent twice) -> the router process (lambdas/realtime-router/main.ts, its Redis
+ * Streams on the stage's Redis under a namespace of this run) -> one client WebSocket subscribed to
+ * everything, in this process. Both processes are started on free ports (never the stage's 4581/4590)
+ * and stopped at the end.
+ *
+ * Prints, per channel, what the feed sent, what the router received, removed as duplicates, rejected
+ * and delivered, and what the client received (live, and repeats by exact key: target 0); tick
+ * latency from the router's own histogram (frame receipt -> client send) and the client's end to end
+ * (feed frame written -> client receipt, across processes); the router's peak RSS, event-loop delay,
+ * GC pauses and CPU share; the load average through the run (2 shared cores: a latency spike while the
+ * router got little CPU is descheduling, not the router). Target: tick p99 < 5 ms, 0 duplicates.
+ *
+ * ROUTER_SURGE_MINUTES: market minutes at full rate (default 1; the issue's surge is 5).
+ * ROUTER_SURGE_COMPARE=1: the surge twice, back to back, before (one socket write per client message,
+ * default node flags) and after (client writes batched, ROUTER_NODE_ARGS), then the ratios.
+ * ROUTER_SURGE_EGRESS=1: also minute bars to the stage's RouterBars queue and frames to S3 (off by
+ * default: a benchmark should not fill the shared stage's tables and bucket).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { LatencyRecorder } from '../../lambdas/market/realtime/latency';
+import { CHANNELS } from '../../lambdas/market/realtime/types';
+import { CHANNELS as CHANNELS_BUS, EventBus } from '../../lambdas/platform/event-bus';
+import { createRedisClient } from '../../lambdas/platform/redis';
+import { ROUTER_NODE_ARGS, type ServiceHealth } from '../../lambdas/realtime-router/service';
+import { WireCounter, type WireMessage } from '../../lambdas/realtime-router/wire-count';
+import { REPO_ROOT } from '../../lib/paths';
+
+interface FeedStats {
+  framesSent: number;
+  eventsSent: number;
+  eventsByEv: Record<string, number>;
+  duplicateEvents: number;
+  done: boolean;
+}
+
+interface Proc {
+  readonly child: ChildProcess;
+  readonly port: number;
+  output(): string;
+}
+
+/** Starts `script` under tsx and waits for the line announcing its port. */
+async function startProcess(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  portLine: RegExp,
+  nodeArgs: readonly string[] = [],
+): Promise<Proc> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(REPO_ROOT, script)], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += String(d);
+  });
+  child.stderr?.on('data', (d) => {
+    out += String(d);
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const m = portLine.exec(out);
+    if (m) return { child, port: Number(m[1]), output: () => out };
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${script} did not start:\n${out.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stopProcess(p: Proc, timeoutMs = 20_000): Promise<void> {
+  if (p.child.exitCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, timeoutMs))]);
+  if (p.child.exitCode === null) p.child.kill('SIGKILL');
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  return (await res.json()) as T;
+}
+
+/** Peak resident set (VmHWM) of a process, MB. */
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : Number.NaN;
+}
+
+const wall = (): number => performance.timeOrigin + performance.now();
+const fmt = (n: number): string => n.toLocaleString('en-US');
+
+interface SurgeConfig {
+  readonly label: string;
+  readonly clientWriteBatching: boolean;
+  readonly nodeArgs: readonly string[];
+}
+
+interface SurgeResult {
+  readonly tick: { p50: number; p95: number; p99: number; max: number };
+  readonly e2e: { p50: number; p95: number; p99: number; max: number };
+  readonly cpuUsPerEvent: number;
+  readonly gcMs: number;
+  readonly loopP99: number;
+  readonly peakRssMb: number;
+  readonly loadMean: number;
+  readonly lossless: boolean;
+}
+
+async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
+  const minutes = Number(process.env.ROUTER_SURGE_MINUTES ?? 1);
+  const egress = process.env.ROUTER_SURGE_EGRESS === '1';
+  const namespace = `bench-surge-${randomUUID().slice(0, 8)}`;
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const base: NodeJS.ProcessEnv = { ...process.env };
+  if (!egress) {
+    // No queue, no bucket: main.ts then sends no bars and archives nothing.
+    delete base.AWS_ENDPOINT_URL;
+    delete base.DATA_BUCKET;
+    delete base.QUEUE_URL_ROUTER_BARS;
+  }
+  const feed = await startProcess(
+    'localstack/feed/main.ts',
+    {
+      ...base,
+      REALTIME_FEED_PORT: '0',
+      REALTIME_FEED_PROFILE: 'surge10x',
+      REALTIME_FEED_SPEED: '1',
+      REALTIME_FEED_MINUTES: String(minutes),
+      REALTIME_FEED_START: 'request',
+      REALTIME_FEED_STAMP: '1',
+      REALTIME_FEED_DUPLICATE_EVERY: '50',
+    },
+    /provider feed on ws:\/\/127\.0\.0\.1:(\d+)\//,
+  );
+  let router: Proc | null = null;
+  const redis = createRedisClient({ url: redisUrl });
+  try {
+    router = await startProcess(
+      'lambdas/realtime-router/main.ts',
+      {
+        ...base,
+        REALTIME_FEED_URL: `ws://127.0.0.1:${feed.port}/stocks`,
+        MARKET_API_BASE_URL: `http://127.0.0.1:${feed.port}`,
+        POLYGON_API_KEY: 'local-key',
+        ROUTER_PORT: '0',
+        REDIS_URL: redisUrl,
+        EVENT_BUS_NAMESPACE: namespace,
+        ROUTER_METRICS_INTERVAL_MS: '0',
+        ROUTER_CLIENT_WRITE_BATCHING: config.clientWriteBatching ? '1' : '0',
+      },
+      /on ws:\/\/127\.0\.0\.1:(\d+)\/stream/,
+      // ROUTER_SURGE_NODE_ARGS: extra node flags for the router (e.g. --cpu-prof to profile it).
+      [...config.nodeArgs, ...(process.env.ROUTER_SURGE_NODE_ARGS ?? '').split(' ').filter(Boolean)],
+    );
+    const routerUrl = `http://127.0.0.1:${router.port}`;
+    // The router is streaming once its provider subscriptions are acknowledged.
+    for (let k = 0; k < 200; k += 1) {
+      const h = await getJson<ServiceHealth>(`${routerUrl}/health`);
+      if (h.provider.state === 'streaming') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    const counter = new WireCounter(true);
+    const e2e = new LatencyRecorder();
+    const client = new WebSocket(`ws://127.0.0.1:${router.port}/stream`);
+    client.on('message', (data) => {
+      const at = wall();
+      const m = JSON.parse(String(data)) as WireMessage;
+      const channel = counter.add(m);
+      const sentAt = m.data?.bench_sent_at;
+      if (channel !== null && typeof sentAt === 'number') e2e.record(channel, at - sentAt);
+    });
+    await new Promise((resolve, reject) => {
+      client.once('open', resolve);
+      client.once('error', reject);
+    });
+    client.send(JSON.stringify({ action: 'subscribe', channel: '*', symbols: '*' }));
+    while (counter.replies < CHANNELS.length) await new Promise((r) => setTimeout(r, 20));
+
+    const loads: number[] = [];
+    const loadTimer = setInterval(() => loads.push(loadavg()[0] as number), 1_000);
+    const started = Date.now();
+    await fetch(`http://127.0.0.1:${feed.port}/start`, { method: 'POST' });
+    let stats = await getJson<FeedStats & { started: boolean }>(`http://127.0.0.1:${feed.port}/stats`);
+    while (!stats.done && Date.now() - started < (minutes + 2) * 60_000) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      stats = await getJson(`http://127.0.0.1:${feed.port}/stats`);
+    }
+    const feedSeconds = (Date.now() - started) / 1000;
+    // Until the client has everything the router delivered (or nothing moved for 5 s).
+    let health = await getJson<ServiceHealth>(`${routerUrl}/health`);
+    let last = -1;
+    let still = Date.now();
+    for (;;) {
+      health = await getJson<ServiceHealth>(`${routerUrl}/health`);
+      const sent = health.clients[0]?.sent;
+      const got = CHANNELS.reduce((n, c) => n + counter.live[c], 0);
+      if (sent && CHANNELS.every((c) => sent[c] === counter.live[c])) break;
+      if (got !== last) {
+        last = got;
+        still = Date.now();
+      } else if (Date.now() - still > 5_000) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    clearInterval(loadTimer);
+    const routerPeak = router.child.pid ? peakRssMb(router.child.pid) : Number.NaN;
+    client.terminate();
+
+    const ch = health.router.channels;
+    const sentTick = (stats.eventsByEv.T ?? 0) + (stats.eventsByEv.Q ?? 0);
+    const feedSent: Record<string, number> = {
+      tick: sentTick,
+      fmv: stats.eventsByEv.FMV ?? 0,
+      ohlcv: (stats.eventsByEv.AM ?? 0) + (stats.eventsByEv.A ?? 0),
+      event: 0,
+    };
+    const rows = CHANNELS.map((c) => {
+      const rejected = Object.values(ch[c].rejected).reduce((a, b) => a + b, 0);
+      const lost = ch[c].delivered - counter.live[c] - counter.control[c];
+      return `  ${c.padEnd(6)} feed sent ${fmt(feedSent[c] ?? 0).padStart(9)} | router received ${fmt(ch[c].received).padStart(9)}, duplicates removed ${fmt(ch[c].duplicates).padStart(6)}, rejected ${fmt(rejected).padStart(6)}, conflated ${ch[c].conflated}, delivered ${fmt(ch[c].delivered).padStart(9)} | client got ${fmt(counter.live[c]).padStart(9)} live + ${counter.control[c]} control, ${lost} missing, ${counter.duplicates[c]} repeats`;
+    });
+    const tick = health.latencyMs.tick;
+    const client99 = e2e.summary('tick');
+    const proc = health.process;
+    const cpuShare = proc ? proc.cpuMs / (feedSeconds * 1000) : Number.NaN;
+    const loadMin = Math.min(...loads);
+    const loadMax = Math.max(...loads);
+    const loadMean = loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length);
+    const events = stats.eventsSent;
+    const lossless = CHANNELS.every(
+      (c) => counter.duplicates[c] === 0 && ch[c].delivered === counter.live[c] + counter.control[c],
+    );
+    console.log(
+      [
+        `${config.label}: client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}`,
+        `live surge x10: ${minutes} market minute(s) of surge10x (500,000 stream events/min + 8,000 bars/min; issue: 5 min, ROUTER_SURGE_MINUTES) through feed process :${feed.port} -> router process :${router.port} (Redis Streams ${namespace}:*${egress ? ', bars to SQS, frames to S3' : '; SQS/S3 egress off, ROUTER_SURGE_EGRESS=1'}) -> 1 client WebSocket subscribed to everything`,
+        `  feed: ${fmt(events)} events in ${fmt(stats.framesSent)} frames (+ ${fmt(stats.duplicateEvents)} events in duplicated frames) over ${feedSeconds.toFixed(1)} s = ${fmt(Math.round((events / feedSeconds) * 60))} events/min`,
+        ...rows,
+        `  tick latency, router histogram (frame receipt -> client send): p50 ${tick.p50} ms, p95 ${tick.p95} ms, p99 ${tick.p99} ms, max ${tick.max} ms (target p99 < 5 ms)`,
+        `  tick end to end, client (feed frame written -> client receipt, across processes): p50 ${client99.p50} ms, p95 ${client99.p95} ms, p99 ${client99.p99} ms, max ${client99.max} ms`,
+        `  router process: peak RSS ${routerPeak} MB; event-loop delay p50 ${proc?.eventLoopDelayMs.p50} ms, p99 ${proc?.eventLoopDelayMs.p99} ms, max ${proc?.eventLoopDelayMs.max} ms; GC ${proc?.gc.count} pauses, ${proc?.gc.totalMs.toFixed(0)} ms total, max ${proc?.gc.maxMs.toFixed(1)} ms; CPU ${fmt(proc?.cpuMs ?? 0)} ms = ${(cpuShare * 100).toFixed(0)} % of one core over the run`,
+        `  Redis sinks: ${CHANNELS.map((c) => `${c} ${fmt(health.sinks[c]?.published ?? 0)} published (${health.sinks[c]?.depth ?? 0} buffered, ${health.sinks[c]?.dropped ?? 0} dropped, ${health.sinks[c]?.failures ?? 0} failed batches)`).join('; ')}`,
+        `  load average (1 min) during the run: min ${loadMin.toFixed(2)}, mean ${loadMean.toFixed(2)}, max ${loadMax.toFixed(2)} on 2 cores`,
+      ].join('\n'),
+    );
+    return {
+      tick,
+      e2e: client99,
+      cpuUsPerEvent: ((proc?.cpuMs ?? 0) * 1000) / Math.max(1, events),
+      gcMs: proc?.gc.totalMs ?? 0,
+      loopP99: proc?.eventLoopDelayMs.p99 ?? 0,
+      peakRssMb: routerPeak,
+      loadMean,
+      lossless,
+    };
+  } finally {
+    if (router) await stopProcess(router);
+    await stopProcess(feed);
+    try {
+      await redis.connect();
+      const keys = await redis.keys(`${namespace}:*`);
+      if (keys.length > 0) await redis.del(keys);
+      await redis.close();
+    } catch {
+      // The streams are capped (MAXLEN ~) and namespaced: left over, they cost memory only.
+    }
+  }
+}
+
+/**
+ * The Redis sink's own CPU per message on the stage's Redis, alternated in one process: one MULTI
+ * per message (the sink before) against one MULTI per batch of 512 (EventBus.publishBatch, the sink now).
+ */
+async function redisSinkCost(redisUrl: string): Promise<void> {
+  const client = createRedisClient({ url: redisUrl });
+  await client.connect();
+  const bus = new EventBus({
+    client,
+    service: 'realtime-router',
+    namespace: `bench-sink-${randomUUID().slice(0, 8)}`,
+  });
+  const message = (k: number) => ({
+    message_id: `6f1c1c3e-2b7a-5d7e-a953-${k.toString(16).padStart(12, '0')}`,
+    event_type: 'trade',
+    data: {
+      sym: 'AAPL',
+      epoch: 'e1',
+      offset: k,
+      ev: 'T',
+      x: 4,
+      i: String(k),
+      z: 3,
+      p: 101.23,
+      s: 50,
+      c: [12],
+      t: 1_764_500_000_000 + k,
+      q: k,
+    },
+  });
+  const us = { single: [] as number[], batch: [] as number[] };
+  try {
+    for (let round = 0; round < 6; round += 1) {
+      const single = round % 2 === 0;
+      const cpu = process.cpuUsage();
+      for (let b = 0; b < 40; b += 1) {
+        const batch = Array.from({ length: 512 }, (_, j) => message(b * 512 + j));
+        if (single) await Promise.all(batch.map((m) => bus.publish(CHANNELS_BUS.realtimeTick, m)));
+        else await bus.publishBatch(CHANNELS_BUS.realtimeTick, batch);
+      }
+      const used = process.cpuUsage(cpu);
+      (single ? us.single : us.batch).push((used.user + used.system) / (40 * 512));
+    }
+  } finally {
+    await client.del(bus.streamKey(CHANNELS_BUS.realtimeTick));
+    await client.close();
+  }
+  const median = (xs: number[]): number =>
+    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+  const single = median(us.single);
+  const batch = median(us.batch);
+  console.log(
+    `Redis sink CPU per message (this process, 3 alternated rounds of 20,480 each, median): one MULTI per message ${single.toFixed(1)} us, one MULTI per batch of 512 ${batch.toFixed(1)} us; ratio ${(batch / single).toFixed(2)}`,
+  );
+}
+
+export async function bench(): Promise<void> {
+  await redisSinkCost(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const after: SurgeConfig = { label: 'shipped', clientWriteBatching: true, nodeArgs: ROUTER_NODE_ARGS };
+  if (process.env.ROUTER_SURGE_COMPARE !== '1') {
+    await surgeRun(after);
+    return;
+  }
+  // Before and after in one run, back to back on the same machine state: the ratios are the figures.
+  const b = await surgeRun({ label: 'before', clientWriteBatching: false, nodeArgs: [] });
+  const a = await surgeRun(after);
+  const r = (x: number, y: number): string => (y > 0 ? (x / y).toFixed(2) : 'n/a');
+  console.log(
+    [
+      'after / before (same run):',
+      `  tick p50 ${r(a.tick.p50, b.tick.p50)}, p95 ${r(a.tick.p95, b.tick.p95)}, p99 ${r(a.tick.p99, b.tick.p99)}, max ${r(a.tick.max, b.tick.max)} (router histogram)`,
+      `  client end to end p50 ${r(a.e2e.p50, b.e2e.p50)}, p99 ${r(a.e2e.p99, b.e2e.p99)}`,
+      `  router CPU per event ${r(a.cpuUsPerEvent, b.cpuUsPerEvent)} (${b.cpuUsPerEvent.toFixed(1)} -> ${a.cpuUsPerEvent.toFixed(1)} us), GC time ${r(a.gcMs, b.gcMs)}, event-loop delay p99 ${r(a.loopP99, b.loopP99)}, peak RSS ${r(a.peakRssMb, b.peakRssMb)}`,
+      `  load average mean ${b.loadMean.toFixed(2)} (before) and ${a.loadMean.toFixed(2)} (after); lossless and no repeats: before ${b.lossless}, after ${a.lossless}`,
+    ].join('\n'),
+  );
+}
