@@ -25,8 +25,7 @@ import {
   type ProcessorConfig,
 } from './processors';
 import { planQuarantine, type QuarantinePlan } from './quarantine';
-import type { IngestUnit, RecordStore, StoredRecordInput, UpsertCounts } from './record-store';
-import { createRowEncoder } from './record-store';
+import type { IngestUnit, RecordStore, UpsertCounts } from './record-store';
 import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
@@ -49,8 +48,6 @@ export interface PipelineConfig {
   readonly processor: ProcessorConfig;
   /** Whose data this is (one user per bucket/stage today). */
   readonly userId: string;
-  /** Records per store upsert chunk. */
-  readonly chunkSize: number;
 }
 
 export const DEFAULT_PIPELINE_CONFIG: PipelineConfig = {
@@ -58,7 +55,6 @@ export const DEFAULT_PIPELINE_CONFIG: PipelineConfig = {
   limits: {},
   processor: DEFAULT_PROCESSOR_CONFIG,
   userId: 'default',
-  chunkSize: 2000,
 };
 
 export interface ProcessExportInput {
@@ -132,15 +128,17 @@ export interface Analysis {
 }
 
 /**
- * One streaming pass: every record goes to the validator and the processor; when `onRows` is
- * given, keyed store rows are handed over in chunks (bounded memory, the caller upserts them).
+ * One streaming pass: every record goes to the validator and the processor; when `onRecords` is
+ * given, each decoded block's records are handed over as they are read (the record store stages
+ * them in its own compact form, so memory holds one decoded block at a time) and it returns how
+ * many of them had no id.
  */
 export async function analyseExport(
   file: AvroExport<HealthRecord>,
   options: {
     now: number;
     config?: Partial<PipelineConfig>;
-    onRows?: (rows: StoredRecordInput[]) => Promise<void>;
+    onRecords?: (readerVersion: number, records: readonly HealthRecord[]) => Promise<number>;
     /** Stop with BudgetExceededError once this deadline has passed (checked between blocks). */
     budget?: ExportBudget;
   },
@@ -152,8 +150,6 @@ export async function analyseExport(
   let fetchTime = 0;
   let unkeyed = 0;
   const subject = createSubjectTracker(recordType);
-  let chunk: StoredRecordInput[] = [];
-  const toRow = options.onRows ? createRowEncoder(recordType, file.readerVersion) : undefined;
   const budget = options.budget;
   for await (const block of file.blocks()) {
     if (budget && Date.now() > budget.deadline) throw new BudgetExceededError(budget, file.stats.recordsRead);
@@ -162,18 +158,9 @@ export async function analyseExport(
       processor.add(record);
       subject.add(record);
       if (record.appRecordFetchTimeEpochMillis > fetchTime) fetchTime = record.appRecordFetchTimeEpochMillis;
-      if (toRow) {
-        const row = toRow(record);
-        if (row) chunk.push(row);
-        else unkeyed++;
-      }
     }
-    if (options.onRows && chunk.length >= config.chunkSize) {
-      await options.onRows(chunk);
-      chunk = [];
-    }
+    if (options.onRecords) unkeyed += await options.onRecords(file.readerVersion, block.records);
   }
-  if (options.onRows && chunk.length > 0) await options.onRows(chunk);
   const validation = validator.finish({ bytes: file.stats.bytesRead });
   let processed: ReturnType<Analysis['finishProcessing']> | undefined;
   return {
@@ -272,7 +259,10 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           now: input.now.getTime(),
           config,
           // Rows are staged while the file is read; a retry of a decided object does not need them.
-          onRows: unit.claim.state === 'new' ? (rows) => unit.stage(rows) : undefined,
+          onRecords:
+            unit.claim.state === 'new'
+              ? (readerVersion, records) => unit.stageRecords(readerVersion, records)
+              : undefined,
           budget: input.budget,
         });
         recordsRead = analysis.recordsRead;

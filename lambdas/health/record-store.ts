@@ -8,8 +8,17 @@
  * in-memory (tests, `etl run --memory`).
  */
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import { BinaryCopyEncoder } from '../platform/pg-binary-copy';
+import {
+  type BlockRecord,
+  blockRecords,
+  bucketOf,
+  findInBlock,
+  hashBytes,
+  IncomingRecords,
+  incomingIds,
+  type LegacyVersion,
+  mergeBlock,
+} from './record-blocks';
 import { readerSchema } from './schemas';
 import type { SourceIdentity } from './source';
 import {
@@ -186,10 +195,14 @@ export interface IngestUnit {
   /**
    * Hands rows over while the file is still being read. They change nothing until `merge()`: a
    * file that turns out to be quarantined is never merged, so it cannot touch stored records. The
-   * PostgreSQL store streams them to the server at once (binary COPY into a session-local stage),
-   * so decoding and loading overlap.
+   * stores hold them as compact record bytes until then (record-blocks.ts `IncomingRecords`).
    */
   stage(rows: readonly StoredRecordInput[]): Promise<void>;
+  /**
+   * `stage` for decoded records of the source's type (the pipeline's path): each record is encoded
+   * once, straight into the unit's staging arena. Returns how many records had no id (not staged).
+   */
+  stageRecords(readerVersion: number, records: readonly HealthRecord[]): Promise<number>;
   /** Applies the staged rows: newest version wins, conflicts are decided (VERSION_RULE) and recorded. */
   merge(): Promise<UpsertCounts>;
   /** `stage` then `merge`. */
@@ -233,21 +246,7 @@ const storableTime = (t: number): number | null =>
 // PostgreSQL text cannot hold NUL characters.
 const noNul = (s: string): string => (s.includes('\0') ? s.replaceAll('\0', '') : s);
 
-/** 53-bit FNV-1a-style hash of bytes (two 32-bit lanes): a content fingerprint, not a MAC. */
-export function hashBytes(bytes: Uint8Array): number {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193 ^ bytes.length;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i] as number;
-    h1 = Math.imul(h1 ^ b, 0x01000193);
-    h2 = Math.imul(h2 ^ b, 0x5bd1e995);
-    h2 ^= h2 >>> 15;
-  }
-  h1 ^= h1 >>> 13;
-  h1 = Math.imul(h1, 0xc2b2ae35);
-  h1 ^= h1 >>> 16;
-  return (h1 >>> 0) * 2_097_152 + ((h2 >>> 0) >>> 11);
-}
+export { hashBytes };
 
 function measured(
   recordType: RecordType,
@@ -275,6 +274,14 @@ function measured(
   }
   const mean = h.samples.length ? sum / h.samples.length : Number.NaN;
   return { value: Number.isFinite(mean) ? mean : null, count: h.samples.length, outOfRange: bad };
+}
+
+/** The id a record is stored under; undefined for a record without one (not stored). */
+export function storedId(record: HealthRecord): string | undefined {
+  const id = record.metadata.id;
+  if (typeof id !== 'string') return undefined;
+  const clean = noNul(id);
+  return clean === '' ? undefined : clean;
 }
 
 /** Turns decoded records of one file into store rows (one reader schema per file). */
@@ -333,44 +340,91 @@ export function decodeBody(
   return record;
 }
 
-/** Order of (record type, metadata id), as the merge expects its staged rows. */
-export const byKey = (a: StoredRecordInput, b: StoredRecordInput): number =>
-  a.recordType < b.recordType
-    ? -1
-    : a.recordType > b.recordType
-      ? 1
-      : a.metadataId < b.metadataId
-        ? -1
-        : a.metadataId > b.metadataId
-          ? 1
-          : 0;
+/** The columns of a stored record that are read from its body (the block keeps only the decision fields). */
+function describeStored(
+  recordType: RecordType,
+  b: BlockRecord,
+): Omit<StoredRecord, 'sourceId' | 'readerVersion' | 'contentHash' | 'metadataId' | 'recordType'> {
+  const payload = decodeBody({
+    recordType,
+    readerVersion: b.readerVersion,
+    body: b.body,
+    fetchMs: b.fetchMs,
+  });
+  const { start, end, zone } = recordInterval(recordType, payload);
+  const m = measured(recordType, payload);
+  return {
+    dataOrigin: noNul(payload.metadata.dataOriginPackageName ?? ''),
+    lastModifiedMs: b.lastModifiedMs,
+    clientRecordVersion: payload.metadata.clientRecordVersion,
+    startMs: storableTime(start),
+    endMs: storableTime(end),
+    zoneOffset: zone === null ? null : noNul(zone),
+    fetchMs: b.fetchMs,
+    value: m.value,
+    valueCount: b.valueCount,
+    outOfRange: b.outOfRange,
+    payload,
+  };
+}
 
-/** Within one batch the same id may appear twice: keep the preferred version (VERSION_RULE). */
-export function newestPerId(rows: readonly StoredRecordInput[]): StoredRecordInput[] {
-  const byId = new Map<string, StoredRecordInput>();
-  for (const r of rows) {
-    const key = `${r.recordType}\0${r.metadataId}`;
-    const prev = byId.get(key);
-    if (!prev || compareVersions(r, prev) >= 0) byId.set(key, r);
+function fromBlock(recordType: RecordType, b: BlockRecord): StoredRecord {
+  return {
+    recordType,
+    metadataId: b.metadataId,
+    readerVersion: b.readerVersion,
+    contentHash: b.contentHash,
+    sourceId: b.sourceId,
+    ...describeStored(recordType, b),
+  };
+}
+
+/** The rows a unit stages, one arena per record type (a unit normally stages one type). */
+class StagedRows {
+  private readonly byType = new Map<RecordType, IncomingRecords>();
+  private arena(recordType: RecordType): IncomingRecords {
+    let arena = this.byType.get(recordType);
+    if (!arena) {
+      arena = new IncomingRecords();
+      this.byType.set(recordType, arena);
+    }
+    return arena;
   }
-  return [...byId.values()];
+  add(rows: readonly StoredRecordInput[]): void {
+    for (const r of rows) this.arena(r.recordType).add(r);
+  }
+  /** Decoded records of one type; returns how many had no id (not staged). */
+  addRecords(recordType: RecordType, readerVersion: number, records: readonly HealthRecord[]): number {
+    const reader = readerSchema(recordType, readerVersion);
+    const arena = this.arena(recordType);
+    let unkeyed = 0;
+    for (const record of records) {
+      const id = storedId(record);
+      if (id === undefined) {
+        unkeyed++;
+        continue;
+      }
+      const m = measured(recordType, record);
+      arena.addRecord(reader.type, reader.version, id, record, m.count, m.outOfRange);
+    }
+    return unkeyed;
+  }
+  /** Takes everything staged, per record type. */
+  take(): [RecordType, IncomingRecords][] {
+    const out = [...this.byType.entries()].filter(([, a]) => a.count > 0);
+    this.byType.clear();
+    return out;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // In memory
 
-interface MemoryRow extends StoredRecordInput {
-  readonly sourceId: string;
-}
-
-function toStored(row: MemoryRow): StoredRecord {
-  const { body: _body, ...rest } = row;
-  return { ...rest, payload: decodeBody(row) };
-}
-
 /** Single-process store; units run one at a time, which gives the same answers as PostgreSQL. */
 export class MemoryRecordStore implements RecordStore {
-  private readonly records = new Map<string, MemoryRow>();
+  /** Record blocks by `${recordType}\0${bucket}` (record-blocks.ts), as PostgreSQL keeps them. */
+  private readonly blocks = new Map<string, Buffer>();
+  private readonly counts = new Map<RecordType, number>();
   private readonly ingests = new Map<string, IngestOutcome>();
   private readonly conflictLog: RecordConflict[] = [];
   private readonly conflictKeys = new Set<string>();
@@ -378,9 +432,10 @@ export class MemoryRecordStore implements RecordStore {
 
   ingest<T>(source: IngestSource, fn: (unit: IngestUnit) => Promise<UnitResult<T>>): Promise<T> {
     const run = async (): Promise<T> => {
-      const merged = new Map<string, MemoryRow>();
+      const merged = new Map<string, Buffer>();
+      const added = new Map<RecordType, number>();
       const newConflicts: RecordConflict[] = [];
-      let staged: StoredRecordInput[] = [];
+      const staged = new StagedRows();
       let outcome: IngestOutcome | undefined;
       const existing = this.ingests.get(source.sourceId);
       const claim: IngestClaim = !existing
@@ -390,48 +445,36 @@ export class MemoryRecordStore implements RecordStore {
           : { state: 'pending', outcome: existing };
       const merge = async (): Promise<UpsertCounts> => {
         const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0, conflicts: 0 };
-        const unique = newestPerId(staged);
-        counts.unchanged += staged.length - unique.length;
-        staged = [];
-        for (const row of unique) {
-          const key = `${row.recordType}\0${row.metadataId}`;
-          const current = merged.get(key) ?? this.records.get(key);
-          if (
-            current &&
-            current.lastModifiedMs === row.lastModifiedMs &&
-            current.contentHash !== row.contentHash
-          ) {
-            counts.conflicts++;
-            newConflicts.push({
-              recordType: row.recordType,
-              metadataId: row.metadataId,
-              lastModifiedMs: row.lastModifiedMs,
-              storedHash: current.contentHash,
-              incomingHash: row.contentHash,
-              storedSourceId: current.sourceId,
-              incomingSourceId: source.sourceId,
-              kept: compareVersions(row, current) > 0 ? 'incoming' : 'stored',
-              rule: VERSION_RULE,
-            });
+        for (const [recordType, arena] of staged.take()) {
+          const { buckets, rowsOf } = arena.takeByBucket();
+          for (const bucket of buckets) {
+            const key = `${recordType}\0${bucket}`;
+            const m = mergeBlock(
+              merged.get(key) ?? this.blocks.get(key),
+              rowsOf(bucket),
+              source.sourceId,
+              compareVersions,
+            );
+            counts.inserted += m.inserted;
+            counts.updated += m.updated;
+            counts.unchanged += m.unchanged;
+            counts.conflicts += m.conflicts.length;
+            for (const c of m.conflicts)
+              newConflicts.push({ ...c, recordType, incomingSourceId: source.sourceId, rule: VERSION_RULE });
+            if (m.data) merged.set(key, m.data);
+            added.set(recordType, (added.get(recordType) ?? 0) + m.inserted);
           }
-          if (!current) counts.inserted++;
-          else if (compareVersions(row, current) > 0) counts.updated++;
-          else {
-            counts.unchanged++;
-            continue;
-          }
-          merged.set(key, { ...row, sourceId: source.sourceId });
         }
         return counts;
       };
       const unit: IngestUnit = {
         claim,
-        stage: async (rows) => {
-          for (const r of rows) staged.push(r);
-        },
+        stage: async (rows) => staged.add(rows),
+        stageRecords: async (readerVersion, records) =>
+          staged.addRecords(source.recordType, readerVersion, records),
         merge,
         upsert: async (rows) => {
-          for (const r of rows) staged.push(r);
+          staged.add(rows);
           return merge();
         },
         recordOutcome: async (o) => {
@@ -441,7 +484,8 @@ export class MemoryRecordStore implements RecordStore {
       };
       const result = await fn(unit);
       if (result.commit) {
-        for (const [k, v] of merged) this.records.set(k, v);
+        for (const [k, v] of merged) this.blocks.set(k, v);
+        for (const [t, n] of added) this.counts.set(t, (this.counts.get(t) ?? 0) + n);
         for (const c of newConflicts) {
           const key = `${c.recordType}\0${c.metadataId}\0${c.storedHash}\0${c.incomingHash}`;
           if (this.conflictKeys.has(key)) continue;
@@ -467,14 +511,15 @@ export class MemoryRecordStore implements RecordStore {
   }
 
   async getRecord(recordType: RecordType, metadataId: string): Promise<StoredRecord | undefined> {
-    const row = this.records.get(`${recordType}\0${metadataId}`);
-    return row ? toStored(row) : undefined;
+    const block = this.blocks.get(`${recordType}\0${bucketOf(metadataId)}`);
+    const found = block ? findInBlock(block, metadataId) : undefined;
+    return found ? fromBlock(recordType, found) : undefined;
   }
 
   async countRecords(recordType?: RecordType): Promise<number> {
-    if (!recordType) return this.records.size;
+    if (recordType) return this.counts.get(recordType) ?? 0;
     let n = 0;
-    for (const r of this.records.values()) if (r.recordType === recordType) n++;
+    for (const c of this.counts.values()) n += c;
     return n;
   }
 
@@ -496,190 +541,25 @@ export class MemoryRecordStore implements RecordStore {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-const STAGE_COLUMNS = [
-  'record_type',
-  'metadata_id',
-  'data_origin',
-  'last_modified_ms',
-  'client_record_version',
-  'start_time',
-  'end_time',
-  'zone_offset',
-  'fetch_ms',
-  'value',
-  'value_count',
-  'out_of_range',
-  'content_hash',
-  'reader_version',
-  'body',
-] as const;
-
-/** Session-local, gone at the end of the transaction (commit or rollback). */
-export const CREATE_STAGE_SQL = `
-CREATE TEMP TABLE IF NOT EXISTS health_records_stage (
-  record_type text COLLATE "C", metadata_id text COLLATE "C", data_origin text COLLATE "C", last_modified_ms bigint,
-  client_record_version bigint, start_time timestamptz, end_time timestamptz, zone_offset text,
-  fetch_ms bigint, value double precision, value_count integer, out_of_range integer,
-  content_hash bigint, reader_version smallint, body bytea
-) ON COMMIT DROP`;
-
-const UNIQUE_VIOLATION = '23505';
-
-const COPY_SQL = `COPY pg_temp.health_records_stage (${STAGE_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`;
-
-/** The VERSION_RULE tie-break as a row comparison: (a) preferred over (b). */
-const preferred = (a: string, b: string) =>
-  `(-${a}.out_of_range, ${a}.value_count, ${a}.fetch_ms, ${a}.content_hash) > (-${b}.out_of_range, ${b}.value_count, ${b}.fetch_ms, ${b}.content_hash)`;
-
-const RECORD_COLUMNS = `record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time,
-    end_time, zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, source_id`;
-
-/** The stored version is replaced by the incoming one (r = stored, x = incoming). */
-const replaces = (x: string, r: string) =>
-  `(${x}.last_modified_ms > ${r}.last_modified_ms
-     OR (${x}.last_modified_ms = ${r}.last_modified_ms AND ${x}.content_hash <> ${r}.content_hash AND ${preferred(x, r)}))`;
-
-const UPSERT_SET = `
-    data_origin = excluded.data_origin,
-    last_modified_ms = excluded.last_modified_ms,
-    client_record_version = excluded.client_record_version,
-    start_time = excluded.start_time,
-    end_time = excluded.end_time,
-    zone_offset = excluded.zone_offset,
-    fetch_ms = excluded.fetch_ms,
-    value = excluded.value,
-    value_count = excluded.value_count,
-    out_of_range = excluded.out_of_range,
-    content_hash = excluded.content_hash,
-    reader_version = excluded.reader_version,
-    body = excluded.body,
-    payload = NULL,
-    source_id = excluded.source_id,
-    updated_at = now()`;
-
-/** The preferred version per id within the stage (the same id twice in one file). */
-const STAGED_SQL = `
-  SELECT DISTINCT ON (record_type, metadata_id) *
-  FROM pg_temp.health_records_stage
-  ORDER BY record_type, metadata_id, last_modified_ms DESC, out_of_range ASC, value_count DESC,
-           fetch_ms DESC, content_hash DESC`;
-
 /**
- * One statement merges a staged chunk, touching only what changes. The client stages one version
- * per id, sorted by id (`flush`), so the statement sorts nothing; the stage is read in that order.
- * - `j`: each staged record beside its stored version (one index probe each, no lock).
- * - records not stored yet: a plain INSERT, in id order. No speculative insertion: it made a first
- *   load of a million readings about twice as slow. A concurrent worker that inserted one of them
- *   first makes this statement fail with unique_violation; the caller then rolls back to its
- *   savepoint and runs CONTENDED_MERGE_SQL, so the database still decides.
- * - records whose stored version is older (or loses the VERSION_RULE tie-break):
- *   INSERT ... ON CONFLICT DO UPDATE, with the rule re-checked against the locked row.
- * - records already stored with the same or a newer version: nothing (no row lock, no write). A
- *   re-sync of known records costs one index probe per record.
- * - same version, different content: a conflict, recorded in health_record_conflicts.
+ * Creates the blocks a batch needs and locks them all, in bucket order (one statement): every
+ * unit takes its block locks in ascending order, so concurrent units wait for each other instead
+ * of deadlocking. A block another unit inserted and has not committed is waited for. Returns the
+ * stored bytes (empty for a block created here).
  */
-export const MERGE_SQL = `
-WITH j AS MATERIALIZED (
-  SELECT s.*, r.metadata_id IS NULL AS is_new,
-         r.content_hash AS stored_hash, r.source_id AS stored_source_id,
-         r.metadata_id IS NOT NULL AND ${replaces('s', 'r')} AS wins,
-         r.metadata_id IS NOT NULL AND r.last_modified_ms = s.last_modified_ms AND r.content_hash <> s.content_hash AS conflict
-  FROM pg_temp.health_records_stage s
-  LEFT JOIN health_records r ON r.record_type = s.record_type AND r.metadata_id = s.metadata_id
-),
-logged AS (
-  INSERT INTO health_record_conflicts (record_type, metadata_id, last_modified_ms, stored_hash, incoming_hash,
-    stored_source_id, incoming_source_id, kept, rule)
-  SELECT record_type, metadata_id, last_modified_ms, stored_hash, content_hash, stored_source_id, $1,
-         CASE WHEN wins THEN 'incoming' ELSE 'stored' END, $2
-  FROM j WHERE conflict
-  ON CONFLICT DO NOTHING
-  RETURNING 1
-),
-ins AS (
-  INSERT INTO health_records (${RECORD_COLUMNS})
-  SELECT record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time, end_time,
-         zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, $1
-  FROM j WHERE is_new
-  RETURNING 1
-),
-up AS (
-  INSERT INTO health_records AS r (${RECORD_COLUMNS})
-  SELECT record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time, end_time,
-         zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, $1
-  FROM j WHERE wins
-  ON CONFLICT (record_type, metadata_id) DO UPDATE SET ${UPSERT_SET}
-  WHERE ${replaces('excluded', 'r')}
-  RETURNING (xmax = 0) AS inserted
-)
-SELECT (SELECT count(*) FROM j)::int AS staged,
-       ((SELECT count(*) FROM ins) + (SELECT count(*) FROM up WHERE inserted))::int AS inserted,
-       (SELECT count(*) FROM up WHERE NOT inserted)::int AS updated,
-       (SELECT count(*) FROM j WHERE conflict)::int AS conflicts,
-       (SELECT count(*) FROM logged)::int AS logged`;
+export const LOCK_BLOCKS_SQL = `
+INSERT INTO health_record_blocks AS b (record_type, bucket, n, data)
+SELECT $1, x, 0, '\\x'::bytea FROM unnest($2::int[]) AS x ORDER BY x
+ON CONFLICT (record_type, bucket) DO UPDATE SET n = b.n
+RETURNING bucket, data`;
 
-/**
- * The merge when another worker inserted some of the same new records at the same time: every
- * staged record goes through INSERT ... ON CONFLICT (slower, never fails on a duplicate key).
- */
-export const CONTENDED_MERGE_SQL = `
-WITH s AS MATERIALIZED (${STAGED_SQL}),
-c AS MATERIALIZED (
-  SELECT s.record_type, s.metadata_id, s.last_modified_ms, r.content_hash AS stored_hash,
-         s.content_hash AS incoming_hash, r.source_id AS stored_source_id, ${preferred('s', 'r')} AS incoming_wins
-  FROM s JOIN health_records r ON r.record_type = s.record_type AND r.metadata_id = s.metadata_id
-  WHERE r.last_modified_ms = s.last_modified_ms AND r.content_hash <> s.content_hash
-),
-logged AS (
-  INSERT INTO health_record_conflicts (record_type, metadata_id, last_modified_ms, stored_hash, incoming_hash,
-    stored_source_id, incoming_source_id, kept, rule)
-  SELECT record_type, metadata_id, last_modified_ms, stored_hash, incoming_hash, stored_source_id, $1,
-         CASE WHEN incoming_wins THEN 'incoming' ELSE 'stored' END, $2
-  FROM c
-  ON CONFLICT DO NOTHING
-  RETURNING 1
-),
-up AS (
-  INSERT INTO health_records AS r (${RECORD_COLUMNS})
-  SELECT record_type, metadata_id, data_origin, last_modified_ms, client_record_version, start_time, end_time,
-         zone_offset, fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, $1
-  FROM s
-  ORDER BY record_type, metadata_id
-  ON CONFLICT (record_type, metadata_id) DO UPDATE SET ${UPSERT_SET}
-  WHERE ${replaces('excluded', 'r')}
-  RETURNING (xmax = 0) AS inserted
-)
-SELECT (SELECT count(*) FROM s)::int AS staged,
-       (SELECT count(*) FROM up WHERE inserted)::int AS inserted,
-       (SELECT count(*) FROM up WHERE NOT inserted)::int AS updated,
-       (SELECT count(*) FROM c)::int AS conflicts,
-       (SELECT count(*) FROM logged)::int AS logged`;
+/** Buckets per lock/merge/write round: ~10 MB of blocks for a large export, a few KB for a daily one. */
+const ROUND_BUCKETS = 1024;
 
-/**
- * Bytes a row's fields other than id, origin and body may take: field count and lengths, numbers,
- * and the room `text` reserves for the record type and the zone (3 bytes per character).
- */
-const ROW_FIXED_BYTES = 2 + 15 * 4 + 9 * 8 + 2 * 4 + 2 + 3 * 32 + 3 * 16;
-
-function encodeRow(enc: BinaryCopyEncoder, r: StoredRecordInput): void {
-  enc
-    .row(STAGE_COLUMNS.length)
-    .text(r.recordType)
-    // Rows built by toStoredRecord are clean already; this guards rows built elsewhere.
-    .text(noNul(r.metadataId))
-    .text(noNul(r.dataOrigin))
-    .int8(r.lastModifiedMs)
-    .int8(r.clientRecordVersion)
-    .timestamptz(r.startMs)
-    .timestamptz(r.endMs)
-    .text(r.zoneOffset === null ? null : noNul(r.zoneOffset))
-    .int8(r.fetchMs)
-    .float8(r.value)
-    .int4(r.valueCount)
-    .int4(r.outOfRange)
-    .int8(r.contentHash)
-    .int2(r.readerVersion)
-    .bytea(r.body);
+interface ChangedBlock {
+  readonly bucket: number;
+  readonly count: number;
+  readonly data: Buffer;
 }
 
 interface IngestRow {
@@ -711,65 +591,22 @@ function toOutcome(row: IngestRow): IngestOutcome {
 }
 
 export interface PostgresRecordStoreOptions {
-  /**
-   * Rows per staged chunk (default 25,000): each full chunk is copied and merged while the next
-   * one is being decoded, so the client and the server work at the same time. Small enough that
-   * the stage of a chunk (~7 MB for glucose) fits the server's default temp_buffers (8 MB) and
-   * that the wait for the last chunk's merge is short; large enough that per-statement costs
-   * do not count.
-   */
-  readonly stageChunkRows?: number;
+  /** Buckets per lock/merge/write round (default 1024; tests use a few to run many rounds). */
+  readonly roundBuckets?: number;
   /** How long a unit waits for another worker holding the same records or object (default 30 s). */
   readonly lockTimeoutMs?: number;
-  /** work_mem of the merge (sorting a million staged rows in memory instead of on disk). */
-  readonly mergeWorkMem?: string;
-}
-
-/** One COPY of a finished chunk into the stage, written in slices with back-pressure. */
-async function copyIntoStage(client: pg.PoolClient, data: Buffer, sliceBytes: number): Promise<void> {
-  const stream = client.query(copyFrom(COPY_SQL));
-  await new Promise<void>((resolve, reject) => {
-    stream.once('error', reject);
-    stream.once('finish', resolve);
-    let offset = 0;
-    const pump = () => {
-      while (offset < data.length) {
-        const end = Math.min(data.length, offset + sliceBytes);
-        const more = stream.write(data.subarray(offset, end));
-        offset = end;
-        if (!more) {
-          stream.once('drain', pump);
-          return;
-        }
-      }
-      stream.end();
-    };
-    pump();
-  });
-}
-
-interface MergeRow {
-  staged: number;
-  inserted: number;
-  updated: number;
-  conflicts: number;
 }
 
 export class PostgresRecordStore implements RecordStore {
-  /** Chunks merged by CONTENDED_MERGE_SQL because another worker inserted the same new records. */
-  contendedMerges = 0;
-  private readonly stageChunkRows: number;
   private readonly lockTimeoutMs: number;
-  private readonly mergeWorkMem: string;
+  private readonly roundBuckets: number;
 
   constructor(
     private readonly pool: pg.Pool,
     options: PostgresRecordStoreOptions = {},
   ) {
-    this.stageChunkRows = Math.max(1, options.stageChunkRows ?? 25_000);
     this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
-    this.mergeWorkMem = options.mergeWorkMem ?? '128MB';
-    if (!/^\d+(kB|MB|GB)$/.test(this.mergeWorkMem)) throw new Error(`invalid work_mem ${this.mergeWorkMem}`);
+    this.roundBuckets = Math.max(1, options.roundBuckets ?? ROUND_BUCKETS);
   }
 
   async ingest<T>(source: IngestSource, fn: (unit: IngestUnit) => Promise<UnitResult<T>>): Promise<T> {
@@ -806,92 +643,84 @@ export class PostgresRecordStore implements RecordStore {
           : { state: 'pending', outcome: toOutcome(row) };
       }
       let recorded = false;
-      // Staged rows are encoded into one binary COPY chunk; a full chunk is copied into the
-      // session's stage table and merged without waiting, and decoding goes on meanwhile. The
-      // next chunk waits only for the previous merge (the stage table is reused). Everything is
-      // inside the unit's transaction: a file that is then quarantined rolls all of it back.
-      let pending: StoredRecordInput[] = [];
-      let inFlight: Promise<void> | undefined;
-      let stageReady = false;
-      const totals: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0, conflicts: 0 };
-      const copyAndMerge = async (data: Buffer) => {
-        await copyIntoStage(client, data, 1 << 20);
-        const args = [source.sourceId, VERSION_RULE];
-        await client.query('SAVEPOINT health_merge');
-        let rows: MergeRow[];
-        try {
-          ({ rows } = await client.query<MergeRow>(MERGE_SQL, args));
-        } catch (error) {
-          // Another worker inserted some of the same new records first (see MERGE_SQL).
-          if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
-          await client.query('ROLLBACK TO SAVEPOINT health_merge');
-          this.contendedMerges++;
-          ({ rows } = await client.query<MergeRow>(CONTENDED_MERGE_SQL, args));
+      // Staged rows wait as record bytes in the client (IncomingRecords) and change nothing until
+      // merge(): a file that is then quarantined never reaches the server. The merge runs in
+      // rounds of buckets: lock round k+1 is sent before round k is merged, and round k is
+      // written while round k+1 is merged, so client and server work at the same time.
+      const staged = new StagedRows();
+      const legacyKnown = new Map<RecordType, boolean>();
+      const mergeType = async (recordType: RecordType, arena: IncomingRecords, totals: UpsertCounts) => {
+        if (!legacyKnown.has(recordType)) {
+          const { rows } = await client.query<{ any: boolean }>(
+            'SELECT EXISTS (SELECT 1 FROM health_records WHERE record_type = $1) AS any',
+            [recordType],
+          );
+          legacyKnown.set(recordType, rows[0]?.any === true);
         }
-        await client.query('RELEASE SAVEPOINT health_merge');
-        await client.query('TRUNCATE pg_temp.health_records_stage');
-        const r = rows[0];
-        if (!r) throw new Error('merge returned no counts');
-        totals.inserted += r.inserted;
-        totals.updated += r.updated;
-        totals.unchanged += r.staged - r.inserted - r.updated;
-        totals.conflicts += r.conflicts;
-      };
-      const flush = async () => {
-        if (pending.length === 0) return;
-        // One version per id and sorted by id: the merge needs no sort of its own, and two
-        // workers writing the same records take their row locks in the same order.
-        const unique = newestPerId(pending).sort(byKey);
-        totals.unchanged += pending.length - unique.length;
-        pending = [];
-        // Sized up front (fixed fields, ids, bodies): no growing and copying of a large buffer.
-        let size = 64;
-        for (const r of unique)
-          size += ROW_FIXED_BYTES + 3 * (r.metadataId.length + r.dataOrigin.length) + r.body.length;
-        const enc = new BinaryCopyEncoder(size);
-        for (const r of unique) encodeRow(enc, r);
-        const data = enc.finish();
-        if (inFlight) await inFlight;
-        if (!stageReady) {
-          await client.query(CREATE_STAGE_SQL);
-          await client.query(`SET LOCAL work_mem = '${this.mergeWorkMem}'`);
-          // The merge reads one index entry per staged record. Without statistics on the fresh
-          // stage (and with stale ones on a table a large export is still filling) the planner
-          // chose hash or merge joins that scan every stored record once per chunk: a re-sync of
-          // a million known readings took longer than loading them.
-          await client.query('SET LOCAL enable_hashjoin = off');
-          await client.query('SET LOCAL enable_mergejoin = off');
-          stageReady = true;
+        const legacyRows = legacyKnown.get(recordType) === true;
+        const { buckets, rowsOf } = arena.takeByBucket();
+        const rounds: number[][] = [];
+        for (let i = 0; i < buckets.length; i += this.roundBuckets)
+          rounds.push(buckets.slice(i, i + this.roundBuckets));
+        const lock = (round: number[]) =>
+          client.query<{ bucket: number; data: Buffer }>(LOCK_BLOCKS_SQL, [recordType, round]);
+        let locked = rounds[0] ? lock(rounds[0]) : undefined;
+        locked?.catch(() => undefined);
+        let writing: Promise<void> | undefined;
+        for (let k = 0; k < rounds.length; k++) {
+          const round = rounds[k] as number[];
+          const { rows: stored } = await (locked as ReturnType<typeof lock>);
+          const next = rounds[k + 1];
+          locked = next ? lock(next) : undefined;
+          locked?.catch(() => undefined);
+          const storedOf = new Map<number, Buffer>();
+          for (const r of stored) storedOf.set(r.bucket, r.data);
+          const incomingOf = new Map<number, ReturnType<typeof rowsOf>>();
+          for (const b of round) incomingOf.set(b, rowsOf(b));
+          let legacy: Map<string, LegacyVersion> | undefined;
+          if (legacyRows)
+            legacy = await this.lockLegacy(client, recordType, [...incomingOf.values()].flatMap(incomingIds));
+          const changed: ChangedBlock[] = [];
+          const conflicts: RecordConflict[] = [];
+          const replaced: string[] = [];
+          for (const b of round) {
+            const data = storedOf.get(b);
+            const m = mergeBlock(
+              data && data.length > 0 ? data : undefined,
+              incomingOf.get(b) ?? { bufs: [], offsets: [], keys: [] },
+              source.sourceId,
+              compareVersions,
+              legacy,
+            );
+            totals.inserted += m.inserted;
+            totals.updated += m.updated;
+            totals.unchanged += m.unchanged;
+            totals.conflicts += m.conflicts.length;
+            for (const c of m.conflicts)
+              conflicts.push({ ...c, recordType, incomingSourceId: source.sourceId, rule: VERSION_RULE });
+            replaced.push(...m.replacedLegacy);
+            if (m.data) changed.push({ bucket: b, count: m.count, data: m.data });
+          }
+          incomingOf.clear();
+          if (writing) await writing;
+          writing = this.writeRound(client, recordType, changed, conflicts, replaced);
+          writing.catch(() => undefined);
         }
-        const started = copyAndMerge(data);
-        // Observed here so a failure is never unhandled; it is rethrown by the next await of it.
-        started.catch(() => undefined);
-        inFlight = started;
-      };
-      const stage = async (rows: readonly StoredRecordInput[]) => {
-        for (const r of rows) pending.push(r);
-        if (pending.length >= this.stageChunkRows) await flush();
+        if (writing) await writing;
       };
       const merge = async (): Promise<UpsertCounts> => {
-        await flush();
-        if (inFlight) {
-          const last = inFlight;
-          inFlight = undefined;
-          await last;
-        }
-        const out = { ...totals };
-        totals.inserted = 0;
-        totals.updated = 0;
-        totals.unchanged = 0;
-        totals.conflicts = 0;
-        return out;
+        const totals: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0, conflicts: 0 };
+        for (const [recordType, arena] of staged.take()) await mergeType(recordType, arena, totals);
+        return totals;
       };
       const unit: IngestUnit = {
         claim,
-        stage,
+        stage: async (rows) => staged.add(rows),
+        stageRecords: async (readerVersion, records) =>
+          staged.addRecords(source.recordType, readerVersion, records),
         merge,
         upsert: async (rows) => {
-          await stage(rows);
+          staged.add(rows);
           return merge();
         },
         recordOutcome: async (o) => {
@@ -951,6 +780,97 @@ export class PostgresRecordStore implements RecordStore {
     }
   }
 
+  /** Stored versions of these ids still in health_records (written before 0230), locked. */
+  private async lockLegacy(
+    client: pg.PoolClient,
+    recordType: RecordType,
+    ids: readonly string[],
+  ): Promise<Map<string, LegacyVersion>> {
+    const { rows } = await client.query<{
+      metadata_id: string;
+      last_modified_ms: string;
+      content_hash: string;
+      fetch_ms: string;
+      value_count: number;
+      out_of_range: number;
+      source_id: string;
+    }>(
+      `SELECT metadata_id, last_modified_ms, content_hash, fetch_ms, value_count, out_of_range, source_id
+       FROM health_records WHERE record_type = $1 AND metadata_id = ANY($2::text[])
+       ORDER BY metadata_id FOR UPDATE`,
+      [recordType, ids],
+    );
+    return new Map(
+      rows.map((r) => [
+        r.metadata_id,
+        {
+          metadataId: r.metadata_id,
+          lastModifiedMs: Number(r.last_modified_ms),
+          contentHash: Number(r.content_hash),
+          fetchMs: Number(r.fetch_ms),
+          valueCount: r.value_count,
+          outOfRange: r.out_of_range,
+          sourceId: r.source_id,
+        },
+      ]),
+    );
+  }
+
+  /** Writes a round: changed blocks (binary parameters, no stage), conflicts, replaced legacy rows. */
+  private async writeRound(
+    client: pg.PoolClient,
+    recordType: RecordType,
+    blocks: readonly ChangedBlock[],
+    conflicts: readonly RecordConflict[],
+    replacedLegacy: readonly string[],
+  ): Promise<void> {
+    // A few statements per round, each with at most ~8 MB of blocks: Buffers go to the server as
+    // binary parameters (no hex text, no COPY into a temporary table read back by an UPDATE).
+    for (let i = 0; i < blocks.length; ) {
+      const values: unknown[] = [recordType];
+      const rows: string[] = [];
+      let bytes = 0;
+      for (; i < blocks.length && rows.length < 256 && bytes < 8 << 20; i++) {
+        const b = blocks[i] as ChangedBlock;
+        const k = values.length;
+        rows.push(`($${k + 1}::int, $${k + 2}::int, $${k + 3}::bytea)`);
+        values.push(b.bucket, b.count, b.data);
+        bytes += b.data.length;
+      }
+      await client.query(
+        `UPDATE health_record_blocks b SET n = v.n, data = v.data, updated_at = now()
+         FROM (VALUES ${rows.join(', ')}) AS v (bucket, n, data)
+         WHERE b.record_type = $1 AND b.bucket = v.bucket`,
+        values,
+      );
+    }
+    if (conflicts.length > 0) {
+      await client.query(
+        `INSERT INTO health_record_conflicts (record_type, metadata_id, last_modified_ms, stored_hash, incoming_hash,
+           stored_source_id, incoming_source_id, kept, rule)
+         SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+         ON CONFLICT DO NOTHING`,
+        [
+          recordType,
+          conflicts.map((c) => c.metadataId),
+          conflicts.map((c) => c.lastModifiedMs),
+          conflicts.map((c) => c.storedHash),
+          conflicts.map((c) => c.incomingHash),
+          conflicts.map((c) => c.storedSourceId),
+          conflicts.map((c) => c.incomingSourceId),
+          conflicts.map((c) => c.kept),
+          conflicts.map((c) => c.rule),
+        ],
+      );
+    }
+    if (replacedLegacy.length > 0) {
+      await client.query(
+        'DELETE FROM health_records WHERE record_type = $1 AND metadata_id = ANY($2::text[])',
+        [recordType, replacedLegacy],
+      );
+    }
+  }
+
   async completeIngest(sourceId: string, at = new Date()): Promise<void> {
     await this.pool.query(
       'UPDATE health_ingests SET completed_at = $2 WHERE source_id = $1 AND completed_at IS NULL',
@@ -967,6 +887,21 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   async getRecord(recordType: RecordType, metadataId: string): Promise<StoredRecord | undefined> {
+    const block = await this.pool.query<{ data: Buffer }>(
+      'SELECT data FROM health_record_blocks WHERE record_type = $1 AND bucket = $2',
+      [recordType, bucketOf(metadataId)],
+    );
+    const data = block.rows[0]?.data;
+    const found = data ? findInBlock(data, metadataId) : undefined;
+    if (found) return fromBlock(recordType, found);
+    return this.getLegacyRecord(recordType, metadataId);
+  }
+
+  /** A record still in health_records (written before migration 0230 and not updated since). */
+  private async getLegacyRecord(
+    recordType: RecordType,
+    metadataId: string,
+  ): Promise<StoredRecord | undefined> {
     const { rows } = await this.pool.query<{
       record_type: RecordType;
       metadata_id: string;
@@ -1013,13 +948,31 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   async countRecords(recordType?: RecordType): Promise<number> {
-    const { rows } = recordType
-      ? await this.pool.query<{ n: string }>(
-          'SELECT count(*) AS n FROM health_records WHERE record_type = $1',
-          [recordType],
-        )
-      : await this.pool.query<{ n: string }>('SELECT count(*) AS n FROM health_records');
+    const { rows } = await this.pool.query<{ n: string }>(
+      `SELECT (SELECT coalesce(sum(n), 0) FROM health_record_blocks WHERE $1::text IS NULL OR record_type = $1)
+            + (SELECT count(*) FROM health_records WHERE $1::text IS NULL OR record_type = $1) AS n`,
+      [recordType ?? null],
+    );
     return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Every stored record of a type (blocks, then rows older than 0230): for checks and exports. */
+  async listRecords(recordType?: RecordType): Promise<StoredRecord[]> {
+    const out: StoredRecord[] = [];
+    const { rows } = await this.pool.query<{ record_type: RecordType; data: Buffer }>(
+      'SELECT record_type, data FROM health_record_blocks WHERE $1::text IS NULL OR record_type = $1 ORDER BY record_type, bucket',
+      [recordType ?? null],
+    );
+    for (const r of rows) for (const b of blockRecords(r.data)) out.push(fromBlock(r.record_type, b));
+    const legacy = await this.pool.query<{ record_type: RecordType; metadata_id: string }>(
+      'SELECT record_type, metadata_id FROM health_records WHERE $1::text IS NULL OR record_type = $1',
+      [recordType ?? null],
+    );
+    for (const r of legacy.rows) {
+      const s = await this.getLegacyRecord(r.record_type, r.metadata_id);
+      if (s) out.push(s);
+    }
+    return out;
   }
 
   async conflicts(recordType: RecordType, metadataId: string): Promise<RecordConflict[]> {

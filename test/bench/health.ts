@@ -2,8 +2,10 @@
  * In-process benchmark of the health ETL: decode -> validate -> process -> serialize (the training
  * example) without a store, then the 1,000,000-reading export through `ingestExport` (what the
  * Lambda handler calls, with the body as a stream) with the PostgreSQL record store and with the
- * memory store (`etl run --memory`). Each path runs in a process of its own, after plain avsc
- * decoding of the same bytes in that process, and prints its ratio to avsc and its peak RSS.
+ * memory store (`etl run --memory`). Each path runs in a process of its own, right after plain avsc
+ * decoding of the same bytes in a process of its own, and prints its ratio to that avsc run and its
+ * peak RSS. The PostgreSQL path is what the handler runs: records staged while the export streams
+ * in, merged into record blocks (record-blocks.ts) in one transaction.
  *
  *   npm run bench -- health          (or: npx tsx test/bench/health.ts)
  *
@@ -12,7 +14,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateRaw } from 'node:zlib';
@@ -281,6 +283,13 @@ const MILLION = 1_000_000;
 
 export async function million(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-health-'));
+  // Every path shares the 2 cores with whatever else runs: the ratios are only comparable at a
+  // similar load, so the bench says what it was.
+  const load = () =>
+    loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' / ');
+  const startLoad = load();
   try {
     const file = join(dir, 'BloodGlucoseRecord_1748743200000.avro');
     const gen = await timeIt(async () => generateLargeGlucoseExport(MILLION));
@@ -302,6 +311,7 @@ export async function million(): Promise<void> {
       }
     }
     console.log('  targets: ratio >= 0.25 on the PostgreSQL path, peak RSS <= 512 MB');
+    console.log(`  machine load (1/5/15 min) at the end: ${load()} (at the start: ${startLoad})`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

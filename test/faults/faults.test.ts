@@ -11,7 +11,7 @@
  * `faults` local stage (its own bucket and queues).
  */
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,7 @@ import {
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_REPLAY_PATHS } from '../../bin/commands/replay';
+import { PostgresRecordStore } from '../../lambdas/health/record-store';
 import { TRAINING_MANIFEST_KEY } from '../../lambdas/health/training';
 import { addDays } from '../../lambdas/market/calendar';
 import {
@@ -188,13 +189,13 @@ interface ReplayRun {
   readonly recordsMd5: string;
   readonly ingests: number;
   readonly trainingObjects: number;
-  /** Per record: last_modified_ms, client_record_version, content hash (Avro body, or the jsonb payload of rows older than 0220), source id. */
+  /** Per record: last_modified_ms, client_record_version, content hash, source id. */
   readonly recordVersions: Map<string, string>;
 }
 
 /** Empties the record store, the idempotency keys and the bucket: each replay decides everything. */
 async function resetReplayState(): Promise<void> {
-  await admin.query('TRUNCATE health_records, health_ingests');
+  await admin.query('TRUNCATE health_records, health_record_blocks, health_ingests');
   await redis.sendCommand(['FLUSHDB']);
   const bucket = process.env.DATA_BUCKET as string;
   for (;;) {
@@ -240,23 +241,28 @@ async function runReplay(
   });
   const injected = fault ? await fault(progress) : undefined;
   const report = await running;
-  const { rows } = await admin.query<{ records: number; records_md5: string; ingests: number }>(
-    `SELECT (SELECT count(*)::int FROM health_records) AS records,
-            (SELECT md5(string_agg(concat_ws('|', record_type, metadata_id, last_modified_ms, client_record_version),
-                                   ',' ORDER BY record_type, metadata_id)) FROM health_records) AS records_md5,
-            (SELECT count(*)::int FROM health_ingests) AS ingests`,
+  // The stored version of every record (blocks of migration 0230, and rows older than it).
+  const stored = (await new PostgresRecordStore(admin).listRecords()).sort((a, b) =>
+    a.recordType < b.recordType ? -1 : a.recordType > b.recordType ? 1 : a.metadataId < b.metadataId ? -1 : 1,
   );
-  const versions = await admin.query<{ key: string; version: string }>(
-    `SELECT record_type || '/' || metadata_id AS key,
-            concat_ws(' ', last_modified_ms, client_record_version,
-                      md5(coalesce(body, convert_to(payload::text, 'UTF8'))), source_id) AS version
-     FROM health_records`,
+  const { rows } = await admin.query<{ ingests: number }>(
+    'SELECT count(*)::int AS ingests FROM health_ingests',
   );
+  const md5 = (text: string | Uint8Array) => createHash('md5').update(text).digest('hex');
   return {
     report,
-    recordVersions: new Map(versions.rows.map((r) => [r.key, r.version])),
-    records: rows[0]?.records ?? 0,
-    recordsMd5: rows[0]?.records_md5 ?? '',
+    recordVersions: new Map(
+      stored.map((r) => [
+        `${r.recordType}/${r.metadataId}`,
+        [r.lastModifiedMs, r.clientRecordVersion, r.contentHash, r.sourceId].join(' '),
+      ]),
+    ),
+    records: stored.length,
+    recordsMd5: md5(
+      stored
+        .map((r) => [r.recordType, r.metadataId, r.lastModifiedMs, r.clientRecordVersion].join('|'))
+        .join(','),
+    ),
     ingests: rows[0]?.ingests ?? 0,
     // One object per processed file; the manifest (training/manifest.json) lists them and is not one.
     trainingObjects: (await countObjects('training/')) - (await countObjects(TRAINING_MANIFEST_KEY)),

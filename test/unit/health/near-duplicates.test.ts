@@ -180,7 +180,9 @@ describe('PostgreSQL', () => {
   contract('postgres', async () => {
     // Each case starts from an empty record state.
     n++;
-    await db.pool.query('TRUNCATE health_records, health_ingests, health_training_examples');
+    await db.pool.query(
+      'TRUNCATE health_records, health_record_blocks, health_ingests, health_training_examples',
+    );
     return new PostgresRecordStore(db.pool);
   });
   it('ran the contract on a fresh state each time', () => expect(n).toBeGreaterThan(0));

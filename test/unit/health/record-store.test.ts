@@ -9,6 +9,7 @@ import {
   toStoredRecord,
   VERSION_RULE,
 } from '../../../lambdas/health/record-store';
+import { readerSchema } from '../../../lambdas/health/schemas';
 import type { BloodGlucoseRecord, HeartRateRecord } from '../../../lambdas/health/types';
 import { createTestSchema, type TestSchema } from '../../support/db';
 import { loadSample, sampleFiles } from './helpers';
@@ -98,6 +99,30 @@ function contract(name: string, make: () => Promise<RecordStore>) {
       const stored = await store.getRecord('BloodGlucoseRecord', id);
       expect(stored?.lastModifiedMs).toBe(200);
       expect((stored?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(95);
+    });
+
+    it('decoded records staged by the pipeline path decide like rows (ids without NUL, unkeyed ones counted)', async () => {
+      const id = `staged-${name}`;
+      const result = await store.ingest(source(), async (unit) => {
+        const unkeyed = await unit.stageRecords(readerSchema('BloodGlucoseRecord').version, [
+          glucoseRecord(`${id}\0`, 10, 100),
+          glucoseRecord(id, 20, 110),
+          glucoseRecord('', 1),
+        ]);
+        const counts = await unit.merge();
+        await unit.recordOutcome(outcome('processed'));
+        return { commit: true, value: { unkeyed, counts } };
+      });
+      expect(result).toEqual({ unkeyed: 1, counts: { inserted: 1, updated: 0, unchanged: 1, conflicts: 0 } });
+      const stored = await store.getRecord('BloodGlucoseRecord', id);
+      expect(stored).toMatchObject({ lastModifiedMs: 20, fetchMs: 1, valueCount: 1, outOfRange: 0 });
+      expect((stored?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(110);
+      expect(await upsertCommitted(store, [row(id, 20, 110, 5)])).toEqual({
+        inserted: 0,
+        updated: 0,
+        unchanged: 1,
+        conflicts: 0,
+      });
     });
 
     it('the same id twice in one batch counts once, newest wins', async () => {
@@ -271,11 +296,11 @@ describe('PostgreSQL', () => {
   });
   afterAll(() => db.drop());
 
-  contract('postgres', async () => new PostgresRecordStore(db.pool, { stageChunkRows: 3 }));
+  contract('postgres', async () => new PostgresRecordStore(db.pool, { roundBuckets: 3 }));
 
   it('concurrent workers: every record is inserted exactly once, the database decides', async () => {
     // Prepare: 6 workers upsert the same 40 records (different source objects) at once.
-    const store = new PostgresRecordStore(db.pool, { stageChunkRows: 7 });
+    const store = new PostgresRecordStore(db.pool, { roundBuckets: 7 });
     const rows = Array.from({ length: 40 }, (_, i) => row(`conc-${i}`, 1000));
 
     // Act
@@ -292,13 +317,13 @@ describe('PostgreSQL', () => {
     // Assess
     expect(results.reduce((a, c) => a + c.inserted, 0)).toBe(40);
     expect(results.reduce((a, c) => a + c.unchanged, 0)).toBe(40 * 5);
-    const { rows: count } = await db.pool.query(
-      `SELECT count(*)::int AS n FROM health_records WHERE metadata_id LIKE 'conc-%'`,
+    const stored = (await store.listRecords('BloodGlucoseRecord')).filter((r) =>
+      r.metadataId.startsWith('conc-'),
     );
-    expect(count[0].n).toBe(40);
+    expect(stored).toHaveLength(40);
   });
 
-  it('a worker whose new records another worker inserted first falls back to the contended merge', async () => {
+  it('a worker whose new records another worker holds uncommitted waits for it, then finds them stored', async () => {
     // Prepare: A inserts 30 new records and holds its transaction open; B stages the same records.
     const store = new PostgresRecordStore(db.pool);
     const rows = Array.from({ length: 30 }, (_, i) => row(`race-${i}`, 1000));
@@ -311,7 +336,7 @@ describe('PostgreSQL', () => {
       aInserted = r;
     });
 
-    // Act: B's plain INSERT waits for A's uncommitted rows, then fails on the duplicate keys.
+    // Act: B's lock of the same blocks waits for A's uncommitted blocks, then reads what A stored.
     const a = store.ingest(source(), async (unit) => {
       const counts = await unit.upsert(rows);
       await unit.recordOutcome(outcome('processed'));
@@ -331,11 +356,10 @@ describe('PostgreSQL', () => {
     // Assess: A inserted all 30, B only its one new record; nothing inserted twice.
     expect(await a).toMatchObject({ inserted: 30, updated: 0 });
     expect(await b).toMatchObject({ inserted: 1, updated: 0, unchanged: 30 });
-    expect(store.contendedMerges).toBe(1);
-    const { rows: count } = await db.pool.query(
-      `SELECT count(*)::int AS n FROM health_records WHERE metadata_id LIKE 'race-%'`,
+    const stored = (await store.listRecords('BloodGlucoseRecord')).filter((r) =>
+      r.metadataId.startsWith('race-'),
     );
-    expect(count[0].n).toBe(31);
+    expect(stored).toHaveLength(31);
   });
 
   it('concurrent deliveries of the same object: one decides, the other sees its decision', async () => {
@@ -356,12 +380,59 @@ describe('PostgreSQL', () => {
     expect(states.sort()).toEqual(['new', 'pending']);
   });
 
-  it('uses the migration: primary key (record_type, metadata_id) and the ingest table', async () => {
+  it('rows written before the blocks (health_records) stay readable and move into their block when a newer version arrives', async () => {
+    // Prepare: two records as rows of the pre-0230 table (typed columns + Avro body).
+    const store = new PostgresRecordStore(db.pool);
+    const insertLegacy = async (r: StoredRecordInput) =>
+      db.pool.query(
+        `INSERT INTO health_records (record_type, metadata_id, data_origin, last_modified_ms, client_record_version,
+           fetch_ms, value, value_count, out_of_range, content_hash, reader_version, body, source_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'legacy-source')`,
+        [
+          r.recordType,
+          r.metadataId,
+          r.dataOrigin,
+          r.lastModifiedMs,
+          r.clientRecordVersion,
+          r.fetchMs,
+          r.value,
+          r.valueCount,
+          r.outOfRange,
+          r.contentHash,
+          r.readerVersion,
+          r.body,
+        ],
+      );
+    await insertLegacy(row('legacy-kept', 500, 101));
+    await insertLegacy(row('legacy-moved', 500, 102));
+    const before = await store.countRecords('BloodGlucoseRecord');
+
+    // Act: an older version of one, a newer version of the other, the same content of the first.
+    const counts = await upsertCommitted(store, [row('legacy-kept', 400, 90), row('legacy-moved', 600, 120)]);
+    const again = await upsertCommitted(store, [row('legacy-kept', 500, 101, 7)]);
+
+    // Assess: decided against the legacy rows; the replaced one left health_records, the kept one stayed.
+    expect(counts).toEqual({ inserted: 0, updated: 1, unchanged: 1, conflicts: 0 });
+    expect(again).toEqual({ inserted: 0, updated: 0, unchanged: 1, conflicts: 0 });
+    expect(await store.countRecords('BloodGlucoseRecord')).toBe(before);
+    const kept = await store.getRecord('BloodGlucoseRecord', 'legacy-kept');
+    expect(kept).toMatchObject({ lastModifiedMs: 500, sourceId: 'legacy-source' });
+    expect((kept?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(101);
+    const moved = await store.getRecord('BloodGlucoseRecord', 'legacy-moved');
+    expect(moved?.lastModifiedMs).toBe(600);
+    expect((moved?.payload as BloodGlucoseRecord | undefined)?.levelInMilligramsPerDeciliter).toBe(120);
+    const { rows: left } = await db.pool.query(
+      `SELECT metadata_id FROM health_records WHERE metadata_id LIKE 'legacy-%' ORDER BY 1`,
+    );
+    expect(left.map((r) => r.metadata_id)).toEqual(['legacy-kept']);
+  });
+
+  it('uses the migration: blocks keyed by (record_type, bucket) and the ingest table', async () => {
     const { rows } = await db.pool.query(
       `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-       WHERE i.indrelid = 'health_records'::regclass AND i.indisprimary ORDER BY a.attnum`,
+       WHERE i.indrelid = 'health_record_blocks'::regclass AND i.indisprimary ORDER BY a.attnum`,
     );
-    expect(rows.map((r) => r.attname)).toEqual(['record_type', 'metadata_id']);
+    expect(rows.map((r) => r.attname)).toEqual(['record_type', 'bucket']);
     expect((await db.pool.query(`SELECT to_regclass('health_ingests') AS t`)).rows[0].t).toBe(
       'health_ingests',
     );

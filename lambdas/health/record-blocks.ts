@@ -1,0 +1,572 @@
+/**
+ * Record blocks: the stored form of health records, many records per block.
+ *
+ * Why blocks: one row (and one primary-key entry) per reading made the server insert a million
+ * rows for a million-reading export, ~8 s of server time alone on a 2-core machine however the
+ * rows were sent. A block holds every record of one (record type, id bucket) as one bytea, so such
+ * an export writes BLOCK_BUCKETS rows instead.
+ *
+ * Why an id bucket and not a time bucket: the record store decides per id (newest
+ * lastModifiedTimeEpochMillis wins, same version + different content is a conflict). With the
+ * bucket a function of the id alone, the stored version of a record is always in the one block
+ * its id names, even when a later version moved the record in time; no id index is needed. A
+ * daily export of a few hundred records touches a few hundred small blocks (a block holds
+ * stored records / BLOCK_BUCKETS records).
+ *
+ * Block format (little endian), records sorted by id (JS string order):
+ *   u8 format (1) | u32 record count | u16 source count | per source: u16 length + UTF-8 source id
+ *   | records
+ * Record: u32 length (whole record) | u16 source index | u16 reader version | f64 lastModified |
+ *   f64 content hash | f64 fetch ms | u32 value count | u32 out of range | u16 id length | UTF-8 id
+ *   | Avro body (the rest; appRecordFetchTimeEpochMillis zeroed, restored from fetch ms).
+ * The other columns of the old row (origin, times, zone, measured value) are read from the body.
+ *
+ * The decision (`mergeBlock`) is the one both stores run: memory and PostgreSQL cannot disagree.
+ */
+import type avro from 'avsc';
+import type { StoredRecordInput } from './record-store';
+import type { HealthRecord } from './types';
+
+/** Buckets per record type. Changing it re-homes every record: a migration must rewrite blocks. */
+export const BLOCK_BUCKETS = 16_384;
+const FORMAT = 1;
+/** Fixed part of a record; the id starts here. */
+const HEADER = 46;
+
+/** 53-bit FNV-1a-style hash of bytes[start, end) (two 32-bit lanes): a content fingerprint, not a MAC. */
+export function hashBytes(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193 ^ (end - start);
+  for (let i = start; i < end; i++) {
+    const b = bytes[i] as number;
+    h1 = Math.imul(h1 ^ b, 0x01000193);
+    h2 = Math.imul(h2 ^ b, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  h1 ^= h1 >>> 13;
+  h1 = Math.imul(h1, 0xc2b2ae35);
+  h1 ^= h1 >>> 16;
+  return (h1 >>> 0) * 2_097_152 + ((h2 >>> 0) >>> 11);
+}
+
+/** FNV-1a (32 bits) of the id's UTF-16 code units: the id's key; its bucket is key mod BLOCK_BUCKETS. */
+export function idKey(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** The block an id lives in: the id alone decides. */
+export function bucketOf(id: string): number {
+  return idKey(id) % BLOCK_BUCKETS;
+}
+
+/**
+ * Record layout (little endian): u32 length | u16 source index | u16 reader version |
+ * f64 lastModified | f64 content hash | f64 fetch ms | u32 value count | u32 out of range |
+ * u32 id key | u16 id length | UTF-8 id | Avro body. Records of a block are ordered by (id key,
+ * id bytes): numbers are compared, never strings, and equal ids are neighbours.
+ */
+const keyAt = (b: Buffer, o: number) => b.readUInt32LE(o + 40);
+
+/** Orders two records by (id key, id bytes). */
+function compareIds(a: Buffer, ao: number, b: Buffer, bo: number): number {
+  const ka = keyAt(a, ao);
+  const kb = keyAt(b, bo);
+  if (ka !== kb) return ka < kb ? -1 : 1;
+  return a.compare(
+    b,
+    bo + HEADER,
+    bo + HEADER + b.readUInt16LE(bo + 44),
+    ao + HEADER,
+    ao + HEADER + a.readUInt16LE(ao + 44),
+  );
+}
+
+function readId(buf: Buffer, offset: number): string {
+  return buf.toString('utf8', offset + HEADER, offset + HEADER + buf.readUInt16LE(offset + 44));
+}
+
+/** Decision fields of one record, read from its bytes. */
+export interface RecordHead {
+  readonly lastModifiedMs: number;
+  readonly contentHash: number;
+  readonly fetchMs: number;
+  readonly valueCount: number;
+  readonly outOfRange: number;
+}
+
+const headAt = (b: Buffer, o: number): RecordHead => ({
+  lastModifiedMs: b.readDoubleLE(o + 8),
+  contentHash: b.readDoubleLE(o + 16),
+  fetchMs: b.readDoubleLE(o + 24),
+  valueCount: b.readUInt32LE(o + 32),
+  outOfRange: b.readUInt32LE(o + 36),
+});
+
+/** A stored record as read from a block. */
+export interface BlockRecord extends RecordHead {
+  readonly metadataId: string;
+  readonly sourceId: string;
+  readonly readerVersion: number;
+  readonly body: Buffer;
+}
+
+/** Sources and record offsets of a block (an empty buffer is an empty block). */
+function readBlock(data: Buffer): { sources: string[]; offsets: number[] } {
+  if (data.length === 0) return { sources: [], offsets: [] };
+  if (data[0] !== FORMAT) throw new Error(`unknown record block format ${data[0]}`);
+  const count = data.readUInt32LE(1);
+  const nSources = data.readUInt16LE(5);
+  let pos = 7;
+  const sources: string[] = [];
+  for (let i = 0; i < nSources; i++) {
+    const n = data.readUInt16LE(pos);
+    sources.push(data.toString('utf8', pos + 2, pos + 2 + n));
+    pos += 2 + n;
+  }
+  const offsets: number[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    offsets[i] = pos;
+    pos += data.readUInt32LE(pos);
+  }
+  return { sources, offsets };
+}
+
+function toBlockRecord(data: Buffer, o: number, sources: readonly string[]): BlockRecord {
+  const idLen = data.readUInt16LE(o + 44);
+  return {
+    ...headAt(data, o),
+    metadataId: readId(data, o),
+    sourceId: sources[data.readUInt16LE(o + 4)] ?? '',
+    readerVersion: data.readUInt16LE(o + 6),
+    body: Buffer.from(data.subarray(o + HEADER + idLen, o + data.readUInt32LE(o))),
+  };
+}
+
+/** The record with this id in a block, if any. */
+export function findInBlock(data: Buffer, id: string): BlockRecord | undefined {
+  const { sources, offsets } = readBlock(data);
+  const key = idKey(id);
+  const idBytes = Buffer.from(id, 'utf8');
+  for (const o of offsets) {
+    if (keyAt(data, o) !== key) continue;
+    const n = data.readUInt16LE(o + 44);
+    if (idBytes.equals(data.subarray(o + HEADER, o + HEADER + n))) return toBlockRecord(data, o, sources);
+  }
+  return undefined;
+}
+
+/** Every record of a block (readers, tests, the fault suite's version listing). */
+export function blockRecords(data: Buffer): BlockRecord[] {
+  const { sources, offsets } = readBlock(data);
+  return offsets.map((o) => toBlockRecord(data, o, sources));
+}
+
+const SLAB = 8 << 20;
+const TWO_21 = 2_097_152;
+
+/** The staged records of one bucket, in (id key, id bytes, staging) order. */
+export interface IncomingBucket {
+  readonly bufs: Buffer[];
+  readonly offsets: number[];
+  /** The id key of each record (ids are compared only where keys are equal). */
+  readonly keys: number[];
+}
+
+/**
+ * The rows a file stages, held as record bytes in a few large slabs (no object per row): a
+ * million glucose readings take ~180 MB here instead of ~1.5 GB of row objects.
+ */
+export class IncomingRecords {
+  private slabs: Buffer[] = [];
+  private slab: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  private slabOf = new Uint16Array(1024);
+  private offsetOf = new Uint32Array(1024);
+  private keyOf = new Uint32Array(1024);
+  count = 0;
+
+  private room(length: number): void {
+    if (this.pos + length <= this.slab.length) return;
+    this.slab = Buffer.allocUnsafe(Math.max(SLAB, length));
+    this.slabs.push(this.slab);
+    this.pos = 0;
+  }
+
+  private head(
+    o: number,
+    readerVersion: number,
+    lastModifiedMs: number,
+    contentHash: number,
+    fetchMs: number,
+    valueCount: number,
+    outOfRange: number,
+    id: string,
+    idBytes: number,
+    key: number,
+  ): void {
+    const b = this.slab;
+    b.writeUInt16LE(0, o + 4);
+    b.writeUInt16LE(readerVersion, o + 6);
+    b.writeDoubleLE(lastModifiedMs, o + 8);
+    b.writeDoubleLE(contentHash, o + 16);
+    b.writeDoubleLE(fetchMs, o + 24);
+    b.writeUInt32LE(valueCount >>> 0, o + 32);
+    b.writeUInt32LE(outOfRange >>> 0, o + 36);
+    b.writeUInt32LE(key, o + 40);
+    b.writeUInt16LE(idBytes, o + 44);
+    b.write(id, o + HEADER, idBytes, 'utf8');
+    if (this.count === this.slabOf.length) this.grow();
+    this.slabOf[this.count] = this.slabs.length - 1;
+    this.offsetOf[this.count] = o;
+    this.keyOf[this.count] = key;
+    this.count++;
+  }
+
+  /** A row built by `toStoredRecord` (tests, callers outside the pipeline). */
+  add(row: StoredRecordInput): void {
+    const idBytes = Buffer.byteLength(row.metadataId, 'utf8');
+    const length = HEADER + idBytes + row.body.length;
+    this.room(length);
+    const o = this.pos;
+    this.slab.writeUInt32LE(length, o);
+    this.slab.set(row.body, o + HEADER + idBytes);
+    this.pos += length;
+    this.head(
+      o,
+      row.readerVersion,
+      row.lastModifiedMs,
+      row.contentHash,
+      row.fetchMs,
+      row.valueCount,
+      row.outOfRange,
+      row.metadataId,
+      idBytes,
+      idKey(row.metadataId),
+    );
+  }
+
+  /**
+   * A decoded record, encoded straight into the arena under `type` (the reader schema of
+   * `readerVersion`) with appRecordFetchTimeEpochMillis zeroed: no body buffer and no row object
+   * per record. `id` is the record's id as stored (NUL characters removed).
+   */
+  addRecord(
+    type: avro.Type,
+    readerVersion: number,
+    id: string,
+    record: HealthRecord,
+    valueCount: number,
+    outOfRange: number,
+  ): void {
+    const idBytes = Buffer.byteLength(id, 'utf8');
+    const fetchMs = record.appRecordFetchTimeEpochMillis;
+    const mutable = record as { appRecordFetchTimeEpochMillis: number };
+    mutable.appRecordFetchTimeEpochMillis = 0;
+    let bodyStart = this.pos + HEADER + idBytes;
+    let end: number;
+    try {
+      end = bodyStart <= this.slab.length ? type.encode(record, this.slab, bodyStart) : -1;
+      if (end < 0) {
+        // Does not fit: a new slab (sized for the record when it is larger than a slab).
+        this.pos = this.slab.length;
+        this.room(2 * (HEADER + idBytes + type.toBuffer(record).length));
+        bodyStart = HEADER + idBytes;
+        end = type.encode(record, this.slab, bodyStart);
+        if (end < 0) throw new Error('record larger than its slab');
+      }
+    } finally {
+      mutable.appRecordFetchTimeEpochMillis = fetchMs;
+    }
+    const o = this.pos;
+    this.slab.writeUInt32LE(end - o, o);
+    this.pos = end;
+    this.head(
+      o,
+      readerVersion,
+      record.metadata.lastModifiedTimeEpochMillis,
+      hashBytes(this.slab, bodyStart, end),
+      fetchMs,
+      valueCount,
+      outOfRange,
+      id,
+      idBytes,
+      idKey(id),
+    );
+  }
+
+  private grow(): void {
+    const n = this.count * 2;
+    const s = new Uint16Array(n);
+    s.set(this.slabOf);
+    this.slabOf = s;
+    const o = new Uint32Array(n);
+    o.set(this.offsetOf);
+    this.offsetOf = o;
+    const k = new Uint32Array(n);
+    k.set(this.keyOf);
+    this.keyOf = k;
+  }
+
+  /** The staged rows per bucket, buckets ascending; empties the arena. */
+  takeByBucket(): { buckets: number[]; rowsOf(bucket: number): IncomingBucket } {
+    const count = this.count;
+    const keyOf = this.keyOf;
+    const starts = new Uint32Array(BLOCK_BUCKETS + 1);
+    for (let i = 0; i < count; i++) (starts[((keyOf[i] as number) % BLOCK_BUCKETS) + 1] as number)++;
+    for (let b = 0; b < BLOCK_BUCKETS; b++) starts[b + 1] = (starts[b + 1] as number) + (starts[b] as number);
+    const order = new Uint32Array(count);
+    const fill = starts.slice(0, BLOCK_BUCKETS);
+    for (let i = 0; i < count; i++) {
+      const b = (keyOf[i] as number) % BLOCK_BUCKETS;
+      order[fill[b] as number] = i;
+      fill[b] = (fill[b] as number) + 1;
+    }
+    const buckets: number[] = [];
+    for (let b = 0; b < BLOCK_BUCKETS; b++)
+      if ((starts[b + 1] as number) > (starts[b] as number)) buckets.push(b);
+    const slabs = this.slabs;
+    const slabOf = this.slabOf;
+    const offsetOf = this.offsetOf;
+    this.slabs = [];
+    this.slab = Buffer.alloc(0);
+    this.pos = 0;
+    this.slabOf = new Uint16Array(1024);
+    this.offsetOf = new Uint32Array(1024);
+    this.keyOf = new Uint32Array(1024);
+    this.count = 0;
+    return {
+      buckets,
+      rowsOf(bucket) {
+        const from = starts[bucket] as number;
+        const n = (starts[bucket + 1] as number) - from;
+        if (n >= TWO_21) throw new Error('too many staged records in one block');
+        // (key, staging order) as one number: a numeric sort, ids compared only on equal keys.
+        const sortKeys = new Float64Array(n);
+        for (let j = 0; j < n; j++) sortKeys[j] = (keyOf[order[from + j] as number] as number) * TWO_21 + j;
+        sortKeys.sort();
+        const bufs: Buffer[] = new Array(n);
+        const offsets: number[] = new Array(n);
+        for (let j = 0; j < n; j++) {
+          const i = order[from + ((sortKeys[j] as number) % TWO_21)] as number;
+          bufs[j] = slabs[slabOf[i] as number] as Buffer;
+          offsets[j] = offsetOf[i] as number;
+        }
+        // Equal keys (rare): order by id bytes, then staging order (a stable sort).
+        for (let j = 0; j < n; ) {
+          let e = j + 1;
+          const k = Math.floor((sortKeys[j] as number) / TWO_21);
+          while (e < n && Math.floor((sortKeys[e] as number) / TWO_21) === k) e++;
+          if (e - j > 1) {
+            const idx = Array.from({ length: e - j }, (_, x) => j + x);
+            idx.sort(
+              (a, b) =>
+                compareIds(
+                  bufs[a] as Buffer,
+                  offsets[a] as number,
+                  bufs[b] as Buffer,
+                  offsets[b] as number,
+                ) || a - b,
+            );
+            const nb = idx.map((x) => bufs[x] as Buffer);
+            const no = idx.map((x) => offsets[x] as number);
+            for (let x = 0; x < nb.length; x++) {
+              bufs[j + x] = nb[x] as Buffer;
+              offsets[j + x] = no[x] as number;
+            }
+          }
+          j = e;
+        }
+        const keys: number[] = new Array(n);
+        for (let j = 0; j < n; j++) keys[j] = Math.floor((sortKeys[j] as number) / TWO_21);
+        return { bufs, offsets, keys };
+      },
+    };
+  }
+}
+
+/** A stored version outside the blocks (a row of health_records written before migration 0230). */
+export interface LegacyVersion extends RecordHead {
+  readonly metadataId: string;
+  readonly sourceId: string;
+}
+
+export interface BlockConflict {
+  readonly metadataId: string;
+  readonly lastModifiedMs: number;
+  readonly storedHash: number;
+  readonly incomingHash: number;
+  readonly storedSourceId: string;
+  readonly kept: 'stored' | 'incoming';
+}
+
+export interface BlockMerge {
+  /** The new block; undefined when nothing in it changed. */
+  readonly data: Buffer | undefined;
+  readonly count: number;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly unchanged: number;
+  readonly conflicts: BlockConflict[];
+  /** Legacy rows replaced by an incoming version (to delete from health_records). */
+  readonly replacedLegacy: string[];
+}
+
+/** The incoming ids of a bucket (to look up legacy rows). */
+export function incomingIds(rows: IncomingBucket): string[] {
+  return rows.bufs.map((b, j) => readId(b, rows.offsets[j] as number));
+}
+
+/**
+ * Merges the incoming rows of one bucket into its stored block (VERSION_RULE via `compare`):
+ * one version per id within the file (the others count as unchanged), then per id: new ->
+ * inserted; stored version older or losing the tie-break -> updated; else unchanged. Same
+ * lastModified and different content is a conflict either way.
+ */
+export function mergeBlock(
+  stored: Buffer | undefined,
+  incoming: IncomingBucket,
+  sourceId: string,
+  compare: (a: RecordHead, b: RecordHead) => number,
+  legacy?: ReadonlyMap<string, LegacyVersion>,
+): BlockMerge {
+  const data = stored ?? Buffer.alloc(0);
+  const block = readBlock(data);
+  const sourceOf = (o: number) => block.sources[data.readUInt16LE(o + 4)] ?? '';
+  const { bufs, offsets, keys } = incoming;
+  let unchanged = 0;
+  let inserted = 0;
+  let updated = 0;
+  const conflicts: BlockConflict[] = [];
+  const replacedLegacy: string[] = [];
+  // Kept records in order: stored ones (with their source) or incoming ones (this source).
+  const outBufs: Buffer[] = [];
+  const outOffsets: number[] = [];
+  const outSources: string[] = [];
+  const keep = (b: Buffer, o: number, source: string) => {
+    outBufs.push(b);
+    outOffsets.push(o);
+    outSources.push(source);
+  };
+  const storedOffsets = block.offsets;
+  let s = 0;
+  for (let i = 0; i < bufs.length; ) {
+    // One version per id within the file: the preferred one (later staging wins a tie).
+    let bestBuf = bufs[i] as Buffer;
+    let bestOff = offsets[i] as number;
+    // Read only when compared (a new record of a first load never is).
+    let bestHead: RecordHead | undefined;
+    const bestKey = keys[i] as number;
+    let j = i + 1;
+    for (
+      ;
+      j < bufs.length &&
+      keys[j] === bestKey &&
+      compareIds(bufs[j] as Buffer, offsets[j] as number, bestBuf, bestOff) === 0;
+      j++
+    ) {
+      const h = headAt(bufs[j] as Buffer, offsets[j] as number);
+      bestHead ??= headAt(bestBuf, bestOff);
+      if (compare(h, bestHead) >= 0) {
+        bestBuf = bufs[j] as Buffer;
+        bestOff = offsets[j] as number;
+        bestHead = h;
+      }
+      unchanged++;
+    }
+    i = j;
+    let c = 1;
+    while (s < storedOffsets.length) {
+      const storedKey = keyAt(data, storedOffsets[s] as number);
+      c =
+        storedKey < bestKey
+          ? -1
+          : storedKey > bestKey
+            ? 1
+            : compareIds(data, storedOffsets[s] as number, bestBuf, bestOff);
+      if (c >= 0) break;
+      const o = storedOffsets[s] as number;
+      keep(data, o, sourceOf(o));
+      s++;
+    }
+    const currentOff = s < storedOffsets.length && c === 0 ? (storedOffsets[s] as number) : -1;
+    const old =
+      currentOff < 0 && legacy && legacy.size > 0 ? legacy.get(readId(bestBuf, bestOff)) : undefined;
+    const currentHead: RecordHead | undefined = currentOff >= 0 ? headAt(data, currentOff) : old;
+    if (currentOff >= 0) s++;
+    if (!currentHead) {
+      inserted++;
+      keep(bestBuf, bestOff, sourceId);
+      continue;
+    }
+    bestHead ??= headAt(bestBuf, bestOff);
+    const wins = compare(bestHead, currentHead) > 0;
+    if (
+      currentHead.lastModifiedMs === bestHead.lastModifiedMs &&
+      currentHead.contentHash !== bestHead.contentHash
+    ) {
+      conflicts.push({
+        metadataId: readId(bestBuf, bestOff),
+        lastModifiedMs: bestHead.lastModifiedMs,
+        storedHash: currentHead.contentHash,
+        incomingHash: bestHead.contentHash,
+        storedSourceId: currentOff >= 0 ? sourceOf(currentOff) : (old as LegacyVersion).sourceId,
+        kept: wins ? 'incoming' : 'stored',
+      });
+    }
+    if (wins) {
+      updated++;
+      keep(bestBuf, bestOff, sourceId);
+      if (currentOff < 0) replacedLegacy.push(readId(bestBuf, bestOff));
+    } else {
+      unchanged++;
+      if (currentOff >= 0) keep(data, currentOff, sourceOf(currentOff));
+    }
+  }
+  if (inserted + updated === 0)
+    return {
+      data: undefined,
+      count: storedOffsets.length,
+      inserted,
+      updated,
+      unchanged,
+      conflicts,
+      replacedLegacy,
+    };
+  for (; s < storedOffsets.length; s++) {
+    const o = storedOffsets[s] as number;
+    keep(data, o, sourceOf(o));
+  }
+  // Only the sources some kept record still names.
+  const sourceIndex = new Map<string, number>();
+  let size = 7;
+  for (let k = 0; k < outBufs.length; k++) {
+    const src = outSources[k] as string;
+    if (!sourceIndex.has(src)) {
+      sourceIndex.set(src, sourceIndex.size);
+      size += 2 + Buffer.byteLength(src, 'utf8');
+    }
+    size += (outBufs[k] as Buffer).readUInt32LE(outOffsets[k] as number);
+  }
+  if (sourceIndex.size > 0xffff) throw new Error('record block names too many sources');
+  const out = Buffer.allocUnsafe(size);
+  out[0] = FORMAT;
+  out.writeUInt32LE(outBufs.length, 1);
+  out.writeUInt16LE(sourceIndex.size, 5);
+  let pos = 7;
+  for (const src of sourceIndex.keys()) {
+    const n = out.write(src, pos + 2, 'utf8');
+    out.writeUInt16LE(n, pos);
+    pos += 2 + n;
+  }
+  for (let k = 0; k < outBufs.length; k++) {
+    const b = outBufs[k] as Buffer;
+    const o = outOffsets[k] as number;
+    const len = b.readUInt32LE(o);
+    b.copy(out, pos, o, o + len);
+    out.writeUInt16LE(sourceIndex.get(outSources[k] as string) as number, pos + 4);
+    pos += len;
+  }
+  return { data: out, count: outBufs.length, inserted, updated, unchanged, conflicts, replacedLegacy };
+}
