@@ -42,6 +42,9 @@ interface Run {
   until(event: string): Promise<Record<string, unknown>>;
 }
 
+/** How long a wait for one of the service's events may take (a busy CI machine starts it slowly). */
+const UNTIL_MS = 90_000;
+
 function service(account: string, creds: { keyId: string; secret: string }, crashAt?: CrashPoint): Run {
   const child = spawn(
     process.execPath,
@@ -93,12 +96,28 @@ function service(account: string, creds: { keyId: string; secret: string }, cras
       new Promise((resolve, reject) => {
         const seen = events.find((e) => e.event === event);
         if (seen) return resolve(seen);
-        waiters.push({ event, resolve });
+        // A bound on the wait, so a stuck service fails with what it said rather than a bare timeout.
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no "${event}" from the service in ${UNTIL_MS} ms; its events: ${JSON.stringify(events).slice(-3000)}; stderr: ${stderr.slice(-2000)}`,
+              ),
+            ),
+          UNTIL_MS,
+        );
+        waiters.push({
+          event,
+          resolve: (e) => {
+            clearTimeout(timer);
+            resolve(e);
+          },
+        });
         void exited.then((code) =>
-          setTimeout(
-            () => reject(new Error(`service exited (${code}) before "${event}": ${stderr.slice(-2000)}`)),
-            100,
-          ),
+          setTimeout(() => {
+            clearTimeout(timer);
+            reject(new Error(`service exited (${code}) before "${event}": ${stderr.slice(-2000)}`));
+          }, 100),
         );
       }),
   };
@@ -106,7 +125,22 @@ function service(account: string, creds: { keyId: string; secret: string }, cras
 
 async function stopped(run: Run): Promise<number | null> {
   if (run.child.exitCode === null) run.child.kill('SIGTERM');
-  return run.exited;
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      run.child.kill('SIGKILL');
+      reject(
+        new Error(
+          `the service did not stop on SIGTERM in ${UNTIL_MS} ms; its events: ${JSON.stringify(run.events).slice(-3000)}`,
+        ),
+      );
+    }, UNTIL_MS);
+  });
+  try {
+    return await Promise.race([run.exited, stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** One command as the CLI runs it: an engine opened on the stream, the order API, a retry if another writer won. */
@@ -214,7 +248,7 @@ async function crashed(run: Run, point: CrashPoint): Promise<void> {
   expect(run.events.find((e) => e.event === 'crash')).toEqual({ event: 'crash', point });
 }
 
-describe('restart recovery: a crash at every step', { timeout: 120_000 }, () => {
+describe('restart recovery: a crash at every step', { timeout: 300_000 }, () => {
   it('before_submit: the command is in the outbox, nothing sent: sent once after the restart', async () => {
     const { stream, creds } = await account('crash-outbox');
     const first = service('crash-outbox', creds, 'before_submit');
