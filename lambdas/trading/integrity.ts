@@ -17,7 +17,7 @@
  * the verifier agree byte for byte.
  */
 import { createHash } from 'node:crypto';
-import type { BrokerView } from './reconcile';
+import { BROKER_STATUS, type BrokerView } from './reconcile';
 import type { AccountState } from './state';
 import type { Order, OrderStatus, TradingEvent } from './types';
 
@@ -188,19 +188,6 @@ export function verifyChain(stream: string, rows: readonly ChainRow[], head: num
   return { ok: true, events, recovered, legacy };
 }
 
-const BROKER_STATUS: Record<string, OrderStatus> = {
-  new: 'new',
-  accepted: 'new',
-  pending_new: 'pending_new',
-  partially_filled: 'partially_filled',
-  filled: 'filled',
-  canceled: 'canceled',
-  expired: 'expired',
-  replaced: 'replaced',
-  rejected: 'rejected',
-  pending_cancel: 'pending_cancel',
-  pending_replace: 'pending_replace',
-};
 
 /**
  * The recovery event: the broker's record of every order (ours from the trusted prefix updated to

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { BrokerOrder } from './live-broker';
 import type { AccountState } from './state';
-import type { ReconciliationDifference, ReconciliationKind } from './types';
+import type { OrderStatus, ReconciliationDifference, ReconciliationKind } from './types';
 
 export type DifferenceKind = ReconciliationKind;
 export type Difference = ReconciliationDifference;
@@ -60,7 +60,8 @@ export function differenceId(kind: string, key: string, facts: unknown): string 
     .slice(0, 20);
 }
 
-const BROKER_STATUS: Record<string, string> = {
+/** The broker's order statuses as ours (`accepted` is `new` here). */
+export const BROKER_STATUS: Record<string, OrderStatus> = {
   new: 'new',
   accepted: 'new',
   pending_new: 'pending_new',

@@ -1,17 +1,17 @@
-import { Duration, IgnoreMode, type RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag';
-import { REPO_ROOT } from '../paths';
 import { buildAlarm } from './defaults';
+import { SingleTaskService } from './single-task-service';
 
 /** The router process's EMF metrics (lambdas/realtime-router/metrics.ts): namespace and service. */
 export const ROUTER_METRICS = { namespace: 'Tickstock', service: 'realtime-router' } as const;
@@ -85,21 +85,50 @@ export class RealtimeRouter extends Construct {
 
   constructor(scope: Construct, id: string, props: RealtimeRouterProps) {
     super(scope, id);
-    this.cluster = new ecs.Cluster(this, 'Cluster', {
+    const memoryMiB = props.memoryMiB ?? 2048;
+    const task = new SingleTaskService(this, 'Service', {
       vpc: props.vpc,
-      containerInsightsV2: ecs.ContainerInsights.ENABLED,
-    });
-
-    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: props.vpc,
+      subnets: props.subnets,
       description: 'real-time router: provider socket and AWS APIs over HTTPS, Redis, its clients',
-      allowAllOutbound: false,
+      httpsFor: 'provider socket and REST, ECR, Secrets Manager, CloudWatch Logs',
+      dockerfile: 'lambdas/realtime-router/Dockerfile',
+      containerName: 'router',
+      cpu: props.cpu ?? 1024,
+      memoryMiB,
+      containerPort: ROUTER_PORT,
+      environment: {
+        ...props.environment,
+        REALTIME_FEED_URL: props.feedUrl,
+        MARKET_API_BASE_URL: props.restUrl,
+        REDIS_HOST: props.redis.host,
+        REDIS_PORT: props.redis.port,
+        REDIS_TLS: 'required',
+        ROUTER_HOST: '0.0.0.0',
+        ROUTER_PORT: String(ROUTER_PORT),
+        ROUTER_METRICS_INTERVAL_MS: '60000',
+        QUEUE_URL_ROUTER_BARS: props.barsQueue.queueUrl,
+        DATA_BUCKET: props.archive.bucketName,
+        REALTIME_ARCHIVE_PREFIX: props.archive.prefix,
+        POWERTOOLS_METRICS_NAMESPACE: ROUTER_METRICS.namespace,
+        POWERTOOLS_SERVICE_NAME: ROUTER_METRICS.service,
+        // V8's old space sized to the task, leaving room for buffers and the runtime.
+        NODE_OPTIONS: `--max-old-space-size=${Math.floor(memoryMiB * 0.75)}`,
+      },
+      secrets: {
+        POLYGON_API_KEY: { secret: props.apiKey },
+        REDIS_AUTH_TOKEN: { secret: props.redis.authSecret },
+      },
+      healthCheck: { port: ROUTER_PORT, path: '/health', startPeriod: Duration.seconds(30) },
+      stopTimeout: Duration.seconds(30),
+      logsKey: props.logsKey,
+      logRetentionDays: props.logRetentionDays,
+      removalPolicy: props.removalPolicy,
     });
-    this.securityGroup.addEgressRule(
-      ec2.Peer.anyIpv4(),
-      ec2.Port.tcp(443),
-      'provider socket and REST, ECR, Secrets Manager, CloudWatch Logs',
-    );
+    this.cluster = task.cluster;
+    this.securityGroup = task.securityGroup;
+    this.logGroup = task.logGroup;
+    this.taskDefinition = task.taskDefinition;
+    this.service = task.service;
     this.securityGroup.addEgressRule(props.redisSecurityGroup, ec2.Port.tcp(6379), 'router to redis');
     // App components that consume the stream join this group: nothing else reaches the router.
     this.clientSecurityGroup = new ec2.SecurityGroup(this, 'ClientSecurityGroup', {
@@ -120,97 +149,6 @@ export class RealtimeRouter extends Construct {
       fromPort: 6379,
       toPort: 6379,
       description: 'real-time router to redis',
-    });
-
-    this.logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetentionDays as logs.RetentionDays,
-      encryptionKey: props.logsKey,
-      removalPolicy: props.removalPolicy,
-    });
-
-    // The secrets live in the data stack with its key: referenced by ARN, so the grants go on the
-    // execution role here (a grant on the secret or key itself would make the data stack depend on
-    // this one). Only ECS's agent reads them, through the execution role; the task role gets nothing.
-    const secretRef = (refId: string, secret: secretsmanager.ISecret) =>
-      secretsmanager.Secret.fromSecretCompleteArn(this, refId, secret.secretArn);
-    const keyArns = [
-      ...new Set(
-        [props.apiKey, props.redis.authSecret].flatMap((s) =>
-          s.encryptionKey ? [s.encryptionKey.keyArn] : [],
-        ),
-      ),
-    ];
-
-    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
-      cpu: props.cpu ?? 1024,
-      memoryLimitMiB: props.memoryMiB ?? 2048,
-      runtimePlatform: {
-        cpuArchitecture: ecs.CpuArchitecture.X86_64,
-        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
-      },
-    });
-    const memoryMiB = props.memoryMiB ?? 2048;
-    this.taskDefinition.addContainer('router', {
-      image: ecs.ContainerImage.fromAsset(REPO_ROOT, {
-        file: 'lambdas/realtime-router/Dockerfile',
-        // Only what the image build reads: the lockfile, the compiler settings and the code.
-        ignoreMode: IgnoreMode.DOCKER,
-        exclude: ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!lambdas'],
-      }),
-      essential: true,
-      readonlyRootFilesystem: true,
-      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'router' }),
-      portMappings: [{ containerPort: ROUTER_PORT }],
-      environment: {
-        ...props.environment,
-        REALTIME_FEED_URL: props.feedUrl,
-        MARKET_API_BASE_URL: props.restUrl,
-        REDIS_HOST: props.redis.host,
-        REDIS_PORT: props.redis.port,
-        REDIS_TLS: 'required',
-        ROUTER_HOST: '0.0.0.0',
-        ROUTER_PORT: String(ROUTER_PORT),
-        ROUTER_METRICS_INTERVAL_MS: '60000',
-        QUEUE_URL_ROUTER_BARS: props.barsQueue.queueUrl,
-        DATA_BUCKET: props.archive.bucketName,
-        REALTIME_ARCHIVE_PREFIX: props.archive.prefix,
-        POWERTOOLS_METRICS_NAMESPACE: ROUTER_METRICS.namespace,
-        POWERTOOLS_SERVICE_NAME: ROUTER_METRICS.service,
-        // V8's old space sized to the task, leaving room for buffers and the runtime.
-        NODE_OPTIONS: `--max-old-space-size=${Math.floor(memoryMiB * 0.75)}`,
-      },
-      secrets: {
-        POLYGON_API_KEY: ecs.Secret.fromSecretsManager(secretRef('ApiKeyRef', props.apiKey)),
-        REDIS_AUTH_TOKEN: ecs.Secret.fromSecretsManager(secretRef('RedisAuthRef', props.redis.authSecret)),
-      },
-      healthCheck: {
-        command: [
-          'CMD',
-          'node',
-          '-e',
-          `fetch('http://127.0.0.1:${ROUTER_PORT}/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
-        ],
-        interval: Duration.seconds(30),
-        timeout: Duration.seconds(5),
-        retries: 3,
-        startPeriod: Duration.seconds(30),
-      },
-      stopTimeout: Duration.seconds(30),
-    });
-
-    this.service = new ecs.FargateService(this, 'Service', {
-      cluster: this.cluster,
-      taskDefinition: this.taskDefinition,
-      desiredCount: 1,
-      // One provider connection per account: never two tasks at once (a deployment has a short gap,
-      // which the new task fills from REST).
-      minHealthyPercent: 0,
-      maxHealthyPercent: 100,
-      circuitBreaker: { enable: true, rollback: true },
-      vpcSubnets: props.subnets,
-      securityGroups: [this.securityGroup],
-      assignPublicIp: false,
-      enableExecuteCommand: false,
     });
 
     const metric = (name: string, statistic: string, period = Duration.minutes(1)) =>
@@ -295,29 +233,6 @@ export class RealtimeRouter extends Construct {
     acknowledge(taskRole, {
       'HIPAA.Security-IAMNoInlinePolicy':
         'one role-scoped policy on exactly this role: SendMessage on the bars queue and its key',
-    });
-
-    const execution = this.taskDefinition.obtainExecutionRole();
-    if (keyArns.length > 0) {
-      execution.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ['kms:Decrypt'],
-          resources: keyArns,
-          conditions: {
-            StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
-          },
-        }),
-      );
-    }
-    acknowledge(execution, {
-      'AwsSolutions-IAM5[Resource::*]':
-        'ecr:GetAuthorizationToken supports no resource-level permission; image pull and secret reads are scoped to the repository, the two secrets and their key',
-      'HIPAA.Security-IAMNoInlinePolicy':
-        'ECS task execution role created by CDK, scoped to this image, log group and the two secrets',
-    });
-    acknowledge(this.taskDefinition, {
-      'AwsSolutions-ECS2':
-        'plain configuration only (URLs, ports, hosts, metric names); the API key and Redis AUTH token come from Secrets Manager',
     });
   }
 }

@@ -1,17 +1,15 @@
-import { Duration, IgnoreMode, type RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { acknowledge } from '../nag';
-import { REPO_ROOT } from '../paths';
 import { buildAlarm } from './defaults';
+import { SingleTaskService } from './single-task-service';
 
 /**
  * The engine's EMF metrics (lambdas/trading-live/metrics.ts): namespace, service and the names the
@@ -89,82 +87,17 @@ export class TradingEngine extends Construct {
 
   constructor(scope: Construct, id: string, props: TradingEngineProps) {
     super(scope, id);
-    this.cluster = new ecs.Cluster(this, 'Cluster', {
+    const task = new SingleTaskService(this, 'Service', {
       vpc: props.vpc,
-      containerInsightsV2: ecs.ContainerInsights.ENABLED,
-    });
-
-    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: props.vpc,
+      subnets: props.subnets,
       description: 'trading engine: broker and AWS APIs over HTTPS, the database proxy',
-      allowAllOutbound: false,
-    });
-    this.securityGroup.addEgressRule(
-      ec2.Peer.anyIpv4(),
-      ec2.Port.tcp(443),
-      'broker REST and stream, ECR, Secrets Manager, CloudWatch Logs',
-    );
-    this.securityGroup.addEgressRule(
-      props.databaseProxySecurityGroup,
-      ec2.Port.tcp(5432),
-      'trading engine to the database proxy',
-    );
-    // The rule sits in this stack, so the data stack never depends on compute.
-    new ec2.CfnSecurityGroupIngress(this, 'ProxyFromEngine', {
-      groupId: props.databaseProxySecurityGroup.securityGroupId,
-      sourceSecurityGroupId: this.securityGroup.securityGroupId,
-      ipProtocol: 'tcp',
-      fromPort: 5432,
-      toPort: 5432,
-      description: 'trading engine to the database proxy',
-    });
-
-    this.logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetentionDays as logs.RetentionDays,
-      encryptionKey: props.logsKey,
-      removalPolicy: props.removalPolicy,
-    });
-
-    // Referenced by ARN so the grants go on the execution role here, never on the data stack's
-    // secrets or key. Only ECS's agent reads them; the task role gets nothing.
-    const login = secretsmanager.Secret.fromSecretCompleteArn(
-      this,
-      'LoginRef',
-      props.database.login.secretArn,
-    );
-    const broker = secretsmanager.Secret.fromSecretCompleteArn(
-      this,
-      'BrokerRef',
-      props.brokerCredentials.secretArn,
-    );
-    const keyArns = [
-      ...new Set(
-        [props.database.login, props.brokerCredentials].flatMap((s) =>
-          s.encryptionKey ? [s.encryptionKey.keyArn] : [],
-        ),
-      ),
-    ];
-
-    // The engine's state is one account's orders and positions: small. Half a vCPU keeps the
-    // order path (risk check + one append, ~5 ms p99) far from saturation.
-    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
+      httpsFor: 'broker REST and stream, ECR, Secrets Manager, CloudWatch Logs',
+      dockerfile: 'lambdas/trading-live/Dockerfile',
+      containerName: 'engine',
+      // The engine's state is one account's orders and positions: small. Half a vCPU keeps the
+      // order path (risk check + one append) far from saturation.
       cpu: 512,
-      memoryLimitMiB: 1024,
-      runtimePlatform: {
-        cpuArchitecture: ecs.CpuArchitecture.X86_64,
-        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
-      },
-    });
-    this.taskDefinition.addContainer('engine', {
-      image: ecs.ContainerImage.fromAsset(REPO_ROOT, {
-        file: 'lambdas/trading-live/Dockerfile',
-        // Only what the image build reads: the lockfile, the compiler settings and the code.
-        ignoreMode: IgnoreMode.DOCKER,
-        exclude: ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!lambdas'],
-      }),
-      essential: true,
-      readonlyRootFilesystem: true,
-      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'engine' }),
+      memoryMiB: 1024,
       environment: {
         ...props.environment,
         DB_HOST: props.database.host,
@@ -178,40 +111,39 @@ export class TradingEngine extends Construct {
         POWERTOOLS_SERVICE_NAME: TRADING_METRICS.service,
         NODE_OPTIONS: '--max-old-space-size=768',
       },
+      // The trading login and the broker keys; the task role gets nothing.
       secrets: {
-        DB_USERNAME: ecs.Secret.fromSecretsManager(login, 'username'),
-        DB_PASSWORD: ecs.Secret.fromSecretsManager(login, 'password'),
-        BROKER_KEY_ID: ecs.Secret.fromSecretsManager(broker, 'keyId'),
-        BROKER_SECRET_KEY: ecs.Secret.fromSecretsManager(broker, 'secretKey'),
+        DB_USERNAME: { secret: props.database.login, field: 'username' },
+        DB_PASSWORD: { secret: props.database.login, field: 'password' },
+        BROKER_KEY_ID: { secret: props.brokerCredentials, field: 'keyId' },
+        BROKER_SECRET_KEY: { secret: props.brokerCredentials, field: 'secretKey' },
       },
-      healthCheck: {
-        command: [
-          'CMD',
-          'node',
-          '-e',
-          `fetch('http://127.0.0.1:${TRADING_HEALTH_PORT}/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
-        ],
-        interval: Duration.seconds(30),
-        timeout: Duration.seconds(5),
-        retries: 3,
-        startPeriod: Duration.seconds(120),
-      },
+      // Rebuild and reconciliation come before readiness; liveness is checked (see TRADING_HEALTH_PORT).
+      healthCheck: { port: TRADING_HEALTH_PORT, path: '/live', startPeriod: Duration.seconds(120) },
       // SIGTERM: stop taking orders, let in-flight requests end, close the stream.
       stopTimeout: Duration.seconds(60),
+      logsKey: props.logsKey,
+      logRetentionDays: props.logRetentionDays,
+      removalPolicy: props.removalPolicy,
     });
-
-    this.service = new ecs.FargateService(this, 'Service', {
-      cluster: this.cluster,
-      taskDefinition: this.taskDefinition,
-      desiredCount: 1,
-      // One writer of the account and one broker stream per key: never two tasks at once.
-      minHealthyPercent: 0,
-      maxHealthyPercent: 100,
-      circuitBreaker: { enable: true, rollback: true },
-      vpcSubnets: props.subnets,
-      securityGroups: [this.securityGroup],
-      assignPublicIp: false,
-      enableExecuteCommand: false,
+    this.cluster = task.cluster;
+    this.securityGroup = task.securityGroup;
+    this.logGroup = task.logGroup;
+    this.taskDefinition = task.taskDefinition;
+    this.service = task.service;
+    this.securityGroup.addEgressRule(
+      props.databaseProxySecurityGroup,
+      ec2.Port.tcp(5432),
+      'trading engine to the database proxy',
+    );
+    // The rule sits in this stack, so the data stack never depends on compute.
+    new ec2.CfnSecurityGroupIngress(this, 'ProxyFromEngine', {
+      groupId: props.databaseProxySecurityGroup.securityGroupId,
+      sourceSecurityGroupId: this.securityGroup.securityGroupId,
+      ipProtocol: 'tcp',
+      fromPort: 5432,
+      toPort: 5432,
+      description: 'trading engine to the database proxy',
     });
 
     const metric = (name: (typeof TRADING_METRICS.names)[number], statistic: string, minutes = 5) =>
@@ -275,28 +207,5 @@ export class TradingEngine extends Construct {
     });
     running.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
     this.alarms.push(running);
-
-    const execution = this.taskDefinition.obtainExecutionRole();
-    if (keyArns.length > 0) {
-      execution.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ['kms:Decrypt'],
-          resources: keyArns,
-          conditions: {
-            StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
-          },
-        }),
-      );
-    }
-    acknowledge(execution, {
-      'AwsSolutions-IAM5[Resource::*]':
-        'ecr:GetAuthorizationToken supports no resource-level permission; image pull and secret reads are scoped to the repository, the two secrets and their key',
-      'HIPAA.Security-IAMNoInlinePolicy':
-        'ECS task execution role created by CDK, scoped to this image, log group and the two secrets',
-    });
-    acknowledge(this.taskDefinition, {
-      'AwsSolutions-ECS2':
-        'plain configuration only (hosts, URLs, ports, metric names); the database login and broker keys come from Secrets Manager',
-    });
   }
 }
