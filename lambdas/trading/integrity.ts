@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { BROKER_STATUS, type BrokerView } from './reconcile';
 import type { AccountState } from './state';
-import type { Order, OrderStatus, TradingEvent } from './types';
+import type { Order, TradingEvent } from './types';
 
 export interface ChainRow {
   readonly version: number;
@@ -187,7 +187,6 @@ export function verifyChain(stream: string, rows: readonly ChainRow[], head: num
   }
   return { ok: true, events, recovered, legacy };
 }
-
 
 /**
  * The recovery event: the broker's record of every order (ours from the trusted prefix updated to
