@@ -37,7 +37,7 @@ import {
 } from '../trading/live-broker';
 import { PostgresEventStore } from '../trading/pg-store';
 import type { Difference } from '../trading/reconcile';
-import { reconcileAccount } from '../trading/reconcile-runner';
+import { livePort, reconcileAccount } from '../trading/reconcile-runner';
 import { isOpen } from '../trading/state';
 import { ConcurrencyError } from '../trading/store';
 import type { BrokerReport, Order } from '../trading/types';
@@ -164,18 +164,10 @@ export async function reconcileWithBroker(
   live: LiveBroker,
   at: string,
 ): Promise<Difference[]> {
-  const outcome = await reconcileAccount(
-    engine,
-    {
-      brokerView: () => live.brokerView(),
-      applyBrokerOrder: (o) => live.applyBrokerOrder(o),
-      resolve: (cid) => live.resolve(cid),
-      settle: async () => {
-        await live.resolveInFlight();
-      },
-    },
-    { at: () => at },
-  );
+  const settle = async () => {
+    await live.resolveInFlight();
+  };
+  const outcome = await reconcileAccount(engine, livePort(live, settle), { at: () => at });
   if (outcome.status === 'incomplete') throw new Error(`reconciliation incomplete: ${outcome.reason}`);
   return outcome.found;
 }

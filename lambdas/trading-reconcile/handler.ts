@@ -12,6 +12,7 @@ import { databaseEnv, readConfig } from '../platform/config';
 import { secretString, sharedPool } from '../platform/connections';
 import { logger, metrics } from '../platform/powertools';
 import { withTelemetry } from '../platform/telemetry';
+import { AccountNotFoundError } from '../trading/engine';
 import { PostgresEventStore } from '../trading/pg-store';
 import { reconcileOverRest } from '../trading/reconcile-runner';
 
@@ -42,17 +43,21 @@ async function run(): Promise<{ accounts: AccountRun[] }> {
   for (const account of config.TRADING_ACCOUNTS.split(',')
     .map((a) => a.trim())
     .filter(Boolean)) {
-    const stream = `account-${account}`;
-    if ((await store.counts(stream)).events === 0) {
+    const run = await reconcileOverRest(
+      store,
+      `account-${account}`,
+      { baseUrl: config.BROKER_BASE_URL, keyId: credentials.keyId, secret: credentials.secretKey },
+      { onAlert: (a) => logger.warn('trading alert', { account, ...a }) },
+    ).catch((error: unknown) => {
+      // Not opened yet (`trading init`): nothing to reconcile.
+      if (error instanceof AccountNotFoundError) return null;
+      throw error;
+    });
+    if (!run) {
       accounts.push({ account, status: 'not_opened', differences: 0, recorded: 0, openDisputes: 0 });
       continue;
     }
-    const { outcome, openDisputes } = await reconcileOverRest(
-      store,
-      stream,
-      { baseUrl: config.BROKER_BASE_URL, keyId: credentials.keyId, secret: credentials.secretKey },
-      { onAlert: (a) => logger.warn('trading alert', { account, ...a }) },
-    );
+    const { outcome, openDisputes } = run;
     const recorded = outcome.status === 'complete' ? outcome.recorded.length : 0;
     metrics.addMetric('ReconciliationDifferences', 'Count', recorded);
     const row: AccountRun = {

@@ -40,6 +40,16 @@ export interface ReconcileBrokerPort {
   settle?(): Promise<void>;
 }
 
+/** The live adapter as the runner's broker port (`settle`: how the caller waits for frames). */
+export function livePort(live: LiveBroker, settle?: () => Promise<void>): ReconcileBrokerPort {
+  return {
+    brokerView: () => live.brokerView(),
+    applyBrokerOrder: (o) => live.applyBrokerOrder(o),
+    resolve: (cid) => live.resolve(cid),
+    ...(settle ? { settle } : {}),
+  };
+}
+
 export interface RetryPolicy {
   /** Attempts of the view fetch in all (default 4). */
   readonly attempts: number;
@@ -220,15 +230,7 @@ export async function reconcileOverRest(
     },
   });
   try {
-    const outcome = await reconcileAccount(
-      engine,
-      {
-        brokerView: () => live.brokerView(),
-        applyBrokerOrder: (o) => live.applyBrokerOrder(o),
-        resolve: (cid) => live.resolve(cid),
-      },
-      { at },
-    );
+    const outcome = await reconcileAccount(engine, livePort(live), { at });
     await engine.settled();
     const openDisputes = Object.values(engine.state.reconciliation).filter(
       (d) => d.resolution === 'manual_intervention' && !d.resolvedAt,

@@ -18,6 +18,7 @@ import {
   LiveBroker,
 } from '../../lambdas/trading/live-broker';
 import {
+  livePort,
   type ReconcileOutcome,
   type RetryPolicy,
   reconcileAccount,
@@ -196,16 +197,11 @@ export async function createWireBroker(ctx: ReplayBrokerContext, options: WireOp
   const reconcile = async () => {
     await syncClock();
     if (!live.isReady()) await live.whenReady(5_000);
-    lastReconcile = await reconcileAccount(
-      ctx.engine(),
-      {
-        brokerView: () => live.brokerView(),
-        applyBrokerOrder: (o) => live.applyBrokerOrder(o),
-        resolve: (cid) => live.resolve(cid),
-        settle,
-      },
-      { at: () => iso(clock.now), now: () => clock.now, retry: options.reconcileRetry },
-    );
+    lastReconcile = await reconcileAccount(ctx.engine(), livePort(live, settle), {
+      at: () => iso(clock.now),
+      now: () => clock.now,
+      retry: options.reconcileRetry,
+    });
   };
 
   const broker: WireBroker = {
