@@ -136,3 +136,278 @@ export class KeyWindow<V = true> {
     return this.symbols.size;
   }
 }
+
+/**
+ * The same exact window for keys without a value (trades, quotes, FMV, market events), held off the
+ * JavaScript heap: per symbol, typed arrays in insertion order (a ring: 32-bit hash, time, and where
+ * the key's bytes are) plus an open-addressing index (linear probing, backward-shift deletion), and the
+ * keys themselves as bytes in one arena per symbol (UTF-16 code units written CESU-8 style, 1-3 bytes
+ * each: a bijection, so comparing bytes is comparing strings). A hash hit is only a candidate: a key is
+ * a duplicate when its bytes equal a remembered key's, so dedup stays exact whatever the hash does.
+ *
+ * Why: `KeyWindow` holds a string and a Map entry per key (100+ bytes, all of it old space the garbage
+ * collector marks over and over). At the 10x surge the trade and quote windows held millions of keys:
+ * 1.5 GB peak RSS and full collections of up to a second (the tick tail). Here a trade key is about
+ * 40 bytes and nothing per key is a heap object.
+ */
+interface SymbolKeys {
+  /** Ring of entries, capacity a power of two; entry `n` (absolute) lives at `n & (capacity - 1)`. */
+  hash: Uint32Array;
+  time: Float64Array;
+  /** Absolute byte offset of the key in the arena, modulo 2^32. */
+  off: Uint32Array;
+  len: Uint32Array;
+  head: number;
+  tail: number;
+  /** Index: ring position + 1 per slot, 0 = empty; twice the ring's capacity. */
+  index: Int32Array;
+  bytes: Uint8Array;
+  /** Absolute offset (mod 2^32) of bytes[0] and of the end of the last key. */
+  byteBase: number;
+  byteTail: number;
+  maxT: number;
+  watermark: number;
+}
+
+const INITIAL_RING = 8;
+let scratch = new Uint8Array(256);
+let scratchLength = 0;
+
+/** Writes `key` into `scratch` (1-3 bytes per UTF-16 unit) and returns its 32-bit hash. */
+function encode(key: string): number {
+  if (scratch.length < key.length * 3) scratch = new Uint8Array(key.length * 3 * 2);
+  let h = 0x811c9dc5;
+  let n = 0;
+  for (let k = 0; k < key.length; k += 1) {
+    const c = key.charCodeAt(k);
+    if (c < 0x80) {
+      scratch[n++] = c;
+    } else if (c < 0x800) {
+      scratch[n++] = 0xc0 | (c >> 6);
+      scratch[n++] = 0x80 | (c & 0x3f);
+    } else {
+      scratch[n++] = 0xe0 | (c >> 12);
+      scratch[n++] = 0x80 | ((c >> 6) & 0x3f);
+      scratch[n++] = 0x80 | (c & 0x3f);
+    }
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  scratchLength = n;
+  // Final avalanche (murmur3 fmix32): the low bits pick the slot.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+export class KeySet {
+  private readonly symbols = new Map<string, SymbolKeys>();
+  private size = 0;
+  private readonly ringLimit: number;
+
+  constructor(private readonly options: KeyWindowOptions) {
+    if (!(options.windowMs > 0) || !(options.maxPerSymbol > 0)) {
+      throw new RangeError('windowMs and maxPerSymbol must be positive');
+    }
+    // Room for maxPerSymbol + 1 (a key is added before the cap evicts).
+    let ring = INITIAL_RING;
+    while (ring < options.maxPerSymbol + 1) ring *= 2;
+    this.ringLimit = ring;
+  }
+
+  /** Looks the key up without recording it. */
+  check(sym: string, key: string, t: number): DedupVerdict<true>['status'] {
+    const w = this.symbols.get(sym);
+    if (!w) return 'new';
+    if (this.find(w, encode(key)) >= 0) return 'duplicate';
+    return t <= w.watermark ? 'outside_window' : 'new';
+  }
+
+  /** `check` and, for a new key, `remember` in one pass. */
+  firstSeen(sym: string, key: string, t: number): DedupVerdict<true>['status'] {
+    const hash = encode(key);
+    let w = this.symbols.get(sym);
+    if (w) {
+      if (this.find(w, hash) >= 0) return 'duplicate';
+      if (t <= w.watermark) return 'outside_window';
+    } else {
+      w = this.create(sym, t);
+    }
+    this.add(w, hash, t);
+    return 'new';
+  }
+
+  /** Records the key (nothing when it is already remembered). */
+  remember(sym: string, key: string, t: number): void {
+    const hash = encode(key);
+    const w = this.symbols.get(sym) ?? this.create(sym, t);
+    if (this.find(w, hash) >= 0) return;
+    this.add(w, hash, t);
+  }
+
+  /** Remembered keys over all symbols. */
+  get keys(): number {
+    return this.size;
+  }
+
+  get symbolCount(): number {
+    return this.symbols.size;
+  }
+
+  /** Bytes held in typed arrays (rings, indexes, key arenas): the window's memory, measured. */
+  get bytes(): number {
+    let n = 0;
+    for (const w of this.symbols.values())
+      n +=
+        w.hash.byteLength +
+        w.time.byteLength +
+        w.off.byteLength +
+        w.len.byteLength +
+        w.index.byteLength +
+        w.bytes.byteLength;
+    return n;
+  }
+
+  private create(sym: string, t: number): SymbolKeys {
+    const w: SymbolKeys = {
+      hash: new Uint32Array(INITIAL_RING),
+      time: new Float64Array(INITIAL_RING),
+      off: new Uint32Array(INITIAL_RING),
+      len: new Uint32Array(INITIAL_RING),
+      head: 0,
+      tail: 0,
+      index: new Int32Array(INITIAL_RING * 2),
+      bytes: new Uint8Array(INITIAL_RING * 16),
+      byteBase: 0,
+      byteTail: 0,
+      maxT: t,
+      watermark: Number.NEGATIVE_INFINITY,
+    };
+    this.symbols.set(sym, w);
+    return w;
+  }
+
+  /** Ring position of the remembered key equal to `scratch` (hash `hash`), or -1. */
+  private find(w: SymbolKeys, hash: number): number {
+    const mask = w.index.length - 1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const v = w.index[i] as number;
+      if (v === 0) return -1;
+      const p = v - 1;
+      if (w.hash[p] === hash && this.equal(w, p)) return p;
+    }
+  }
+
+  private equal(w: SymbolKeys, p: number): boolean {
+    const n = w.len[p] as number;
+    if (n !== scratchLength) return false;
+    const start = ((w.off[p] as number) - w.byteBase) >>> 0;
+    const bytes = w.bytes;
+    for (let k = 0; k < n; k += 1) if (bytes[start + k] !== scratch[k]) return false;
+    return true;
+  }
+
+  private add(w: SymbolKeys, hash: number, t: number): void {
+    if (w.tail - w.head === w.hash.length) this.growRing(w);
+    this.reserve(w, scratchLength);
+    const start = (w.byteTail - w.byteBase) >>> 0;
+    w.bytes.set(scratch.subarray(0, scratchLength), start);
+    const p = w.tail & (w.hash.length - 1);
+    w.hash[p] = hash;
+    w.time[p] = t;
+    w.off[p] = w.byteTail;
+    w.len[p] = scratchLength;
+    w.byteTail = (w.byteTail + scratchLength) >>> 0;
+    w.tail += 1;
+    this.insert(w, p);
+    this.size += 1;
+    if (t > w.maxT) w.maxT = t;
+    this.evict(w);
+  }
+
+  private insert(w: SymbolKeys, p: number): void {
+    const mask = w.index.length - 1;
+    let i = (w.hash[p] as number) & mask;
+    while (w.index[i] !== 0) i = (i + 1) & mask;
+    w.index[i] = p + 1;
+  }
+
+  /** Removes ring position `p` from the index (backward-shift deletion: no tombstones). */
+  private unindex(w: SymbolKeys, p: number): void {
+    const index = w.index;
+    const mask = index.length - 1;
+    let i = (w.hash[p] as number) & mask;
+    while (index[i] !== p + 1) i = (i + 1) & mask;
+    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
+      const v = index[j] as number;
+      if (v === 0) break;
+      const home = (w.hash[v - 1] as number) & mask;
+      // The entry at j may move to i unless its home lies cyclically in (i, j].
+      if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
+      index[i] = v;
+      i = j;
+    }
+    index[i] = 0;
+  }
+
+  private evict(w: SymbolKeys): void {
+    const horizon = w.maxT - this.options.windowMs;
+    const max = this.options.maxPerSymbol;
+    const mask = w.hash.length - 1;
+    while (w.head < w.tail) {
+      const p = w.head & mask;
+      const t = w.time[p] as number;
+      if (w.tail - w.head <= max && t >= horizon) break;
+      this.unindex(w, p);
+      w.head += 1;
+      this.size -= 1;
+      if (t > w.watermark) w.watermark = t;
+    }
+  }
+
+  /** Doubles the ring (and its index); the live entries keep their order. */
+  private growRing(w: SymbolKeys): void {
+    const old = w.hash.length;
+    const size = old * 2;
+    if (size > this.ringLimit) throw new Error('KeySet ring over its limit (evict before adding)');
+    const hash = new Uint32Array(size);
+    const time = new Float64Array(size);
+    const off = new Uint32Array(size);
+    const len = new Uint32Array(size);
+    for (let n = w.head; n < w.tail; n += 1) {
+      const from = n & (old - 1);
+      const to = n & (size - 1);
+      hash[to] = w.hash[from] as number;
+      time[to] = w.time[from] as number;
+      off[to] = w.off[from] as number;
+      len[to] = w.len[from] as number;
+    }
+    w.hash = hash;
+    w.time = time;
+    w.off = off;
+    w.len = len;
+    w.index = new Int32Array(size * 2);
+    for (let n = w.head; n < w.tail; n += 1) this.insert(w, n & (size - 1));
+  }
+
+  /** Room for `n` more key bytes: drop the evicted keys' bytes, grow when still over 3/4 full. */
+  private reserve(w: SymbolKeys, n: number): void {
+    const used = (w.byteTail - w.byteBase) >>> 0;
+    if (used + n <= w.bytes.length) return;
+    const first = w.head < w.tail ? (w.off[w.head & (w.hash.length - 1)] as number) : w.byteTail;
+    const live = (w.byteTail - first) >>> 0;
+    const from = (first - w.byteBase) >>> 0;
+    let capacity = w.bytes.length;
+    while ((live + n) * 4 > capacity * 3) capacity *= 2;
+    if (capacity === w.bytes.length) {
+      w.bytes.copyWithin(0, from, from + live);
+    } else {
+      const bytes = new Uint8Array(capacity);
+      bytes.set(w.bytes.subarray(from, from + live));
+      w.bytes = bytes;
+    }
+    w.byteBase = first;
+  }
+}

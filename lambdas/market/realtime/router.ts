@@ -6,7 +6,7 @@
  * No I/O here: the live process, the replay CLI and the benchmark drive it.
  */
 import { type ConfidenceOptions, DEFAULT_CONFIDENCE, fmvConfidence } from './confidence';
-import { KeyWindow, type KeyWindowOptions } from './dedup';
+import { KeySet, KeyWindow, type KeyWindowOptions } from './dedup';
 import { Hub } from './hub';
 import {
   DEFAULT_MARKET_EVENTS,
@@ -122,12 +122,12 @@ export class Router {
     fmv: null,
     ohlcv: null,
   };
-  private readonly trades: KeyWindow;
-  private readonly quotes: KeyWindow;
+  private readonly trades: KeySet;
+  private readonly quotes: KeySet;
   private readonly secondBars: KeyWindow<string>;
   private readonly minuteBars: KeyWindow<string>;
-  private readonly fmvs: KeyWindow;
-  private readonly events: KeyWindow;
+  private readonly fmvs: KeySet;
+  private readonly events: KeySet;
   private readonly detector: MarketEventDetector;
   private readonly minutes: MinuteCompletion;
   private readonly refs = new Map<string, PriceRef>();
@@ -144,12 +144,12 @@ export class Router {
       this.overflowLatest[c] = new Map();
     }
     const d = this.options.dedup;
-    this.trades = new KeyWindow(d.trade);
-    this.quotes = new KeyWindow(d.quote);
+    this.trades = new KeySet(d.trade);
+    this.quotes = new KeySet(d.quote);
     this.secondBars = new KeyWindow(d.secondBar);
     this.minuteBars = new KeyWindow(d.minuteBar);
-    this.fmvs = new KeyWindow(d.fmv);
-    this.events = new KeyWindow(d.event);
+    this.fmvs = new KeySet(d.fmv);
+    this.events = new KeySet(d.event);
     this.detector = new MarketEventDetector(this.options.marketEvents);
     this.minutes = new MinuteCompletion(this.options.minuteComplete);
   }
@@ -271,8 +271,8 @@ export class Router {
    * Trades and quotes: true for an item seen for the first time (now remembered); a repeat counts as
    * a duplicate, one too old to check against the window is rejected rather than risk a second delivery.
    */
-  private firstTick(window: KeyWindow, sym: string, key: string, t: number): boolean {
-    const status = window.firstSeen(sym, key, t, true);
+  private firstTick(window: KeySet, sym: string, key: string, t: number): boolean {
+    const status = window.firstSeen(sym, key, t);
     if (status === 'new') return true;
     if (status === 'duplicate') this.stats.tick.duplicates += 1;
     else reject(this.stats.tick, 'outside_dedup_window');
@@ -341,11 +341,11 @@ export class Router {
     const key = String(e.t);
     const t = toMillis(e.t);
     const verdict = this.fmvs.check(e.sym, key, t);
-    if (verdict.status === 'duplicate') {
+    if (verdict === 'duplicate') {
       this.stats.fmv.duplicates += 1;
       return;
     }
-    if (verdict.status === 'outside_window') {
+    if (verdict === 'outside_window') {
       reject(this.stats.fmv, 'outside_dedup_window');
       return;
     }
@@ -361,7 +361,7 @@ export class Router {
       reject(this.stats.fmv, 'low_confidence');
       return;
     }
-    this.fmvs.remember(e.sym, key, t, true);
+    this.fmvs.remember(e.sym, key, t);
     this.enqueue({
       channel: 'fmv',
       sym: e.sym,
@@ -376,15 +376,15 @@ export class Router {
     counters.received += 1;
     const key = `${ev.type}|${ev.minute}`;
     const verdict = this.events.check(ev.sym, key, ev.minute);
-    if (verdict.status === 'duplicate') {
+    if (verdict === 'duplicate') {
       counters.duplicates += 1;
       return;
     }
-    if (verdict.status === 'outside_window') {
+    if (verdict === 'outside_window') {
       reject(counters, 'outside_dedup_window');
       return;
     }
-    this.events.remember(ev.sym, key, ev.minute, true);
+    this.events.remember(ev.sym, key, ev.minute);
     this.lastEventAt.event = this.clock;
     this.enqueue({
       channel: 'event',

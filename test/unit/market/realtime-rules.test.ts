@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIDENCE, fmvConfidence } from '../../../lambdas/market/realtime/confidence';
-import { KeyWindow } from '../../../lambdas/market/realtime/dedup';
+import { KeySet, KeyWindow } from '../../../lambdas/market/realtime/dedup';
 import { MarketEventDetector } from '../../../lambdas/market/realtime/market-events';
 import { MinuteCompletion } from '../../../lambdas/market/realtime/minute-complete';
 import { classify, invalidBarReason } from '../../../lambdas/market/realtime/normalise';
@@ -170,6 +170,119 @@ describe('KeyWindow (exact dedup, bounded memory)', () => {
     expect(duplicates).toBe(50_000 - 100);
     expect(w.check('A', 'k0', T0)).toEqual({ status: 'outside_window' });
     expect(w.check('A', 'k49999', T0 + 49_999)).toEqual({ status: 'duplicate', previous: true });
+  });
+});
+
+describe('KeySet (exact dedup off the heap, bounded memory)', () => {
+  it('says duplicate only for the same key of the same symbol', () => {
+    const w = new KeySet({ windowMs: 60_000, maxPerSymbol: 10 });
+
+    expect(w.firstSeen('A', '4|1', T0)).toBe('new');
+    expect(w.firstSeen('A', '4|1', T0)).toBe('duplicate');
+    expect(w.firstSeen('A', '4|10', T0)).toBe('new');
+    expect(w.firstSeen('B', '4|1', T0)).toBe('new');
+    expect(w.check('A', '4|10', T0)).toBe('duplicate');
+    expect(w.check('A', '4|100', T0)).toBe('new');
+    expect(w.keys).toBe(3);
+  });
+
+  it('compares keys exactly, whatever their characters (non-ASCII, astral, empty)', () => {
+    const w = new KeySet({ windowMs: 60_000, maxPerSymbol: 100 });
+    const keys = [
+      '',
+      'é',
+      'e\u0301',
+      '\u20ac1',
+      '\ud83d\ude00',
+      '\ud83d',
+      'ÿ',
+      '\u00ff\u0000',
+      '\u0000\u00ff',
+    ];
+    for (const k of keys) expect(w.firstSeen('A', k, T0)).toBe('new');
+    for (const k of keys) expect(w.firstSeen('A', k, T0)).toBe('duplicate');
+  });
+
+  it('tells apart keys whose 32-bit hashes collide (the bytes decide, not the hash)', () => {
+    // Two-character keys with equal FNV-1a-then-fmix hashes, found by search below: a collision the
+    // index must resolve by comparing the keys.
+    const seen = new Map<number, string>();
+    const hash = (s: string): number => {
+      let h = 0x811c9dc5;
+      for (let k = 0; k < s.length; k += 1) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      h ^= h >>> 16;
+      return h >>> 0;
+    };
+    let pair: [string, string] | null = null;
+    for (let k = 0; pair === null && k < 2_000_000; k += 1) {
+      const s = `k${k}`;
+      const h = hash(s);
+      const other = seen.get(h);
+      if (other !== undefined) pair = [other, s];
+      else seen.set(h, s);
+    }
+    if (pair === null) throw new Error('no collision found');
+    const w = new KeySet({ windowMs: 60_000, maxPerSymbol: 100 });
+
+    expect(hash(pair[0])).toBe(hash(pair[1]));
+    expect(w.firstSeen('A', pair[0], T0)).toBe('new');
+    expect(w.firstSeen('A', pair[1], T0)).toBe('new');
+    expect(w.firstSeen('A', pair[1], T0)).toBe('duplicate');
+    expect(w.firstSeen('A', pair[0], T0)).toBe('duplicate');
+  });
+
+  it('never holds more than maxPerSymbol keys and refuses what it can no longer check', () => {
+    const w = new KeySet({ windowMs: 3_600_000, maxPerSymbol: 100 });
+    for (let k = 0; k < 1000; k += 1) w.remember('A', `k${k}`, T0 + k);
+
+    expect(w.keys).toBe(100);
+    expect(w.check('A', 'k0', T0)).toBe('outside_window');
+    expect(w.check('A', 'k999', T0 + 999)).toBe('duplicate');
+    expect(w.check('A', 'new', T0 + 1000)).toBe('new');
+  });
+
+  it('forgets keys older than the window behind the newest and refuses their timestamps', () => {
+    const w = new KeySet({ windowMs: 1_000, maxPerSymbol: 1_000 });
+    w.remember('A', 'old', T0);
+    w.remember('A', 'new', T0 + 5_000);
+
+    expect(w.keys).toBe(1);
+    expect(w.check('A', 'old', T0)).toBe('outside_window');
+    expect(w.check('A', 'other-old', T0 - 10)).toBe('outside_window');
+    expect(w.check('A', 'late', T0 + 4_500)).toBe('new');
+  });
+
+  it('gives the same verdicts as KeyWindow over a long random stream with repeats, late keys and evictions', () => {
+    const options = { windowMs: 2_000, maxPerSymbol: 700 };
+    const a = new KeySet(options);
+    const b = new KeyWindow(options);
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const verdicts: Record<string, number> = { new: 0, duplicate: 0, outside_window: 0 };
+    for (let k = 0; k < 200_000; k += 1) {
+      const sym = `S${rand(5)}`;
+      // Keys of varying length (the arena compacts and grows), times mostly rising, some late.
+      const id = rand(400);
+      const key = `${rand(3)}|${id}${'x'.repeat(id % 40)}`;
+      const t = T0 + k / 10 - rand(4) * 500;
+      const got = a.firstSeen(sym, key, t);
+      const want = b.firstSeen(sym, key, t, true);
+      if (got !== want) throw new Error(`event ${k}: ${got} != ${want}`);
+      verdicts[got] = (verdicts[got] ?? 0) + 1;
+      if (a.keys !== b.keys) throw new Error(`event ${k}: ${a.keys} keys != ${b.keys}`);
+    }
+
+    // Every verdict occurred, and memory stayed bounded: at most 5 x 700 keys.
+    expect(Object.values(verdicts).every((n) => n > 1_000)).toBe(true);
+    expect(a.keys).toBeLessThanOrEqual(5 * 700);
+    expect(a.bytes).toBeLessThan(5 * 1024 * 1024);
   });
 });
 
