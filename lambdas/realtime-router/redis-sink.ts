@@ -2,7 +2,9 @@
  * One channel's egress to the app's Redis Stream through the event bus, behind its own circuit
  * breaker and bounded buffer: Redis failing (or slow) for one channel never stalls the router core
  * or the other channels. Messages stay buffered while the breaker is open and go out when it closes;
- * only when the buffer is full is the oldest dropped, and that is counted (`dropped`), never silent.
+ * only when the buffer is full is the oldest dropped, and that is counted (`dropped`) and announced in
+ * the stream itself by a `gap` entry (`{"ev":"gap","missed","from","to"}` offsets) before the next
+ * message, never silent. The batch in flight is out of the buffer, so an overflow never drops it.
  * What is buffered goes out in batches (up to `batch` messages, offset order), each one MULTI on the
  * channel's connection (EventBus.publishBatch): at the 10x surge one transaction per message was the
  * sink's whole cost.
@@ -11,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import { BoundedQueue } from '../market/realtime/queue';
 import type { RouterChannel, SequencedMessage } from '../market/realtime/types';
-import { CHANNELS, type Channel, type EventBus } from '../platform/event-bus';
+import { CHANNELS, type Channel, type EventBus, type PublishInput } from '../platform/event-bus';
 
 export const BUS_CHANNEL: Record<RouterChannel, Channel> = {
   tick: CHANNELS.realtimeTick,
@@ -26,6 +28,10 @@ export interface SinkHealth {
   readonly published: number;
   readonly failures: number;
   readonly dropped: number;
+  /** Gap entries written to the stream for dropped messages (Redis sinks only). */
+  readonly gaps?: number;
+  /** Deepest the buffer has been since start (Redis sinks only). */
+  readonly peakDepth?: number;
 }
 
 /** The breaker's state as `/health` names it (shared by the Redis and the batch sinks). */
@@ -61,6 +67,14 @@ export function eventType(m: SequencedMessage): string {
   return m.kind;
 }
 
+/** Messages the sink's buffer dropped since its last gap entry: contiguous offsets of one epoch. */
+interface PendingGap {
+  epoch: string;
+  from: number;
+  to: number;
+  missed: number;
+}
+
 export class RedisChannelSink {
   private readonly queue: BoundedQueue<SequencedMessage>;
   private readonly breaker = circuitBreaker(handleAll, {
@@ -69,9 +83,23 @@ export class RedisChannelSink {
   });
   private running = false;
   private stopped = false;
+  /**
+   * The batch being sent, out of the buffer: an overflow while it is in flight drops buffered
+   * messages, never one of these (a batch taken from the buffer's head and shifted off after the
+   * round trip would shift off the wrong messages once the head had been evicted meanwhile).
+   */
+  private inflight: SequencedMessage[] = [];
+  /** The gap entry of the batch in flight (retried with it, same message_id). */
+  private inflightGap: PendingGap | null = null;
+  /** Dropped messages not yet announced in the stream. */
+  private gap: PendingGap | null = null;
   published = 0;
   failures = 0;
   dropped = 0;
+  /** Gap entries written to the stream (one per run of dropped messages). */
+  gaps = 0;
+  /** The deepest the buffer has been: how close the sink came to dropping. */
+  peakDepth = 0;
 
   constructor(
     readonly channel: RouterChannel,
@@ -83,36 +111,65 @@ export class RedisChannelSink {
   }
 
   offer(m: SequencedMessage): void {
-    if (this.queue.pushEvictingOldest(m)) this.dropped += 1;
+    if (this.queue.full) this.drop(this.queue.shift() as SequencedMessage);
+    this.queue.push(m);
+    if (this.queue.length > this.peakDepth) this.peakDepth = this.queue.length;
     this.kick();
   }
 
   health(): SinkHealth {
     return {
       breaker: BREAKER_STATES[this.breaker.state],
-      depth: this.queue.length,
+      depth: this.queue.length + this.inflight.length,
       published: this.published,
       failures: this.failures,
       dropped: this.dropped,
+      gaps: this.gaps,
+      peakDepth: this.peakDepth,
     };
   }
 
   /** Waits until the buffer is published (by the one send loop) or `deadline` (epoch ms) passes. */
   async flush(deadline: number): Promise<boolean> {
     this.kick();
-    while ((this.queue.length > 0 || this.running) && Date.now() < deadline) {
+    while ((this.pending() || this.running) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
       this.kick();
     }
-    return this.queue.length === 0;
+    return !this.pending();
   }
 
   stop(): void {
     this.stopped = true;
   }
 
+  private pending(): boolean {
+    return (
+      this.queue.length > 0 || this.inflight.length > 0 || this.gap !== null || this.inflightGap !== null
+    );
+  }
+
+  /**
+   * A message the full buffer could not keep: counted, and announced in the stream by a `gap` entry
+   * (missed, from, to offsets) written before the next message, so a consumer of the stream sees
+   * the loss where it happened instead of an unexplained jump in offsets.
+   */
+  private drop(m: SequencedMessage): void {
+    this.dropped += 1;
+    // The buffer drops its oldest, so the run is contiguous (one router, one epoch, offsets rising).
+    const g = this.gap;
+    if (g) {
+      g.missed += 1;
+      g.to = m.offset;
+    } else {
+      this.gap = { epoch: m.epoch, from: m.offset, to: m.offset, missed: 1 };
+    }
+  }
+
   private kick(): void {
-    if (this.running || this.stopped) return;
+    // Nothing to send: no loop (flush polls kick(), and a loop scheduled for nothing would keep
+    // `running` set, so flush waited out its whole deadline).
+    if (this.running || this.stopped || !this.pending()) return;
     this.running = true;
     // Never on the caller's stack: offer() is called from the core's drain, and the envelope building
     // and Redis calls of a batch must not delay the clients' sends of that drain.
@@ -121,11 +178,11 @@ export class RedisChannelSink {
 
   private async loop(): Promise<void> {
     try {
-      while (this.queue.length > 0 && !this.stopped) {
+      while (this.pending() && !this.stopped) {
         try {
           await this.sendBatch();
         } catch {
-          // Open breaker or a failed batch: wait, the messages stay buffered.
+          // Open breaker or a failed batch: wait, the batch stays in flight and is retried whole.
           await new Promise((r) => setTimeout(r, 200));
         }
       }
@@ -135,32 +192,57 @@ export class RedisChannelSink {
   }
 
   private async sendBatch(): Promise<void> {
-    const batch: SequencedMessage[] = [];
-    for (const m of this.queue) {
-      batch.push(m);
-      if (batch.length >= this.batch) break;
+    if (this.inflight.length === 0 && this.inflightGap === null) {
+      // Taken out of the buffer now: a gap comes before the messages that follow it.
+      this.inflightGap = this.gap;
+      this.gap = null;
+      const batch: SequencedMessage[] = [];
+      while (batch.length < this.batch && this.queue.length > 0)
+        batch.push(this.queue.shift() as SequencedMessage);
+      this.inflight = batch;
     }
-    if (batch.length === 0) return;
+    const batch = this.inflight;
+    const gap = this.inflightGap;
+    if (batch.length === 0 && gap === null) return;
     const channel = BUS_CHANNEL[this.channel];
+    const inputs: PublishInput[] = batch.map((m) => ({
+      message_id: messageId(m),
+      event_type: eventType(m),
+      data: { sym: m.sym, epoch: m.epoch, offset: m.offset, ...m.data },
+    }));
+    if (gap) {
+      inputs.unshift({
+        message_id: gapMessageId(gap, this.channel),
+        event_type: 'gap',
+        data: {
+          sym: '*',
+          epoch: gap.epoch,
+          ev: 'gap',
+          missed: gap.missed,
+          from: gap.from,
+          to: gap.to,
+          reason: 'redis_sink_overflow',
+        },
+      });
+    }
     try {
-      await this.breaker.execute(() =>
-        // One MULTI per batch (XADD + PUBLISH per message, in offset order): one round trip and one
-        // transaction instead of one per message. The batch succeeds or is retried whole (a retry
-        // repeats the same message_ids, so consumers can drop the repeat).
-        this.bus.publishBatch(
-          channel,
-          batch.map((m) => ({
-            message_id: messageId(m),
-            event_type: eventType(m),
-            data: { sym: m.sym, epoch: m.epoch, offset: m.offset, ...m.data },
-          })),
-        ),
-      );
+      // One MULTI per batch (XADD + PUBLISH per message, in offset order): one round trip and one
+      // transaction instead of one per message. The batch succeeds or is retried whole (a retry
+      // repeats the same message_ids, so consumers can drop the repeat).
+      await this.breaker.execute(() => this.bus.publishBatch(channel, inputs));
     } catch (error) {
       this.failures += 1;
       throw error;
     }
-    for (let k = 0; k < batch.length; k += 1) this.queue.shift();
+    this.inflight = [];
+    this.inflightGap = null;
     this.published += batch.length;
+    if (gap) this.gaps += 1;
   }
+}
+
+/** A stable message_id for a gap entry: the (epoch, channel) prefix hashed apart from the messages'. */
+function gapMessageId(gap: PendingGap, channel: RouterChannel): string {
+  const h = createHash('sha1').update(`${gap.epoch}|${channel}|gap|${gap.from}|${gap.to}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
