@@ -32,6 +32,11 @@ export class BatchSink<T> {
   private stopped = false;
   private flushing = false;
   private timer: NodeJS.Timeout | null = null;
+  /**
+   * The batch being sent (then its refused items, retried first), out of the buffer: an overflow
+   * meanwhile drops buffered items, never these, and the wrong items are never shifted off.
+   */
+  private inflight: { item: T; at: number }[] = [];
   published = 0;
   failures = 0;
   dropped = 0;
@@ -52,7 +57,7 @@ export class BatchSink<T> {
   health(): SinkHealth {
     return {
       breaker: BREAKER_STATES[this.breaker.state],
-      depth: this.queue.length,
+      depth: this.queue.length + this.inflight.length,
       published: this.published,
       failures: this.failures,
       dropped: this.dropped,
@@ -64,11 +69,11 @@ export class BatchSink<T> {
     this.flushing = true;
     try {
       this.kick();
-      while ((this.queue.length > 0 || this.running) && Date.now() < deadline) {
+      while ((this.pending() || this.running) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
         this.kick();
       }
-      return this.queue.length === 0;
+      return !this.pending();
     } finally {
       this.flushing = false;
     }
@@ -79,13 +84,17 @@ export class BatchSink<T> {
     if (this.timer) clearTimeout(this.timer);
   }
 
+  private pending(): boolean {
+    return this.queue.length > 0 || this.inflight.length > 0;
+  }
+
   private kick(): void {
     if (this.running || this.stopped) return;
-    const head = this.queue.peek();
+    const head = this.inflight[0] ?? this.queue.peek();
     if (!head) return;
     const linger = this.options.lingerMs ?? 0;
     const wait = head.at + linger - Date.now();
-    if (this.queue.length < this.options.batch && wait > 0 && !this.flushing) {
+    if (this.inflight.length === 0 && this.queue.length < this.options.batch && wait > 0 && !this.flushing) {
       // A partial batch waits for more items, at most until its oldest has lingered long enough.
       this.timer ??= setTimeout(() => {
         this.timer = null;
@@ -99,10 +108,10 @@ export class BatchSink<T> {
 
   private async loop(): Promise<void> {
     try {
-      while (this.queue.length > 0 && !this.stopped) {
+      while (this.pending() && !this.stopped) {
         const linger = this.options.lingerMs ?? 0;
         const head = this.queue.peek();
-        const full = this.queue.length >= this.options.batch;
+        const full = this.inflight.length > 0 || this.queue.length >= this.options.batch;
         if (!full && !this.flushing && head && head.at + linger > Date.now()) break;
         try {
           await this.sendBatch();
@@ -112,17 +121,18 @@ export class BatchSink<T> {
       }
     } finally {
       this.running = false;
-      if (this.queue.length > 0 && !this.stopped) this.kick();
+      if (this.pending() && !this.stopped) this.kick();
     }
   }
 
   private async sendBatch(): Promise<void> {
-    const batch: T[] = [];
-    for (const { item } of this.queue) {
-      batch.push(item);
-      if (batch.length >= this.options.batch) break;
+    if (this.inflight.length === 0) {
+      while (this.inflight.length < this.options.batch && this.queue.length > 0)
+        this.inflight.push(this.queue.shift() as { item: T; at: number });
     }
-    if (batch.length === 0) return;
+    const entries = this.inflight;
+    if (entries.length === 0) return;
+    const batch = entries.map((e) => e.item);
     let failed: readonly T[];
     try {
       failed = await this.breaker.execute(() => this.send(batch));
@@ -131,20 +141,12 @@ export class BatchSink<T> {
       throw error;
     }
     const retry = new Set(failed);
-    const taken = batch.length;
-    const kept: { item: T; at: number }[] = [];
-    for (let k = 0; k < taken; k += 1) {
-      const entry = this.queue.shift() as { item: T; at: number };
-      if (retry.has(entry.item)) kept.push(entry);
-    }
-    this.published += taken - kept.length;
-    if (kept.length > 0) {
-      // Not accepted: back to the head, in order, for the next turn.
+    // Not accepted: kept in flight, in order, and retried before anything newer.
+    this.inflight = entries.filter((e) => retry.has(e.item));
+    this.published += entries.length - this.inflight.length;
+    if (this.inflight.length > 0) {
       this.failures += 1;
-      const rest: { item: T; at: number }[] = [];
-      while (this.queue.length > 0) rest.push(this.queue.shift() as { item: T; at: number });
-      for (const e of [...kept, ...rest]) this.queue.push(e);
-      throw new Error(`${this.name}: ${kept.length} of ${taken} not accepted`);
+      throw new Error(`${this.name}: ${this.inflight.length} of ${entries.length} not accepted`);
     }
   }
 }
