@@ -139,6 +139,7 @@ export class LiveAccount {
         await committed;
         options.onReport?.(report, started, decided, performance.now());
       },
+      decidesAtOnce: () => this.engine.decidesAtOnce(),
       onIncident: (i) => {
         if (i.clientOrderId) {
           const what = i.outcome
