@@ -171,6 +171,9 @@ type Transport =
   | { ok: true; answer: HttpAnswer }
   | { ok: false; reason: 'timeout' | 'disconnect' | 'unreachable'; detail: string };
 
+/** Orders per page of the broker's order list (Alpaca's most). */
+const ORDER_PAGE = 500;
+
 export class LiveBroker implements BrokerPort {
   private readonly now: () => number;
   private readonly brokerIds = new Map<string, string>();
@@ -947,18 +950,35 @@ export class LiveBroker implements BrokerPort {
       if (value === undefined) throw new Error(`broker ${path}: invalid response`);
       return value;
     };
+    // Orders oldest first, paged by creation time. `after` is exclusive and orders may share a
+    // creation time across a page boundary: each page starts just before the last one's newest
+    // instant and repeats are dropped by order id, so no order is skipped or counted twice. A full
+    // page that brings nothing new (more orders at one instant than a page holds) cannot be paged
+    // past: an error (reconciliation incomplete), never a silently short view.
     const orders: BrokerOrder[] = [];
+    const seen = new Set<string>();
     let after = '';
-    for (let page = 0; page < 1_000; page++) {
+    for (let page = 0; page < 10_000; page++) {
       const batch = z
         .array(BrokerOrderSchema.extend({ created_at: z.string() }))
         .parse(
-          await get(`/v2/orders?status=all&limit=500${after ? `&after=${encodeURIComponent(after)}` : ''}`),
+          await get(
+            `/v2/orders?status=all&direction=asc&limit=${ORDER_PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`,
+          ),
         );
-      for (const o of batch) this.remember(o);
-      orders.push(...batch);
-      if (batch.length < 500) break;
-      after = batch[batch.length - 1]?.created_at ?? '';
+      const fresh = batch.filter((o) => !seen.has(o.id));
+      for (const o of fresh) {
+        seen.add(o.id);
+        this.remember(o);
+        orders.push(o);
+      }
+      if (batch.length < ORDER_PAGE) break;
+      const last = batch[batch.length - 1]?.created_at ?? '';
+      if (fresh.length === 0)
+        throw new Error(
+          `broker /v2/orders: more than ${ORDER_PAGE} orders created at ${last}: the list cannot be paged past them`,
+        );
+      after = new Date(Date.parse(last) - 1).toISOString();
     }
     const positions = z
       .array(z.object({ symbol: z.string(), qty: numeric, avg_entry_price: numeric }))

@@ -319,11 +319,12 @@ async function reconciliation(
           tif: 'gtc',
         },
   );
-  // The broker's side: the orders sent over HTTP, 500 per simulator clock second (the list pages by
-  // created_at, 500 a page: each page is one second's orders).
-  for (let b = 0; b < ORDERS / 500; b++) {
+  // The broker's side: the orders sent over HTTP, 400 per simulator clock second (the simulator's
+  // clock is manual: orders created in one second share their creation time, and the list, paged by
+  // creation time 500 at a time, cannot page past more than 500 at one instant).
+  for (let b = 0; b < ORDERS / 400; b++) {
     await sim.control(keyId, { clock: new Date(T + b * 1000).toISOString() });
-    const batch = requests.slice(b * 500, (b + 1) * 500);
+    const batch = requests.slice(b * 400, (b + 1) * 400);
     for (let k = 0; k < batch.length; k += 25)
       await Promise.all(
         batch.slice(k, k + 25).map(async (r) => {
