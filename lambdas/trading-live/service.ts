@@ -271,6 +271,8 @@ export class LiveService {
         return [...s.open].map((id) => s.orders[id] as Order).filter((o) => o && isOpen(o));
       },
       onReport: (report) => this.report(report),
+      // Reports are decided in order as they arrive; those that arrive together share a commit.
+      decidesAtOnce: () => engine()?.decidesAtOnce() ?? false,
       onIncident: (i: BrokerIncident) => this.incident(i),
       onAnswer: (method, path, status) => this.answer(method, path, status),
       requestTimeoutMs: this.config.requestTimeoutMs,

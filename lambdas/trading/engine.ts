@@ -425,6 +425,14 @@ export class TradingEngine {
     if (this.stale) await this.store.load(this.stream);
   }
 
+  /**
+   * Whether a command issued now is decided before the call returns (its effect visible in `state`
+   * at once): false while the state is being rebuilt, when commands wait for it.
+   */
+  decidesAtOnce(): boolean {
+    return !this.recovering && !this.stale;
+  }
+
   /** Resolves once everything decided so far is committed (or failed). */
   settled(): Promise<void> {
     if (!this.inFlight && !this.recovering && !this.open && this.sealed.length === 0)

@@ -117,8 +117,20 @@ export interface LiveBrokerOptions {
   readonly lookup: (clientOrderId: string) => Order | undefined;
   /** The engine's non-terminal orders (what a snapshot resolves). */
   readonly openOrders: () => Order[];
-  /** Delivers one report to the engine; called in order, one at a time. */
+  /**
+   * Delivers one report to the engine, in order; resolves once it is committed. Called one at a
+   * time unless `decidesAtOnce` says the engine decides on the call (see there).
+   */
   readonly onReport: (report: BrokerReport) => Promise<void>;
+  /**
+   * Whether a report handed to `onReport` now is decided before the call returns (the engine's
+   * state, which `lookup` reads, holds it at once: the engine is not rebuilding). While it is true
+   * the gate hands the next report over without waiting for the previous one's commit, so reports
+   * that arrive together (an ack and its fill) are decided back to back and share one commit; a
+   * report whose commit fails is put in flight (resolved by a lookup by client order id). Absent:
+   * each report waits for the previous one's commit.
+   */
+  readonly decidesAtOnce?: () => boolean;
   readonly onIncident?: (incident: BrokerIncident) => void;
   /** Every HTTP answer as it arrives, before it is read (the live service's crash points hook here). */
   readonly onAnswer?: (method: string, path: string, status: number) => void;
@@ -159,6 +171,9 @@ type Transport =
   | { ok: true; answer: HttpAnswer }
   | { ok: false; reason: 'timeout' | 'disconnect' | 'unreachable'; detail: string };
 
+/** Orders per page of the broker's order list (Alpaca's most). */
+const ORDER_PAGE = 500;
+
 export class LiveBroker implements BrokerPort {
   private readonly now: () => number;
   private readonly brokerIds = new Map<string, string>();
@@ -168,7 +183,15 @@ export class LiveBroker implements BrokerPort {
   private readonly submits = new Map<string, Extract<BrokerCommand, { kind: 'submit' }>>();
   /** Client order ids whose last request was ambiguous: resolved by lookup, stream or reconciliation. */
   readonly inFlight = new Set<string>();
-  private gate: Promise<unknown> = Promise.resolve();
+  /** The gate: what waits to be handed to the engine, and what was handed and is not committed. */
+  private readonly gateQueue: {
+    fn: () => Promise<unknown>;
+    cid: string | undefined;
+    resolve: (value: unknown) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  private readonly handed = new Set<Promise<void>>();
+  private draining = false;
   private ws: WebSocket | null = null;
   private ready = false;
   private closed = false;
@@ -533,17 +556,23 @@ export class LiveBroker implements BrokerPort {
     frame?: { event: string; price: number | null; qty: number | null },
   ): Promise<void> {
     const cid = o.client_order_id;
-    if (o.status !== 'pending_new' && o.status !== 'rejected')
-      await this.deliver({ kind: 'accepted', clientOrderId: cid });
-    if (o.filled_qty > 0)
-      await this.deliverFill(
-        cid,
-        o.filled_qty,
-        o.filled_avg_price ?? frame?.price ?? 0,
-        frame?.qty ?? null,
-        frame?.price ?? null,
-      );
-    return this.deliverEnd(cid, o.status, o.replaced_by);
+    // All in the gate now, in this order: the ack and the fill are decided back to back (one commit
+    // when the engine decides at once) and each is still checked against what the engine has.
+    const acked =
+      o.status !== 'pending_new' && o.status !== 'rejected'
+        ? this.deliver({ kind: 'accepted', clientOrderId: cid })
+        : undefined;
+    const filled =
+      o.filled_qty > 0
+        ? this.deliverFill(
+            cid,
+            o.filled_qty,
+            o.filled_avg_price ?? frame?.price ?? 0,
+            frame?.qty ?? null,
+            frame?.price ?? null,
+          )
+        : undefined;
+    await Promise.all([acked, filled, this.deliverEnd(cid, o.status, o.replaced_by)]);
   }
 
   /** An order's end at the broker (canceled, expired, rejected, replaced) as a report; else nothing. */
@@ -565,10 +594,49 @@ export class LiveBroker implements BrokerPort {
 
   // --- the gate -------------------------------------------------------------------------------
 
-  private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.gate.then(fn, fn);
-    this.gate = next.catch(() => undefined);
-    return next;
+  /**
+   * Runs `fn` in the gate, after everything put in before it. A report (`cid` given) is handed over
+   * as soon as the one before it is decided, when the engine decides at once (`decidesAtOnce`);
+   * anything else (a barrier, a drain) waits until every report before it is committed.
+   */
+  private serialize<T>(fn: () => Promise<T>, cid?: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.gateQueue.push({ fn, cid, resolve: resolve as (v: unknown) => void, reject });
+      if (this.draining) return;
+      this.draining = true;
+      // In a microtask: frames that arrive together (one read of the socket) are queued first, then
+      // decided back to back, so the engine commits them in one group.
+      queueMicrotask(() => void this.drain());
+    });
+  }
+
+  private async drain(): Promise<void> {
+    const pipelined = () => this.options.decidesAtOnce?.() ?? false;
+    for (let item = this.gateQueue.shift(); item; item = this.gateQueue.shift()) {
+      if (item.cid === undefined || !pipelined()) await Promise.all(this.handed);
+      const { cid, fn, resolve, reject } = item;
+      let done: Promise<unknown>;
+      try {
+        done = fn();
+      } catch (error) {
+        done = Promise.reject(error);
+      }
+      const ahead = cid !== undefined && pipelined();
+      done.then(resolve, (error: unknown) => {
+        // Handed over before its commit was known and the commit failed: what the engine holds of
+        // this order is unknown until a lookup by client order id resolves it.
+        if (ahead && cid !== undefined) this.inFlight.add(cid);
+        reject(error);
+      });
+      const settled = done.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.handed.add(settled);
+      void settled.then(() => this.handed.delete(settled));
+      if (!ahead) await settled;
+    }
+    this.draining = false;
   }
 
   /** Hands a report to the engine unless the engine already has it. */
@@ -580,7 +648,7 @@ export class LiveBroker implements BrokerPort {
         return;
       }
       await this.options.onReport(report);
-    });
+    }, report.clientOrderId);
   }
 
   private needed(o: Order, r: BrokerReport): boolean {
@@ -638,9 +706,17 @@ export class LiveBroker implements BrokerPort {
         qty !== null && price !== null && delta === qty
           ? price
           : round((cum * avg - booked * (o.avgFillPrice ?? 0)) / delta, 6);
-      if (o.status === 'pending_new') await this.options.onReport({ kind: 'accepted', clientOrderId: cid });
-      await this.options.onReport({ kind: 'fill', clientOrderId: cid, qty: delta, price: fillPrice });
-    });
+      const fill: BrokerReport = { kind: 'fill', clientOrderId: cid, qty: delta, price: fillPrice };
+      if (o.status !== 'pending_new') return this.options.onReport(fill);
+      const accepted = { kind: 'accepted', clientOrderId: cid } as const;
+      // Decided at once: the ack and the fill go in one commit.
+      if (this.options.decidesAtOnce?.()) {
+        await Promise.all([this.options.onReport(accepted), this.options.onReport(fill)]);
+        return;
+      }
+      await this.options.onReport(accepted);
+      await this.options.onReport(fill);
+    }, cid);
   }
 
   // --- the stream -----------------------------------------------------------------------------
@@ -874,18 +950,35 @@ export class LiveBroker implements BrokerPort {
       if (value === undefined) throw new Error(`broker ${path}: invalid response`);
       return value;
     };
+    // Orders oldest first, paged by creation time. `after` is exclusive and orders may share a
+    // creation time across a page boundary: each page starts just before the last one's newest
+    // instant and repeats are dropped by order id, so no order is skipped or counted twice. A full
+    // page that brings nothing new (more orders at one instant than a page holds) cannot be paged
+    // past: an error (reconciliation incomplete), never a silently short view.
     const orders: BrokerOrder[] = [];
+    const seen = new Set<string>();
     let after = '';
-    for (let page = 0; page < 1_000; page++) {
+    for (let page = 0; page < 10_000; page++) {
       const batch = z
         .array(BrokerOrderSchema.extend({ created_at: z.string() }))
         .parse(
-          await get(`/v2/orders?status=all&limit=500${after ? `&after=${encodeURIComponent(after)}` : ''}`),
+          await get(
+            `/v2/orders?status=all&direction=asc&limit=${ORDER_PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`,
+          ),
         );
-      for (const o of batch) this.remember(o);
-      orders.push(...batch);
-      if (batch.length < 500) break;
-      after = batch[batch.length - 1]?.created_at ?? '';
+      const fresh = batch.filter((o) => !seen.has(o.id));
+      for (const o of fresh) {
+        seen.add(o.id);
+        this.remember(o);
+        orders.push(o);
+      }
+      if (batch.length < ORDER_PAGE) break;
+      const last = batch[batch.length - 1]?.created_at ?? '';
+      if (fresh.length === 0)
+        throw new Error(
+          `broker /v2/orders: more than ${ORDER_PAGE} orders created at ${last}: the list cannot be paged past them`,
+        );
+      after = new Date(Date.parse(last) - 1).toISOString();
     }
     const positions = z
       .array(z.object({ symbol: z.string(), qty: numeric, avg_entry_price: numeric }))
@@ -1041,6 +1134,13 @@ export interface DispatchResult {
  * outcome is definitive or ambiguous (ambiguous ones are the adapter's in-flight set); a retryable
  * outcome or an authentication failure stops the run with the row still undelivered, so nothing is
  * lost and the order of commands is kept.
+ *
+ * The delivered marks are off the commands' path: the next command is sent while the marks of the
+ * ones before it are written (one UPDATE at a time, taking every id sent meanwhile); the run ends
+ * when they are all committed. A mark that never lands (a crash, a failed write) leaves its row
+ * undelivered and the command is sent again: the broker refuses a second order with the same client
+ * order id (ambiguous: resolved by a lookup by client order id), as after a crash between a send
+ * and its mark.
  */
 export async function dispatchLive(
   store: EventStore,
@@ -1048,16 +1148,38 @@ export async function dispatchLive(
   broker: BrokerPort,
 ): Promise<DispatchResult> {
   let sent = 0;
+  let unmarked: number[] = [];
+  let marking: Promise<void> = Promise.resolve();
+  let markFailed: unknown = null;
+  const mark = (id: number): void => {
+    unmarked.push(id);
+    if (unmarked.length > 1) return;
+    marking = marking.then(async () => {
+      const ids = unmarked;
+      unmarked = [];
+      try {
+        await store.markDelivered(ids);
+      } catch (error) {
+        markFailed ??= error;
+      }
+    });
+  };
+  const done = async <T>(result: T): Promise<T> => {
+    await marking;
+    if (markFailed) throw markFailed;
+    return result;
+  };
   for (const entry of await store.pendingCommands(stream)) {
     try {
       await broker.send(entry.command);
     } catch (error) {
       if (error instanceof BrokerRetryableError || error instanceof BrokerAuthError)
-        return { sent, blocked: error };
+        return done({ sent, blocked: error });
+      await done(null);
       throw error;
     }
-    await store.markDelivered([entry.id]);
+    mark(entry.id);
     sent += 1;
   }
-  return { sent, blocked: null };
+  return done({ sent, blocked: null });
 }

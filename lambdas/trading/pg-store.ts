@@ -85,6 +85,25 @@ WITH ev AS (
 )
 SELECT n FROM ok`;
 
+/**
+ * The same append committed without waiting for its WAL flush (synchronous_commit off for this
+ * transaction only), for batches of broker acknowledgements alone (see `append`).
+ */
+const APPEND_ACK = `${APPEND.slice(0, APPEND.lastIndexOf('SELECT n FROM ok'))}SELECT n, set_config('synchronous_commit', 'off', true) FROM ok`;
+
+/**
+ * An acknowledgement alone (OrderAccepted events, no outbox command) is what the broker said and
+ * says again (the adapter's snapshot after every stream connect, the in-flight lookup and
+ * reconciliation read it back; a fill on an order we still hold as pending_new books its ack
+ * first), and nobody waits on it: its append skips the WAL flush wait. It still commits in the
+ * stream's order, and WAL is flushed in order, so the next durable append (the order's fill, any
+ * submit) makes it durable too: only a PostgreSQL crash within the WAL writer's delay can lose it,
+ * never a fill or a command, never a link in the middle of the hash chain.
+ */
+function ackOnly(request: AppendRequest): boolean {
+  return request.outbox.length === 0 && request.events.every((e) => e.type === 'OrderAccepted');
+}
+
 export class PostgresEventStore implements EventStore {
   /**
    * The last row's hash per stream as this store last read or wrote it: an append computes its
@@ -195,8 +214,8 @@ export class PostgresEventStore implements EventStore {
     try {
       const { rows: result } = await this.pool.query<{ n: number }>({
         // Prepared once per connection: the plan of this statement is most of its cost.
-        name: 'trading-append',
-        text: APPEND,
+        name: ackOnly(request) ? 'trading-append-ack' : 'trading-append',
+        text: ackOnly(request) ? APPEND_ACK : APPEND,
         values: [
           JSON.stringify(rows),
           stream,

@@ -41,7 +41,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function tradingSchema(
   url: string,
   label: string,
-): Promise<{ store: PostgresEventStore; drop(): Promise<void> }> {
+): Promise<{
+  store: PostgresEventStore;
+  /** For scale (benchmarks): one single-row INSERT committed, in ms (the machine's commit floor). */
+  commit(): Promise<number>;
+  drop(): Promise<void>;
+}> {
   await ensureDatabase(url);
   const schema = `${label}_${Math.random().toString(36).slice(2, 10)}`;
   const admin = createPool({ connectionString: url, schema, max: 2 });
@@ -51,8 +56,16 @@ export async function tradingSchema(
     (await loadMigrations(MIGRATIONS_DIR)).filter((m) => m.version < '0100' || m.version.startsWith('03')),
     schema,
   );
+  let floor: Promise<unknown> | null = null;
   return {
     store: new PostgresEventStore(pool),
+    async commit() {
+      floor ??= admin.query('CREATE TABLE IF NOT EXISTS bench_commit (n integer)');
+      await floor;
+      const t0 = performance.now();
+      await admin.query('INSERT INTO bench_commit VALUES (1)');
+      return performance.now() - t0;
+    },
     async drop() {
       await pool.end();
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -126,6 +139,7 @@ export class LiveAccount {
         await committed;
         options.onReport?.(report, started, decided, performance.now());
       },
+      decidesAtOnce: () => this.engine.decidesAtOnce(),
       onIncident: (i) => {
         if (i.clientOrderId) {
           const what = i.outcome
