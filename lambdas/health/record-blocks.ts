@@ -24,6 +24,7 @@
  * The decision (`mergeBlock`) is the one both stores run: memory and PostgreSQL cannot disagree.
  */
 import type avro from 'avsc';
+import type { Splices } from './canonical-body';
 import type { StoredRecordInput } from './record-store';
 import type { HealthRecord } from './types';
 
@@ -288,6 +289,55 @@ export class IncomingRecords {
       record.metadata.lastModifiedTimeEpochMillis,
       hashBytes(this.slab, bodyStart, end),
       fetchMs,
+      valueCount,
+      outOfRange,
+      id,
+      idBytes,
+      idKey(id),
+    );
+  }
+
+  /**
+   * A decoded record whose body is its own bytes in the export, `bytes[start, fetchAt)` with the
+   * splices inserted, then one zero (the fetch time as 0): what `addRecord` would encode, without
+   * encoding (canonical-body.ts decides when the two are the same bytes).
+   */
+  addBody(
+    readerVersion: number,
+    id: string,
+    record: HealthRecord,
+    bytes: Buffer,
+    start: number,
+    fetchAt: number,
+    splices: Splices,
+    valueCount: number,
+    outOfRange: number,
+  ): void {
+    const idBytes = Buffer.byteLength(id, 'utf8');
+    let spliced = 0;
+    for (let k = 0; k < splices.n; k++) spliced += (splices.bytes[k] as Buffer).length;
+    const length = HEADER + idBytes + (fetchAt - start) + spliced + 1;
+    this.room(length);
+    const o = this.pos;
+    const bodyStart = o + HEADER + idBytes;
+    let from = start;
+    let to = bodyStart;
+    for (let k = 0; k < splices.n; k++) {
+      const at = splices.at[k] as number;
+      to += bytes.copy(this.slab, to, from, at);
+      to += (splices.bytes[k] as Buffer).copy(this.slab, to);
+      from = at;
+    }
+    bytes.copy(this.slab, to, from, fetchAt);
+    this.slab[o + length - 1] = 0;
+    this.slab.writeUInt32LE(length, o);
+    this.pos += length;
+    this.head(
+      o,
+      readerVersion,
+      record.metadata.lastModifiedTimeEpochMillis,
+      hashBytes(this.slab, bodyStart, o + length),
+      record.appRecordFetchTimeEpochMillis,
       valueCount,
       outOfRange,
       id,
