@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { canonicalBody, newSplices } from '../../../lambdas/health/canonical-body';
 import { openExport } from '../../../lambdas/health/decode';
 import { processExport } from '../../../lambdas/health/pipeline';
+import { bucketOf, IncomingRecords, incomingIds } from '../../../lambdas/health/record-blocks';
 import { hashBytes, MemoryRecordStore, toStoredRecord } from '../../../lambdas/health/record-store';
 import { avroTypeOptions, readerSchema } from '../../../lambdas/health/schemas';
 import type { BloodGlucoseRecord, HealthRecord } from '../../../lambdas/health/types';
@@ -175,5 +176,35 @@ describe('stored bodies taken from the export bytes (canonical-body.ts)', () => 
       expect(stored?.contentHash).toBe(want?.contentHash);
       expect(stored?.contentHash).toBe(hashBytes(encoded('BloodGlucoseRecord', file.readerVersion, r)));
     }
+  });
+});
+
+describe('staged records (IncomingRecords)', () => {
+  it('come back per bucket whatever range of buckets they were staged in; a range is let go of once passed', () => {
+    const arena = new IncomingRecords();
+    const ids = Array.from({ length: 5000 }, (_, i) => `id-${i}`);
+    const base = glucoseDay0()[0] as unknown as BloodGlucoseRecord;
+    for (const [i, id] of ids.entries()) {
+      const r = toStoredRecord('BloodGlucoseRecord', {
+        ...base,
+        metadata: { ...base.metadata, id },
+        levelInMilligramsPerDeciliter: 80 + (i % 50),
+      });
+      if (r) arena.add(r);
+    }
+    const { buckets, rowsOf } = arena.takeByBucket();
+    // Several ranges of 1,024 buckets are used by 5,000 ids.
+    expect(new Set(buckets.map((b) => Math.floor(b / 1024))).size).toBeGreaterThan(4);
+    const seen: string[] = [];
+    for (const b of buckets) {
+      const rows = rowsOf(b);
+      for (const id of incomingIds(rows)) {
+        expect(bucketOf(id)).toBe(b);
+        seen.push(id);
+      }
+    }
+    expect(seen.sort()).toEqual([...ids].sort());
+    // The first range's slabs were released when the merge moved past it.
+    expect(() => rowsOf(buckets[0] as number)).toThrow(/released/);
   });
 });
