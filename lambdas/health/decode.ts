@@ -11,6 +11,7 @@
 import { crc32, inflateRawSync } from 'node:zlib';
 import type avro from 'avsc';
 import snappy from 'snappyjs';
+import type { CanonicalBody } from './canonical-body';
 import { AvroFormatError, AvroLimitError, HealthDataError, RecordTypeMismatchError } from './errors';
 import { type Resolution, resolveWriterSchema } from './schemas';
 import { type HealthRecord, type RecordType, toRecordType } from './types';
@@ -276,6 +277,11 @@ export interface OpenOptions {
 export interface DecodedBlock<T> {
   readonly index: number;
   readonly records: T[];
+  /**
+   * The block's bytes and where each record ends (record i is bytes[ends[i - 1] ?? 0, ends[i])),
+   * when the export's writer schema has the reader's layout (`AvroExport.canonicalBody`).
+   */
+  readonly raw?: { readonly bytes: Buffer; readonly ends: Uint32Array };
 }
 
 export interface AvroExport<T = HealthRecord> {
@@ -283,6 +289,8 @@ export interface AvroExport<T = HealthRecord> {
   readonly recordType: RecordType;
   readonly writerSchemaName: string;
   readonly readerVersion: number;
+  /** Set when records' stored bodies can be taken from the file's bytes (canonical-body.ts). */
+  readonly canonicalBody: CanonicalBody | undefined;
   /** Decoded blocks, in file order; each block's records are released once the consumer moves on. */
   blocks(): AsyncGenerator<DecodedBlock<T>>;
   records(): AsyncGenerator<T>;
@@ -343,10 +351,11 @@ export async function openExport<T = HealthRecord>(
       if (count > raw.length) {
         throw new AvroFormatError(`block ${index} declares ${count} records in ${raw.length} bytes`);
       }
-      const records = decodeBlock<T>(raw, count, resolution, index);
+      const ends = resolution.canonicalBody ? new Uint32Array(count) : undefined;
+      const records = decodeBlock<T>(raw, count, resolution, index, ends);
       stats.blocksRead++;
       stats.recordsRead += count;
-      yield { index, records };
+      yield ends ? { index, records, raw: { bytes: raw, ends } } : { index, records };
     }
     stats.bytesRead = src.consumed;
   }
@@ -360,13 +369,20 @@ export async function openExport<T = HealthRecord>(
     recordType: resolution.recordType,
     writerSchemaName: resolution.writerSchemaName,
     readerVersion: resolution.reader.version,
+    canonicalBody: resolution.canonicalBody,
     blocks,
     records,
     stats,
   };
 }
 
-function decodeBlock<T>(raw: Buffer, count: number, resolution: Resolution, blockIndex: number): T[] {
+function decodeBlock<T>(
+  raw: Buffer,
+  count: number,
+  resolution: Resolution,
+  blockIndex: number,
+  ends?: Uint32Array,
+): T[] {
   const type = resolution.reader.type as avro.Type;
   const out = new Array<T>(count);
   let pos = 0;
@@ -388,6 +404,7 @@ function decodeBlock<T>(raw: Buffer, count: number, resolution: Resolution, bloc
     }
     out[i] = result.value as T;
     pos = result.offset;
+    if (ends) ends[i] = pos;
   }
   if (pos !== raw.length) {
     throw new AvroFormatError(`block ${blockIndex} has ${raw.length - pos} bytes after its ${count} records`);

@@ -25,7 +25,7 @@ import {
   type ProcessorConfig,
 } from './processors';
 import { planQuarantine, type QuarantinePlan } from './quarantine';
-import type { IngestUnit, RecordStore, UpsertCounts } from './record-store';
+import type { IngestUnit, RawRecords, RecordStore, UpsertCounts } from './record-store';
 import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
@@ -138,7 +138,11 @@ export async function analyseExport(
   options: {
     now: number;
     config?: Partial<PipelineConfig>;
-    onRecords?: (readerVersion: number, records: readonly HealthRecord[]) => Promise<number>;
+    onRecords?: (
+      readerVersion: number,
+      records: readonly HealthRecord[],
+      raw?: RawRecords,
+    ) => Promise<number>;
     /** Stop with BudgetExceededError once this deadline has passed (checked between blocks). */
     budget?: ExportBudget;
   },
@@ -159,7 +163,11 @@ export async function analyseExport(
       subject.add(record);
       if (record.appRecordFetchTimeEpochMillis > fetchTime) fetchTime = record.appRecordFetchTimeEpochMillis;
     }
-    if (options.onRecords) unkeyed += await options.onRecords(file.readerVersion, block.records);
+    if (options.onRecords) {
+      const canonicalBody = file.canonicalBody;
+      const raw = block.raw && canonicalBody ? { ...block.raw, canonicalBody } : undefined;
+      unkeyed += await options.onRecords(file.readerVersion, block.records, raw);
+    }
   }
   const validation = validator.finish({ bytes: file.stats.bytesRead });
   let processed: ReturnType<Analysis['finishProcessing']> | undefined;
@@ -261,7 +269,7 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           // Rows are staged while the file is read; a retry of a decided object does not need them.
           onRecords:
             unit.claim.state === 'new'
-              ? (readerVersion, records) => unit.stageRecords(readerVersion, records)
+              ? (readerVersion, records, raw) => unit.stageRecords(readerVersion, records, raw)
               : undefined,
           budget: input.budget,
         });

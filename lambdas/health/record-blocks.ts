@@ -24,6 +24,7 @@
  * The decision (`mergeBlock`) is the one both stores run: memory and PostgreSQL cannot disagree.
  */
 import type avro from 'avsc';
+import type { Splices } from './canonical-body';
 import type { StoredRecordInput } from './record-store';
 import type { HealthRecord } from './types';
 
@@ -164,6 +165,15 @@ export function blockRecords(data: Buffer): BlockRecord[] {
 }
 
 const SLAB = 8 << 20;
+/** A partition's first slab; each next one doubles, up to SLAB (a daily export stays small). */
+const FIRST_SLAB = 64 << 10;
+/**
+ * Staged records are kept in one set of slabs per range of PARTITION_BUCKETS buckets, so that the
+ * merge, which runs in ascending bucket order, can let go of a range's slabs once it is past it:
+ * the staged bytes and the merged blocks are not both held whole at the end of a large merge.
+ */
+const PARTITION_BUCKETS = 1024;
+const PARTITIONS = BLOCK_BUCKETS / PARTITION_BUCKETS;
 const TWO_21 = 2_097_152;
 
 /** The staged records of one bucket, in (id key, id bytes, staging) order. */
@@ -179,7 +189,14 @@ export interface IncomingBucket {
  * million glucose readings take ~180 MB here instead of ~1.5 GB of row objects.
  */
 export class IncomingRecords {
+  /** Every slab, by index (slabOf); a partition's current slab is `slab` while it is written. */
   private slabs: Buffer[] = [];
+  /** Per partition: its slab indexes, its current slab and the write position in it. */
+  private partSlabs: number[][] = Array.from({ length: PARTITIONS }, () => []);
+  private partSlab: Buffer[] = Array.from({ length: PARTITIONS }, () => Buffer.alloc(0));
+  private partPos = new Uint32Array(PARTITIONS);
+  /** The partition being written and its slab/position (loaded by `room`). */
+  private part = 0;
   private slab: Buffer = Buffer.alloc(0);
   private pos = 0;
   private slabOf = new Uint16Array(1024);
@@ -187,9 +204,22 @@ export class IncomingRecords {
   private keyOf = new Uint32Array(1024);
   count = 0;
 
-  private room(length: number): void {
+  /** Selects the partition of `key` and makes room for `length` bytes in its current slab. */
+  private room(length: number, key: number): void {
+    const part = Math.floor((key % BLOCK_BUCKETS) / PARTITION_BUCKETS);
+    if (part !== this.part) {
+      this.partSlab[this.part] = this.slab;
+      this.partPos[this.part] = this.pos;
+      this.part = part;
+      this.slab = this.partSlab[part] as Buffer;
+      this.pos = this.partPos[part] as number;
+    }
     if (this.pos + length <= this.slab.length) return;
-    this.slab = Buffer.allocUnsafe(Math.max(SLAB, length));
+    const own = this.partSlabs[part] as number[];
+    const size = Math.min(SLAB, FIRST_SLAB * 2 ** Math.min(own.length, 8));
+    this.slab = Buffer.allocUnsafe(Math.max(size, length));
+    if (this.slabs.length >= 0xffff) throw new Error('too many staging slabs');
+    own.push(this.slabs.length);
     this.slabs.push(this.slab);
     this.pos = 0;
   }
@@ -218,7 +248,8 @@ export class IncomingRecords {
     b.writeUInt16LE(idBytes, o + 44);
     b.write(id, o + HEADER, idBytes, 'utf8');
     if (this.count === this.slabOf.length) this.grow();
-    this.slabOf[this.count] = this.slabs.length - 1;
+    const own = this.partSlabs[this.part] as number[];
+    this.slabOf[this.count] = own[own.length - 1] as number;
     this.offsetOf[this.count] = o;
     this.keyOf[this.count] = key;
     this.count++;
@@ -228,7 +259,8 @@ export class IncomingRecords {
   add(row: StoredRecordInput): void {
     const idBytes = Buffer.byteLength(row.metadataId, 'utf8');
     const length = HEADER + idBytes + row.body.length;
-    this.room(length);
+    const key = idKey(row.metadataId);
+    this.room(length, key);
     const o = this.pos;
     this.slab.writeUInt32LE(length, o);
     this.slab.set(row.body, o + HEADER + idBytes);
@@ -243,7 +275,7 @@ export class IncomingRecords {
       row.outOfRange,
       row.metadataId,
       idBytes,
-      idKey(row.metadataId),
+      key,
     );
   }
 
@@ -261,6 +293,9 @@ export class IncomingRecords {
     outOfRange: number,
   ): void {
     const idBytes = Buffer.byteLength(id, 'utf8');
+    const key = idKey(id);
+    // The record's partition (its slab); the body's size is known only once encoded.
+    this.room(0, key);
     const fetchMs = record.appRecordFetchTimeEpochMillis;
     const mutable = record as { appRecordFetchTimeEpochMillis: number };
     mutable.appRecordFetchTimeEpochMillis = 0;
@@ -271,7 +306,7 @@ export class IncomingRecords {
       if (end < 0) {
         // Does not fit: a new slab (sized for the record when it is larger than a slab).
         this.pos = this.slab.length;
-        this.room(2 * (HEADER + idBytes + type.toBuffer(record).length));
+        this.room(2 * (HEADER + idBytes + type.toBuffer(record).length), key);
         bodyStart = HEADER + idBytes;
         end = type.encode(record, this.slab, bodyStart);
         if (end < 0) throw new Error('record larger than its slab');
@@ -292,7 +327,57 @@ export class IncomingRecords {
       outOfRange,
       id,
       idBytes,
-      idKey(id),
+      key,
+    );
+  }
+
+  /**
+   * A decoded record whose body is its own bytes in the export, `bytes[start, fetchAt)` with the
+   * splices inserted, then one zero (the fetch time as 0): what `addRecord` would encode, without
+   * encoding (canonical-body.ts decides when the two are the same bytes).
+   */
+  addBody(
+    readerVersion: number,
+    id: string,
+    record: HealthRecord,
+    bytes: Buffer,
+    start: number,
+    fetchAt: number,
+    splices: Splices,
+    valueCount: number,
+    outOfRange: number,
+  ): void {
+    const idBytes = Buffer.byteLength(id, 'utf8');
+    let spliced = 0;
+    for (let k = 0; k < splices.n; k++) spliced += (splices.bytes[k] as Buffer).length;
+    const length = HEADER + idBytes + (fetchAt - start) + spliced + 1;
+    const key = idKey(id);
+    this.room(length, key);
+    const o = this.pos;
+    const bodyStart = o + HEADER + idBytes;
+    let from = start;
+    let to = bodyStart;
+    for (let k = 0; k < splices.n; k++) {
+      const at = splices.at[k] as number;
+      to += bytes.copy(this.slab, to, from, at);
+      to += (splices.bytes[k] as Buffer).copy(this.slab, to);
+      from = at;
+    }
+    bytes.copy(this.slab, to, from, fetchAt);
+    this.slab[o + length - 1] = 0;
+    this.slab.writeUInt32LE(length, o);
+    this.pos += length;
+    this.head(
+      o,
+      readerVersion,
+      record.metadata.lastModifiedTimeEpochMillis,
+      hashBytes(this.slab, bodyStart, o + length),
+      record.appRecordFetchTimeEpochMillis,
+      valueCount,
+      outOfRange,
+      id,
+      idBytes,
+      key,
     );
   }
 
@@ -309,7 +394,10 @@ export class IncomingRecords {
     this.keyOf = k;
   }
 
-  /** The staged rows per bucket, buckets ascending; empties the arena. */
+  /**
+   * The staged rows per bucket, buckets ascending; empties the arena. `rowsOf` must be called in
+   * ascending bucket order: moving to a higher range of buckets releases the lower ranges' slabs.
+   */
   takeByBucket(): { buckets: number[]; rowsOf(bucket: number): IncomingBucket } {
     const count = this.count;
     const keyOf = this.keyOf;
@@ -326,19 +414,33 @@ export class IncomingRecords {
     const buckets: number[] = [];
     for (let b = 0; b < BLOCK_BUCKETS; b++)
       if ((starts[b + 1] as number) > (starts[b] as number)) buckets.push(b);
-    const slabs = this.slabs;
+    const slabs: (Buffer | undefined)[] = this.slabs;
+    const partSlabs = this.partSlabs;
     const slabOf = this.slabOf;
     const offsetOf = this.offsetOf;
     this.slabs = [];
+    this.partSlabs = Array.from({ length: PARTITIONS }, () => []);
+    this.partSlab = Array.from({ length: PARTITIONS }, () => Buffer.alloc(0));
+    this.partPos = new Uint32Array(PARTITIONS);
+    this.part = 0;
     this.slab = Buffer.alloc(0);
     this.pos = 0;
     this.slabOf = new Uint16Array(1024);
     this.offsetOf = new Uint32Array(1024);
     this.keyOf = new Uint32Array(1024);
     this.count = 0;
+    // Partitions below this one have been let go of (their slabs can be collected).
+    let released = 0;
     return {
       buckets,
       rowsOf(bucket) {
+        // Buckets are asked for in ascending order: the slabs of the partitions below this
+        // bucket's are no longer needed (the merged blocks are copies).
+        const part = Math.floor(bucket / PARTITION_BUCKETS);
+        if (part < released)
+          throw new Error(`staged bucket ${bucket} asked for after its partition was released`);
+        for (; released < part; released++)
+          for (const k of partSlabs[released] as number[]) slabs[k] = undefined;
         const from = starts[bucket] as number;
         const n = (starts[bucket + 1] as number) - from;
         if (n >= TWO_21) throw new Error('too many staged records in one block');

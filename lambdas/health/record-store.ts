@@ -8,6 +8,7 @@
  * in-memory (tests, `etl run --memory`).
  */
 import type pg from 'pg';
+import { type CanonicalBody, newSplices } from './canonical-body';
 import {
   type BlockRecord,
   blockRecords,
@@ -190,6 +191,17 @@ export type IngestClaim =
   | { readonly state: 'pending'; readonly outcome: IngestOutcome }
   | { readonly state: 'done'; readonly outcome: IngestOutcome };
 
+/**
+ * The staged records' own bytes in the export (a decoded block's `raw`) and the check that says
+ * when a record's stored body can be taken from them instead of re-encoding it (canonical-body.ts).
+ */
+export interface RawRecords {
+  readonly bytes: Buffer;
+  /** Record i is bytes[ends[i - 1] ?? 0, ends[i]). */
+  readonly ends: Uint32Array;
+  readonly canonicalBody: CanonicalBody;
+}
+
 export interface IngestUnit {
   readonly claim: IngestClaim;
   /**
@@ -202,7 +214,7 @@ export interface IngestUnit {
    * `stage` for decoded records of the source's type (the pipeline's path): each record is encoded
    * once, straight into the unit's staging arena. Returns how many records had no id (not staged).
    */
-  stageRecords(readerVersion: number, records: readonly HealthRecord[]): Promise<number>;
+  stageRecords(readerVersion: number, records: readonly HealthRecord[], raw?: RawRecords): Promise<number>;
   /** Applies the staged rows: newest version wins, conflicts are decided (VERSION_RULE) and recorded. */
   merge(): Promise<UpsertCounts>;
   /** `stage` then `merge`. */
@@ -394,17 +406,33 @@ class StagedRows {
     for (const r of rows) this.arena(r.recordType).add(r);
   }
   /** Decoded records of one type; returns how many had no id (not staged). */
-  addRecords(recordType: RecordType, readerVersion: number, records: readonly HealthRecord[]): number {
+  addRecords(
+    recordType: RecordType,
+    readerVersion: number,
+    records: readonly HealthRecord[],
+    raw?: RawRecords,
+  ): number {
     const reader = readerSchema(recordType, readerVersion);
     const arena = this.arena(recordType);
     let unkeyed = 0;
-    for (const record of records) {
+    const splices = newSplices();
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as HealthRecord;
       const id = storedId(record);
       if (id === undefined) {
         unkeyed++;
         continue;
       }
       const m = measured(recordType, record);
+      if (raw) {
+        // The record's own bytes when they are what the encoder would write (canonical-body.ts).
+        const start = i === 0 ? 0 : (raw.ends[i - 1] as number);
+        const at = raw.canonicalBody(raw.bytes, start, raw.ends[i] as number, splices);
+        if (at >= 0) {
+          arena.addBody(reader.version, id, record, raw.bytes, start, at, splices, m.count, m.outOfRange);
+          continue;
+        }
+      }
       arena.addRecord(reader.type, reader.version, id, record, m.count, m.outOfRange);
     }
     return unkeyed;
@@ -470,8 +498,8 @@ export class MemoryRecordStore implements RecordStore {
       const unit: IngestUnit = {
         claim,
         stage: async (rows) => staged.add(rows),
-        stageRecords: async (readerVersion, records) =>
-          staged.addRecords(source.recordType, readerVersion, records),
+        stageRecords: async (readerVersion, records, raw) =>
+          staged.addRecords(source.recordType, readerVersion, records, raw),
         merge,
         upsert: async (rows) => {
           staged.add(rows);
@@ -716,8 +744,8 @@ export class PostgresRecordStore implements RecordStore {
       const unit: IngestUnit = {
         claim,
         stage: async (rows) => staged.add(rows),
-        stageRecords: async (readerVersion, records) =>
-          staged.addRecords(source.recordType, readerVersion, records),
+        stageRecords: async (readerVersion, records, raw) =>
+          staged.addRecords(source.recordType, readerVersion, records, raw),
         merge,
         upsert: async (rows) => {
           staged.add(rows);

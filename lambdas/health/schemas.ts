@@ -3,6 +3,7 @@
  * reader-schemas.generated.ts) and resolution of a file's embedded writer schema against them.
  */
 import avro from 'avsc';
+import { type CanonicalBody, canonicalBody } from './canonical-body';
 import { AvroFormatError, SchemaResolutionError, UnknownRecordTypeError } from './errors';
 import { READER_SCHEMA_FILES } from './reader-schemas.generated';
 import { type RecordType, toRecordType } from './types';
@@ -162,6 +163,8 @@ export interface Resolution {
   readonly reader: ReaderSchema;
   readonly writerType: avro.Type;
   readonly resolver: avro.Resolver;
+  /** Set when the writer has the reader's binary layout: stored bodies can be the file's bytes. */
+  readonly canonicalBody: CanonicalBody | undefined;
 }
 
 const resolutions = new Map<string, Resolution>();
@@ -196,7 +199,14 @@ export function resolveWriterSchema(schemaJson: string): Resolution {
       { cause: error },
     );
   }
-  const resolution: Resolution = { recordType, writerSchemaName: name, reader, writerType, resolver };
+  const resolution: Resolution = {
+    recordType,
+    writerSchemaName: name,
+    reader,
+    writerType,
+    resolver,
+    canonicalBody: canonicalBody(writerType, reader.type),
+  };
   if (resolutions.size >= MAX_CACHED_RESOLUTIONS) resolutions.clear();
   resolutions.set(schemaJson, resolution);
   return resolution;

@@ -1,0 +1,210 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import avro from 'avsc';
+import { describe, expect, it } from 'vitest';
+import { canonicalBody, newSplices } from '../../../lambdas/health/canonical-body';
+import { openExport } from '../../../lambdas/health/decode';
+import { processExport } from '../../../lambdas/health/pipeline';
+import { bucketOf, IncomingRecords, incomingIds } from '../../../lambdas/health/record-blocks';
+import { hashBytes, MemoryRecordStore, toStoredRecord } from '../../../lambdas/health/record-store';
+import { avroTypeOptions, readerSchema } from '../../../lambdas/health/schemas';
+import type { BloodGlucoseRecord, HealthRecord } from '../../../lambdas/health/types';
+import {
+  containerBlock,
+  containerHeader,
+  glucoseDay0,
+  SAMPLES_DIR,
+  WRITER_SCHEMAS,
+  writerType,
+} from '../../fixtures/health/generator';
+import { NOW, sampleFiles } from './helpers';
+
+/** What the encoder writes for a decoded record: the stored body (fetch time zeroed). */
+function encoded(recordType: Parameters<typeof readerSchema>[0], version: number, r: HealthRecord): Buffer {
+  const fetch = r.appRecordFetchTimeEpochMillis;
+  (r as { appRecordFetchTimeEpochMillis: number }).appRecordFetchTimeEpochMillis = 0;
+  try {
+    return readerSchema(recordType, version).type.toBuffer(r);
+  } finally {
+    (r as { appRecordFetchTimeEpochMillis: number }).appRecordFetchTimeEpochMillis = fetch;
+  }
+}
+
+/** The body canonical-body.ts builds from the file's bytes (as IncomingRecords.addBody does). */
+function fromFile(bytes: Buffer, start: number, at: number, s: ReturnType<typeof newSplices>): Buffer {
+  const parts: Buffer[] = [];
+  let from = start;
+  for (let k = 0; k < s.n; k++) {
+    parts.push(bytes.subarray(from, s.at[k]), s.bytes[k] as Buffer);
+    from = s.at[k] as number;
+  }
+  parts.push(bytes.subarray(from, at), Buffer.from([0]));
+  return Buffer.concat(parts);
+}
+
+const T = (schema: unknown) => avro.Type.forSchema(schema as avro.Schema, avroTypeOptions());
+const fetchField = { name: 'appRecordFetchTimeEpochMillis', type: 'long' };
+const flat = (fields: unknown[]) => T({ type: 'record', name: 'R', fields: [...fields, fetchField] });
+
+describe('stored bodies taken from the export bytes (canonical-body.ts)', () => {
+  it('are byte for byte what the encoder writes, for every record of the sample exports', async () => {
+    let fromBytes = 0;
+    let reencoded = 0;
+    for (const name of sampleFiles()) {
+      const path = join(SAMPLES_DIR, name);
+      const file = await openExport<HealthRecord>(readFileSync(path), { key: name });
+      const eligible = !['HeartRateRecord', 'SleepSessionRecord'].includes(file.recordType);
+      // The app's schemas have our readers' layout (glucose v2 adds metadata.recordingMethod).
+      expect(file.canonicalBody !== undefined, path).toBe(eligible);
+      for await (const block of file.blocks()) {
+        for (let i = 0; i < block.records.length; i++) {
+          const r = block.records[i] as HealthRecord;
+          const want = encoded(file.recordType, file.readerVersion, r);
+          if (!block.raw || !file.canonicalBody) {
+            reencoded++;
+            continue;
+          }
+          const start = i === 0 ? 0 : (block.raw.ends[i - 1] as number);
+          const s = newSplices();
+          const at = file.canonicalBody(block.raw.bytes, start, block.raw.ends[i] as number, s);
+          expect(at).toBeGreaterThan(start);
+          expect(fromFile(block.raw.bytes, start, at, s).equals(want)).toBe(true);
+          fromBytes++;
+        }
+      }
+    }
+    expect(fromBytes).toBeGreaterThan(200);
+    expect(reencoded).toBeGreaterThan(100);
+  });
+
+  it('refuse bytes that are not what the encoder would write: such records are re-encoded', () => {
+    const t = flat([
+      { name: 'n', type: 'long' },
+      { name: 's', type: 'string' },
+      { name: 'd', type: 'double' },
+      { name: 'b', type: 'boolean' },
+    ]);
+    const check = canonicalBody(t, t);
+    expect(check).toBeDefined();
+    const good = t.toBuffer({ n: 5, s: 'Z', d: 1.5, b: true, appRecordFetchTimeEpochMillis: 1 });
+    const at = (b: Buffer) => (check as NonNullable<typeof check>)(b, 0, b.length, newSplices());
+    expect(at(good)).toBe(good.length - 1);
+    // n = 5 as a two-byte varint (0x8a 0x00): decodes to 5, the encoder writes 0x0a.
+    expect(at(Buffer.concat([Buffer.from([0x8a, 0x00]), good.subarray(1)]))).toBe(-1);
+    // An invalid UTF-8 byte: decoded as U+FFFD, which the encoder writes as 3 bytes.
+    const bad = Buffer.from(good);
+    bad[2] = 0xff;
+    expect(at(bad)).toBe(-1);
+    // Valid non-ASCII UTF-8 is kept.
+    const e = t.toBuffer({ n: 5, s: 'é', d: 1.5, b: true, appRecordFetchTimeEpochMillis: 1 });
+    expect(at(e)).toBe(e.length - 1);
+    // NaN (its payload is not kept through a JS number) and a boolean byte other than 0/1.
+    const nan = t.toBuffer({ n: 5, s: 'Z', d: Number.NaN, b: true, appRecordFetchTimeEpochMillis: 1 });
+    expect(at(nan)).toBe(-1);
+    const two = Buffer.from(good);
+    two[good.length - 2] = 2;
+    expect(at(two)).toBe(-1);
+    // A non-minimal fetch time, and bytes left over after the record.
+    expect(at(Buffer.concat([good.subarray(0, -1), Buffer.from([0x82, 0x00])]))).toBe(-1);
+    expect(at(Buffer.concat([good, Buffer.from([0])]))).toBe(-1);
+  });
+
+  it('apply only when the writer has the reader layout and the fetch time is the last field', () => {
+    const reader = flat([{ name: 'a', type: 'long' }]);
+    expect(canonicalBody(flat([{ name: 'b', type: 'long' }]), reader)).toBeUndefined();
+    expect(canonicalBody(flat([{ name: 'a', type: 'int' }]), reader)).toBeUndefined();
+    const e1 = flat([{ name: 'a', type: { type: 'enum', name: 'E', symbols: ['X', 'Y'] } }]);
+    const e2 = flat([{ name: 'a', type: { type: 'enum', name: 'E', symbols: ['Y', 'X'] } }]);
+    expect(canonicalBody(e1, e2)).toBeUndefined();
+    expect(canonicalBody(e1, e1)).toBeDefined();
+    const arr = flat([{ name: 'a', type: { type: 'array', items: 'long' } }]);
+    expect(canonicalBody(arr, arr)).toBeUndefined();
+    const last = T({ type: 'record', name: 'R', fields: [fetchField, { name: 'a', type: 'long' }] });
+    expect(canonicalBody(last, last)).toBeUndefined();
+    // A nested record the reader extends: with a default yes (spliced in), without no.
+    const nested = (extra: unknown[]) =>
+      flat([
+        {
+          name: 'm',
+          type: { type: 'record', name: 'M', fields: [{ name: 'id', type: 'string' }, ...extra] },
+        },
+      ]);
+    const w = nested([]);
+    const withDefault = nested([{ name: 'x', type: ['null', 'string'], default: null }]);
+    expect(canonicalBody(w, nested([{ name: 'x', type: 'long' }]))).toBeUndefined();
+    const check = canonicalBody(w, withDefault);
+    expect(check).toBeDefined();
+    const bytes = w.toBuffer({ m: { id: 'abc' }, appRecordFetchTimeEpochMillis: 7 });
+    const s = newSplices();
+    const at = (check as NonNullable<typeof check>)(bytes, 0, bytes.length, s);
+    const decoded = withDefault.fromBuffer(bytes, withDefault.createResolver(w)) as Record<string, unknown>;
+    decoded.appRecordFetchTimeEpochMillis = 0;
+    expect(fromFile(bytes, 0, at, s).equals(withDefault.toBuffer(decoded))).toBe(true);
+  });
+
+  it('a record that is not canonical is stored as the encoder writes it (same hash either way)', async () => {
+    const records = glucoseDay0().slice(0, 3) as unknown as BloodGlucoseRecord[];
+    const wt = writerType('BloodGlucoseRecord');
+    const raw = records.map((r) => wt.toBuffer(r));
+    // Record 1: its zone "Z" replaced by an invalid UTF-8 byte (decoded as U+FFFD).
+    const zone = Buffer.from([0x02, 0x02, 0x5a]); // union branch 1, length 1, "Z"
+    const r1 = raw[1] as Buffer;
+    const z = r1.indexOf(zone);
+    expect(z).toBeGreaterThan(0);
+    r1[z + 2] = 0xff;
+    const sync = Buffer.alloc(16, 7);
+    const bytes = Buffer.concat([
+      containerHeader(JSON.stringify(WRITER_SCHEMAS.BloodGlucoseRecord), 'null', sync),
+      containerBlock(raw.length, Buffer.concat(raw), 'null', sync),
+    ]);
+    const store = new MemoryRecordStore();
+    const key = 'raw/BloodGlucoseRecord/2025/11/03/BloodGlucoseRecord_1762219812481.avro';
+    const result = await processExport({
+      bytes,
+      source: { bucket: 'b', key, etag: 'e' },
+      store,
+      now: new Date(NOW),
+    });
+    expect(result.status).toBe('processed');
+    const file = await openExport<HealthRecord>(bytes, { key });
+    const decoded: HealthRecord[] = [];
+    for await (const block of file.blocks()) decoded.push(...block.records);
+    expect((decoded[1] as BloodGlucoseRecord).zoneOffsetId).toBe('\uFFFD');
+    for (const r of decoded) {
+      const stored = await store.getRecord('BloodGlucoseRecord', r.metadata.id);
+      const want = toStoredRecord('BloodGlucoseRecord', r);
+      expect(stored?.contentHash).toBe(want?.contentHash);
+      expect(stored?.contentHash).toBe(hashBytes(encoded('BloodGlucoseRecord', file.readerVersion, r)));
+    }
+  });
+});
+
+describe('staged records (IncomingRecords)', () => {
+  it('come back per bucket whatever range of buckets they were staged in; a range is let go of once passed', () => {
+    const arena = new IncomingRecords();
+    const ids = Array.from({ length: 5000 }, (_, i) => `id-${i}`);
+    const base = glucoseDay0()[0] as unknown as BloodGlucoseRecord;
+    for (const [i, id] of ids.entries()) {
+      const r = toStoredRecord('BloodGlucoseRecord', {
+        ...base,
+        metadata: { ...base.metadata, id },
+        levelInMilligramsPerDeciliter: 80 + (i % 50),
+      });
+      if (r) arena.add(r);
+    }
+    const { buckets, rowsOf } = arena.takeByBucket();
+    // Several ranges of 1,024 buckets are used by 5,000 ids.
+    expect(new Set(buckets.map((b) => Math.floor(b / 1024))).size).toBeGreaterThan(4);
+    const seen: string[] = [];
+    for (const b of buckets) {
+      const rows = rowsOf(b);
+      for (const id of incomingIds(rows)) {
+        expect(bucketOf(id)).toBe(b);
+        seen.push(id);
+      }
+    }
+    expect(seen.sort()).toEqual([...ids].sort());
+    // The first range's slabs were released when the merge moved past it.
+    expect(() => rowsOf(buckets[0] as number)).toThrow(/released/);
+  });
+});
