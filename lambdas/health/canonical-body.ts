@@ -46,6 +46,17 @@ export interface Splices {
   readonly bytes: Buffer[];
 }
 
+/**
+ * A decoded block's own bytes in the export and the check that says when a record's stored body can
+ * be taken from them instead of re-encoding it.
+ */
+export interface RawRecords {
+  readonly bytes: Buffer;
+  /** Record i is bytes[ends[i - 1] ?? 0, ends[i]). */
+  readonly ends: Uint32Array;
+  readonly canonicalBody: CanonicalBody;
+}
+
 export function newSplices(): Splices {
   return { n: 0, at: [], bytes: [] };
 }

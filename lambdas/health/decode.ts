@@ -11,7 +11,7 @@
 import { crc32, inflateRawSync } from 'node:zlib';
 import type avro from 'avsc';
 import snappy from 'snappyjs';
-import type { CanonicalBody } from './canonical-body';
+import type { CanonicalBody, RawRecords } from './canonical-body';
 import { AvroFormatError, AvroLimitError, HealthDataError, RecordTypeMismatchError } from './errors';
 import { type Resolution, resolveWriterSchema } from './schemas';
 import { type HealthRecord, type RecordType, toRecordType } from './types';
@@ -278,10 +278,10 @@ export interface DecodedBlock<T> {
   readonly index: number;
   readonly records: T[];
   /**
-   * The block's bytes and where each record ends (record i is bytes[ends[i - 1] ?? 0, ends[i])),
-   * when the export's writer schema has the reader's layout (`AvroExport.canonicalBody`).
+   * The block's bytes, where each record ends and the canonical-body check, when the export's writer
+   * schema has the reader's layout (`AvroExport.canonicalBody`).
    */
-  readonly raw?: { readonly bytes: Buffer; readonly ends: Uint32Array };
+  readonly raw?: RawRecords;
 }
 
 export interface AvroExport<T = HealthRecord> {
@@ -351,11 +351,14 @@ export async function openExport<T = HealthRecord>(
       if (count > raw.length) {
         throw new AvroFormatError(`block ${index} declares ${count} records in ${raw.length} bytes`);
       }
-      const ends = resolution.canonicalBody ? new Uint32Array(count) : undefined;
+      const canonicalBody = resolution.canonicalBody;
+      const ends = canonicalBody ? new Uint32Array(count) : undefined;
       const records = decodeBlock<T>(raw, count, resolution, index, ends);
       stats.blocksRead++;
       stats.recordsRead += count;
-      yield ends ? { index, records, raw: { bytes: raw, ends } } : { index, records };
+      yield canonicalBody && ends
+        ? { index, records, raw: { bytes: raw, ends, canonicalBody } }
+        : { index, records };
     }
     stats.bytesRead = src.consumed;
   }

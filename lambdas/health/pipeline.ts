@@ -16,6 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { isTransientFault } from '../platform/faults';
 import { BudgetExceededError, type ExportBudget, TOO_LARGE_FOR_BUDGET } from './budget';
+import type { RawRecords } from './canonical-body';
 import { type AvroExport, type AvroInput, type DecodeLimits, openExport } from './decode';
 import { classifyError, type ErrorDisposition, HealthDataError } from './errors';
 import {
@@ -25,7 +26,7 @@ import {
   type ProcessorConfig,
 } from './processors';
 import { planQuarantine, type QuarantinePlan } from './quarantine';
-import type { IngestUnit, RawRecords, RecordStore, UpsertCounts } from './record-store';
+import type { IngestUnit, RecordStore, UpsertCounts } from './record-store';
 import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
@@ -163,11 +164,7 @@ export async function analyseExport(
       subject.add(record);
       if (record.appRecordFetchTimeEpochMillis > fetchTime) fetchTime = record.appRecordFetchTimeEpochMillis;
     }
-    if (options.onRecords) {
-      const canonicalBody = file.canonicalBody;
-      const raw = block.raw && canonicalBody ? { ...block.raw, canonicalBody } : undefined;
-      unkeyed += await options.onRecords(file.readerVersion, block.records, raw);
-    }
+    if (options.onRecords) unkeyed += await options.onRecords(file.readerVersion, block.records, block.raw);
   }
   const validation = validator.finish({ bytes: file.stats.bytesRead });
   let processed: ReturnType<Analysis['finishProcessing']> | undefined;

@@ -8,7 +8,7 @@
  * in-memory (tests, `etl run --memory`).
  */
 import type pg from 'pg';
-import { type CanonicalBody, newSplices } from './canonical-body';
+import { newSplices, type RawRecords } from './canonical-body';
 import {
   type BlockRecord,
   blockRecords,
@@ -190,17 +190,6 @@ export type IngestClaim =
   | { readonly state: 'new' }
   | { readonly state: 'pending'; readonly outcome: IngestOutcome }
   | { readonly state: 'done'; readonly outcome: IngestOutcome };
-
-/**
- * The staged records' own bytes in the export (a decoded block's `raw`) and the check that says
- * when a record's stored body can be taken from them instead of re-encoding it (canonical-body.ts).
- */
-export interface RawRecords {
-  readonly bytes: Buffer;
-  /** Record i is bytes[ends[i - 1] ?? 0, ends[i]). */
-  readonly ends: Uint32Array;
-  readonly canonicalBody: CanonicalBody;
-}
 
 export interface IngestUnit {
   readonly claim: IngestClaim;

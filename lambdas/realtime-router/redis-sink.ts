@@ -53,8 +53,7 @@ export function messageId(m: SequencedMessage): string {
   const pair = `${m.epoch}|${m.channel}`;
   let prefix = idPrefixes.get(pair);
   if (prefix === undefined) {
-    const h = createHash('sha1').update(pair).digest('hex');
-    prefix = `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-`;
+    prefix = sha1Uuid(pair).slice(0, 24);
     if (idPrefixes.size > 1_000) idPrefixes.clear();
     idPrefixes.set(pair, prefix);
   }
@@ -243,6 +242,11 @@ export class RedisChannelSink {
 
 /** A stable message_id for a gap entry: the (epoch, channel) prefix hashed apart from the messages'. */
 function gapMessageId(gap: PendingGap, channel: RouterChannel): string {
-  const h = createHash('sha1').update(`${gap.epoch}|${channel}|gap|${gap.from}|${gap.to}`).digest('hex');
+  return sha1Uuid(`${gap.epoch}|${channel}|gap|${gap.from}|${gap.to}`);
+}
+
+/** A name-based (version 5 shaped) UUID from the SHA-1 of `text`. */
+function sha1Uuid(text: string): string {
+  const h = createHash('sha1').update(text).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

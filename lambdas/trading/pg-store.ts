@@ -214,8 +214,9 @@ export class PostgresEventStore implements EventStore {
     try {
       const { rows: result } = await this.pool.query<{ n: number }>({
         // Prepared once per connection: the plan of this statement is most of its cost.
-        name: ackOnly(request) ? 'trading-append-ack' : 'trading-append',
-        text: ackOnly(request) ? APPEND_ACK : APPEND,
+        ...(ackOnly(request)
+          ? { name: 'trading-append-ack', text: APPEND_ACK }
+          : { name: 'trading-append', text: APPEND }),
         values: [
           JSON.stringify(rows),
           stream,

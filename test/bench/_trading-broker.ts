@@ -328,14 +328,9 @@ async function reconciliation(
     for (let k = 0; k < batch.length; k += 25)
       await Promise.all(
         batch.slice(k, k + 25).map(async (r) => {
-          const res = await fetch(`${sim.url}/v2/orders`, {
-            method: 'POST',
-            headers: {
-              'APCA-API-KEY-ID': keyId,
-              'APCA-API-SECRET-KEY': secret,
-              'content-type': 'application/json',
-            },
-            body: JSON.stringify({
+          const res = await sim.submitOrder(
+            { keyId, secret },
+            {
               symbol: r.symbol,
               qty: String(r.qty),
               side: r.side,
@@ -343,8 +338,8 @@ async function reconciliation(
               time_in_force: r.tif,
               ...(r.limitPrice ? { limit_price: String(r.limitPrice) } : {}),
               client_order_id: r.clientOrderId,
-            }),
-          });
+            },
+          );
           BrokerOrderSchema.parse(await res.json());
         }),
       );

@@ -32,22 +32,14 @@ async function orders(key: { keyId: string; secret: string }, at: string, prefix
   for (let k = 0; k < n; k += 25)
     await Promise.all(
       Array.from({ length: Math.min(25, n - k) }, async (_, i) => {
-        const res = await fetch(`${sim.url}/v2/orders`, {
-          method: 'POST',
-          headers: {
-            'APCA-API-KEY-ID': key.keyId,
-            'APCA-API-SECRET-KEY': key.secret,
-            'content-type': 'application/json',
-          },
-          body: JSON.stringify({
-            symbol: 'AAPL',
-            qty: '1',
-            side: 'buy',
-            type: 'limit',
-            limit_price: '50',
-            time_in_force: 'gtc',
-            client_order_id: `${prefix}${k + i}`,
-          }),
+        const res = await sim.submitOrder(key, {
+          symbol: 'AAPL',
+          qty: '1',
+          side: 'buy',
+          type: 'limit',
+          limit_price: '50',
+          time_in_force: 'gtc',
+          client_order_id: `${prefix}${k + i}`,
         });
         expect(res.status).toBe(200);
       }),

@@ -79,21 +79,13 @@ describe('the order path', () => {
       // The order is at the broker, filled; we hold it as submitted (pending_new) and learn its
       // fate from the broker's record (the in-flight lookup by client order id).
       await engine.submit(market('P1'), AT);
-      const res = await fetch(`${sim.url}/v2/orders`, {
-        method: 'POST',
-        headers: {
-          'APCA-API-KEY-ID': key.keyId,
-          'APCA-API-SECRET-KEY': key.secret,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({
-          symbol: 'AAPL',
-          qty: '1',
-          side: 'buy',
-          type: 'market',
-          time_in_force: 'day',
-          client_order_id: 'P1',
-        }),
+      const res = await sim.submitOrder(key, {
+        symbol: 'AAPL',
+        qty: '1',
+        side: 'buy',
+        type: 'market',
+        time_in_force: 'day',
+        client_order_id: 'P1',
       });
       expect(res.status).toBe(200);
       expect(await live.resolve('P1')).toBe(true);

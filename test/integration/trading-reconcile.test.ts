@@ -306,18 +306,10 @@ describe('4.5.1 state reconciliation (TC-RC-001..005)', () => {
     await sim.control(keyId, { prices: { AAPL: 100 } });
     const headers = { 'APCA-API-KEY-ID': keyId, 'APCA-API-SECRET-KEY': secret };
     for (const cid of ['X1', 'X2', 'X3'])
-      await fetch(`${sim.url}/v2/orders`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({
-          client_order_id: cid,
-          symbol: 'AAPL',
-          side: 'buy',
-          qty: 1,
-          type: 'market',
-          time_in_force: 'day',
-        }),
-      });
+      await sim.submitOrder(
+        { keyId, secret },
+        { client_order_id: cid, symbol: 'AAPL', side: 'buy', qty: 1, type: 'market', time_in_force: 'day' },
+      );
     const page = async (q: string) =>
       (await (
         await fetch(`${sim.url}/v2/account/activities?activity_types=FILL&${q}`, { headers })

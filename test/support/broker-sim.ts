@@ -15,6 +15,12 @@ export interface SimProcess {
   account(setup?: Record<string, unknown>): Promise<{ keyId: string; secret: string }>;
   control(keyId: string, body: Record<string, unknown>): Promise<Record<string, unknown>>;
   state(keyId: string): Promise<Record<string, unknown>>;
+  /**
+   * Submits an order over the broker's REST API as a client does (POST /v2/orders with the account's
+   * key; Alpaca's body, e.g. `qty: '1'`, `time_in_force: 'day'`): the order the broker holds without
+   * our engine having sent it.
+   */
+  submitOrder(key: { keyId: string; secret: string }, body: Record<string, unknown>): Promise<Response>;
   stop(): Promise<void>;
 }
 
@@ -63,6 +69,16 @@ export async function startSimProcess(env: Record<string, string> = {}): Promise
     control: (keyId, body) => post(`/_control/accounts/${keyId}`, body),
     state: async (keyId) =>
       (await (await fetch(`${info.url}/_control/accounts/${keyId}`)).json()) as Record<string, unknown>,
+    submitOrder: (key, body) =>
+      fetch(`${info.url}/v2/orders`, {
+        method: 'POST',
+        headers: {
+          'APCA-API-KEY-ID': key.keyId,
+          'APCA-API-SECRET-KEY': key.secret,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(body),
+      }),
     stop: async () => {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');

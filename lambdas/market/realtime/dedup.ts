@@ -202,6 +202,11 @@ function encode(key: string): number {
   return h >>> 0;
 }
 
+/** The 32-bit hash `KeySet`'s index uses for a key (FNV-1a over its UTF-16 units, then fmix32). */
+export function keyHash(key: string): number {
+  return encode(key);
+}
+
 export class KeySet {
   private readonly symbols = new Map<string, SymbolKeys>();
   private size = 0;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIDENCE, fmvConfidence } from '../../../lambdas/market/realtime/confidence';
-import { KeySet, KeyWindow } from '../../../lambdas/market/realtime/dedup';
+import { KeySet, KeyWindow, keyHash } from '../../../lambdas/market/realtime/dedup';
 import { MarketEventDetector } from '../../../lambdas/market/realtime/market-events';
 import { MinuteCompletion } from '../../../lambdas/market/realtime/minute-complete';
 import { classify, invalidBarReason } from '../../../lambdas/market/realtime/normalise';
@@ -207,20 +207,10 @@ describe('KeySet (exact dedup off the heap, bounded memory)', () => {
     // Two-character keys with equal FNV-1a-then-fmix hashes, found by search below: a collision the
     // index must resolve by comparing the keys.
     const seen = new Map<number, string>();
-    const hash = (s: string): number => {
-      let h = 0x811c9dc5;
-      for (let k = 0; k < s.length; k += 1) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
-      h ^= h >>> 16;
-      h = Math.imul(h, 0x85ebca6b);
-      h ^= h >>> 13;
-      h = Math.imul(h, 0xc2b2ae35);
-      h ^= h >>> 16;
-      return h >>> 0;
-    };
     let pair: [string, string] | null = null;
     for (let k = 0; pair === null && k < 2_000_000; k += 1) {
       const s = `k${k}`;
-      const h = hash(s);
+      const h = keyHash(s);
       const other = seen.get(h);
       if (other !== undefined) pair = [other, s];
       else seen.set(h, s);
@@ -228,7 +218,7 @@ describe('KeySet (exact dedup off the heap, bounded memory)', () => {
     if (pair === null) throw new Error('no collision found');
     const w = new KeySet({ windowMs: 60_000, maxPerSymbol: 100 });
 
-    expect(hash(pair[0])).toBe(hash(pair[1]));
+    expect(keyHash(pair[0])).toBe(keyHash(pair[1]));
     expect(w.firstSeen('A', pair[0], T0)).toBe('new');
     expect(w.firstSeen('A', pair[1], T0)).toBe('new');
     expect(w.firstSeen('A', pair[1], T0)).toBe('duplicate');
