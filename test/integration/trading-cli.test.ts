@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TradingEngine } from '../../lambdas/trading/engine';
+import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { MemoryEventStore } from '../../lambdas/trading/store';
 import { runScenario } from '../../localstack/trading/replay';
 import { parseScenario } from '../../localstack/trading/scenario';
@@ -89,6 +91,12 @@ describe('trading order API', () => {
     const account = ['--account', `cli_${randomBytes(3).toString('hex')}`];
     expect((await cli(['init', '--cash', '100000', ...account], env)).code).toBe(0);
     expect((await cli(['prices', 'AAPL=100', ...account], env)).code).toBe(0);
+    // The CLI stamps its commands with the wall clock, and the market-hours rule refuses orders while
+    // the market is closed: an operator's session override holds the session open, so what this test
+    // checks does not depend on the hour it runs at (it failed from 20:00 to 04:00 New York time).
+    const engine = await TradingEngine.open(new PostgresEventStore(db.pool), `account-${account[1]}`);
+    await engine.market({ session: 'open' }, new Date().toISOString());
+    await engine.settled();
     const submit = await cli(
       [
         'submit',
