@@ -456,7 +456,8 @@ export class LiveService {
     // Session changes, pauses and restoration steps fall due with time, as for every CLI command.
     await engine.advanceTo(this.now());
     if (Date.now() >= this.retryAt) {
-      if ((await this.store.pendingCommands(this.stream)).length > 0) this.crash('before_submit');
+      if (this.crashArmed === 'before_submit' && (await this.store.pendingCommands(this.stream)).length > 0)
+        this.crash('before_submit');
       try {
         const r = await dispatchLive(this.store, this.stream, live);
         if (r.sent > 0) this.log({ event: 'dispatched', sent: r.sent });

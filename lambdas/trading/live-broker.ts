@@ -1169,7 +1169,7 @@ export async function dispatchLive(
     if (markFailed) throw markFailed;
     return result;
   };
-  for (const entry of await store.pendingCommands(stream)) {
+  for (const entry of await store.pendingCommands(stream, { known: true })) {
     try {
       await broker.send(entry.command);
     } catch (error) {
