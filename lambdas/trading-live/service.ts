@@ -448,9 +448,12 @@ export class LiveService {
   async step(): Promise<void> {
     const engine = this.engine as TradingEngine;
     const live = this.live as LiveBroker;
-    if ((await this.store.headVersion(this.stream)) !== engine.state.version) {
+    if ((await this.store.headVersion(this.stream)) > engine.state.version) {
       // Another writer (the CLI) appended: its commands are in the outbox, its events folded now
-      // (the rebuild verifies the chain: IntegrityError halts the loop).
+      // (the rebuild verifies the chain: IntegrityError halts the loop). A head below the engine's
+      // version is ours still being written (a group in flight, acknowledgements held): not a
+      // reason to rebuild. Another writer's append that the engine's own decisions have overtaken
+      // is caught by the expected-version guard of our next append, which rebuilds the engine.
       await engine.refresh();
     }
     // Session changes, pauses and restoration steps fall due with time, as for every CLI command.
