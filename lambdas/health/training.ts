@@ -9,26 +9,73 @@
 import { createHash } from 'node:crypto';
 import { hoursMinutes } from './processors/common';
 import { partialDay } from './processors/daily-totals';
+import { sessionPeriod } from './processors/sleep';
 import type { ManifestSubject } from './record-store';
 import { type SourceIdentity, sourceId } from './source';
-import { localTime } from './time';
-import { DOMAINS, type Domain, type HealthRecord, type RecordType, recordInterval } from './types';
+import { offsetMinutesAt } from './time';
+import {
+  DOMAINS,
+  type Domain,
+  type HealthRecord,
+  type RecordType,
+  recordInterval,
+  type SleepSessionRecord,
+} from './types';
 
 /**
- * What an example is about: one current example per (domain, data origins, local day). A later
+ * What an example is about: one current example per (domain, data origins, period). A later
  * export of the same subject supersedes the earlier example (record-store.ts `manifestOf`).
+ * `SUBJECT_RULE` says how the period is found.
  */
 export interface TrainingSubject {
   readonly key: string;
   readonly domain: Domain;
   readonly dataOrigins: string[];
-  /** Local date (record zone) of the latest record start in the file. */
+  /**
+   * `day`: the local day holding most of the file's records; `night`: sleep, the evening the night
+   * began; `nap`: a nap, its own subject beside the night.
+   */
+  readonly period: SubjectPeriod;
+  /** Local date of the period (see `SUBJECT_RULE`). */
   readonly localDay: string;
-  /** False when that day had not ended at the export's fetch time. */
+  /** False when that day had not ended at the export's fetch time (never for sleep sessions). */
   readonly dayComplete: boolean;
   /** Local clock of the export when the day was not complete, "10:27". */
   readonly asOf: string | null;
   readonly percentOfDay: number | null;
+}
+
+export type SubjectPeriod = 'day' | 'night' | 'nap';
+
+/**
+ * How an example's subject is found (issue 15, point 3). It used to be the local day of the file's
+ * LAST record, so a glucose export of 21 h that ran past midnight became "the next day" and was
+ * superseded by the real next day's export, and an afternoon nap superseded the night's sleep.
+ */
+export const SUBJECT_RULE =
+  "the local day (each record's own zone) holding most of the file's records, the later day on a tie; sleep: the night the main sleep began (a start before local noon belongs to the previous evening), a file of naps only is a nap subject of its own date";
+
+const DAY_MS = 86_400_000;
+
+/** Records per local day (numeric day index, no Date per record) and the zone seen on each day. */
+class DayCounter {
+  private readonly counts = new Map<number, { n: number; zone: string | null }>();
+  add(epochMillis: number, zone: string | null, weight = 1): void {
+    if (!Number.isFinite(epochMillis)) return;
+    const day = Math.floor((epochMillis + offsetMinutesAt(zone, epochMillis) * 60_000) / DAY_MS);
+    const c = this.counts.get(day);
+    if (c) {
+      c.n += weight;
+      c.zone = zone;
+    } else this.counts.set(day, { n: weight, zone });
+  }
+  /** The day with the most records, the later one on a tie; null when nothing was counted. */
+  top(): { date: string; zone: string | null } | null {
+    let best: { day: number; n: number; zone: string | null } | null = null;
+    for (const [day, c] of this.counts)
+      if (!best || c.n > best.n || (c.n === best.n && day > best.day)) best = { day, n: c.n, zone: c.zone };
+    return best ? { date: new Date(best.day * DAY_MS).toISOString().slice(0, 10), zone: best.zone } : null;
+  }
 }
 
 export function createSubjectTracker(recordType: RecordType): {
@@ -36,26 +83,51 @@ export function createSubjectTracker(recordType: RecordType): {
   finish(fetchTime: number): TrainingSubject;
 } {
   const origins = new Set<string>();
-  let lastStart = Number.NEGATIVE_INFINITY;
-  let lastZone: string | null = null;
+  const days = new DayCounter();
+  // Sleep: nights (main sleep) and naps counted apart, by the date sessionPeriod gives them.
+  const nights = new Map<string, number>();
+  const naps = new Map<string, number>();
+  const isSleep = recordType === 'SleepSessionRecord';
   return {
     add(record) {
       origins.add(record.metadata.dataOriginPackageName);
-      const { start, zone } = recordInterval(recordType, record);
-      if (Number.isFinite(start) && start > lastStart) {
-        lastStart = start;
-        lastZone = zone;
+      if (isSleep) {
+        const { kind, nightOf } = sessionPeriod(record as SleepSessionRecord);
+        const m = kind === 'main' ? nights : naps;
+        m.set(nightOf, (m.get(nightOf) ?? 0) + 1);
+        return;
       }
+      const { start, zone } = recordInterval(recordType, record);
+      days.add(start, zone);
     },
     finish(fetchTime) {
       const domain = DOMAINS[recordType];
       const dataOrigins = [...origins].sort();
-      const localDay = Number.isFinite(lastStart) ? localTime(lastStart, lastZone).date : '1970-01-01';
-      const partial = partialDay(localDay, fetchTime, lastZone);
+      const base = `${domain}|${dataOrigins.join('+')}`;
+      if (isSleep) {
+        // A session is written once it has ended, so a sleep subject is never a partial day; a
+        // file with a night is about that night (a nap beside it is described, not a subject).
+        const period: SubjectPeriod = nights.size > 0 || naps.size === 0 ? 'night' : 'nap';
+        const localDay = mostFrequent(period === 'night' ? nights : naps) ?? '1970-01-01';
+        return {
+          key: period === 'nap' ? `${base}|${localDay}|nap` : `${base}|${localDay}`,
+          domain,
+          dataOrigins,
+          period,
+          localDay,
+          dayComplete: true,
+          asOf: null,
+          percentOfDay: null,
+        };
+      }
+      const top = days.top();
+      const localDay = top?.date ?? '1970-01-01';
+      const partial = top ? partialDay(localDay, fetchTime, top.zone) : null;
       return {
-        key: `${domain}|${dataOrigins.join('+')}|${localDay}`,
+        key: `${base}|${localDay}`,
         domain,
         dataOrigins,
+        period: 'day',
         localDay,
         dayComplete: partial === null,
         asOf: partial?.asOf ?? null,
@@ -63,6 +135,14 @@ export function createSubjectTracker(recordType: RecordType): {
       };
     },
   };
+}
+
+/** The key with the highest count, the later (greater) one on a tie. */
+function mostFrequent(counts: ReadonlyMap<string, number>): string | null {
+  let best: string | null = null;
+  let n = 0;
+  for (const [k, c] of counts) if (best === null || c > n || (c === n && k > best)) [best, n] = [k, c];
+  return best;
 }
 
 export type TrainingCategory = 'summary' | 'question' | 'coaching' | 'partial_day' | 'insufficient_data';
@@ -287,10 +367,17 @@ export function groundedInput(
   const facts = factLines(t.insights);
   return [
     t.dataInput,
-    `Local day ${t.subject.localDay}${t.subject.asOf ? `, as of ${t.subject.asOf} (${t.subject.percentOfDay} % of the day)` : ', complete'}.`,
+    subjectLine(t.subject),
     `Computed facts:\n${facts.join('\n')}`,
     `Reference values: ${REFERENCE_VALUES[t.recordType]}`,
   ].join('\n\n');
+}
+
+/** What the example is about, as its input states it. */
+function subjectLine(s: TrainingSubject): string {
+  if (s.period === 'night') return `Night of ${s.localDay} (the evening the sleep began).`;
+  if (s.period === 'nap') return `Nap on ${s.localDay}.`;
+  return `Local day ${s.localDay}${s.asOf ? `, as of ${s.asOf} (${s.percentOfDay} % of the day)` : ', complete'}.`;
 }
 
 /** The ranges, bands and targets each narrative compares with (fact sheet, processors/). */

@@ -83,6 +83,26 @@ export interface SleepInsights {
   naps: number;
 }
 
+/**
+ * Whether a session is a nap or a main sleep, and the date it belongs to: a main sleep belongs to
+ * the night it began (a start before local noon is the previous evening's night), a nap to its own
+ * local date. Also the training subject of a sleep export (training.ts `createSubjectTracker`).
+ */
+export function sessionPeriod(r: SleepSessionRecord): { kind: 'main' | 'nap'; nightOf: string } {
+  const start = r.startTimeEpochMillis;
+  const end = r.endTimeEpochMillis;
+  const zone = r.startZoneOffsetId;
+  const sessionMin = Math.max(0, (end - start) / 60_000);
+  const midpoint = localTime(start + (end - start) / 2, zone);
+  const startLocal = localTime(start, zone);
+  const isNap =
+    /\bnap\b/i.test(r.title ?? '') || (sessionMin < 180 && midpoint.hour >= 9 && midpoint.hour < 20);
+  return {
+    kind: isNap ? 'nap' : 'main',
+    nightOf: isNap || startLocal.hour >= 12 ? startLocal.date : previousDate(startLocal.date),
+  };
+}
+
 export function analyseSession(r: SleepSessionRecord): SleepSessionInsights {
   const start = r.startTimeEpochMillis;
   const end = r.endTimeEpochMillis;
@@ -113,11 +133,8 @@ export function analyseSession(r: SleepSessionRecord): SleepSessionInsights {
   const detailed = [...DETAILED].some((k) => (minutes[k] ?? 0) > 0);
   const hasStages = staged > 0;
   const sleepHours = hasStages ? asleep / 60 : sessionMin / 60;
-  const midpoint = localTime(start + (end - start) / 2, zone);
-  const startLocal = localTime(start, zone);
-  const isNap =
-    /\bnap\b/i.test(r.title ?? '') || (sessionMin < 180 && midpoint.hour >= 9 && midpoint.hour < 20);
-  const nightOf = isNap || startLocal.hour >= 12 ? startLocal.date : previousDate(startLocal.date);
+  const { kind, nightOf } = sessionPeriod(r);
+  const isNap = kind === 'nap';
   const awakenings =
     firstAsleep === null || lastAsleepEnd === null
       ? 0

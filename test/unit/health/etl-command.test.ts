@@ -84,7 +84,19 @@ describe('pipeline etl run (PostgreSQL record state)', () => {
       ],
     );
     expect(listed.map((k: string) => k.slice('training/'.length)).sort()).toEqual([...training].sort());
-    expect(manifestBody.subjects.some((s: { superseded: unknown[] }) => s.superseded.length > 0)).toBe(true);
+    // No sample export repeats another's (domain, origins, period): under the old rule (the day of a
+    // file's LAST record) the day-0 glucose example ran past UTC midnight and was superseded by
+    // day 1's, and the 11-04 nap by the night that began that evening. Genuine supersession (a later
+    // export of the same subject) is tested in training-subject.test.ts and hostile.test.ts.
+    expect(manifestBody.counts).toMatchObject({ subjects: 23, superseded: 0 });
+    expect(manifestBody.subjects.map((s: { subject: string }) => s.subject)).toEqual(
+      expect.arrayContaining([
+        'metabolic_diabetes|com.dexcom.g7|2025-11-03',
+        'metabolic_diabetes|com.dexcom.g7|2025-11-04',
+        'sleep_recovery|com.ouraring.oura|2025-11-04',
+        'sleep_recovery|com.ouraring.oura|2025-11-04|nap',
+      ]),
+    );
     for (const type of RECORD_TYPES) {
       expect(training.some((f) => f.startsWith(`${DOMAINS[type]}/2025/11/`) && f.includes(`${type}_`))).toBe(
         true,
