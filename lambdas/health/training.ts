@@ -81,8 +81,12 @@ class DayCounter {
 export function createSubjectTracker(recordType: RecordType): {
   add(record: HealthRecord): void;
   finish(fetchTime: number): TrainingSubject;
+  /** Earliest start and latest end of the records (null without any): what the export covers. */
+  range(): { start: number; end: number } | null;
 } {
   const origins = new Set<string>();
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
   const days = new DayCounter();
   // Sleep: nights (main sleep) and naps counted apart, by the date sessionPeriod gives them.
   const nights = new Map<string, number>();
@@ -91,15 +95,18 @@ export function createSubjectTracker(recordType: RecordType): {
   return {
     add(record) {
       origins.add(record.metadata.dataOriginPackageName);
+      const { start, end, zone } = recordInterval(recordType, record);
+      if (start < first) first = start;
+      if (end > last) last = end;
       if (isSleep) {
         const { kind, nightOf } = sessionPeriod(record as SleepSessionRecord);
         const m = kind === 'main' ? nights : naps;
         m.set(nightOf, (m.get(nightOf) ?? 0) + 1);
         return;
       }
-      const { start, zone } = recordInterval(recordType, record);
       days.add(start, zone);
     },
+    range: () => (first <= last ? { start: first, end: last } : null),
     finish(fetchTime) {
       const domain = DOMAINS[recordType];
       const dataOrigins = [...origins].sort();
@@ -385,7 +392,7 @@ export const REFERENCE_VALUES: Record<RecordType, string> = {
   BloodGlucoseRecord:
     'target range 70-180 mg/dL; below 54 and 54-69 (low), 70-100, 101-140, 141-180, above 180 mg/dL; control excellent if CV < 36 % and time in range >= 70 %, good if >= 50 %; estimated A1c and GMI need at least 14 days; trend threshold 5 %; fasting window 06:00-09:59, overnight 22:00-05:59 local.',
   HeartRateRecord:
-    'maximum heart rate 180 bpm (default); zones <60, 60-70, 70-80, 80-90, >=90 % of maximum; classes <40, 40-59, 60-99, 100-119, 120-149, >=150 bpm; exercise: at least 10 minutes at >= 100 bpm; resting: lowest 20 % of overnight (22:00-05:59) samples; normal resting 50-100 bpm.',
+    'maximum heart rate 180 bpm (default); zones <60, 60-70, 70-80, 80-90, >=90 % of maximum; classes <40, 40-59, 60-99, 100-119, 120-149, >=150 bpm; exercise: at least 10 minutes at >= 100 bpm; resting: lowest 20 % of the samples during sleep sessions (sleep records), or of overnight (22:00-05:59) samples on a night no sleep record covers; normal resting 50-100 bpm; a sleeping heart rate of 80 bpm or more is high.',
   HeartRateVariabilityRmssdRecord:
     'RMSSD bands <20, 20-40, 40-60, 60-80, >=80 ms; a trend needs at least 7 readings and a 10 % change.',
   SleepSessionRecord:

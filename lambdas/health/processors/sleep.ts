@@ -103,6 +103,44 @@ export function sessionPeriod(r: SleepSessionRecord): { kind: 'main' | 'nap'; ni
   };
 }
 
+/** A sleep session as a time span, kept for later heart-rate exports (sleep-spans.ts). */
+export interface SleepSpan {
+  readonly origin: string;
+  /** The session record's metadata.id. */
+  readonly sessionId: string;
+  readonly start: number;
+  readonly end: number;
+  readonly zone: string | null;
+  readonly kind: 'main' | 'nap';
+  /** Local date of the evening the night began (naps: their own date). */
+  readonly nightOf: string;
+  readonly lastModified: number;
+}
+
+/**
+ * The span of a session record, or null for one that cannot bound sleep: no id, no valid times,
+ * or a length outside the physiological range (0.5-16 h; the range gate drops those before the
+ * processor, this keeps the rule where spans are made).
+ */
+export function sleepSpanOf(r: SleepSessionRecord): SleepSpan | null {
+  const start = r.startTimeEpochMillis;
+  const end = r.endTimeEpochMillis;
+  const hours = (end - start) / 3_600_000;
+  if (!r.metadata.id || !Number.isFinite(start) || !Number.isFinite(end) || !(hours >= 0.5 && hours <= 16))
+    return null;
+  const { kind, nightOf } = sessionPeriod(r);
+  return {
+    origin: r.metadata.dataOriginPackageName,
+    sessionId: r.metadata.id,
+    start,
+    end,
+    zone: r.startZoneOffsetId,
+    kind,
+    nightOf,
+    lastModified: r.metadata.lastModifiedTimeEpochMillis,
+  };
+}
+
 export function analyseSession(r: SleepSessionRecord): SleepSessionInsights {
   const start = r.startTimeEpochMillis;
   const end = r.endTimeEpochMillis;
@@ -199,10 +237,15 @@ function findings(s: SleepSessionInsights): string[] {
 
 export function createSleepProcessor(): Processor<SleepSessionRecord> {
   const sessions: SleepSessionInsights[] = [];
+  const spans = new Map<string, SleepSpan>();
   return {
     add(r) {
       // Sessions are few (1-2 per export); each is analysed as it arrives and only its summary kept.
       sessions.push(analyseSession(r));
+      const span = sleepSpanOf(r);
+      const key = span ? `${span.origin}\0${span.sessionId}` : '';
+      const had = spans.get(key);
+      if (span && (!had || span.lastModified > had.lastModified)) spans.set(key, span);
     },
     finish(): ProcessorResult {
       sessions.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
@@ -232,6 +275,7 @@ export function createSleepProcessor(): Processor<SleepSessionRecord> {
                 .join(', ')}.`,
           )
           .join('\n'),
+        sleepSpans: [...spans.values()].sort((a, b) => a.start - b.start),
       };
     },
   };
