@@ -57,17 +57,36 @@ export const SUBJECT_RULE =
 
 const DAY_MS = 86_400_000;
 
-/** Records per local day (numeric day index, no Date per record) and the zone seen on each day. */
+/**
+ * Records per local day (numeric day index, no Date per record) and the zone seen on each day.
+ * Runs once per record of every export (a million for the largest): consecutive records of the
+ * same day and zone only bump a counter.
+ */
 class DayCounter {
   private readonly counts = new Map<number, { n: number; zone: string | null }>();
-  add(epochMillis: number, zone: string | null, weight = 1): void {
+  private current: { n: number; zone: string | null } | null = null;
+  private currentDay = Number.NaN;
+  private lastZone: string | null | undefined;
+  private lastOffsetMs = 0;
+  add(epochMillis: number, zone: string | null): void {
     if (!Number.isFinite(epochMillis)) return;
-    const day = Math.floor((epochMillis + offsetMinutesAt(zone, epochMillis) * 60_000) / DAY_MS);
-    const c = this.counts.get(day);
-    if (c) {
-      c.n += weight;
-      c.zone = zone;
-    } else this.counts.set(day, { n: weight, zone });
+    // Fixed offsets do not depend on the instant; a region id ("America/New_York") does.
+    if (zone !== this.lastZone || zone?.includes('/')) {
+      this.lastZone = zone;
+      this.lastOffsetMs = offsetMinutesAt(zone, epochMillis) * 60_000;
+    }
+    const day = Math.floor((epochMillis + this.lastOffsetMs) / DAY_MS);
+    if (day !== this.currentDay) {
+      this.currentDay = day;
+      this.current = this.counts.get(day) ?? null;
+      if (!this.current) {
+        this.current = { n: 0, zone };
+        this.counts.set(day, this.current);
+      }
+    }
+    const c = this.current as { n: number; zone: string | null };
+    c.n++;
+    c.zone = zone;
   }
   /** The day with the most records, the later one on a tie; null when nothing was counted. */
   top(): { date: string; zone: string | null } | null {
