@@ -348,15 +348,16 @@ export class TradingEngine {
   private flush(): void {
     if (this.inFlight || this.recovering) return;
     if (this.sealed.length === 0) {
-      // Acknowledgements alone are held up to ACK_HOLD_MS before they are written: the broker sends
-      // a marketable order's ack and its fill back to back, and the fill's frame is read a moment
-      // later. Written at once, the ack's transaction is in flight when the fill is decided, and the
-      // fill, which must be durable, waits for it (and for the client work of a second append);
-      // held, the fill joins it and they are one transaction. Nobody's decision waits on an ack
-      // (the engine's state has it at once; it commits without its WAL flush anyway), so the hold
-      // delays only its own write.
+      // Acknowledgements alone are held up to ACK_HOLD_MS before they are written when one of them
+      // may fill at once: the broker sends a marketable order's ack and its fill back to back, and
+      // the fill's frame is read a moment later. Written at once, the ack's transaction is in flight
+      // when the fill is decided, and the fill, which must be durable, waits for it (and for the
+      // client work of a second append); held, the fill joins it and they are one transaction.
+      // Nobody's decision waits on an ack (the engine's state has it at once; it commits without
+      // its WAL flush anyway), so the hold delays only its own write; an order resting away from
+      // the last price is not held (no fill is coming behind its ack).
       const open = this.open;
-      if (open && acknowledgementOnly(open.events, [])) {
+      if (open && acknowledgementOnly(open.events, []) && open.events.some((e) => this.mayFillAtOnce(e))) {
         this.ackHold ??= setTimeout(() => {
           this.ackHold = null;
           this.flushHeld();
@@ -392,6 +393,16 @@ export class TradingEngine {
         this.rollback(group.commands, error);
       },
     );
+  }
+
+  /** Whether an acknowledged order is marketable at the last price (a fill may follow its ack at once). */
+  private mayFillAtOnce(event: TradingEvent): boolean {
+    if (event.type !== 'OrderAccepted') return false;
+    const o = this.state.orders[event.clientOrderId];
+    if (!o || o.type === 'market' || o.limitPrice === null) return true;
+    const last = this.state.prices[o.symbol];
+    if (last === undefined) return true;
+    return o.side === 'buy' ? o.limitPrice >= last : o.limitPrice <= last;
   }
 
   /** The acknowledgements' hold is over: written now unless they already went with a later group. */

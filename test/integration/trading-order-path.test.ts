@@ -175,6 +175,22 @@ describe('the order path', () => {
     expect(again.state.orders.H1).toMatchObject({ status: 'filled', filledQty: 1 });
   });
 
+  it('the ack of an order resting away from the last price is not held: no fill is coming behind it', async () => {
+    const stream = 'path-ack-resting';
+    const { engine } = await account(stream);
+    await engine.submit({ ...market('R1'), type: 'limit', limitPrice: 50, tif: 'gtc' }, AT);
+    const ack = engine.onBrokerReport({ kind: 'accepted', clientOrderId: 'R1' }, AT);
+    await new Promise((resolve) => setImmediate(resolve));
+    // A command of a later turn: the ack's transaction has already gone (held, they would share one).
+    const next = engine.submit(market('R2'), AT);
+    expect(await ack).toBe('applied');
+    expect((await next).status).toBe('pending_new');
+    const rows = await transactions(stream);
+    const accepted = rows.find((r) => r.type === 'OrderAccepted');
+    const submitted = rows.filter((r) => r.type === 'OrderSubmitted').at(-1);
+    expect(accepted && submitted && accepted.xmin !== submitted.xmin).toBe(true);
+  });
+
   it("the dispatcher reads the outbox once, then knows its own appends' commands; another writer's are still sent, in order, once each", async () => {
     const stream = 'path-known-outbox';
     // The store of the engine and the dispatcher (as in the live service), its reads of the outbox counted.
