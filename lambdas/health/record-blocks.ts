@@ -180,6 +180,9 @@ function readBlock(data: Buffer): { sources: string[]; offsets: number[] } {
   const offsets: number[] = new Array(count);
   for (let i = 0; i < count; i++) {
     offsets[i] = pos;
+    // Format 1 allowed an id of exactly ID_IN_BODY bytes: refused rather than read as format 2.
+    if (data[0] === 1 && data.readUInt16LE(pos + 44) === ID_IN_BODY)
+      throw new Error('record block format 1 with an id of 65,535 bytes');
     pos += data.readUInt32LE(pos);
   }
   return { sources, offsets };

@@ -274,6 +274,10 @@ describe('record ids read from the body (block format 2)', () => {
     const v1 = Buffer.from(old.data as Buffer);
     v1[0] = 1;
     expect(findInBlock(v1, id)?.lastModifiedMs).toBe(10);
+    // Format 1 had no ID_IN_BODY: an id length of 0xffff there is refused, never read as format 2.
+    const odd = Buffer.from(v1);
+    odd.writeUInt16LE(0xffff, 7 + 2 + Buffer.byteLength('src') + 44);
+    expect(() => findInBlock(odd, id)).toThrow(/format 1/);
     const same = merge(v1, (a) =>
       a.addRecord(reader.type, reader.version, id, glucose(id, 10, 101), 1, 0, true),
     );
