@@ -8,7 +8,8 @@
  * REALTIME_ARCHIVE_PREFIX (raw frames archived for replay, default `realtime/frames/<epoch>/`),
  * ROUTER_CLIENT_WRITE_BATCHING (`0`: one socket write per client message, for comparison only),
  * ROUTER_REDIS_SINK_THREAD (`main`: the Redis sinks on the router's event loop instead of their worker
- * thread, for comparison only).
+ * thread, for comparison only), ROUTER_REDIS_SINK_NICE (the sink thread's nice value, default 10; 0:
+ * as the router's event loop).
  * SIGTERM drains.
  */
 import { randomUUID } from 'node:crypto';
@@ -71,6 +72,7 @@ const service = new RouterService({
   redis: {
     targets: Object.fromEntries(CHANNELS.map((c) => [c, { url, namespace }])),
     thread: process.env.ROUTER_REDIS_SINK_THREAD === 'main' ? 'main' : 'worker',
+    nice: Number(process.env.ROUTER_REDIS_SINK_NICE ?? 10),
   },
   router: { epoch },
   // Raw frames to S3 (replayable), one folder per router epoch.

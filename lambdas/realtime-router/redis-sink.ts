@@ -16,38 +16,17 @@
  * garbage never hold up the event loop that routes ticks.
  */
 import { createHash } from 'node:crypto';
-import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import { BoundedQueue } from '../market/realtime/queue';
 import { type RouterChannel, type SequencedMessage, wireText } from '../market/realtime/types';
 import { CHANNELS, type Channel, type EventBus, type PublishInput } from '../platform/event-bus';
+import { SendLoop } from './send-loop';
+import type { SinkHealth } from './sink-health';
 
 export const BUS_CHANNEL: Record<RouterChannel, Channel> = {
   tick: CHANNELS.realtimeTick,
   event: CHANNELS.realtimeEvent,
   fmv: CHANNELS.realtimeFmv,
   ohlcv: CHANNELS.realtimeOhlcv,
-};
-
-export interface SinkHealth {
-  readonly breaker: 'closed' | 'open' | 'half_open' | 'isolated';
-  readonly depth: number;
-  readonly published: number;
-  readonly failures: number;
-  readonly dropped: number;
-  /** Gap entries written to the stream for dropped messages (Redis sinks only). */
-  readonly gaps?: number;
-  /** Deepest the buffer has been since start (Redis sinks only). */
-  readonly peakDepth?: number;
-  /** Text buffered (UTF-16 code units of the lines, about bytes: ASCII), Redis sinks only. */
-  readonly bytes?: number;
-}
-
-/** The breaker's state as `/health` names it (shared by the Redis and the batch sinks). */
-export const BREAKER_STATES: Readonly<Record<CircuitState, SinkHealth['breaker']>> = {
-  [CircuitState.Closed]: 'closed',
-  [CircuitState.Open]: 'open',
-  [CircuitState.HalfOpen]: 'half_open',
-  [CircuitState.Isolated]: 'isolated',
 };
 
 export interface RedisSinkLimits {
@@ -121,16 +100,10 @@ interface Wire {
   readonly data: Record<string, unknown>;
 }
 
-export class RedisChannelSink {
+export class RedisChannelSink extends SendLoop {
   private readonly queue: BoundedQueue<string>;
   private readonly maxBytes: number;
   private readonly batch: number;
-  private readonly breaker = circuitBreaker(handleAll, {
-    halfOpenAfter: 1_000,
-    breaker: new ConsecutiveBreaker(3),
-  });
-  private running = false;
-  private stopped = false;
   /**
    * The batch being sent, out of the buffer: an overflow while it is in flight drops buffered
    * messages, never one of these (a batch taken from the buffer's head and shifted off after the
@@ -144,7 +117,6 @@ export class RedisChannelSink {
   /** Characters of the lines in the buffer. */
   bytes = 0;
   published = 0;
-  failures = 0;
   dropped = 0;
   /** Gap entries written to the stream (one per run of dropped messages). */
   gaps = 0;
@@ -158,6 +130,8 @@ export class RedisChannelSink {
     /** Called after each batch is confirmed or fails (the worker publishes its figures then). */
     private readonly onChange: () => void = () => undefined,
   ) {
+    // Started on a later turn: lines arrive in bursts, a batch should take the whole burst.
+    super({ deferStart: true });
     this.queue = new BoundedQueue(limits.capacity ?? 100_000);
     this.maxBytes = limits.maxBytes ?? DEFAULT_SINK_MAX_BYTES;
     this.batch = limits.batch ?? 512;
@@ -179,7 +153,7 @@ export class RedisChannelSink {
 
   health(): SinkHealth {
     return {
-      breaker: BREAKER_STATES[this.breaker.state],
+      breaker: this.breakerState(),
       depth: this.queue.length + this.inflight.length,
       published: this.published,
       failures: this.failures,
@@ -190,21 +164,7 @@ export class RedisChannelSink {
     };
   }
 
-  /** Waits until the buffer is published (by the one send loop) or `deadline` (epoch ms) passes. */
-  async flush(deadline: number): Promise<boolean> {
-    this.kick();
-    while ((this.pending() || this.running) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-      this.kick();
-    }
-    return !this.pending();
-  }
-
-  stop(): void {
-    this.stopped = true;
-  }
-
-  private pending(): boolean {
+  protected override pending(): boolean {
     return (
       this.queue.length > 0 || this.inflight.length > 0 || this.gap !== null || this.inflightGap !== null
     );
@@ -246,33 +206,11 @@ export class RedisChannelSink {
     }
   }
 
-  private kick(): void {
-    // Nothing to send: no loop (flush polls kick(), and a loop scheduled for nothing would keep
-    // `running` set, so flush waited out its whole deadline).
-    if (this.running || this.stopped || !this.pending()) return;
-    this.running = true;
-    // Never on the caller's stack: lines arrive in bursts, a batch should take the whole burst.
-    setImmediate(() => void this.loop());
+  protected override sent(): void {
+    this.onChange();
   }
 
-  private async loop(): Promise<void> {
-    try {
-      while (this.pending() && !this.stopped) {
-        try {
-          await this.sendBatch();
-        } catch {
-          // Open breaker or a failed batch: wait, the batch stays in flight and is retried whole.
-          await new Promise((r) => setTimeout(r, 200));
-        } finally {
-          this.onChange();
-        }
-      }
-    } finally {
-      this.running = false;
-    }
-  }
-
-  private async sendBatch(): Promise<void> {
+  protected override async sendBatch(): Promise<void> {
     if (this.inflight.length === 0 && this.inflightGap === null) {
       // Taken out of the buffer now: a gap comes before the messages that follow it.
       this.inflightGap = this.gap;
@@ -309,15 +247,10 @@ export class RedisChannelSink {
         data: { sym: w.sym, epoch: w.epoch, offset: w.offset, ...w.data },
       });
     }
-    try {
-      // One MULTI per batch (XADD + PUBLISH per message, in offset order): one round trip and one
-      // transaction instead of one per message. The batch succeeds or is retried whole (a retry
-      // repeats the same message_ids, so consumers can drop the repeat).
-      await this.breaker.execute(() => this.bus.publishBatch(BUS_CHANNEL[this.channel], inputs));
-    } catch (error) {
-      this.failures += 1;
-      throw error;
-    }
+    // One MULTI per batch (XADD + PUBLISH per message, in offset order): one round trip and one
+    // transaction instead of one per message. The batch succeeds or is retried whole (a retry
+    // repeats the same message_ids, so consumers can drop the repeat).
+    await this.guarded(() => this.bus.publishBatch(BUS_CHANNEL[this.channel], inputs));
     this.inflight = [];
     this.inflightGap = null;
     this.published += inputs.length - gapEntries;

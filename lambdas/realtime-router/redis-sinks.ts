@@ -20,15 +20,8 @@ import { CHANNELS, type RouterChannel, type SequencedMessage } from '../market/r
 import { EventBus } from '../platform/event-bus';
 import { createRedisClient, type RedisClient } from '../platform/redis';
 import { startWorker } from '../platform/worker';
-import {
-  BREAKER_STATES,
-  type Gap,
-  gapLine,
-  RedisChannelSink,
-  type RedisSinkLimits,
-  type SinkHealth,
-  sinkLine,
-} from './redis-sink';
+import { type Gap, gapLine, RedisChannelSink, type RedisSinkLimits, sinkLine } from './redis-sink';
+import { BREAKER_STATES, type SinkHealth } from './sink-health';
 
 export interface RedisSinkTarget {
   /** redis://host:port (locally) or rediss://:token@host:port (ElastiCache). */
@@ -45,6 +38,12 @@ export interface RedisSinksOptions {
   readonly thread?: 'worker' | 'main';
   /** Text per channel handed to the worker and not yet taken, before the router drops (default 8 MiB). */
   readonly handoffBytes?: number;
+  /**
+   * The worker thread's nice value (Linux; default 10, 0 = as the router): when the CPU is short the
+   * event loop that routes ticks gets it first and the sinks take what is left (their bounded buffers
+   * absorb it, or drop with gap entries), the priority the issue sets (tick first).
+   */
+  readonly nice?: number;
 }
 
 export interface RedisSinks {
@@ -184,11 +183,12 @@ class WorkerSinks implements RedisSinks {
     this.handoffBytes = options.handoffBytes ?? 8 * 1024 * 1024;
     for (const c of CHANNELS)
       if (options.targets[c]) this.handoff.set(c, { lines: [], posted: 0, size: 0, gap: null });
-    this.worker = startWorker('./redis-sink-worker', import.meta.url, {
-      targets: options.targets,
-      limits: options.limits,
-      figures: shared,
-    } satisfies WorkerInput);
+    this.worker = startWorker(
+      './redis-sink-worker',
+      import.meta.url,
+      { targets: options.targets, limits: options.limits, figures: shared } satisfies WorkerInput,
+      { nice: options.nice ?? 10 },
+    );
     this.worker.on('message', (m: FromWorker) => {
       this.replies.get(m.id)?.(m.ok);
       this.replies.delete(m.id);

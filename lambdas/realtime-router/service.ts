@@ -25,8 +25,8 @@ import type { BatchSink } from './batch-sink';
 import { MetricsWindow, publishSnapshot } from './metrics';
 import { type ProcessFigures, ProcessMonitor } from './process-figures';
 import { ProviderConnection, type ProviderHealth, type ProviderOptions } from './provider';
-import type { SinkHealth } from './redis-sink';
 import { openRedisSinks, type RedisSinks, type RedisSinksOptions } from './redis-sinks';
+import type { SinkHealth } from './sink-health';
 
 /**
  * Node flags the router process runs with (`router up`, the container's CMD, the live benchmark): a

@@ -25,7 +25,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import { LatencyRecorder } from '../../lambdas/market/realtime/latency';
 import { CHANNELS } from '../../lambdas/market/realtime/types';
@@ -56,7 +56,7 @@ async function startProcess(
   portLine: RegExp,
   nodeArgs: readonly string[] = [],
 ): Promise<Proc> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(REPO_ROOT, script)], {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', resolve(REPO_ROOT, script)], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
