@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { workerData as received, Worker } from 'node:worker_threads';
+import { type ResourceLimits, workerData as received, Worker } from 'node:worker_threads';
 
 interface Envelope {
   readonly entry?: string;
@@ -19,6 +19,8 @@ export interface StartWorkerOptions {
    * work (the router's Redis sinks) then yields the CPU to the event loop it serves when both want it.
    */
   readonly nice?: number;
+  /** The worker's V8 heap limits (its young generation: V8 flags such as the router's semi-space size apply to every isolate). */
+  readonly resourceLimits?: ResourceLimits;
 }
 
 /** `name` without extension, relative to `from` (the caller's `import.meta.url`). */
@@ -32,8 +34,12 @@ export function startWorker(
   const worker = from.endsWith('.ts')
     ? new Worker(new URL('./ts-worker.mjs', import.meta.url), {
         workerData: { entry: new URL(`${name}.ts`, from).href, data } satisfies Envelope,
+        resourceLimits: options.resourceLimits,
       })
-    : new Worker(new URL(`${name}.mjs`, from), { workerData: { data } satisfies Envelope });
+    : new Worker(new URL(`${name}.mjs`, from), {
+        workerData: { data } satisfies Envelope,
+        resourceLimits: options.resourceLimits,
+      });
   if (before && options.nice) {
     const nice = options.nice;
     // Node does not say which thread a worker runs on: it is the thread that appeared since. (A libuv

@@ -187,7 +187,9 @@ class WorkerSinks implements RedisSinks {
       './redis-sink-worker',
       import.meta.url,
       { targets: options.targets, limits: options.limits, figures: shared } satisfies WorkerInput,
-      { nice: options.nice ?? 10 },
+      // A small young generation: the router's --max-semi-space-size (sized for its own event loop)
+      // would otherwise apply to this isolate too, tens of MB of RSS for a heap of short-lived lines.
+      { nice: options.nice ?? 10, resourceLimits: { maxYoungGenerationSizeMb: 24 } },
     );
     this.worker.on('message', (m: FromWorker) => {
       this.replies.get(m.id)?.(m.ok);
