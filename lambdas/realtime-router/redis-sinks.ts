@@ -162,6 +162,8 @@ interface Handoff {
   size: number;
   /** Messages dropped since the last line, announced by a gap line before the next. */
   gap: Gap | null;
+  /** Where the worker counts the characters it took. */
+  readonly takenSlot: number;
 }
 
 class WorkerSinks implements RedisSinks {
@@ -182,7 +184,8 @@ class WorkerSinks implements RedisSinks {
     this.figures = new Float64Array(shared);
     this.handoffBytes = options.handoffBytes ?? 8 * 1024 * 1024;
     for (const c of CHANNELS)
-      if (options.targets[c]) this.handoff.set(c, { lines: [], posted: 0, size: 0, gap: null });
+      if (options.targets[c])
+        this.handoff.set(c, { lines: [], posted: 0, size: 0, gap: null, takenSlot: figureSlot(c, 'taken') });
     this.worker = startWorker(
       './redis-sink-worker',
       import.meta.url,
@@ -210,7 +213,7 @@ class WorkerSinks implements RedisSinks {
   offer(m: SequencedMessage): void {
     const h = this.handoff.get(m.channel);
     if (!h) return;
-    const taken = this.figures[figureSlot(m.channel, 'taken')] as number;
+    const taken = this.figures[h.takenSlot] as number;
     if (h.posted - taken + h.size > this.handoffBytes || this.failed) {
       // The worker is not keeping up with the hand-over: the loss is announced in its place.
       const g = h.gap;
@@ -277,10 +280,7 @@ class WorkerSinks implements RedisSinks {
     if (this.failed) return;
     let open = false;
     for (const [channel, h] of this.handoff) {
-      if (
-        h.gap &&
-        (final || (h.lines.length === 0 && h.posted - this.taken(channel) <= this.handoffBytes / 2))
-      ) {
+      if (h.gap && (final || (h.lines.length === 0 && h.posted - this.taken(h) <= this.handoffBytes / 2))) {
         // A loss with nothing after it yet: announced once there is room again (or now, on a flush),
         // so a sustained overload is one gap entry per run, not one per event-loop turn.
         h.lines.push(gapLine(h.gap));
@@ -304,8 +304,8 @@ class WorkerSinks implements RedisSinks {
     }
   }
 
-  private taken(channel: RouterChannel): number {
-    return this.figures[figureSlot(channel, 'taken')] as number;
+  private taken(h: Handoff): number {
+    return this.figures[h.takenSlot] as number;
   }
 
   private request(message: ToWorker, timeoutMs: number): Promise<boolean> {
