@@ -10,9 +10,10 @@
  * - writes what the handler would write to S3, under --out with the same key layout:
  *   training/<domain>/YYYY/MM/DD/<file>.<source id>.jsonl, quarantine/<key> + <key>.metadata.json,
  *   and summary.json (one entry per file, totals).
- * Files are processed in fetch-time order (the number in `<RecordType>_<millis>.avro`), so which
- * of several overlapping exports counts as the duplicate is deterministic. A bad file never stops
- * the others; the exit code is 0 unless the run itself could not happen.
+ * Files are processed sleep exports first (their sessions serve the heart-rate exports), then in
+ * fetch-time order (the number in `<RecordType>_<millis>.avro`), so which of several overlapping
+ * exports counts as the duplicate is deterministic. A bad file never stops the others; the exit
+ * code is 0 unless the run itself could not happen.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
@@ -22,6 +23,7 @@ import type pg from 'pg';
 import { ingestExport, type OutputSink } from '../../lambdas/health/ingest';
 import { newCorrelationId, type ProcessExportResult } from '../../lambdas/health/pipeline';
 import { MemoryRecordStore, PostgresRecordStore, type RecordStore } from '../../lambdas/health/record-store';
+import { PostgresSleepSpans, type SleepSpanStore } from '../../lambdas/health/sleep-spans';
 import { parseExportName, rawKeyFor, type SourceIdentity } from '../../lambdas/health/source';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
 import { createPool } from '../../lambdas/platform/postgres';
@@ -44,6 +46,14 @@ export interface EtlFileSummary {
   readonly warnings: string[];
   readonly insights: Record<string, unknown> | null;
   readonly trainingKey?: string;
+  /** Records of the file: new, updated, unchanged, conflicts (same id and version, other content). */
+  readonly records?: {
+    inserted: number;
+    updated: number;
+    unchanged: number;
+    conflicts: number;
+    unkeyed: number;
+  };
   /** The example this file's example nearly duplicates: written, but left out of the training set. */
   readonly nearDuplicateOf?: string;
   readonly quarantineKey?: string;
@@ -61,6 +71,8 @@ export interface EtlSummary {
     trainingExamples: number;
     /** Current examples left out of the manifest's training set as near-duplicates (training.ts). */
     suppressedNearDuplicates: number;
+    /** Same id and version with different content, decided by VERSION_RULE (record-store.ts). */
+    recordConflicts: number;
   };
   readonly store: string;
   readonly startedAt: string;
@@ -71,6 +83,8 @@ export interface EtlOptions {
   readonly inputs: string[];
   readonly out: string;
   readonly store: RecordStore;
+  /** Where sleep sessions are kept (PostgreSQL with --schema); default: in memory with the store. */
+  readonly sleepSpans?: SleepSpanStore;
   readonly storeLabel: string;
   readonly bucket?: string;
   readonly threshold?: number;
@@ -78,7 +92,7 @@ export interface EtlOptions {
   readonly log?: (line: string) => void;
 }
 
-/** Every .avro file under the inputs (directories recursively), in fetch-time order. */
+/** Every .avro file under the inputs (directories recursively): sleep exports first, then in fetch-time order. */
 export async function collectFiles(inputs: readonly string[]): Promise<string[]> {
   const found: string[] = [];
   const walk = async (path: string): Promise<void> => {
@@ -89,7 +103,11 @@ export async function collectFiles(inputs: readonly string[]): Promise<string[]>
   };
   for (const input of inputs) await walk(input);
   const order = (f: string) => parseExportName(basename(f))?.fetchTimeMillis ?? Number.POSITIVE_INFINITY;
-  return [...new Set(found)].sort((a, b) => order(a) - order(b) || (a < b ? -1 : a > b ? 1 : 0));
+  // Sleep exports first: their sessions tell the run's heart-rate exports when the person slept.
+  const sleep = (f: string) => (/SleepSessionRecord/.test(basename(f)) ? 0 : 1);
+  return [...new Set(found)].sort(
+    (a, b) => sleep(a) - sleep(b) || order(a) - order(b) || (a < b ? -1 : a > b ? 1 : 0),
+  );
 }
 
 async function md5(path: string): Promise<string> {
@@ -140,6 +158,7 @@ export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
         stream,
         source,
         store: options.store,
+        sleepSpans: options.sleepSpans,
         now: options.now ? options.now() : new Date(),
         correlationId: newCorrelationId(),
         config: options.threshold === undefined ? {} : { threshold: options.threshold },
@@ -156,6 +175,7 @@ export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
       warnings: result.warnings,
       insights: result.insights,
       ...(result.trainingKey ? { trainingKey: result.trainingKey } : {}),
+      ...(result.records ? { records: result.records } : {}),
       ...(result.trainingSet?.nearDuplicateOf ? { nearDuplicateOf: result.trainingSet.nearDuplicateOf } : {}),
       ...(result.quarantine ? { quarantineKey: result.quarantine.key } : {}),
     };
@@ -178,6 +198,7 @@ export async function runEtl(options: EtlOptions): Promise<EtlSummary> {
       recordsRead: entries.reduce((a, e) => a + e.recordsRead, 0),
       trainingExamples: entries.filter((e) => e.trainingKey).length,
       suppressedNearDuplicates,
+      recordConflicts: entries.reduce((a, e) => a + (e.records?.conflicts ?? 0), 0),
     },
     store: options.storeLabel,
     startedAt,
@@ -223,7 +244,7 @@ function printSummary(result: EtlSummary, out: string): void {
   );
   const t = result.totals;
   console.log(
-    `\n${t.files} files: ${t.processed} processed, ${t.duplicate} duplicate, ${t.quarantined} quarantined, ${t.failed} failed; ${t.recordsRead} records read; ${t.trainingExamples} training examples (${t.suppressedNearDuplicates} suppressed as near-duplicates); store ${result.store}; ${result.durationMs} ms`,
+    `\n${t.files} files: ${t.processed} processed, ${t.duplicate} duplicate, ${t.quarantined} quarantined, ${t.failed} failed; ${t.recordsRead} records read; ${t.trainingExamples} training examples (${t.suppressedNearDuplicates} suppressed as near-duplicates); ${t.recordConflicts} record conflicts; store ${result.store}; ${result.durationMs} ms`,
   );
   console.log(`summary: ${join(out, 'summary.json')}`);
 }
@@ -268,6 +289,7 @@ export async function run(args: string[]): Promise<number> {
   }
 
   let store: RecordStore;
+  let sleepSpans: SleepSpanStore | undefined;
   let storeLabel: string;
   let pool: pg.Pool | undefined;
   let recorded: number | null = null;
@@ -295,6 +317,7 @@ export async function run(args: string[]): Promise<number> {
       return EXIT.failure;
     }
     store = new PostgresRecordStore(pool);
+    sleepSpans = new PostgresSleepSpans(pool);
     storeLabel = `postgresql (schema ${schema})`;
   }
   // Said first, on stderr with --json: whether earlier runs can make these files duplicates.
@@ -306,6 +329,7 @@ export async function run(args: string[]): Promise<number> {
       inputs,
       out: values.out,
       store,
+      sleepSpans,
       storeLabel,
       bucket: values.bucket,
       threshold,

@@ -18,6 +18,7 @@ import { classifyError } from '../health/errors';
 import { type IngestResult, ingestExport } from '../health/ingest';
 import type { ProcessExportResult } from '../health/pipeline';
 import { PostgresRecordStore } from '../health/record-store';
+import { PostgresSleepSpans } from '../health/sleep-spans';
 import { type SourceIdentity, sourceId } from '../health/source';
 import { s3, sqs } from '../platform/aws';
 import { databaseEnv, readConfig, redisEnv } from '../platform/config';
@@ -26,7 +27,7 @@ import { retryUnit } from '../platform/faults';
 import { logger, metrics } from '../platform/powertools';
 import { queueUrlVariable } from '../platform/queues';
 import { withTelemetry } from '../platform/telemetry';
-import { announcedObjects, type ObjectRef } from './messages';
+import { announcedObjects, batchOrder, type ObjectRef } from './messages';
 import { identify, readObject, s3OutputSink } from './outputs';
 
 const config = readConfig({
@@ -79,6 +80,7 @@ const idempotency = new IdempotencyConfig({
   expiresAfterSeconds: config.IDEMPOTENCY_TTL_SECONDS,
 });
 let store: PostgresRecordStore | undefined;
+let sleepSpans: PostgresSleepSpans | undefined;
 interface ObjectInput {
   sourceId: string;
   source: SourceIdentity;
@@ -103,6 +105,7 @@ async function processObject(input: ObjectInput): Promise<FileOutcome> {
   const { source, correlationId, budget } = input;
   const started = performance.now();
   store ??= new PostgresRecordStore(await sharedPool(config, 'health'));
+  sleepSpans ??= new PostgresSleepSpans(await sharedPool(config, 'health'));
   let body: Readable;
   try {
     body = await readObject(s3, source);
@@ -118,6 +121,7 @@ async function processObject(input: ObjectInput): Promise<FileOutcome> {
         stream: body,
         source,
         store,
+        sleepSpans,
         now: new Date(),
         correlationId,
         config: { threshold: config.QUALITY_THRESHOLD },
@@ -371,9 +375,9 @@ async function run(event: SQSEvent, context: Context): Promise<SQSBatchResponse>
   idempotency.registerLambdaContext(context);
   invocation.context = context;
   invocation.started = 0;
-  // The most deferred first (so it is the object that always starts), else in arrival order: of
-  // several near-identical syncs, the first uploaded is the one processed. The sort is stable.
-  const ordered: SQSEvent = { Records: [...event.Records].sort((a, b) => deferralsOf(b) - deferralsOf(a)) };
+  // The most deferred first, then sleep exports (their sessions serve the batch's heart-rate
+  // exports), else arrival order (messages.ts batchOrder; the sort is stable).
+  const ordered: SQSEvent = { Records: batchOrder(event.Records, deferralsOf) };
   return await processPartialResponse(ordered, handleRecord, processor, {
     context,
     processInParallel: false,

@@ -82,3 +82,28 @@ export const announcedObjects = z.union([
   s3TestEvent.transform((): ObjectRef[] => []),
   directUpload.transform((ref): ObjectRef[] => [ref]),
 ]);
+
+/**
+ * Whether a queue message announces a sleep export (`raw/SleepSessionRecord/...`, or the schema
+ * name `AvroSleepSessionRecord` some producers use). Read from the raw body: the batch is ordered
+ * before it is parsed, and a key never needs decoding for this name.
+ */
+export function announcesSleep(body: string): boolean {
+  return body.includes('SleepSessionRecord');
+}
+
+/**
+ * The order a batch runs in (stable): the most deferred first (so it is the object that always
+ * starts), then sleep exports, whose sessions tell the heart-rate exports of the same batch when
+ * the person slept (lambdas/health/sleep-spans.ts), else arrival order: of several near-identical
+ * syncs, the first uploaded is the one processed.
+ */
+export function batchOrder<T extends { body: string }>(
+  records: readonly T[],
+  deferralsOf: (r: T) => number,
+): T[] {
+  return [...records].sort(
+    (a, b) =>
+      deferralsOf(b) - deferralsOf(a) || Number(announcesSleep(b.body)) - Number(announcesSleep(a.body)),
+  );
+}

@@ -24,9 +24,12 @@ import {
   DEFAULT_PROCESSOR_CONFIG,
   PROCESSOR_VERSION,
   type ProcessorConfig,
+  type ProcessorContext,
+  type ProcessorResult,
 } from './processors';
 import { planQuarantine, type QuarantinePlan } from './quarantine';
 import type { IngestUnit, RecordStore, UpsertCounts } from './record-store';
+import { defaultSleepSpans, type SleepSpan, type SleepSpanStore } from './sleep-spans';
 import { parseExportName, type SourceIdentity, sourceId } from './source';
 import {
   buildTrainingExample,
@@ -69,6 +72,8 @@ export interface ProcessExportInput {
   readonly config?: Partial<PipelineConfig>;
   /** The time this object may take (the handler's; budget.ts). None: no limit (CLI, tests). */
   readonly budget?: ExportBudget;
+  /** The person's sleep sessions (sleep-spans.ts); default: in memory, one per record store. */
+  readonly sleepSpans?: SleepSpanStore;
 }
 
 interface ExportResultBase {
@@ -125,7 +130,9 @@ export interface Analysis {
   readonly unkeyed: number;
   /** What a training example of this file is about (domain, origins, local day, partial or not). */
   readonly subject: TrainingSubject;
-  finishProcessing(): { insights: Record<string, unknown>; narrative: string; input: string };
+  /** Earliest start and latest end of the records (null without any). */
+  readonly timeRange: { start: number; end: number } | null;
+  finishProcessing(context?: ProcessorContext): ProcessorResult;
 }
 
 /**
@@ -177,8 +184,9 @@ export async function analyseExport(
     fetchTime,
     unkeyed,
     subject: subject.finish(fetchTime),
-    finishProcessing() {
-      processed ??= processor.finish();
+    timeRange: subject.range(),
+    finishProcessing(context) {
+      processed ??= processor.finish(context);
       return processed;
     },
   };
@@ -189,6 +197,9 @@ function errorInfo(error: unknown): { name: string; message: string } {
     ? { name: error.name, message: error.message }
     : { name: 'Error', message: String(error) };
 }
+
+/** Sleep sessions this far around a heart-rate export are read: a night whose session starts after the export's last sample still covers it. */
+const SLEEP_MARGIN_MS = 18 * 3_600_000;
 
 export async function processExport(input: ProcessExportInput): Promise<ProcessExportResult> {
   const config: PipelineConfig = { ...DEFAULT_PIPELINE_CONFIG, ...input.config };
@@ -238,7 +249,10 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
     opened = file;
     recordType = file.recordType;
     const type = file.recordType;
-    return await input.store.ingest(
+    // Sleep sessions: kept by a sleep export, read by a heart-rate export (sleep-spans.ts).
+    const sleepStore = input.sleepSpans ?? defaultSleepSpans(input.store);
+    let sleepSpans: readonly SleepSpan[] = [];
+    const result: ProcessExportResult = await input.store.ingest(
       { ...source, sourceId: sid, recordType: type },
       async (unit: IngestUnit) => {
         if (unit.claim.state === 'done') {
@@ -294,7 +308,20 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
           parseExportName(source.key.slice(source.key.lastIndexOf('/') + 1))?.fetchTimeMillis ||
           input.now.getTime();
         const exampleKey = trainingKey(type, source, keyDate);
-        const { insights, narrative, input: dataInput } = analysis.finishProcessing();
+        const range = analysis.timeRange;
+        const context =
+          type === 'HeartRateRecord' && range
+            ? {
+                sleepSpans: await sleepStore.overlapping(
+                  config.userId,
+                  range.start - SLEEP_MARGIN_MS,
+                  range.end + SLEEP_MARGIN_MS,
+                ),
+              }
+            : undefined;
+        const processed = analysis.finishProcessing(context);
+        const { insights, narrative, input: dataInput } = processed;
+        sleepSpans = processed.sleepSpans ?? [];
         const exampleOf = (at: string, correlation: string | null, ins: number, upd: number) =>
           buildTrainingExample({
             recordType: type,
@@ -395,6 +422,11 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
         };
       },
     );
+    // After the unit committed (a quarantined export never gets here with spans); a retry writes
+    // them again, and an older version of a session never replaces a newer one.
+    if (sleepSpans.length > 0 && (result.status === 'processed' || result.status === 'duplicate'))
+      await sleepStore.save(config.userId, sid, sleepSpans);
+    return result;
   } catch (error) {
     if (opened) recordsRead = opened.stats.recordsRead;
     const disposition = classifyError(error);

@@ -9,53 +9,151 @@
 import { createHash } from 'node:crypto';
 import { hoursMinutes } from './processors/common';
 import { partialDay } from './processors/daily-totals';
+import { sessionPeriod } from './processors/sleep';
 import type { ManifestSubject } from './record-store';
 import { type SourceIdentity, sourceId } from './source';
-import { localTime } from './time';
-import { DOMAINS, type Domain, type HealthRecord, type RecordType, recordInterval } from './types';
+import { offsetMinutesAt } from './time';
+import {
+  DOMAINS,
+  type Domain,
+  type HealthRecord,
+  type RecordType,
+  recordInterval,
+  type SleepSessionRecord,
+} from './types';
 
 /**
- * What an example is about: one current example per (domain, data origins, local day). A later
+ * What an example is about: one current example per (domain, data origins, period). A later
  * export of the same subject supersedes the earlier example (record-store.ts `manifestOf`).
+ * `SUBJECT_RULE` says how the period is found.
  */
 export interface TrainingSubject {
   readonly key: string;
   readonly domain: Domain;
   readonly dataOrigins: string[];
-  /** Local date (record zone) of the latest record start in the file. */
+  /**
+   * `day`: the local day holding most of the file's records; `night`: sleep, the evening the night
+   * began; `nap`: a nap, its own subject beside the night.
+   */
+  readonly period: SubjectPeriod;
+  /** Local date of the period (see `SUBJECT_RULE`). */
   readonly localDay: string;
-  /** False when that day had not ended at the export's fetch time. */
+  /** False when that day had not ended at the export's fetch time (never for sleep sessions). */
   readonly dayComplete: boolean;
   /** Local clock of the export when the day was not complete, "10:27". */
   readonly asOf: string | null;
   readonly percentOfDay: number | null;
 }
 
+export type SubjectPeriod = 'day' | 'night' | 'nap';
+
+/**
+ * How an example's subject is found (issue 15, point 3). It used to be the local day of the file's
+ * LAST record, so a glucose export of 21 h that ran past midnight became "the next day" and was
+ * superseded by the real next day's export, and an afternoon nap superseded the night's sleep.
+ */
+export const SUBJECT_RULE =
+  "the local day (each record's own zone) holding most of the file's records, the later day on a tie; sleep: the night the main sleep began (a start before local noon belongs to the previous evening), a file of naps only is a nap subject of its own date";
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Records per local day (numeric day index, no Date per record) and the zone seen on each day.
+ * Runs once per record of every export (a million for the largest): consecutive records of the
+ * same day and zone only bump a counter.
+ */
+class DayCounter {
+  private readonly counts = new Map<number, { n: number; zone: string | null }>();
+  private current: { n: number; zone: string | null } | null = null;
+  private currentDay = Number.NaN;
+  private lastZone: string | null | undefined;
+  private lastOffsetMs = 0;
+  add(epochMillis: number, zone: string | null): void {
+    if (!Number.isFinite(epochMillis)) return;
+    // Fixed offsets do not depend on the instant; a region id ("America/New_York") does.
+    if (zone !== this.lastZone || zone?.includes('/')) {
+      this.lastZone = zone;
+      this.lastOffsetMs = offsetMinutesAt(zone, epochMillis) * 60_000;
+    }
+    const day = Math.floor((epochMillis + this.lastOffsetMs) / DAY_MS);
+    if (day !== this.currentDay) {
+      this.currentDay = day;
+      this.current = this.counts.get(day) ?? null;
+      if (!this.current) {
+        this.current = { n: 0, zone };
+        this.counts.set(day, this.current);
+      }
+    }
+    const c = this.current as { n: number; zone: string | null };
+    c.n++;
+    c.zone = zone;
+  }
+  /** The day with the most records, the later one on a tie; null when nothing was counted. */
+  top(): { date: string; zone: string | null } | null {
+    let best: { day: number; n: number; zone: string | null } | null = null;
+    for (const [day, c] of this.counts)
+      if (!best || c.n > best.n || (c.n === best.n && day > best.day)) best = { day, n: c.n, zone: c.zone };
+    return best ? { date: new Date(best.day * DAY_MS).toISOString().slice(0, 10), zone: best.zone } : null;
+  }
+}
+
 export function createSubjectTracker(recordType: RecordType): {
   add(record: HealthRecord): void;
   finish(fetchTime: number): TrainingSubject;
+  /** Earliest start and latest end of the records (null without any): what the export covers. */
+  range(): { start: number; end: number } | null;
 } {
   const origins = new Set<string>();
-  let lastStart = Number.NEGATIVE_INFINITY;
-  let lastZone: string | null = null;
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  const days = new DayCounter();
+  // Sleep: nights (main sleep) and naps counted apart, by the date sessionPeriod gives them.
+  const nights = new Map<string, number>();
+  const naps = new Map<string, number>();
+  const isSleep = recordType === 'SleepSessionRecord';
   return {
     add(record) {
       origins.add(record.metadata.dataOriginPackageName);
-      const { start, zone } = recordInterval(recordType, record);
-      if (Number.isFinite(start) && start > lastStart) {
-        lastStart = start;
-        lastZone = zone;
+      const { start, end, zone } = recordInterval(recordType, record);
+      if (start < first) first = start;
+      if (end > last) last = end;
+      if (isSleep) {
+        const { kind, nightOf } = sessionPeriod(record as SleepSessionRecord);
+        const m = kind === 'main' ? nights : naps;
+        m.set(nightOf, (m.get(nightOf) ?? 0) + 1);
+        return;
       }
+      days.add(start, zone);
     },
+    range: () => (first <= last ? { start: first, end: last } : null),
     finish(fetchTime) {
       const domain = DOMAINS[recordType];
       const dataOrigins = [...origins].sort();
-      const localDay = Number.isFinite(lastStart) ? localTime(lastStart, lastZone).date : '1970-01-01';
-      const partial = partialDay(localDay, fetchTime, lastZone);
+      const base = `${domain}|${dataOrigins.join('+')}`;
+      if (isSleep) {
+        // A session is written once it has ended, so a sleep subject is never a partial day; a
+        // file with a night is about that night (a nap beside it is described, not a subject).
+        const period: SubjectPeriod = nights.size > 0 || naps.size === 0 ? 'night' : 'nap';
+        const localDay = mostFrequent(period === 'night' ? nights : naps) ?? '1970-01-01';
+        return {
+          key: period === 'nap' ? `${base}|${localDay}|nap` : `${base}|${localDay}`,
+          domain,
+          dataOrigins,
+          period,
+          localDay,
+          dayComplete: true,
+          asOf: null,
+          percentOfDay: null,
+        };
+      }
+      const top = days.top();
+      const localDay = top?.date ?? '1970-01-01';
+      const partial = top ? partialDay(localDay, fetchTime, top.zone) : null;
       return {
-        key: `${domain}|${dataOrigins.join('+')}|${localDay}`,
+        key: `${base}|${localDay}`,
         domain,
         dataOrigins,
+        period: 'day',
         localDay,
         dayComplete: partial === null,
         asOf: partial?.asOf ?? null,
@@ -63,6 +161,14 @@ export function createSubjectTracker(recordType: RecordType): {
       };
     },
   };
+}
+
+/** The key with the highest count, the later (greater) one on a tie. */
+function mostFrequent(counts: ReadonlyMap<string, number>): string | null {
+  let best: string | null = null;
+  let n = 0;
+  for (const [k, c] of counts) if (best === null || c > n || (c === n && k > best)) [best, n] = [k, c];
+  return best;
 }
 
 export type TrainingCategory = 'summary' | 'question' | 'coaching' | 'partial_day' | 'insufficient_data';
@@ -287,10 +393,17 @@ export function groundedInput(
   const facts = factLines(t.insights);
   return [
     t.dataInput,
-    `Local day ${t.subject.localDay}${t.subject.asOf ? `, as of ${t.subject.asOf} (${t.subject.percentOfDay} % of the day)` : ', complete'}.`,
+    subjectLine(t.subject),
     `Computed facts:\n${facts.join('\n')}`,
     `Reference values: ${REFERENCE_VALUES[t.recordType]}`,
   ].join('\n\n');
+}
+
+/** What the example is about, as its input states it. */
+function subjectLine(s: TrainingSubject): string {
+  if (s.period === 'night') return `Night of ${s.localDay} (the evening the sleep began).`;
+  if (s.period === 'nap') return `Nap on ${s.localDay}.`;
+  return `Local day ${s.localDay}${s.asOf ? `, as of ${s.asOf} (${s.percentOfDay} % of the day)` : ', complete'}.`;
 }
 
 /** The ranges, bands and targets each narrative compares with (fact sheet, processors/). */
@@ -298,7 +411,7 @@ export const REFERENCE_VALUES: Record<RecordType, string> = {
   BloodGlucoseRecord:
     'target range 70-180 mg/dL; below 54 and 54-69 (low), 70-100, 101-140, 141-180, above 180 mg/dL; control excellent if CV < 36 % and time in range >= 70 %, good if >= 50 %; estimated A1c and GMI need at least 14 days; trend threshold 5 %; fasting window 06:00-09:59, overnight 22:00-05:59 local.',
   HeartRateRecord:
-    'maximum heart rate 180 bpm (default); zones <60, 60-70, 70-80, 80-90, >=90 % of maximum; classes <40, 40-59, 60-99, 100-119, 120-149, >=150 bpm; exercise: at least 10 minutes at >= 100 bpm; resting: lowest 20 % of overnight (22:00-05:59) samples; normal resting 50-100 bpm.',
+    'maximum heart rate 180 bpm (default); zones <60, 60-70, 70-80, 80-90, >=90 % of maximum; classes <40, 40-59, 60-99, 100-119, 120-149, >=150 bpm; exercise: at least 10 minutes at >= 100 bpm; resting: lowest 20 % of the samples during sleep sessions (sleep records), or of overnight (22:00-05:59) samples on a night no sleep record covers; normal resting 50-100 bpm; a sleeping heart rate of 80 bpm or more is high.',
   HeartRateVariabilityRmssdRecord:
     'RMSSD bands <20, 20-40, 40-60, 60-80, >=80 ms; a trend needs at least 7 readings and a 10 % change.',
   SleepSessionRecord:

@@ -195,7 +195,7 @@ interface ReplayRun {
 
 /** Empties the record store, the idempotency keys and the bucket: each replay decides everything. */
 async function resetReplayState(): Promise<void> {
-  await admin.query('TRUNCATE health_records, health_record_blocks, health_ingests');
+  await admin.query('TRUNCATE health_records, health_record_blocks, health_ingests, health_sleep_spans');
   await redis.sendCommand(['FLUSHDB']);
   const bucket = process.env.DATA_BUCKET as string;
   for (;;) {

@@ -41,7 +41,7 @@ describe('health ETL replay on the local stage (S3 -> SQS -> runner -> handler)'
 
   beforeAll(async () => {
     // Prepare: the test stage's record state starts empty, so the first replay decides everything.
-    await pool.query('TRUNCATE health_records, health_record_blocks, health_ingests');
+    await pool.query('TRUNCATE health_records, health_record_blocks, health_ingests, health_sleep_spans');
     const deps = await replayDependencies({ s3, sqs, pool });
     // Act: the same files twice.
     first = await replay(DEFAULT_REPLAY_PATHS, deps);

@@ -1,5 +1,6 @@
 /** Shared pieces of the clinical processors: the contract, number formatting, small statistics. */
 import type { HealthRecord } from '../types';
+import type { SleepSpan } from './sleep';
 
 export const PROCESSOR_VERSION = 'health-processors/1.0.0';
 
@@ -23,12 +24,20 @@ export interface ProcessorResult<I = Record<string, unknown>> {
   readonly narrative: string;
   /** Compact description of the data the narrative was written from (the training `input`). */
   readonly input: string;
+  /** Sleep exports: the sessions to keep for later heart-rate exports (sleep-spans.ts). */
+  readonly sleepSpans?: readonly SleepSpan[];
+}
+
+/** What a processor may know beyond its own file (read by the pipeline before `finish`). */
+export interface ProcessorContext {
+  /** The person's known sleep sessions around the file's time range (sleep-spans.ts). */
+  readonly sleepSpans?: readonly SleepSpan[];
 }
 
 /** Streaming processor: records in, one result per file out. */
 export interface Processor<R = HealthRecord> {
   add(record: R): void;
-  finish(): ProcessorResult;
+  finish(context?: ProcessorContext): ProcessorResult;
 }
 
 export const round1 = (x: number): number => Math.round(x * 10) / 10;

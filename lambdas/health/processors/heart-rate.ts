@@ -4,16 +4,21 @@
  *
  * Rules kept: classes (<40, 40-59, 60-99 normal, 100-119 elevated, 120-149 tachycardia range,
  * >= 150 severe); zones by % of max HR (default 180): <60, 60-70, 70-80, 80-90, >= 90; resting HR =
- * mean of the lowest 20 % of overnight samples (22:00-05:59 local; no 80 bpm cap, see
- * restingHeartRate) and the overnight mean reported beside it; exercise = a run of
- * >= 10 min of samples >= 100 bpm.
+ * mean of the lowest 20 % of the samples taken asleep (no 80 bpm cap, see restingHeartRate);
+ * exercise = a run of >= 10 min of samples >= 100 bpm.
+ *
+ * Asleep (issue 15, point 4; RESTING_DEFINITIONS): inside the person's main sleep sessions, known
+ * from the sleep records (sleep-spans.ts, often an earlier export), which the pipeline hands to
+ * `finish`; on a night no sleep record covers, the clock window 22:00-05:59 local stands in for
+ * it. The sleeping heart rate (mean of the samples inside sleep sessions) is reported beside it,
+ * and the narrative says which definition was used.
  *
  * Improvements: a "run" needs samples no more than 2 min apart (two spot readings 10 min apart are
  * not 10 minutes of exercise); fast samples inside an exercise bout are not reported as resting
  * tachycardia; resting HR comes from the origin with the most overnight samples instead of mixing
  * a ring and a watch; each origin is summarised on its own.
  */
-import { localClock, localHourIndex, localMinuteOfDay } from '../time';
+import { localClock, localHourIndex, localMinuteOfDay, offsetMinutesAt } from '../time';
 import type { HeartRateRecord } from '../types';
 import {
   Column,
@@ -24,12 +29,14 @@ import {
   joinList,
   type Processor,
   type ProcessorConfig,
+  type ProcessorContext,
   type ProcessorResult,
   pctOf,
   Running,
   round1,
   timeOrder,
 } from './common';
+import type { SleepSpan } from './sleep';
 
 export type HeartRateClass = 'below_40' | '40_59' | 'normal' | 'elevated' | 'tachycardia' | 'severe';
 export type HeartRateZone = 'below_60' | '60_70' | '70_80' | '80_90' | '90_plus';
@@ -53,8 +60,8 @@ export function heartRateZone(bpm: number, maxHeartRate: number): HeartRateZone 
 }
 
 /**
- * Resting heart rate: the mean of the lowest 20 % of the overnight (22:00-05:59 local) samples,
- * null without overnight samples. Never from daytime spot readings, and without the replaced
+ * Resting heart rate: the mean of the lowest 20 % of the samples taken asleep (RESTING_DEFINITIONS),
+ * null without any. Never from daytime spot readings, and without the replaced
  * system's "< 80 bpm" filter: that filter hid a sleeping heart rate of 90 bpm (and then fell back
  * on daytime readings), which is exactly the finding a clinician needs to see.
  */
@@ -64,6 +71,40 @@ export function restingHeartRate(overnight: ArrayLike<number>): number | null {
   calm.sort((a, b) => a - b);
   const k = Math.max(1, Math.ceil(calm.length * 0.2));
   return calm.slice(0, k).reduce((a, b) => a + b, 0) / k;
+}
+
+export type RestingMethod = 'sleep_sessions' | 'overnight_window' | 'sleep_sessions_and_overnight_window';
+
+/** What `restingBpm` is the mean of, as the insights and the narrative state it. */
+export const RESTING_DEFINITIONS: Record<RestingMethod, string> = {
+  sleep_sessions: 'mean of the lowest 20 % of the samples recorded during sleep sessions (sleep records)',
+  overnight_window:
+    'mean of the lowest 20 % of the samples between 22:00 and 05:59 local (no sleep record covers the night)',
+  sleep_sessions_and_overnight_window:
+    'mean of the lowest 20 % of the samples recorded during sleep sessions and, on nights no sleep record covers, between 22:00 and 05:59 local',
+};
+
+const DAY_MS = 86_400_000;
+const HALF_DAY_MS = 43_200_000;
+
+/** The night a moment belongs to: the local date 12 h earlier (22:00 and 05:59 fall on one night). */
+function nightIndex(t: number, zone: string | null): number {
+  return Math.floor((t + offsetMinutesAt(zone, t) * 60_000 - HALF_DAY_MS) / DAY_MS);
+}
+
+/** Main sleep sessions as sorted, merged [start, end) intervals (several apps report one night). */
+function sleepIntervals(spans: readonly SleepSpan[]): [number, number][] {
+  const sorted = spans
+    .filter((s) => s.kind === 'main')
+    .map((s) => [s.start, s.end] as [number, number])
+    .sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const iv of sorted) {
+    const last = out[out.length - 1];
+    if (last && iv[0] <= last[1]) last[1] = Math.max(last[1], iv[1]);
+    else out.push([iv[0], iv[1]]);
+  }
+  return out;
 }
 
 export interface ExerciseBout {
@@ -122,6 +163,8 @@ interface OriginAcc {
   times: Column;
   bpm: Column;
   overnight: Column;
+  /** The night (nightIndex) of each overnight sample, to leave out nights a sleep record covers. */
+  overnightNight: Column;
   stats: Running;
   records: number;
   spotRecords: number;
@@ -145,6 +188,12 @@ export interface HeartRateOriginInsights {
   overnightSamples: number;
   /** Mean of every overnight (22:00-05:59 local) sample: the heart rate while usually asleep. */
   overnightMeanBpm: number | null;
+  /** Samples inside the person's main sleep sessions (sleep records) and their mean. */
+  sleepSamples: number;
+  sleepMeanBpm: number | null;
+  /** The samples the resting figure is taken from (RESTING_DEFINITIONS[restingMethod]). */
+  restingSamples: number;
+  restingMethod: RestingMethod | null;
   restingBpm: number | null;
   exercise: ExerciseBout[];
   exerciseMinutes: number;
@@ -158,6 +207,14 @@ export interface HeartRateInsights {
   origins: Record<string, HeartRateOriginInsights>;
   restingBpm: number | null;
   restingFrom: string | null;
+  /** How restingBpm was found, and the definition in words (null when it was not estimated). */
+  restingMethod: RestingMethod | null;
+  restingDefinition: string | null;
+  /** Mean heart rate during sleep sessions, of the origin with the most samples in them. */
+  sleepingBpm: number | null;
+  sleepingFrom: string | null;
+  /** The main sleep sessions (sleep records) overlapping this export: how many and their origins. */
+  sleepSessions: { count: number; origins: string[]; nights: string[] };
   chosenOrigin: string | null;
   reconciliation: string;
 }
@@ -172,6 +229,7 @@ export function createHeartRateProcessor(
         times: new Column(),
         bpm: new Column(),
         overnight: new Column(),
+        overnightNight: new Column(),
         stats: new Running(),
         records: 0,
         spotRecords: 0,
@@ -186,28 +244,60 @@ export function createHeartRateProcessor(
         acc.bpm.push(s.beatsPerMinute);
         acc.stats.add(s.beatsPerMinute);
         const minute = localMinuteOfDay(s.timeEpochMillis, r.startZoneOffsetId);
-        if (minute >= 1320 || minute < 360) acc.overnight.push(s.beatsPerMinute);
+        if (minute >= 1320 || minute < 360) {
+          acc.overnight.push(s.beatsPerMinute);
+          acc.overnightNight.push(nightIndex(s.timeEpochMillis, r.startZoneOffsetId));
+        }
       }
     },
 
-    finish(): ProcessorResult {
-      const result: Record<string, HeartRateOriginInsights> = {};
-      for (const [origin, acc] of origins) result[origin] = summarise(acc, config.maxHeartRate);
+    finish(context?: ProcessorContext): ProcessorResult {
+      const spans = context?.sleepSpans ?? [];
+      const intervals = sleepIntervals(spans);
+      // Nights a sleep record covers: their clock window is not used, the sessions are.
+      const covered = new Set(
+        spans.filter((x) => x.kind === 'main').map((x) => Date.parse(`${x.nightOf}T00:00:00Z`) / DAY_MS),
+      );
+      const result: Record<string, ReturnType<typeof summarise>> = {};
+      for (const [origin, acc] of origins)
+        result[origin] = summarise(acc, config.maxHeartRate, intervals, covered);
       const entries = Object.entries(result);
       const chosen = [...entries].sort((a, b) => b[1].samples - a[1].samples)[0]?.[0] ?? null;
+      // The origin with the most samples asleep in sleep sessions, then in the clock window.
       const restingSource = [...entries]
         .filter(([, o]) => o.restingBpm !== null)
-        .sort((a, b) => b[1].overnightSamples - a[1].overnightSamples)[0];
+        .sort(
+          (a, b) => b[1].sleepSamples - a[1].sleepSamples || b[1].restingSamples - a[1].restingSamples,
+        )[0];
+      const sleepingSource = [...entries]
+        .filter(([, o]) => o.sleepMeanBpm !== null)
+        .sort((a, b) => b[1].sleepSamples - a[1].sleepSamples)[0];
+      const first = Math.min(...entries.map(([, o]) => o.firstMs));
+      const last = Math.max(...entries.map(([, o]) => o.lastMs));
+      const overlapping = spans.filter((x) => x.kind === 'main' && x.start < last && x.end > first);
+      const method = restingSource?.[1].restingMethod ?? null;
       const insights: HeartRateInsights = {
         recordType: 'HeartRateRecord',
         maxHeartRate: config.maxHeartRate,
-        origins: result,
+        origins: Object.fromEntries(entries.map(([o, h]) => [o, strip(h)])) as Record<
+          string,
+          HeartRateOriginInsights
+        >,
         restingBpm: restingSource ? (restingSource[1].restingBpm as number) : null,
         restingFrom: restingSource?.[0] ?? null,
+        restingMethod: method,
+        restingDefinition: method ? RESTING_DEFINITIONS[method] : null,
+        sleepingBpm: sleepingSource ? (sleepingSource[1].sleepMeanBpm as number) : null,
+        sleepingFrom: sleepingSource?.[0] ?? null,
+        sleepSessions: {
+          count: overlapping.length,
+          origins: [...new Set(overlapping.map((x) => x.origin))].sort(),
+          nights: [...new Set(overlapping.map((x) => x.nightOf))].sort(),
+        },
         chosenOrigin: chosen,
         reconciliation:
           entries.length > 1
-            ? `${entries.length} sources summarised separately (samples are not pooled); resting heart rate taken from ${restingSource?.[0] ?? 'none'} (most overnight samples)`
+            ? `${entries.length} sources summarised separately (samples are not pooled); resting heart rate taken from ${restingSource?.[0] ?? 'none'} (most samples asleep)`
             : 'single source',
       };
       return {
@@ -219,7 +309,18 @@ export function createHeartRateProcessor(
   };
 }
 
-function summarise(acc: OriginAcc, maxHeartRate: number): HeartRateOriginInsights {
+/** The per-origin insights without the internal first/last instants. */
+function strip(h: HeartRateOriginInsights & { firstMs: number; lastMs: number }): HeartRateOriginInsights {
+  const { firstMs: _f, lastMs: _l, ...rest } = h;
+  return rest;
+}
+
+function summarise(
+  acc: OriginAcc,
+  maxHeartRate: number,
+  intervals: readonly [number, number][],
+  coveredNights: ReadonlySet<number>,
+): HeartRateOriginInsights & { firstMs: number; lastMs: number } {
   const rawTimes = acc.times.view();
   const rawBpm = acc.bpm.view();
   const order = timeOrder(rawTimes);
@@ -247,9 +348,42 @@ function summarise(acc: OriginAcc, maxHeartRate: number): HeartRateOriginInsight
   const { bouts, inBout } = exerciseBouts(times, bpm, acc.zone);
   let elevatedAtRest = 0;
   for (let i = 0; i < bpm.length; i++) if ((bpm[i] as number) >= EXERCISE_BPM && !inBout[i]) elevatedAtRest++;
-  const resting = restingHeartRate(acc.overnight.view());
+  // Asleep: samples inside sleep sessions (times sorted, intervals sorted: one pass), then the
+  // clock window of the nights no sleep record covers.
+  const asleep = new Column();
+  let sleepSum = 0;
+  let sleepN = 0;
+  for (let i = 0, k = 0; i < times.length && intervals.length > 0; i++) {
+    const t = times[i] as number;
+    while (k < intervals.length && (intervals[k] as [number, number])[1] <= t) k++;
+    if (k === intervals.length) break;
+    if (t >= (intervals[k] as [number, number])[0]) {
+      asleep.push(bpm[i] as number);
+      sleepSum += bpm[i] as number;
+      sleepN++;
+    }
+  }
+  const night = acc.overnightNight.view();
+  const window = acc.overnight.view();
+  let windowN = 0;
+  for (let i = 0; i < window.length; i++) {
+    if (coveredNights.has(night[i] as number)) continue;
+    asleep.push(window[i] as number);
+    windowN++;
+  }
+  const restingMethod: RestingMethod | null =
+    sleepN > 0 && windowN > 0
+      ? 'sleep_sessions_and_overnight_window'
+      : sleepN > 0
+        ? 'sleep_sessions'
+        : windowN > 0
+          ? 'overnight_window'
+          : null;
+  const resting = restingHeartRate(asleep.view());
   const n = bpm.length;
   return {
+    firstMs: n ? (times[0] as number) : Number.POSITIVE_INFINITY,
+    lastMs: n ? (times[n - 1] as number) : Number.NEGATIVE_INFINITY,
     records: acc.records,
     spotReadings: acc.spotRecords,
     seriesRecords: acc.seriesRecords,
@@ -272,6 +406,10 @@ function summarise(acc: OriginAcc, maxHeartRate: number): HeartRateOriginInsight
     overnightMeanBpm: acc.overnight.length
       ? round1(acc.overnight.view().reduce((a, b) => a + b, 0) / acc.overnight.length)
       : null,
+    sleepSamples: sleepN,
+    sleepMeanBpm: sleepN ? round1(sleepSum / sleepN) : null,
+    restingSamples: sleepN + windowN,
+    restingMethod,
     restingBpm: resting === null ? null : round1(resting),
     exercise: bouts,
     exerciseMinutes: bouts.reduce((a, b) => a + b.minutes, 0),
@@ -313,7 +451,11 @@ function narrate(ins: HeartRateInsights): string {
         `${h.elevatedAtRest} sample${h.elevatedAtRest > 1 ? 's were' : ' was'} at or above 100 bpm outside any exercise bout.`,
       );
     }
-    if (h.overnightMeanBpm !== null) {
+    if (h.sleepMeanBpm !== null) {
+      lines.push(
+        `During sleep (inside the sleep sessions of the sleep records) heart rate averaged ${h.sleepMeanBpm.toFixed(1)} bpm over ${h.sleepSamples} samples${h.sleepMeanBpm >= 80 ? ', high for sleep' : ''}.`,
+      );
+    } else if (h.overnightMeanBpm !== null) {
       lines.push(
         `Overnight (22:00-05:59 local, when usually asleep) heart rate averaged ${h.overnightMeanBpm.toFixed(1)} bpm over ${h.overnightSamples} samples${h.overnightMeanBpm >= 80 ? ', high for sleep' : ''}.`,
       );
@@ -331,19 +473,28 @@ function narrate(ins: HeartRateInsights): string {
           : r < 100
             ? 'within the 60-100 normal range'
             : 'high';
+    const from = ins.origins[ins.restingFrom as string] as HeartRateOriginInsights;
+    const how: Record<RestingMethod, string> = {
+      sleep_sessions: `of the ${from.restingSamples} samples recorded during sleep sessions (${joinList(ins.sleepSessions.origins)} sleep records)`,
+      overnight_window: `of the ${from.restingSamples} overnight samples (22:00-05:59 local), as no sleep record covers the night`,
+      sleep_sessions_and_overnight_window: `of the ${from.restingSamples} samples recorded during sleep sessions (${joinList(ins.sleepSessions.origins)} sleep records) and, on nights no sleep record covers, between 22:00 and 05:59 local`,
+    };
     parts.push(
-      `Resting heart rate was ${r.toFixed(1)} bpm (${band}), the mean of the lowest 20 % of overnight samples from ${ins.restingFrom}.`,
+      `Resting heart rate was ${r.toFixed(1)} bpm (${band}), the mean of the lowest 20 % ${how[ins.restingMethod as RestingMethod]}, from ${ins.restingFrom}.`,
     );
   } else {
     parts.push(
-      'Resting heart rate was not estimated: there are no overnight samples, and daytime readings are not a resting measure.',
+      'Resting heart rate was not estimated: there are no samples during sleep sessions or overnight, and daytime readings are not a resting measure.',
     );
   }
   const recs: string[] = [];
   const all = Object.values(ins.origins);
   const atRest = all.reduce((a, h) => a + h.elevatedAtRest, 0);
   const exerciseMinutes = all.reduce((a, h) => a + h.exerciseMinutes, 0);
-  if (ins.restingBpm !== null && ins.restingBpm >= 80)
+  if (
+    (ins.restingBpm !== null && ins.restingBpm >= 80) ||
+    (ins.sleepingBpm !== null && ins.sleepingBpm >= 80)
+  )
     recs.push('discuss the high heart rate during the night with a clinician');
   if (ins.restingBpm !== null && ins.restingBpm < 40)
     recs.push('mention the very low resting heart rate to a clinician if it comes with dizziness or fatigue');

@@ -20,6 +20,7 @@ export {
   DEFAULT_PROCESSOR_CONFIG,
   PROCESSOR_VERSION,
   type ProcessorConfig,
+  type ProcessorContext,
   type ProcessorResult,
 } from './common';
 
@@ -63,12 +64,13 @@ function withPhysiologicalRange(
       const kept = gate(recordType, record, drop);
       if (kept) inner.add(kept);
     },
-    finish() {
-      const result = inner.finish();
+    finish(context) {
+      const result = inner.finish(context);
       if (excluded === 0) return result;
       const r = RANGES[recordType];
       const note = `${excluded.toLocaleString('en-US')} ${r.what} value${excluded === 1 ? '' : 's'} outside the physiological range ${r.min}-${r.max} ${r.unit} ${excluded === 1 ? 'was' : 'were'} left out of every figure below.`;
       return {
+        ...result,
         insights: {
           ...result.insights,
           excludedOutOfRange: { values: excluded, range: `${r.min}-${r.max} ${r.unit}` },

@@ -83,6 +83,64 @@ export interface SleepInsights {
   naps: number;
 }
 
+/**
+ * Whether a session is a nap or a main sleep, and the date it belongs to: a main sleep belongs to
+ * the night it began (a start before local noon is the previous evening's night), a nap to its own
+ * local date. Also the training subject of a sleep export (training.ts `createSubjectTracker`).
+ */
+export function sessionPeriod(r: SleepSessionRecord): { kind: 'main' | 'nap'; nightOf: string } {
+  const start = r.startTimeEpochMillis;
+  const end = r.endTimeEpochMillis;
+  const zone = r.startZoneOffsetId;
+  const sessionMin = Math.max(0, (end - start) / 60_000);
+  const midpoint = localTime(start + (end - start) / 2, zone);
+  const startLocal = localTime(start, zone);
+  const isNap =
+    /\bnap\b/i.test(r.title ?? '') || (sessionMin < 180 && midpoint.hour >= 9 && midpoint.hour < 20);
+  return {
+    kind: isNap ? 'nap' : 'main',
+    nightOf: isNap || startLocal.hour >= 12 ? startLocal.date : previousDate(startLocal.date),
+  };
+}
+
+/** A sleep session as a time span, kept for later heart-rate exports (sleep-spans.ts). */
+export interface SleepSpan {
+  readonly origin: string;
+  /** The session record's metadata.id. */
+  readonly sessionId: string;
+  readonly start: number;
+  readonly end: number;
+  readonly zone: string | null;
+  readonly kind: 'main' | 'nap';
+  /** Local date of the evening the night began (naps: their own date). */
+  readonly nightOf: string;
+  readonly lastModified: number;
+}
+
+/**
+ * The span of a session record, or null for one that cannot bound sleep: no id, no valid times,
+ * or a length outside the physiological range (0.5-16 h; the range gate drops those before the
+ * processor, this keeps the rule where spans are made).
+ */
+export function sleepSpanOf(r: SleepSessionRecord): SleepSpan | null {
+  const start = r.startTimeEpochMillis;
+  const end = r.endTimeEpochMillis;
+  const hours = (end - start) / 3_600_000;
+  if (!r.metadata.id || !Number.isFinite(start) || !Number.isFinite(end) || !(hours >= 0.5 && hours <= 16))
+    return null;
+  const { kind, nightOf } = sessionPeriod(r);
+  return {
+    origin: r.metadata.dataOriginPackageName,
+    sessionId: r.metadata.id,
+    start,
+    end,
+    zone: r.startZoneOffsetId,
+    kind,
+    nightOf,
+    lastModified: r.metadata.lastModifiedTimeEpochMillis,
+  };
+}
+
 export function analyseSession(r: SleepSessionRecord): SleepSessionInsights {
   const start = r.startTimeEpochMillis;
   const end = r.endTimeEpochMillis;
@@ -113,11 +171,8 @@ export function analyseSession(r: SleepSessionRecord): SleepSessionInsights {
   const detailed = [...DETAILED].some((k) => (minutes[k] ?? 0) > 0);
   const hasStages = staged > 0;
   const sleepHours = hasStages ? asleep / 60 : sessionMin / 60;
-  const midpoint = localTime(start + (end - start) / 2, zone);
-  const startLocal = localTime(start, zone);
-  const isNap =
-    /\bnap\b/i.test(r.title ?? '') || (sessionMin < 180 && midpoint.hour >= 9 && midpoint.hour < 20);
-  const nightOf = isNap || startLocal.hour >= 12 ? startLocal.date : previousDate(startLocal.date);
+  const { kind, nightOf } = sessionPeriod(r);
+  const isNap = kind === 'nap';
   const awakenings =
     firstAsleep === null || lastAsleepEnd === null
       ? 0
@@ -182,10 +237,15 @@ function findings(s: SleepSessionInsights): string[] {
 
 export function createSleepProcessor(): Processor<SleepSessionRecord> {
   const sessions: SleepSessionInsights[] = [];
+  const spans = new Map<string, SleepSpan>();
   return {
     add(r) {
       // Sessions are few (1-2 per export); each is analysed as it arrives and only its summary kept.
       sessions.push(analyseSession(r));
+      const span = sleepSpanOf(r);
+      const key = span ? `${span.origin}\0${span.sessionId}` : '';
+      const had = spans.get(key);
+      if (span && (!had || span.lastModified > had.lastModified)) spans.set(key, span);
     },
     finish(): ProcessorResult {
       sessions.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
@@ -215,6 +275,7 @@ export function createSleepProcessor(): Processor<SleepSessionRecord> {
                 .join(', ')}.`,
           )
           .join('\n'),
+        sleepSpans: [...spans.values()].sort((a, b) => a.start - b.start),
       };
     },
   };

@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type EtlSummary, run } from '../../../bin/commands/etl';
+import { collectFiles, type EtlSummary, run } from '../../../bin/commands/etl';
 import { DOMAINS, RECORD_TYPES } from '../../../lambdas/health/types';
 import { runCommand } from '../../../lib/cli/run';
 import { BAD_DIR, FIXTURES_DIR, type ManifestEntry, SAMPLES_DIR } from '../../fixtures/health/generator';
@@ -84,7 +84,19 @@ describe('pipeline etl run (PostgreSQL record state)', () => {
       ],
     );
     expect(listed.map((k: string) => k.slice('training/'.length)).sort()).toEqual([...training].sort());
-    expect(manifestBody.subjects.some((s: { superseded: unknown[] }) => s.superseded.length > 0)).toBe(true);
+    // No sample export repeats another's (domain, origins, period): under the old rule (the day of a
+    // file's LAST record) the day-0 glucose example ran past UTC midnight and was superseded by
+    // day 1's, and the 11-04 nap by the night that began that evening. Genuine supersession (a later
+    // export of the same subject) is tested in training-subject.test.ts and hostile.test.ts.
+    expect(manifestBody.counts).toMatchObject({ subjects: 23, superseded: 0 });
+    expect(manifestBody.subjects.map((s: { subject: string }) => s.subject)).toEqual(
+      expect.arrayContaining([
+        'metabolic_diabetes|com.dexcom.g7|2025-11-03',
+        'metabolic_diabetes|com.dexcom.g7|2025-11-04',
+        'sleep_recovery|com.ouraring.oura|2025-11-04',
+        'sleep_recovery|com.ouraring.oura|2025-11-04|nap',
+      ]),
+    );
     for (const type of RECORD_TYPES) {
       expect(training.some((f) => f.startsWith(`${DOMAINS[type]}/2025/11/`) && f.includes(`${type}_`))).toBe(
         true,
@@ -129,6 +141,20 @@ describe('pipeline etl run (PostgreSQL record state)', () => {
     });
   });
 
+  it('first run: sleep sessions kept in PostgreSQL, resting heart rate from the samples asleep', async () => {
+    const { rows } = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::integer AS n FROM health_sleep_spans',
+    );
+    expect(rows[0]?.n).toBe(6); // 5 sleep exports, one with two apps' sessions of the same night
+    for (const f of readSummary(first).files.filter(
+      (x) => x.recordType === 'HeartRateRecord' && x.status === 'processed',
+    ))
+      expect({ file: f.file, method: f.insights?.restingMethod }).toEqual({
+        file: f.file,
+        method: 'sleep_sessions',
+      });
+  });
+
   it('second run over the same store: all samples duplicate, bad files quarantined again, no new training objects', () => {
     const summary = readSummary(second);
     expect(summary.totals).toMatchObject({
@@ -154,6 +180,30 @@ describe('pipeline etl run --memory and arguments', () => {
       log.mockRestore();
       await rm(out, { recursive: true, force: true });
     }
+  });
+
+  it("totals.recordConflicts sums the files' same-version conflicts (hostile corpus)", async () => {
+    const out = await mkdtemp(join(tmpdir(), 'etl-conflicts-'));
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      expect(await run(['run', join(FIXTURES_DIR, 'hostile'), '--out', out])).toBe(0);
+      const summary = readSummary(out);
+      const perFile = summary.files.map((f) => f.records?.conflicts ?? 0);
+      expect(summary.totals.recordConflicts).toBe(perFile.reduce((a, b) => a + b, 0));
+      // The re-export with 40 % of levels at 9999: each damaged reading is a conflict.
+      expect(byName(summary, 'BloodGlucoseRecord_1762221600022.avro')?.records?.conflicts).toBeGreaterThan(0);
+    } finally {
+      log.mockRestore();
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
+  it('sleep exports run first, then every file in fetch-time order', async () => {
+    const files = (await collectFiles([SAMPLES_DIR])).map((f) => basename(f));
+    expect(files.slice(0, 5).every((f) => f.startsWith('SleepSessionRecord_'))).toBe(true);
+    const fetch = (f: string) => Number(f.replace(/\D+/g, ''));
+    for (const part of [files.slice(0, 5), files.slice(5)])
+      expect(part.map(fetch)).toEqual([...part.map(fetch)].sort((a, b) => a - b));
   });
 
   it('usage errors exit 2, no input files exit 1', async () => {

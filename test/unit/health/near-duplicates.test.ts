@@ -39,6 +39,7 @@ function summarySource(file: string): SourceIdentity {
         key: '',
         domain: 'physical_activity',
         dataOrigins: [],
+        period: 'day',
         localDay: '',
         dayComplete: true,
         asOf: null,

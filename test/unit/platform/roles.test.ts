@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresSleepSpans } from '../../../lambdas/health/sleep-spans';
 import { componentDatabaseUrl, DATABASE_COMPONENTS } from '../../../lambdas/platform/connections';
 import { createPool } from '../../../lambdas/platform/postgres';
 import { MIGRATIONS_DIR } from '../../../lib/paths';
@@ -154,6 +155,30 @@ describe('the health ETL and the market jobs are kept apart', () => {
 
     expect(rows).toEqual([{ status: 'pending' }]);
     expect(await refused(health, 'DELETE FROM health_ingests')).toBe(INSUFFICIENT_PRIVILEGE);
+  });
+
+  it('the health ETL keeps sleep sessions (0270); the market jobs cannot read them', async () => {
+    const health = as('health');
+    const sleep = new PostgresSleepSpans(health);
+    const span = {
+      origin: 'com.ouraring.oura',
+      sessionId: 's',
+      start: 1,
+      end: 2,
+      zone: '-05:00',
+      kind: 'main' as const,
+      nightOf: '2025-11-03',
+      lastModified: 1,
+    };
+
+    await sleep.save('u', 'src', [span]);
+    await sleep.save('u', 'src', [{ ...span, end: 3, lastModified: 2 }]);
+
+    expect(await sleep.overlapping('u', 0, 10)).toEqual([{ ...span, end: 3, lastModified: 2 }]);
+    expect(await refused(health, 'DELETE FROM health_sleep_spans')).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await refused(as('market'), 'SELECT count(*) FROM health_sleep_spans')).toBe(
+      INSUFFICIENT_PRIVILEGE,
+    );
   });
 
   it('the market jobs cannot read health data', async () => {
