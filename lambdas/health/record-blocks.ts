@@ -13,12 +13,15 @@
  * daily export of a few hundred records touches a few hundred small blocks (a block holds
  * stored records / BLOCK_BUCKETS records).
  *
- * Block format (little endian), records sorted by id (JS string order):
- *   u8 format (1) | u32 record count | u16 source count | per source: u16 length + UTF-8 source id
+ * Block format (little endian), records sorted by (id key, id bytes):
+ *   u8 format (2; 1 is read too) | u32 record count | u16 source count | per source: u16 length + UTF-8 source id
  *   | records
  * Record: u32 length (whole record) | u16 source index | u16 reader version | f64 lastModified |
- *   f64 content hash | f64 fetch ms | u32 value count | u32 out of range | u16 id length | UTF-8 id
- *   | Avro body (the rest; appRecordFetchTimeEpochMillis zeroed, restored from fetch ms).
+ *   f64 content hash | f64 fetch ms | u32 value count | u32 out of range | u32 id key | u16 id length
+ *   | UTF-8 id | Avro body (the rest; appRecordFetchTimeEpochMillis zeroed, restored from fetch ms).
+ *   Format 2: an id length of 0xFFFF (ID_IN_BODY) means no copy of the id: it is the body's first
+ *   string (metadata.id). Format 1 blocks have none and are read as they are; a merged block is
+ *   written as format 2.
  * The other columns of the old row (origin, times, zone, measured value) are read from the body.
  *
  * The decision (`mergeBlock`) is the one both stores run: memory and PostgreSQL cannot disagree.
@@ -30,9 +33,59 @@ import type { HealthRecord } from './types';
 
 /** Buckets per record type. Changing it re-homes every record: a migration must rewrite blocks. */
 export const BLOCK_BUCKETS = 16_384;
-const FORMAT = 1;
-/** Fixed part of a record; the id starts here. */
+/** Written: 2. Read: 1 and 2 (format 2 adds records whose id is read from their body). */
+const FORMAT = 2;
+/** Fixed part of a record; the id (or, for ID_IN_BODY, the body) starts here. */
 const HEADER = 46;
+/**
+ * The id length field's value for a record that holds no copy of its id: the id is the first
+ * string of its Avro body (metadata.id, the first field of every reader schema's first field),
+ * written when the stored id is that string (no NUL removed). Saves the id's bytes (36 of a
+ * glucose reading's ~189) in the arena, in what is sent to the server and in what it compresses.
+ * A copied id is shorter than this (longer ones are refused when staged).
+ */
+const ID_IN_BODY = 0xffff;
+
+/** End of the id found by the last `idStart` (no allocation per call). */
+let idEndAt = 0;
+
+/** Where the id of the record at `o` starts; its end is then `idEndAt`. */
+function idStart(b: Buffer, o: number): number {
+  const n = b.readUInt16LE(o + 44);
+  if (n !== ID_IN_BODY) {
+    idEndAt = o + HEADER + n;
+    return o + HEADER;
+  }
+  // The Avro string's length: a zigzag varint (the body's first bytes).
+  let pos = o + HEADER;
+  let shift = 0;
+  let v = 0;
+  for (;;) {
+    const x = b[pos++] as number;
+    v += (x & 0x7f) * 2 ** shift;
+    if (x < 0x80) break;
+    shift += 7;
+  }
+  idEndAt = pos + v / 2;
+  return pos;
+}
+
+/**
+ * Whether a reader schema's encoding starts with metadata.id (a string): then a record whose
+ * stored id is its metadata.id can be staged with ID_IN_BODY.
+ */
+export function idLeadsBody(type: avro.Type): boolean {
+  const first = (type as unknown as { fields?: { name: string; type: avro.Type }[] }).fields?.[0];
+  if (first?.name !== 'metadata') return false;
+  const id = (first.type as unknown as { fields?: { name: string; type: avro.Type }[] }).fields?.[0];
+  return id?.name === 'id' && id.type.typeName === 'string';
+}
+
+/** Where the record's Avro body starts. */
+function bodyStart(b: Buffer, o: number): number {
+  const n = b.readUInt16LE(o + 44);
+  return o + HEADER + (n === ID_IN_BODY ? 0 : n);
+}
 
 /** 53-bit FNV-1a-style hash of bytes[start, end) (two 32-bit lanes): a content fingerprint, not a MAC. */
 export function hashBytes(bytes: Uint8Array, start = 0, end = bytes.length): number {
@@ -65,7 +118,7 @@ export function bucketOf(id: string): number {
 /**
  * Record layout (little endian): u32 length | u16 source index | u16 reader version |
  * f64 lastModified | f64 content hash | f64 fetch ms | u32 value count | u32 out of range |
- * u32 id key | u16 id length | UTF-8 id | Avro body. Records of a block are ordered by (id key,
+ * u32 id key | u16 id length | UTF-8 id (none for ID_IN_BODY) | Avro body. Records of a block are ordered by (id key,
  * id bytes): numbers are compared, never strings, and equal ids are neighbours.
  */
 const keyAt = (b: Buffer, o: number) => b.readUInt32LE(o + 40);
@@ -75,17 +128,15 @@ function compareIds(a: Buffer, ao: number, b: Buffer, bo: number): number {
   const ka = keyAt(a, ao);
   const kb = keyAt(b, bo);
   if (ka !== kb) return ka < kb ? -1 : 1;
-  return a.compare(
-    b,
-    bo + HEADER,
-    bo + HEADER + b.readUInt16LE(bo + 44),
-    ao + HEADER,
-    ao + HEADER + a.readUInt16LE(ao + 44),
-  );
+  const bs = idStart(b, bo);
+  const be = idEndAt;
+  const as = idStart(a, ao);
+  return a.compare(b, bs, be, as, idEndAt);
 }
 
 function readId(buf: Buffer, offset: number): string {
-  return buf.toString('utf8', offset + HEADER, offset + HEADER + buf.readUInt16LE(offset + 44));
+  const start = idStart(buf, offset);
+  return buf.toString('utf8', start, idEndAt);
 }
 
 /** Decision fields of one record, read from its bytes. */
@@ -116,7 +167,7 @@ export interface BlockRecord extends RecordHead {
 /** Sources and record offsets of a block (an empty buffer is an empty block). */
 function readBlock(data: Buffer): { sources: string[]; offsets: number[] } {
   if (data.length === 0) return { sources: [], offsets: [] };
-  if (data[0] !== FORMAT) throw new Error(`unknown record block format ${data[0]}`);
+  if (data[0] !== FORMAT && data[0] !== 1) throw new Error(`unknown record block format ${data[0]}`);
   const count = data.readUInt32LE(1);
   const nSources = data.readUInt16LE(5);
   let pos = 7;
@@ -129,19 +180,21 @@ function readBlock(data: Buffer): { sources: string[]; offsets: number[] } {
   const offsets: number[] = new Array(count);
   for (let i = 0; i < count; i++) {
     offsets[i] = pos;
+    // Format 1 allowed an id of exactly ID_IN_BODY bytes: refused rather than read as format 2.
+    if (data[0] === 1 && data.readUInt16LE(pos + 44) === ID_IN_BODY)
+      throw new Error('record block format 1 with an id of 65,535 bytes');
     pos += data.readUInt32LE(pos);
   }
   return { sources, offsets };
 }
 
 function toBlockRecord(data: Buffer, o: number, sources: readonly string[]): BlockRecord {
-  const idLen = data.readUInt16LE(o + 44);
   return {
     ...headAt(data, o),
     metadataId: readId(data, o),
     sourceId: sources[data.readUInt16LE(o + 4)] ?? '',
     readerVersion: data.readUInt16LE(o + 6),
-    body: Buffer.from(data.subarray(o + HEADER + idLen, o + data.readUInt32LE(o))),
+    body: Buffer.from(data.subarray(bodyStart(data, o), o + data.readUInt32LE(o))),
   };
 }
 
@@ -152,8 +205,8 @@ export function findInBlock(data: Buffer, id: string): BlockRecord | undefined {
   const idBytes = Buffer.from(id, 'utf8');
   for (const o of offsets) {
     if (keyAt(data, o) !== key) continue;
-    const n = data.readUInt16LE(o + 44);
-    if (idBytes.equals(data.subarray(o + HEADER, o + HEADER + n))) return toBlockRecord(data, o, sources);
+    const start = idStart(data, o);
+    if (idBytes.equals(data.subarray(start, idEndAt))) return toBlockRecord(data, o, sources);
   }
   return undefined;
 }
@@ -175,6 +228,20 @@ const FIRST_SLAB = 64 << 10;
 const PARTITION_BUCKETS = 1024;
 const PARTITIONS = BLOCK_BUCKETS / PARTITION_BUCKETS;
 const TWO_21 = 2_097_152;
+/**
+ * The content hash of a record staged from a decoded export is computed when its bucket is taken
+ * (`rowsOf`), not while the export is read: hashing is ~0.4 us per glucose reading (a serial
+ * multiply chain per byte), and in the PostgreSQL store `rowsOf` runs while the server writes the
+ * previous round's blocks, so the hash no longer adds to the time the export takes to read. A
+ * real hash is an integer below 2^53, never NaN.
+ */
+const HASH_PENDING = Number.NaN;
+
+/** Fills in the content hash of a record staged with HASH_PENDING (its body: after the id). */
+function settleHash(b: Buffer, o: number): void {
+  if (!Number.isNaN(b.readDoubleLE(o + 16))) return;
+  b.writeDoubleLE(hashBytes(b, bodyStart(b, o), o + b.readUInt32LE(o)), o + 16);
+}
 
 /** The staged records of one bucket, in (id key, id bytes, staging) order. */
 export interface IncomingBucket {
@@ -245,8 +312,12 @@ export class IncomingRecords {
     b.writeUInt32LE(valueCount >>> 0, o + 32);
     b.writeUInt32LE(outOfRange >>> 0, o + 36);
     b.writeUInt32LE(key, o + 40);
-    b.writeUInt16LE(idBytes, o + 44);
-    b.write(id, o + HEADER, idBytes, 'utf8');
+    if (idBytes === ID_IN_BODY) b.writeUInt16LE(ID_IN_BODY, o + 44);
+    else {
+      if (idBytes >= ID_IN_BODY) throw new Error(`record id of ${idBytes} bytes: too long to store`);
+      b.writeUInt16LE(idBytes, o + 44);
+      b.write(id, o + HEADER, idBytes, 'utf8');
+    }
     if (this.count === this.slabOf.length) this.grow();
     const own = this.partSlabs[this.part] as number[];
     this.slabOf[this.count] = own[own.length - 1] as number;
@@ -291,8 +362,10 @@ export class IncomingRecords {
     record: HealthRecord,
     valueCount: number,
     outOfRange: number,
+    idInBody = false,
   ): void {
-    const idBytes = Buffer.byteLength(id, 'utf8');
+    const idField = idInBody ? ID_IN_BODY : Buffer.byteLength(id, 'utf8');
+    const idBytes = idInBody ? 0 : idField;
     const key = idKey(id);
     // The record's partition (its slab); the body's size is known only once encoded.
     this.room(0, key);
@@ -321,12 +394,12 @@ export class IncomingRecords {
       o,
       readerVersion,
       record.metadata.lastModifiedTimeEpochMillis,
-      hashBytes(this.slab, bodyStart, end),
+      HASH_PENDING,
       fetchMs,
       valueCount,
       outOfRange,
       id,
-      idBytes,
+      idField,
       key,
     );
   }
@@ -346,8 +419,10 @@ export class IncomingRecords {
     splices: Splices,
     valueCount: number,
     outOfRange: number,
+    idInBody = false,
   ): void {
-    const idBytes = Buffer.byteLength(id, 'utf8');
+    const idField = idInBody ? ID_IN_BODY : Buffer.byteLength(id, 'utf8');
+    const idBytes = idInBody ? 0 : idField;
     let spliced = 0;
     for (let k = 0; k < splices.n; k++) spliced += (splices.bytes[k] as Buffer).length;
     const length = HEADER + idBytes + (fetchAt - start) + spliced + 1;
@@ -371,12 +446,12 @@ export class IncomingRecords {
       o,
       readerVersion,
       record.metadata.lastModifiedTimeEpochMillis,
-      hashBytes(this.slab, bodyStart, o + length),
+      HASH_PENDING,
       record.appRecordFetchTimeEpochMillis,
       valueCount,
       outOfRange,
       id,
-      idBytes,
+      idField,
       key,
     );
   }
@@ -452,8 +527,11 @@ export class IncomingRecords {
         const offsets: number[] = new Array(n);
         for (let j = 0; j < n; j++) {
           const i = order[from + ((sortKeys[j] as number) % TWO_21)] as number;
-          bufs[j] = slabs[slabOf[i] as number] as Buffer;
-          offsets[j] = offsetOf[i] as number;
+          const buf = slabs[slabOf[i] as number] as Buffer;
+          const o = offsetOf[i] as number;
+          settleHash(buf, o);
+          bufs[j] = buf;
+          offsets[j] = o;
         }
         // Equal keys (rare): order by id bytes, then staging order (a stable sort).
         for (let j = 0; j < n; ) {

@@ -16,6 +16,7 @@ import {
   findInBlock,
   hashBytes,
   IncomingRecords,
+  idLeadsBody,
   incomingIds,
   type LegacyVersion,
   mergeBlock,
@@ -402,6 +403,7 @@ class StagedRows {
     raw?: RawRecords,
   ): number {
     const reader = readerSchema(recordType, readerVersion);
+    const idLeads = idLeadsBody(reader.type);
     const arena = this.arena(recordType);
     let unkeyed = 0;
     const splices = newSplices();
@@ -413,16 +415,29 @@ class StagedRows {
         continue;
       }
       const m = measured(recordType, record);
+      // The id is not copied when it is the body's first string (record-blocks.ts ID_IN_BODY).
+      const idInBody = idLeads && id === record.metadata.id;
       if (raw) {
         // The record's own bytes when they are what the encoder would write (canonical-body.ts).
         const start = i === 0 ? 0 : (raw.ends[i - 1] as number);
         const at = raw.canonicalBody(raw.bytes, start, raw.ends[i] as number, splices);
         if (at >= 0) {
-          arena.addBody(reader.version, id, record, raw.bytes, start, at, splices, m.count, m.outOfRange);
+          arena.addBody(
+            reader.version,
+            id,
+            record,
+            raw.bytes,
+            start,
+            at,
+            splices,
+            m.count,
+            m.outOfRange,
+            idInBody,
+          );
           continue;
         }
       }
-      arena.addRecord(reader.type, reader.version, id, record, m.count, m.outOfRange);
+      arena.addRecord(reader.type, reader.version, id, record, m.count, m.outOfRange, idInBody);
     }
     return unkeyed;
   }

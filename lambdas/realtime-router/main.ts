@@ -6,16 +6,17 @@
  * EVENT_BUS_NAMESPACE (the app's streams), ROUTER_METRICS_INTERVAL_MS (EMF metrics; 0 = off),
  * QUEUE_URL_ROUTER_BARS (minute bars to persistence; locally the stage's queue), DATA_BUCKET and
  * REALTIME_ARCHIVE_PREFIX (raw frames archived for replay, default `realtime/frames/<epoch>/`),
- * ROUTER_CLIENT_WRITE_BATCHING (`0`: one socket write per client message, for comparison only).
+ * ROUTER_CLIENT_WRITE_BATCHING (`0`: one socket write per client message, for comparison only),
+ * ROUTER_REDIS_SINK_THREAD (`main`: the Redis sinks on the router's event loop instead of their worker
+ * thread, for comparison only), ROUTER_REDIS_SINK_NICE (the sink thread's nice value, default 10; 0:
+ * as the router's event loop).
  * SIGTERM drains.
  */
 import { randomUUID } from 'node:crypto';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { CHANNELS, type RouterChannel } from '../market/realtime/types';
+import { CHANNELS } from '../market/realtime/types';
 import { s3, sqs } from '../platform/aws';
-import { EventBus } from '../platform/event-bus';
 import { queueUrl, queueUrlVariable } from '../platform/queues';
-import { createRedisClient, type RedisClient } from '../platform/redis';
 import { DEFAULT_ARCHIVE_PREFIX, frameArchive } from './archive';
 import { barQueueSink } from './egress';
 import { RouterService } from './service';
@@ -40,15 +41,7 @@ function redisUrl(): string {
 }
 
 const url = redisUrl();
-const clients: RedisClient[] = [];
-const buses: Partial<Record<RouterChannel, EventBus>> = {};
-for (const c of CHANNELS) {
-  // One connection per channel: a slow or failing stream on one never queues behind another.
-  const client = createRedisClient({ url });
-  client.connect().catch(() => undefined);
-  clients.push(client);
-  buses[c] = new EventBus({ client, service: 'realtime-router', namespace: process.env.EVENT_BUS_NAMESPACE });
-}
+const namespace = process.env.EVENT_BUS_NAMESPACE;
 const epoch = `e${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
 const bucket = process.env.DATA_BUCKET;
 const metricsIntervalMs = Number(process.env.ROUTER_METRICS_INTERVAL_MS ?? 0);
@@ -75,7 +68,12 @@ const service = new RouterService({
     : {}),
   host: process.env.ROUTER_HOST ?? '127.0.0.1',
   clientWriteBatching: process.env.ROUTER_CLIENT_WRITE_BATCHING !== '0',
-  buses,
+  // Every channel to its Redis Stream (one connection each), from the sinks' worker thread.
+  redis: {
+    targets: Object.fromEntries(CHANNELS.map((c) => [c, { url, namespace }])),
+    thread: process.env.ROUTER_REDIS_SINK_THREAD === 'main' ? 'main' : 'worker',
+    nice: Number(process.env.ROUTER_REDIS_SINK_NICE ?? 10),
+  },
   router: { epoch },
   // Raw frames to S3 (replayable), one folder per router epoch.
   ...(bucket
@@ -100,7 +98,6 @@ const stop = async (): Promise<void> => {
   stopping = true;
   const { drained } = await service.stop();
   console.log(`router stopped (${drained ? 'drained' : 'drain timed out'})`);
-  await Promise.allSettled(clients.map((c) => c.close()));
   process.exit(drained ? 0 : 1);
 };
 process.on('SIGTERM', () => void stop());

@@ -2,18 +2,25 @@
  * One channel's egress to the app's Redis Stream through the event bus, behind its own circuit
  * breaker and bounded buffer: Redis failing (or slow) for one channel never stalls the router core
  * or the other channels. Messages stay buffered while the breaker is open and go out when it closes;
- * only when the buffer is full is the oldest dropped, and that is counted (`dropped`) and announced in
- * the stream itself by a `gap` entry (`{"ev":"gap","missed","from","to"}` offsets) before the next
- * message, never silent. The batch in flight is out of the buffer, so an overflow never drops it.
- * What is buffered goes out in batches (up to `batch` messages, offset order), each one MULTI on the
- * channel's connection (EventBus.publishBatch): at the 10x surge one transaction per message was the
- * sink's whole cost.
+ * only when the buffer is full (by count or by bytes) is the oldest dropped, and that is counted
+ * (`dropped`) and announced in the stream itself by a `gap` entry (`{"ev":"gap","missed","from","to"}`
+ * offsets) where they were lost, never silent. The batch in flight is out of the buffer, so an
+ * overflow never drops it. What is buffered goes out in batches (up to `batch` messages, offset
+ * order), each one MULTI on the channel's connection (EventBus.publishBatch): at the 10x surge one
+ * transaction per message was the sink's whole cost.
+ *
+ * The buffer holds each message as one line of text (`sinkLine`: offset, event type, the client wire
+ * text), not as objects: the backlog of a starved sink was the router's largest live set. The
+ * envelope is built from the line when its batch is sent. In the router process the sinks run on a
+ * worker thread (`redis-sink-worker.ts`, `RedisSinks`), so their serialisation, Redis client and
+ * garbage never hold up the event loop that routes ticks.
  */
 import { createHash } from 'node:crypto';
-import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import { BoundedQueue } from '../market/realtime/queue';
-import type { RouterChannel, SequencedMessage } from '../market/realtime/types';
+import { type RouterChannel, type SequencedMessage, wireText } from '../market/realtime/types';
 import { CHANNELS, type Channel, type EventBus, type PublishInput } from '../platform/event-bus';
+import { SendLoop } from './send-loop';
+import type { SinkHealth } from './sink-health';
 
 export const BUS_CHANNEL: Record<RouterChannel, Channel> = {
   tick: CHANNELS.realtimeTick,
@@ -22,25 +29,16 @@ export const BUS_CHANNEL: Record<RouterChannel, Channel> = {
   ohlcv: CHANNELS.realtimeOhlcv,
 };
 
-export interface SinkHealth {
-  readonly breaker: 'closed' | 'open' | 'half_open' | 'isolated';
-  readonly depth: number;
-  readonly published: number;
-  readonly failures: number;
-  readonly dropped: number;
-  /** Gap entries written to the stream for dropped messages (Redis sinks only). */
-  readonly gaps?: number;
-  /** Deepest the buffer has been since start (Redis sinks only). */
-  readonly peakDepth?: number;
+export interface RedisSinkLimits {
+  /** Messages buffered at most (default 100,000). */
+  readonly capacity?: number;
+  /** Text buffered at most, in characters of the lines (default 16 MiB: about 6 s of the 10x surge's ticks, ~330 characters a line). */
+  readonly maxBytes?: number;
+  /** Messages per MULTI (default 512). */
+  readonly batch?: number;
 }
 
-/** The breaker's state as `/health` names it (shared by the Redis and the batch sinks). */
-export const BREAKER_STATES: Readonly<Record<CircuitState, SinkHealth['breaker']>> = {
-  [CircuitState.Closed]: 'closed',
-  [CircuitState.Open]: 'open',
-  [CircuitState.HalfOpen]: 'half_open',
-  [CircuitState.Isolated]: 'isolated',
-};
+export const DEFAULT_SINK_MAX_BYTES = 16 * 1024 * 1024;
 
 /**
  * A stable message_id per (epoch, channel, offset): a retried publish is recognisably the same. A
@@ -49,15 +47,15 @@ export const BREAKER_STATES: Readonly<Record<CircuitState, SinkHealth['breaker']
  */
 const idPrefixes = new Map<string, string>();
 
-export function messageId(m: SequencedMessage): string {
-  const pair = `${m.epoch}|${m.channel}`;
+export function messageId(epoch: string, channel: RouterChannel, offset: number): string {
+  const pair = `${epoch}|${channel}`;
   let prefix = idPrefixes.get(pair);
   if (prefix === undefined) {
     prefix = sha1Uuid(pair).slice(0, 24);
     if (idPrefixes.size > 1_000) idPrefixes.clear();
     idPrefixes.set(pair, prefix);
   }
-  return prefix + m.offset.toString(16).padStart(12, '0');
+  return prefix + offset.toString(16).padStart(12, '0');
 }
 
 export function eventType(m: SequencedMessage): string {
@@ -66,34 +64,59 @@ export function eventType(m: SequencedMessage): string {
   return m.kind;
 }
 
-/** Messages the sink's buffer dropped since its last gap entry: contiguous offsets of one epoch. */
-interface PendingGap {
+/**
+ * A message as the sink buffers it: `<offset>\t<event type>\t<client wire text>` (the wire text is
+ * serialised once per message anyway, for the clients). JSON escapes tabs and newlines, so neither
+ * occurs inside a line: lines can travel joined by `\n`.
+ */
+export function sinkLine(m: SequencedMessage): string {
+  return `${m.offset}\t${eventType(m)}\t${wireText(m)}`;
+}
+
+/** Messages dropped before they reached the stream: contiguous offsets of one epoch. */
+export interface Gap {
   epoch: string;
   from: number;
   to: number;
   missed: number;
 }
 
-export class RedisChannelSink {
-  private readonly queue: BoundedQueue<SequencedMessage>;
-  private readonly breaker = circuitBreaker(handleAll, {
-    halfOpenAfter: 1_000,
-    breaker: new ConsecutiveBreaker(3),
-  });
-  private running = false;
-  private stopped = false;
+/** A gap kept in the buffer in its place, as a line (announced where the loss happened). */
+const GAP_LINE = 'gap\t';
+
+export function gapLine(gap: Gap): string {
+  return GAP_LINE + JSON.stringify(gap);
+}
+
+function readGap(line: string): Gap {
+  return JSON.parse(line.slice(GAP_LINE.length)) as Gap;
+}
+
+/** The wire fields a stream entry is built from. */
+interface Wire {
+  readonly epoch: string;
+  readonly offset: number;
+  readonly sym: string;
+  readonly data: Record<string, unknown>;
+}
+
+export class RedisChannelSink extends SendLoop {
+  private readonly queue: BoundedQueue<string>;
+  private readonly maxBytes: number;
+  private readonly batch: number;
   /**
    * The batch being sent, out of the buffer: an overflow while it is in flight drops buffered
    * messages, never one of these (a batch taken from the buffer's head and shifted off after the
    * round trip would shift off the wrong messages once the head had been evicted meanwhile).
    */
-  private inflight: SequencedMessage[] = [];
+  private inflight: string[] = [];
   /** The gap entry of the batch in flight (retried with it, same message_id). */
-  private inflightGap: PendingGap | null = null;
-  /** Dropped messages not yet announced in the stream. */
-  private gap: PendingGap | null = null;
+  private inflightGap: Gap | null = null;
+  /** Messages dropped from the head of the buffer, not yet announced in the stream. */
+  private gap: Gap | null = null;
+  /** Characters of the lines in the buffer. */
+  bytes = 0;
   published = 0;
-  failures = 0;
   dropped = 0;
   /** Gap entries written to the stream (one per run of dropped messages). */
   gaps = 0;
@@ -103,145 +126,161 @@ export class RedisChannelSink {
   constructor(
     readonly channel: RouterChannel,
     private readonly bus: EventBus,
-    capacity = 100_000,
-    private readonly batch = 512,
+    limits: RedisSinkLimits = {},
+    /** Called after each batch is confirmed or fails (the worker publishes its figures then). */
+    private readonly onChange: () => void = () => undefined,
   ) {
-    this.queue = new BoundedQueue(capacity);
+    // Started on a later turn: lines arrive in bursts, a batch should take the whole burst.
+    super({ deferStart: true });
+    this.queue = new BoundedQueue(limits.capacity ?? 100_000);
+    this.maxBytes = limits.maxBytes ?? DEFAULT_SINK_MAX_BYTES;
+    this.batch = limits.batch ?? 512;
   }
 
-  offer(m: SequencedMessage): void {
-    if (this.queue.full) this.drop(this.queue.shift() as SequencedMessage);
-    this.queue.push(m);
+  /**
+   * A line from `sinkLine`, or from `gapLine`: messages lost before they reached this sink (the
+   * router's hand-over to the sink's thread was full), counted as dropped here and announced by a gap
+   * entry at this place in the stream.
+   */
+  offer(line: string): void {
+    if (line.startsWith(GAP_LINE)) this.dropped += readGap(line).missed;
+    this.makeRoom(line.length);
+    this.queue.push(line);
+    this.bytes += line.length;
     if (this.queue.length > this.peakDepth) this.peakDepth = this.queue.length;
     this.kick();
   }
 
   health(): SinkHealth {
     return {
-      breaker: BREAKER_STATES[this.breaker.state],
+      breaker: this.breakerState(),
       depth: this.queue.length + this.inflight.length,
       published: this.published,
       failures: this.failures,
       dropped: this.dropped,
       gaps: this.gaps,
       peakDepth: this.peakDepth,
+      bytes: this.bytes,
     };
   }
 
-  /** Waits until the buffer is published (by the one send loop) or `deadline` (epoch ms) passes. */
-  async flush(deadline: number): Promise<boolean> {
-    this.kick();
-    while ((this.pending() || this.running) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-      this.kick();
-    }
-    return !this.pending();
-  }
-
-  stop(): void {
-    this.stopped = true;
-  }
-
-  private pending(): boolean {
+  protected override pending(): boolean {
     return (
       this.queue.length > 0 || this.inflight.length > 0 || this.gap !== null || this.inflightGap !== null
     );
   }
 
+  /** Drops the oldest until `size` more fits (by count and by bytes; one line always fits). */
+  private makeRoom(size: number): void {
+    while (this.queue.full || (this.queue.length > 0 && this.bytes + size > this.maxBytes)) {
+      const oldest = this.queue.shift() as string;
+      this.bytes -= oldest.length;
+      this.drop(oldest);
+    }
+  }
+
   /**
-   * A message the full buffer could not keep: counted, and announced in the stream by a `gap` entry
+   * A line the full buffer could not keep: counted, and announced in the stream by a `gap` entry
    * (missed, from, to offsets) written before the next message, so a consumer of the stream sees
    * the loss where it happened instead of an unexplained jump in offsets.
    */
-  private drop(m: SequencedMessage): void {
-    this.dropped += 1;
-    // The buffer drops its oldest, so the run is contiguous (one router, one epoch, offsets rising).
+  private drop(line: string): void {
     const g = this.gap;
+    if (line.startsWith(GAP_LINE)) {
+      // An announced loss reached the head: the runs are adjacent (everything between was dropped).
+      const lost = readGap(line);
+      if (g) {
+        g.missed += lost.missed;
+        g.to = lost.to;
+      } else this.gap = lost;
+      return;
+    }
+    this.dropped += 1;
+    const offset = Number(line.slice(0, line.indexOf('\t')));
+    // The buffer drops its oldest, so the run is contiguous (one router, one epoch, offsets rising).
     if (g) {
       g.missed += 1;
-      g.to = m.offset;
+      g.to = offset;
     } else {
-      this.gap = { epoch: m.epoch, from: m.offset, to: m.offset, missed: 1 };
+      this.gap = { epoch: parseWire(line).epoch, from: offset, to: offset, missed: 1 };
     }
   }
 
-  private kick(): void {
-    // Nothing to send: no loop (flush polls kick(), and a loop scheduled for nothing would keep
-    // `running` set, so flush waited out its whole deadline).
-    if (this.running || this.stopped || !this.pending()) return;
-    this.running = true;
-    // Never on the caller's stack: offer() is called from the core's drain, and the envelope building
-    // and Redis calls of a batch must not delay the clients' sends of that drain.
-    setImmediate(() => void this.loop());
+  protected override sent(): void {
+    this.onChange();
   }
 
-  private async loop(): Promise<void> {
-    try {
-      while (this.pending() && !this.stopped) {
-        try {
-          await this.sendBatch();
-        } catch {
-          // Open breaker or a failed batch: wait, the batch stays in flight and is retried whole.
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-    } finally {
-      this.running = false;
-    }
-  }
-
-  private async sendBatch(): Promise<void> {
+  protected override async sendBatch(): Promise<void> {
     if (this.inflight.length === 0 && this.inflightGap === null) {
       // Taken out of the buffer now: a gap comes before the messages that follow it.
       this.inflightGap = this.gap;
       this.gap = null;
-      const batch: SequencedMessage[] = [];
-      while (batch.length < this.batch && this.queue.length > 0)
-        batch.push(this.queue.shift() as SequencedMessage);
+      const batch: string[] = [];
+      while (batch.length < this.batch && this.queue.length > 0) {
+        const line = this.queue.shift() as string;
+        this.bytes -= line.length;
+        batch.push(line);
+      }
       this.inflight = batch;
     }
     const batch = this.inflight;
     const gap = this.inflightGap;
     if (batch.length === 0 && gap === null) return;
-    const channel = BUS_CHANNEL[this.channel];
-    const inputs: PublishInput[] = batch.map((m) => ({
-      message_id: messageId(m),
-      event_type: eventType(m),
-      data: { sym: m.sym, epoch: m.epoch, offset: m.offset, ...m.data },
-    }));
+    const inputs: PublishInput[] = [];
+    let gapEntries = 0;
     if (gap) {
-      inputs.unshift({
-        message_id: gapMessageId(gap, this.channel),
-        event_type: 'gap',
-        data: {
-          sym: '*',
-          epoch: gap.epoch,
-          ev: 'gap',
-          missed: gap.missed,
-          from: gap.from,
-          to: gap.to,
-          reason: 'redis_sink_overflow',
-        },
+      inputs.push(this.gapEntry(gap));
+      gapEntries += 1;
+    }
+    for (const line of batch) {
+      if (line.startsWith(GAP_LINE)) {
+        inputs.push(this.gapEntry(readGap(line)));
+        gapEntries += 1;
+        continue;
+      }
+      const t1 = line.indexOf('\t');
+      const t2 = line.indexOf('\t', t1 + 1);
+      const w = parseWire(line, t2);
+      inputs.push({
+        message_id: messageId(w.epoch, this.channel, w.offset),
+        event_type: line.slice(t1 + 1, t2),
+        data: { sym: w.sym, epoch: w.epoch, offset: w.offset, ...w.data },
       });
     }
-    try {
-      // One MULTI per batch (XADD + PUBLISH per message, in offset order): one round trip and one
-      // transaction instead of one per message. The batch succeeds or is retried whole (a retry
-      // repeats the same message_ids, so consumers can drop the repeat).
-      await this.breaker.execute(() => this.bus.publishBatch(channel, inputs));
-    } catch (error) {
-      this.failures += 1;
-      throw error;
-    }
+    // One MULTI per batch (XADD + PUBLISH per message, in offset order): one round trip and one
+    // transaction instead of one per message. The batch succeeds or is retried whole (a retry
+    // repeats the same message_ids, so consumers can drop the repeat).
+    await this.guarded(() => this.bus.publishBatch(BUS_CHANNEL[this.channel], inputs));
     this.inflight = [];
     this.inflightGap = null;
-    this.published += batch.length;
-    if (gap) this.gaps += 1;
+    this.published += inputs.length - gapEntries;
+    this.gaps += gapEntries;
+  }
+
+  private gapEntry(gap: Gap): PublishInput {
+    return {
+      message_id: gapMessageId(gap, this.channel),
+      event_type: 'gap',
+      data: {
+        sym: '*',
+        epoch: gap.epoch,
+        ev: 'gap',
+        missed: gap.missed,
+        from: gap.from,
+        to: gap.to,
+        reason: 'redis_sink_overflow',
+      },
+    };
   }
 }
 
+/** The wire text of a line (after its second tab). */
+function parseWire(line: string, secondTab = line.indexOf('\t', line.indexOf('\t') + 1)): Wire {
+  return JSON.parse(line.slice(secondTab + 1)) as Wire;
+}
+
 /** A stable message_id for a gap entry: the (epoch, channel) prefix hashed apart from the messages'. */
-function gapMessageId(gap: PendingGap, channel: RouterChannel): string {
+function gapMessageId(gap: Gap, channel: RouterChannel): string {
   return sha1Uuid(`${gap.epoch}|${channel}|gap|${gap.from}|${gap.to}`);
 }
 

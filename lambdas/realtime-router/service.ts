@@ -20,13 +20,13 @@ import {
   type SequencedMessage,
   wireText,
 } from '../market/realtime/types';
-import type { EventBus } from '../platform/event-bus';
 import type { ArchivedFrame } from './archive';
 import type { BatchSink } from './batch-sink';
 import { MetricsWindow, publishSnapshot } from './metrics';
 import { type ProcessFigures, ProcessMonitor } from './process-figures';
 import { ProviderConnection, type ProviderHealth, type ProviderOptions } from './provider';
-import { RedisChannelSink, type SinkHealth } from './redis-sink';
+import { openRedisSinks, type RedisSinks, type RedisSinksOptions } from './redis-sinks';
+import type { SinkHealth } from './sink-health';
 
 /**
  * Node flags the router process runs with (`router up`, the container's CMD, the live benchmark): a
@@ -47,8 +47,8 @@ export interface RouterServiceOptions {
   readonly provider: ProviderOptions;
   readonly port?: number;
   readonly host?: string;
-  /** One event bus per channel (own connection each), or none to run without Redis. */
-  readonly buses?: Partial<Record<RouterChannel, EventBus>>;
+  /** The app's Redis Streams per channel (own connection each; on a worker thread), or none. */
+  readonly redis?: RedisSinksOptions;
   readonly router?: Partial<RouterOptions>;
   /** Messages published per drain turn before yielding to the event loop. */
   readonly drainBudget?: number;
@@ -103,7 +103,7 @@ export class RouterService {
   private readonly metricsWindow = new MetricsWindow();
   private metricsTimer: NodeJS.Timeout | null = null;
   private readonly provider: ProviderConnection;
-  private readonly sinks = new Map<RouterChannel, RedisChannelSink>();
+  private readonly sinks: RedisSinks | null;
   private readonly sessions = new Map<WebSocket, ClientSession>();
   private http: Server | null = null;
   private wss: WebSocketServer | null = null;
@@ -122,11 +122,9 @@ export class RouterService {
       epoch: `e${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`,
       ...options.router,
     });
-    for (const c of CHANNELS) {
-      const bus = options.buses?.[c];
-      if (bus) this.sinks.set(c, new RedisChannelSink(c, bus));
-    }
-    this.router.tap((m) => this.sinks.get(m.channel)?.offer(m));
+    const sinks = options.redis ? openRedisSinks(options.redis) : null;
+    this.sinks = sinks;
+    if (sinks) this.router.tap((m) => sinks.offer(m));
     const bars = options.bars;
     if (bars) {
       this.router.tap((m) => {
@@ -192,7 +190,7 @@ export class RouterService {
     while (this.router.pending() > 0) this.router.drain();
     const deadline = Date.now() + timeoutMs;
     let drained = true;
-    for (const sink of this.sinks.values()) drained = (await sink.flush(deadline)) && drained;
+    if (this.sinks) drained = (await this.sinks.flush(deadline)) && drained;
     for (const sink of [this.options.bars, this.options.archive])
       if (sink) drained = (await sink.flush(deadline)) && drained;
     for (;;) {
@@ -204,7 +202,7 @@ export class RouterService {
     if (this.pumpTimer) clearInterval(this.pumpTimer);
     if (this.metricsTimer) clearInterval(this.metricsTimer);
     this.publishMetrics();
-    for (const sink of this.sinks.values()) sink.stop();
+    await this.sinks?.close();
     this.options.bars?.stop();
     this.options.archive?.stop();
     // Each client's final counters, taken before the sockets close (a closed session is forgotten).
@@ -218,8 +216,7 @@ export class RouterService {
   }
 
   health(): ServiceHealth {
-    const sinks: Partial<Record<RouterChannel, SinkHealth>> = {};
-    for (const [c, s] of this.sinks) sinks[c] = s.health();
+    const sinks = this.sinks?.health() ?? {};
     const router = this.router.health();
     const now = Date.now();
     const lastEventAgeMs = {} as Record<RouterChannel, number | null>;

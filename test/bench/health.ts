@@ -9,7 +9,10 @@
  *
  *   npm run bench -- health          (or: npx tsx test/bench/health.ts)
  *
- * Prints records/s and the ratio to avsc (target >= 0.25), plus the replaced system's floors
+ * Prints records/s and the ratio to avsc (target >= 0.25), the CPU seconds of the process and, for
+ * the PostgreSQL path when the server runs on this machine, of its backends (read from /proc: on a
+ * shared machine wall time moves with the load, CPU seconds say where the work is), plus the
+ * replaced system's floors
  * (500 glucose records < 5 s, 26 files < 60 s, > 1 file/s). Prints; never asserts.
  */
 import { spawn } from 'node:child_process';
@@ -27,6 +30,7 @@ import { MemoryRecordStore, PostgresRecordStore, type RecordStore } from '../../
 import { rawKeyFor, type SourceIdentity } from '../../lambdas/health/source';
 import { buildTrainingExample, serializeTrainingExample } from '../../lambdas/health/training';
 import type { HealthRecord } from '../../lambdas/health/types';
+import { createPool } from '../../lambdas/platform/postgres';
 import { generateLargeGlucoseExport, SAMPLES_DIR } from '../fixtures/health/generator';
 import { createTestSchema } from '../support/db';
 
@@ -148,11 +152,44 @@ async function samples(): Promise<void> {
   }
 }
 
-/** Runs fn while sampling RSS every 10 ms; returns its time and the peak RSS seen. */
-async function withPeakRss<T>(
-  fn: () => Promise<T>,
-): Promise<{ ms: number; value: T; peakRss: number; startRss: number }> {
+/**
+ * CPU milliseconds the PostgreSQL backends of these pids have used (utime + stime of
+ * /proc/<pid>/stat, 100 ticks a second), or undefined when the server is not on this machine.
+ * Wall time on a shared 2-core machine moves by 2x with the load; CPU seconds say where the work is.
+ */
+function backendCpuMs(pids: ReadonlySet<number>): number | undefined {
+  let ticks = 0;
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return undefined;
+    }
+    // Fields after "pid (comm) ": state is the first; utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (!stat.includes('postgres')) return undefined;
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks * 10;
+}
+
+interface Measured<T> {
+  ms: number;
+  value: T;
+  peakRss: number;
+  startRss: number;
+  /** This process's CPU (all its threads: GC and libuv too). */
+  cpuMs: number;
+  /** The server backends' CPU, when they run on this machine. */
+  serverCpuMs?: number;
+}
+
+/** Runs fn while sampling RSS every 10 ms; returns its time, CPU and the peak RSS seen. */
+async function withPeakRss<T>(fn: () => Promise<T>, backends?: ReadonlySet<number>): Promise<Measured<T>> {
   global.gc?.();
+  const server0 = backends ? backendCpuMs(backends) : undefined;
+  const cpu0 = process.cpuUsage();
   const startRss = process.memoryUsage().rss;
   let peakRss = startRss;
   const sampler = setInterval(() => {
@@ -161,7 +198,10 @@ async function withPeakRss<T>(
   try {
     const { ms, value } = await timeIt(fn);
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    return { ms, value, peakRss, startRss };
+    const cpu = process.cpuUsage(cpu0);
+    const server1 = backends ? backendCpuMs(backends) : undefined;
+    const serverCpuMs = server0 !== undefined && server1 !== undefined ? server1 - server0 : undefined;
+    return { ms, value, peakRss, startRss, cpuMs: (cpu.user + cpu.system) / 1000, serverCpuMs };
   } finally {
     clearInterval(sampler);
   }
@@ -212,7 +252,14 @@ async function ingestOnce(file: string, store: RecordStore, etag: string): Promi
 type PathName = 'avsc' | 'analysis' | 'postgres' | 'memory';
 interface PathFigures {
   readonly path: PathName;
-  readonly runs: { label: string; ms: number; peakRss: number; startRss: number }[];
+  readonly runs: {
+    label: string;
+    ms: number;
+    peakRss: number;
+    startRss: number;
+    cpuMs: number;
+    serverCpuMs?: number;
+  }[];
 }
 
 /**
@@ -244,16 +291,24 @@ async function runPath(path: PathName, file: string): Promise<PathFigures> {
     return { path, runs };
   }
   const db = await createTestSchema('bench_health');
+  // A pool of its own whose backends are known (their pids), to read the server's CPU.
+  const pool = createPool({ connectionString: db.url, schema: db.schema, max: 4 });
+  const backends = new Set<number>();
+  pool.on('connect', (client) => {
+    const pid = (client as unknown as { processID?: number }).processID;
+    if (pid) backends.add(pid);
+  });
   try {
-    const store = new PostgresRecordStore(db.pool);
-    const r = await withPeakRss(() => ingestOnce(file, store, 'bench-1'));
+    const store = new PostgresRecordStore(pool);
+    const r = await withPeakRss(() => ingestOnce(file, store, 'bench-1'), backends);
     if (r.value.records?.inserted !== MILLION) throw new Error(`inserted ${r.value.records?.inserted}`);
     runs.push({ label: 'ingestExport + PostgreSQL store', ...r });
     // The same export again (a re-sync): every record known, nothing written.
-    const again = await withPeakRss(() => ingestOnce(file, store, 'bench-2'));
+    const again = await withPeakRss(() => ingestOnce(file, store, 'bench-2'), backends);
     if (again.value.status !== 'duplicate') throw new Error(`expected duplicate, got ${again.value.status}`);
     runs.push({ label: '  same export again (all duplicate)', ...again });
   } finally {
+    await pool.end();
     await db.drop();
   }
   return { path, runs };
@@ -302,11 +357,11 @@ export async function million(): Promise<void> {
       const base = (await runChild('avsc', file)).runs[0] as PathFigures['runs'][number];
       const f = await runChild(path, file);
       console.log(
-        `  ${base.label.padEnd(40)} ${rate(MILLION, base.ms).padStart(10)} records/s (${(base.ms / 1000).toFixed(2)} s)`,
+        `  ${base.label.padEnd(40)} ${rate(MILLION, base.ms).padStart(10)} records/s (${(base.ms / 1000).toFixed(2)} s)  CPU ${(base.cpuMs / 1000).toFixed(2)} s`,
       );
       for (const r of f.runs) {
         console.log(
-          `  ${r.label.padEnd(40)} ${rate(MILLION, r.ms).padStart(10)} records/s (${(r.ms / 1000).toFixed(2)} s)  ratio to avsc ${(base.ms / r.ms).toFixed(2)}  peak RSS ${mb(r.peakRss)} (${mb(r.startRss)} at start)`,
+          `  ${r.label.padEnd(40)} ${rate(MILLION, r.ms).padStart(10)} records/s (${(r.ms / 1000).toFixed(2)} s)  ratio to avsc ${(base.ms / r.ms).toFixed(2)}  peak RSS ${mb(r.peakRss)} (${mb(r.startRss)} at start)  CPU ${(r.cpuMs / 1000).toFixed(2)} s${r.serverCpuMs === undefined ? '' : ` + server ${(r.serverCpuMs / 1000).toFixed(2)} s`}`,
         );
       }
     }

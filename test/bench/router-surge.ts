@@ -14,8 +14,10 @@
  * router got little CPU is descheduling, not the router). Target: tick p99 < 5 ms, 0 duplicates.
  *
  * ROUTER_SURGE_MINUTES: market minutes at full rate (default 1; the issue's surge is 5).
- * ROUTER_SURGE_COMPARE=1: the surge twice, back to back, before (one socket write per client message,
- * default node flags) and after (client writes batched, ROUTER_NODE_ARGS), then the ratios.
+ * ROUTER_SURGE_COMPARE=1: the surge twice, back to back, before and after, then the ratios. Before: the
+ * Redis sinks on the router's event loop (ROUTER_REDIS_SINK_THREAD=main), or, with
+ * ROUTER_SURGE_BEFORE_ROOT=<another checkout> (e.g. a clone of main with node_modules), that checkout's
+ * router process; after: this checkout's router as shipped (sinks on their worker thread).
  * ROUTER_SURGE_EGRESS=1: also minute bars to the stage's RouterBars queue and frames to S3 (off by
  * default: a benchmark should not fill the shared stage's tables and bucket).
  */
@@ -23,7 +25,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import { LatencyRecorder } from '../../lambdas/market/realtime/latency';
 import { CHANNELS } from '../../lambdas/market/realtime/types';
@@ -54,7 +56,7 @@ async function startProcess(
   portLine: RegExp,
   nodeArgs: readonly string[] = [],
 ): Promise<Proc> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(REPO_ROOT, script)], {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', resolve(REPO_ROOT, script)], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -103,6 +105,22 @@ interface SurgeConfig {
   readonly label: string;
   readonly clientWriteBatching: boolean;
   readonly nodeArgs: readonly string[];
+  /** Where the Redis sinks run (ROUTER_REDIS_SINK_THREAD). */
+  readonly sinkThread: 'worker' | 'main';
+  /** The checkout whose router process runs (default this one). */
+  readonly root?: string;
+}
+
+/** CPU time (ms) of one thread of a process: utime + stime of /proc/<pid>/task/<tid>/stat. */
+function threadCpuMs(pid: number, tid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 interface SurgeResult {
@@ -114,6 +132,9 @@ interface SurgeResult {
   readonly peakRssMb: number;
   readonly loadMean: number;
   readonly lossless: boolean;
+  /** Share of one core the event loop's thread got over the run; `cpuShare` the whole process's. */
+  readonly loopShare: number;
+  readonly cpuShare: number;
 }
 
 async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
@@ -146,7 +167,7 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
   const redis = createRedisClient({ url: redisUrl });
   try {
     router = await startProcess(
-      'lambdas/realtime-router/main.ts',
+      config.root ? join(config.root, 'lambdas/realtime-router/main.ts') : 'lambdas/realtime-router/main.ts',
       {
         ...base,
         REALTIME_FEED_URL: `ws://127.0.0.1:${feed.port}/stocks`,
@@ -157,6 +178,7 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
         EVENT_BUS_NAMESPACE: namespace,
         ROUTER_METRICS_INTERVAL_MS: '0',
         ROUTER_CLIENT_WRITE_BATCHING: config.clientWriteBatching ? '1' : '0',
+        ROUTER_REDIS_SINK_THREAD: config.sinkThread,
       },
       /on ws:\/\/127\.0\.0\.1:(\d+)\/stream/,
       // ROUTER_SURGE_NODE_ARGS: extra node flags for the router (e.g. --cpu-prof to profile it).
@@ -220,6 +242,9 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
     }
     clearInterval(loadTimer);
     const routerPeak = router.child.pid ? peakRssMb(router.child.pid) : Number.NaN;
+    // The event loop's own thread (tid = pid): the CPU the routing got, apart from the sink worker and
+    // V8's helper threads.
+    const loopCpuMs = router.child.pid ? threadCpuMs(router.child.pid, router.child.pid) : Number.NaN;
     client.terminate();
 
     const ch = health.router.channels;
@@ -239,6 +264,7 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
     const client99 = e2e.summary('tick');
     const proc = health.process;
     const cpuShare = proc ? proc.cpuMs / (feedSeconds * 1000) : Number.NaN;
+    const loopShare = loopCpuMs / (feedSeconds * 1000);
     const loadMin = Math.min(...loads);
     const loadMax = Math.max(...loads);
     const loadMean = loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length);
@@ -248,13 +274,13 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
     );
     console.log(
       [
-        `${config.label}: client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}`,
+        `${config.label}: ${config.root ? `router of ${config.root}` : 'this checkout'}, Redis sinks on ${config.sinkThread === 'main' ? "the router's event loop" : 'their worker thread'}, client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}`,
         `live surge x10: ${minutes} market minute(s) of surge10x (500,000 stream events/min + 8,000 bars/min; issue: 5 min, ROUTER_SURGE_MINUTES) through feed process :${feed.port} -> router process :${router.port} (Redis Streams ${namespace}:*${egress ? ', bars to SQS, frames to S3' : '; SQS/S3 egress off, ROUTER_SURGE_EGRESS=1'}) -> 1 client WebSocket subscribed to everything`,
         `  feed: ${fmt(events)} events in ${fmt(stats.framesSent)} frames (+ ${fmt(stats.duplicateEvents)} events in duplicated frames) over ${feedSeconds.toFixed(1)} s = ${fmt(Math.round((events / feedSeconds) * 60))} events/min`,
         ...rows,
         `  tick latency, router histogram (frame receipt -> client send): p50 ${tick.p50} ms, p95 ${tick.p95} ms, p99 ${tick.p99} ms, max ${tick.max} ms (target p99 < 5 ms)`,
         `  tick end to end, client (feed frame written -> client receipt, across processes): p50 ${client99.p50} ms, p95 ${client99.p95} ms, p99 ${client99.p99} ms, max ${client99.max} ms`,
-        `  router process: peak RSS ${routerPeak} MB; event-loop delay p50 ${proc?.eventLoopDelayMs.p50} ms, p99 ${proc?.eventLoopDelayMs.p99} ms, max ${proc?.eventLoopDelayMs.max} ms; GC ${proc?.gc.count} pauses, ${proc?.gc.totalMs.toFixed(0)} ms total, max ${proc?.gc.maxMs.toFixed(1)} ms; CPU ${fmt(proc?.cpuMs ?? 0)} ms = ${(cpuShare * 100).toFixed(0)} % of one core over the run`,
+        `  router process: peak RSS ${routerPeak} MB; event-loop delay p50 ${proc?.eventLoopDelayMs.p50} ms, p99 ${proc?.eventLoopDelayMs.p99} ms, max ${proc?.eventLoopDelayMs.max} ms; GC ${proc?.gc.count} pauses, ${proc?.gc.totalMs.toFixed(0)} ms total, max ${proc?.gc.maxMs.toFixed(1)} ms; CPU ${fmt(proc?.cpuMs ?? 0)} ms = ${(cpuShare * 100).toFixed(0)} % of one core over the run, of which the event loop's thread ${fmt(Math.round(loopCpuMs))} ms = ${(loopShare * 100).toFixed(0)} % (the rest: the sink worker, GC and libuv threads)`,
         `  Redis sinks: ${CHANNELS.map((c) => `${c} ${fmt(health.sinks[c]?.published ?? 0)} published (${health.sinks[c]?.depth ?? 0} buffered, deepest ${fmt(health.sinks[c]?.peakDepth ?? 0)}, ${health.sinks[c]?.dropped ?? 0} dropped in ${health.sinks[c]?.gaps ?? 0} gap entries, ${health.sinks[c]?.failures ?? 0} failed batches)`).join('; ')}`,
         `  load average (1 min) during the run: min ${loadMin.toFixed(2)}, mean ${loadMean.toFixed(2)}, max ${loadMax.toFixed(2)} on 2 cores`,
       ].join('\n'),
@@ -268,6 +294,8 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
       peakRssMb: routerPeak,
       loadMean,
       lossless,
+      loopShare,
+      cpuShare,
     };
   } finally {
     if (router) await stopProcess(router);
@@ -341,13 +369,23 @@ async function redisSinkCost(redisUrl: string): Promise<void> {
 
 export async function bench(): Promise<void> {
   await redisSinkCost(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  const after: SurgeConfig = { label: 'shipped', clientWriteBatching: true, nodeArgs: ROUTER_NODE_ARGS };
+  const after: SurgeConfig = {
+    label: 'shipped',
+    clientWriteBatching: true,
+    nodeArgs: ROUTER_NODE_ARGS,
+    sinkThread: 'worker',
+  };
   if (process.env.ROUTER_SURGE_COMPARE !== '1') {
     await surgeRun(after);
     return;
   }
   // Before and after in one run, back to back on the same machine state: the ratios are the figures.
-  const b = await surgeRun({ label: 'before', clientWriteBatching: false, nodeArgs: [] });
+  const root = process.env.ROUTER_SURGE_BEFORE_ROOT;
+  const b = await surgeRun({
+    ...after,
+    label: 'before',
+    ...(root ? { root } : { sinkThread: 'main' as const }),
+  });
   const a = await surgeRun(after);
   const r = (x: number, y: number): string => (y > 0 ? (x / y).toFixed(2) : 'n/a');
   console.log(
@@ -356,6 +394,7 @@ export async function bench(): Promise<void> {
       `  tick p50 ${r(a.tick.p50, b.tick.p50)}, p95 ${r(a.tick.p95, b.tick.p95)}, p99 ${r(a.tick.p99, b.tick.p99)}, max ${r(a.tick.max, b.tick.max)} (router histogram)`,
       `  client end to end p50 ${r(a.e2e.p50, b.e2e.p50)}, p99 ${r(a.e2e.p99, b.e2e.p99)}`,
       `  router CPU per event ${r(a.cpuUsPerEvent, b.cpuUsPerEvent)} (${b.cpuUsPerEvent.toFixed(1)} -> ${a.cpuUsPerEvent.toFixed(1)} us), GC time ${r(a.gcMs, b.gcMs)}, event-loop delay p99 ${r(a.loopP99, b.loopP99)}, peak RSS ${r(a.peakRssMb, b.peakRssMb)}`,
+      `  CPU share of one core, event loop's thread / whole process: before ${(b.loopShare * 100).toFixed(0)} / ${(b.cpuShare * 100).toFixed(0)} %, after ${(a.loopShare * 100).toFixed(0)} / ${(a.cpuShare * 100).toFixed(0)} %`,
       `  load average mean ${b.loadMean.toFixed(2)} (before) and ${a.loadMean.toFixed(2)} (after); lossless and no repeats: before ${b.lossless}, after ${a.lossless}`,
     ].join('\n'),
   );

@@ -9,6 +9,7 @@ import type { RouterChannel } from '../../lambdas/market/realtime/types';
 import { EventBus } from '../../lambdas/platform/event-bus';
 import { createRedisClient, type RedisClient } from '../../lambdas/platform/redis';
 import { BUS_CHANNEL } from '../../lambdas/realtime-router/redis-sink';
+import type { RedisSinksOptions } from '../../lambdas/realtime-router/redis-sinks';
 import { RouterService, type RouterServiceOptions } from '../../lambdas/realtime-router/service';
 import { type Feed, type FeedFaults, startFeed } from '../../localstack/feed/server';
 
@@ -118,40 +119,51 @@ function dropStreams(client: RedisClient, bus: EventBus): void {
   cleanups.push(() => client.del(Object.values(BUS_CHANNEL).map((c) => bus.streamKey(c))));
 }
 
-function buses(client: RedisClient, namespace: string): Partial<Record<RouterChannel, EventBus>> {
-  const bus = new EventBus({ client, service: 'realtime-router', namespace });
-  dropStreams(client, bus);
-  return { tick: bus, event: bus, fmv: bus, ohlcv: bus };
+/** Every channel to the stage's Redis under the test's namespace (streams removed after). */
+function streams(
+  client: RedisClient,
+  namespace: string,
+  thread?: RedisSinksOptions['thread'],
+): RedisSinksOptions {
+  dropStreams(client, new EventBus({ client, service: 'realtime-router', namespace }));
+  const target = { url: REDIS_URL, namespace };
+  return {
+    targets: { tick: target, event: target, fmv: target, ohlcv: target },
+    ...(thread ? { thread } : {}),
+  };
 }
 
 describe('real-time router on the local stage', () => {
-  it('routes feed -> router -> client WebSocket and the Redis Streams, and loses nothing on shutdown', async () => {
-    const feed = await feedAt(60);
-    const namespace = `rt-${randomUUID()}`;
-    const r = await redis();
-    const service = await routerFor(feed, { buses: buses(r, namespace) });
-    const client = await TestClient.open(service.port, { channel: '*', symbols: '*' });
+  it.each(['worker', 'main'] as const)(
+    'routes feed -> router -> client WebSocket and the Redis Streams, and loses nothing on shutdown (Redis sinks on the %s thread)',
+    async (thread) => {
+      const feed = await feedAt(60);
+      const namespace = `rt-${randomUUID()}`;
+      const r = await redis();
+      const service = await routerFor(feed, { redis: streams(r, namespace, thread) });
+      const client = await TestClient.open(service.port, { channel: '*', symbols: '*' });
 
-    await until('a completed minute', () => client.messages.some((m) => m.data.ev === 'minute_complete'));
-    const { drained } = await service.stop(10_000);
-    await until('the close', () => client.socket.readyState === WebSocket.CLOSED, 10_000);
+      await until('a completed minute', () => client.messages.some((m) => m.data.ev === 'minute_complete'));
+      const { drained } = await service.stop(10_000);
+      await until('the close', () => client.socket.readyState === WebSocket.CLOSED, 10_000);
 
-    const stats = service.router.stats;
-    expect(drained).toBe(true);
-    for (const channel of ['tick', 'ohlcv', 'fmv'] as const) {
-      const offsets = client.messages.filter((m) => m.channel === channel).map((m) => m.offset);
-      expect(offsets.length, channel).toBeGreaterThan(0);
-      expect(offsets, `${channel} offsets contiguous from 1`).toEqual(offsets.map((_, k) => k + 1));
-    }
-    const bus = new EventBus({ client: r, service: 'x', namespace });
-    for (const channel of ['tick', 'event', 'fmv', 'ohlcv'] as const) {
-      expect(await r.xLen(bus.streamKey(BUS_CHANNEL[channel])), `${channel} stream`).toBe(
-        stats[channel].delivered,
-      );
-    }
-    const keys = client.trades().map((m) => `${m.sym}|${m.data.x}|${m.data.i}`);
-    expect(new Set(keys).size).toBe(keys.length);
-  });
+      const stats = service.router.stats;
+      expect(drained).toBe(true);
+      for (const channel of ['tick', 'ohlcv', 'fmv'] as const) {
+        const offsets = client.messages.filter((m) => m.channel === channel).map((m) => m.offset);
+        expect(offsets.length, channel).toBeGreaterThan(0);
+        expect(offsets, `${channel} offsets contiguous from 1`).toEqual(offsets.map((_, k) => k + 1));
+      }
+      const bus = new EventBus({ client: r, service: 'x', namespace });
+      for (const channel of ['tick', 'event', 'fmv', 'ohlcv'] as const) {
+        expect(await r.xLen(bus.streamKey(BUS_CHANNEL[channel])), `${channel} stream`).toBe(
+          stats[channel].delivered,
+        );
+      }
+      const keys = client.trades().map((m) => `${m.sym}|${m.data.x}|${m.data.i}`);
+      expect(new Set(keys).size).toBe(keys.length);
+    },
+  );
 
   it('a disconnect mid-surge resynchronised with no gap and no duplicate', async () => {
     // A surge (5x the usual rate, then a burst of frames at once) and the provider drops the socket
@@ -270,18 +282,11 @@ describe('real-time router on the local stage', () => {
     const feed = await feedAt(120);
     const namespace = `rt-${randomUUID()}`;
     const good = await redis();
-    const dead = createRedisClient({ url: 'redis://127.0.0.1:1' });
-    dead.connect().catch(() => undefined);
-    cleanups.push(async () => dead.destroy());
     const bus = new EventBus({ client: good, service: 'realtime-router', namespace });
-    dropStreams(good, bus);
+    const up = streams(good, namespace);
+    // Nothing listens on port 1: the FMV channel's connection never comes up.
     const service = await routerFor(feed, {
-      buses: {
-        tick: bus,
-        event: bus,
-        ohlcv: bus,
-        fmv: new EventBus({ client: dead, service: 'realtime-router', namespace }),
-      },
+      redis: { ...up, targets: { ...up.targets, fmv: { url: 'redis://127.0.0.1:1', namespace } } },
     });
     const client = await TestClient.open(service.port, { channel: '*', symbols: '*' });
 

@@ -5,8 +5,22 @@ import { describe, expect, it } from 'vitest';
 import { canonicalBody, newSplices } from '../../../lambdas/health/canonical-body';
 import { openExport } from '../../../lambdas/health/decode';
 import { processExport } from '../../../lambdas/health/pipeline';
-import { bucketOf, IncomingRecords, incomingIds } from '../../../lambdas/health/record-blocks';
-import { hashBytes, MemoryRecordStore, toStoredRecord } from '../../../lambdas/health/record-store';
+import { READER_SCHEMA_FILES } from '../../../lambdas/health/reader-schemas.generated';
+import {
+  blockRecords,
+  bucketOf,
+  findInBlock,
+  IncomingRecords,
+  idLeadsBody,
+  incomingIds,
+  mergeBlock,
+} from '../../../lambdas/health/record-blocks';
+import {
+  compareVersions,
+  hashBytes,
+  MemoryRecordStore,
+  toStoredRecord,
+} from '../../../lambdas/health/record-store';
 import { avroTypeOptions, readerSchema } from '../../../lambdas/health/schemas';
 import type { BloodGlucoseRecord, HealthRecord } from '../../../lambdas/health/types';
 import {
@@ -206,5 +220,79 @@ describe('staged records (IncomingRecords)', () => {
     expect(seen.sort()).toEqual([...ids].sort());
     // The first range's slabs were released when the merge moved past it.
     expect(() => rowsOf(buckets[0] as number)).toThrow(/released/);
+  });
+});
+
+describe('record ids read from the body (block format 2)', () => {
+  const base = glucoseDay0()[0] as unknown as BloodGlucoseRecord;
+  const reader = readerSchema('BloodGlucoseRecord');
+  const glucose = (id: string, lastModified: number, level: number): BloodGlucoseRecord => ({
+    ...base,
+    metadata: { ...base.metadata, id, lastModifiedTimeEpochMillis: lastModified },
+    levelInMilligramsPerDeciliter: level,
+  });
+  /** One staged record merged into `stored` (one bucket: the id's). */
+  const merge = (stored: Buffer | undefined, stage: (arena: IncomingRecords) => void) => {
+    const arena = new IncomingRecords();
+    stage(arena);
+    const { buckets, rowsOf } = arena.takeByBucket();
+    expect(buckets).toHaveLength(1);
+    return mergeBlock(stored, rowsOf(buckets[0] as number), 'src', compareVersions);
+  };
+
+  it('every reader schema starts with metadata.id, so staged ids are not copied', () => {
+    let n = 0;
+    for (const [v, types] of Object.entries(READER_SCHEMA_FILES))
+      for (const recordType of Object.keys(types)) {
+        const type = readerSchema(recordType as never, Number(v.slice(1))).type;
+        expect(idLeadsBody(type), `${recordType} ${v}`).toBe(true);
+        n++;
+      }
+    expect(n).toBeGreaterThan(5);
+    expect(idLeadsBody(flat([{ name: 'id', type: 'string' }]))).toBe(false);
+  });
+
+  it('a record staged without its id copy is the id shorter and reads back the same', () => {
+    const id = 'b5c9a3e0-0000-4000-8000-000000000001';
+    const r = glucose(id, 10, 101);
+    const copied = merge(undefined, (a) => a.addRecord(reader.type, reader.version, id, r, 1, 0, false));
+    const inBody = merge(undefined, (a) => a.addRecord(reader.type, reader.version, id, r, 1, 0, true));
+    expect((copied.data as Buffer).length - (inBody.data as Buffer).length).toBe(Buffer.byteLength(id));
+    const a = findInBlock(copied.data as Buffer, id);
+    const b = findInBlock(inBody.data as Buffer, id);
+    expect(b).toEqual(a);
+    expect(b?.metadataId).toBe(id);
+    expect(b?.contentHash).toBe(hashBytes(encoded('BloodGlucoseRecord', reader.version, r)));
+    expect(findInBlock(inBody.data as Buffer, `${id}x`)).toBeUndefined();
+  });
+
+  it('format 1 blocks are read and merged: a newer version replaces the copied-id record', () => {
+    const id = 'b5c9a3e0-0000-4000-8000-000000000002';
+    const old = merge(undefined, (a) =>
+      a.add(toStoredRecord('BloodGlucoseRecord', glucose(id, 10, 101)) as never),
+    );
+    const v1 = Buffer.from(old.data as Buffer);
+    v1[0] = 1;
+    expect(findInBlock(v1, id)?.lastModifiedMs).toBe(10);
+    // Format 1 had no ID_IN_BODY: an id length of 0xffff there is refused, never read as format 2.
+    const odd = Buffer.from(v1);
+    odd.writeUInt16LE(0xffff, 7 + 2 + Buffer.byteLength('src') + 44);
+    expect(() => findInBlock(odd, id)).toThrow(/format 1/);
+    const same = merge(v1, (a) =>
+      a.addRecord(reader.type, reader.version, id, glucose(id, 10, 101), 1, 0, true),
+    );
+    expect(same).toMatchObject({ data: undefined, unchanged: 1, conflicts: [] });
+    const conflict = merge(v1, (a) =>
+      a.addRecord(reader.type, reader.version, id, glucose(id, 10, 99), 1, 0, true),
+    );
+    expect(conflict.conflicts.map((c) => c.metadataId)).toEqual([id]);
+    const newer = merge(v1, (a) =>
+      a.addRecord(reader.type, reader.version, id, glucose(id, 20, 120), 1, 0, true),
+    );
+    expect(newer).toMatchObject({ updated: 1, count: 1 });
+    expect((newer.data as Buffer)[0]).toBe(2);
+    expect(blockRecords(newer.data as Buffer).map((x) => [x.metadataId, x.lastModifiedMs])).toEqual([
+      [id, 20],
+    ]);
   });
 });
