@@ -39,8 +39,8 @@ export interface AppendRequest {
  * broker said and says again (the adapter's snapshot after every stream connect, the in-flight
  * lookup and reconciliation read it back; a fill on an order still held as pending_new books its
  * ack first), and nobody's decision waits on its durability. The PostgreSQL store commits it without
- * waiting for its WAL flush; the engine holds it one event-loop turn so that a report arriving right
- * behind it (the order's fill) shares its transaction.
+ * waiting for its WAL flush; the engine holds it up to ACK_HOLD_MS when the order may fill at once,
+ * so that the fill arriving right behind it shares its transaction.
  */
 export function acknowledgementOnly(
   events: readonly Pick<TradingEvent, 'type'>[],
