@@ -82,7 +82,8 @@ async function trading(): Promise<{ pool: pg.Pool; store: PostgresEventStore }> 
     max: 2,
     schema: schema === 'public' ? undefined : schema,
   });
-  return { pool, store: new PostgresEventStore(pool) };
+  // Announced: a running live service dispatches the command at once, not at its next poll.
+  return { pool, store: new PostgresEventStore(pool, { announce: true }) };
 }
 
 async function replayCommand(args: string[]): Promise<number> {

@@ -35,7 +35,7 @@ import {
   dispatchLive,
   LiveBroker,
 } from '../trading/live-broker';
-import { PostgresEventStore } from '../trading/pg-store';
+import { OUTBOX_CHANNEL, PostgresEventStore } from '../trading/pg-store';
 import type { Difference } from '../trading/reconcile';
 import { livePort, reconcileAccount } from '../trading/reconcile-runner';
 import { isOpen } from '../trading/state';
@@ -185,6 +185,10 @@ export class LiveService {
   private loop: Promise<void> | null = null;
   private stopping = false;
   private wake: (() => void) | null = null;
+  /** A nudge came while the loop was not asleep: its next sleep returns at once. */
+  private nudged = false;
+  private listening: Promise<void> | null = null;
+  private unlisten: (() => void) | null = null;
   private lastReconcile = 0;
   private retryAt = 0;
   private crashArmed: CrashPoint | undefined;
@@ -203,7 +207,8 @@ export class LiveService {
       connectionString: config.databaseUrl,
       ssl: config.databaseTls,
       schema: config.schema,
-      max: 3,
+      // Three for the engine, the dispatcher and the broker's reports; one holds the LISTEN.
+      max: 4,
     });
     this.store = new PostgresEventStore(this.pool);
   }
@@ -374,7 +379,40 @@ export class LiveService {
     });
     this.state = 'accepting';
     this.log({ event: 'ready', status: 'accepting orders', stream: this.stream });
+    this.listening = this.listenForCommands();
     this.loop = this.run();
+  }
+
+  /**
+   * Wakes the loop when another writer announces commands (the CLI's appends notify
+   * OUTBOX_CHANNEL), so they go to the broker at once rather than at the next poll; the poll stays
+   * as the fallback for a lost notification or a lost listening connection, which is re-opened.
+   */
+  private async listenForCommands(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        const subscription = await this.store.listen(this.stream, () => this.nudge());
+        if (this.stopping) {
+          subscription.close();
+          break;
+        }
+        this.unlisten = subscription.close;
+        this.log({ event: 'listening', channel: OUTBOX_CHANNEL });
+        // Anything announced while the connection was being opened is read by this step.
+        this.nudge();
+        await subscription.lost;
+      } catch (error) {
+        if (!this.stopping) this.log({ event: 'listen_failed', error: (error as Error).message });
+      }
+      this.unlisten = null;
+      if (!this.stopping) await new Promise((resolve) => setTimeout(resolve, 1_000).unref());
+    }
+  }
+
+  /** The loop runs its next step now: at once when it sleeps, else right after the step it is in. */
+  private nudge(): void {
+    if (this.wake) this.wake();
+    else this.nudged = true;
   }
 
   /** A broken chain: recovered from the broker when the trusted prefix holds the opening, else halt. */
@@ -417,6 +455,10 @@ export class LiveService {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
+      if (this.nudged) {
+        this.nudged = false;
+        return resolve();
+      }
       const timer = setTimeout(() => {
         this.wake = null;
         resolve();
@@ -500,7 +542,9 @@ export class LiveService {
     this.state = 'stopping';
     if (this.metricsTimer) clearInterval(this.metricsTimer);
     this.wake?.();
+    this.unlisten?.();
     await this.loop?.catch(() => undefined);
+    await this.listening;
     await this.engine?.settled();
     await this.live?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

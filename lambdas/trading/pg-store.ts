@@ -99,6 +99,26 @@ SELECT n, (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ob) AS outbox F
 const APPEND_ACK = `${APPEND.slice(0, APPEND.lastIndexOf('SELECT n, '))}SELECT n, set_config('synchronous_commit', 'off', true) FROM ok`;
 
 /**
+ * The channel on which a writer other than the live service (the `trading` CLI, an intake function)
+ * announces new broker commands: the service, listening, dispatches them at once instead of at its
+ * next poll. The payload is `<schema>/<stream>`. A cue to read, never data: the poll still finds
+ * whatever a lost notification announced, and anyone who can connect may notify.
+ */
+export const OUTBOX_CHANNEL = 'tickstock_trading_outbox';
+
+/** The append that also notifies OUTBOX_CHANNEL when it added commands (delivered at its commit). */
+const APPEND_ANNOUNCED = `${APPEND.slice(0, APPEND.lastIndexOf(' FROM ok'))},
+  (SELECT pg_notify('${OUTBOX_CHANNEL}', current_schema() || '/' || $2) WHERE EXISTS (SELECT 1 FROM ob)) AS announced
+  FROM ok`;
+
+/** A subscription to a stream's announcements (`PostgresEventStore.listen`). */
+export interface OutboxSubscription {
+  /** Resolves when the connection is gone (closed, or lost: then subscribe again). */
+  readonly lost: Promise<void>;
+  close(): void;
+}
+
+/**
  * An acknowledgement alone (`acknowledgementOnly`) skips the WAL flush wait. It still commits in the
  * stream's order, and WAL is flushed in order, so the next durable append (the order's fill, any
  * submit) makes it durable too: only a PostgreSQL crash within the WAL writer's delay can lose it,
@@ -128,7 +148,48 @@ export class PostgresEventStore implements EventStore {
   private marking = 0;
   private marks = 0;
 
-  constructor(private readonly pool: pg.Pool) {}
+  /**
+   * `announce`: appends that add broker commands notify OUTBOX_CHANNEL (for writers other than the
+   * live service; the service's own appends need no cue, it dispatches right after them).
+   */
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: { readonly announce?: boolean } = {},
+  ) {}
+
+  /**
+   * Calls `onAnnounce` when another writer announces commands on `stream` (same schema), on a
+   * connection of its own that holds the LISTEN; the caller subscribes again when `lost` resolves.
+   */
+  async listen(stream: string, onAnnounce: () => void): Promise<OutboxSubscription> {
+    const client = await this.pool.connect();
+    let gone = false;
+    let done: () => void = () => undefined;
+    const lost = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    // Never back to the pool: the LISTEN belongs to this session.
+    const end = () => {
+      if (gone) return;
+      gone = true;
+      client.release(true);
+      done();
+    };
+    try {
+      const { rows } = await client.query<{ schema: string }>('SELECT current_schema() AS schema');
+      const payload = `${rows[0]?.schema}/${stream}`;
+      client.on('notification', (n) => {
+        if (n.channel === OUTBOX_CHANNEL && n.payload === payload) onAnnounce();
+      });
+      client.on('error', end);
+      client.on('end', end);
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+    } catch (error) {
+      end();
+      throw error;
+    }
+    return { lost, close: end };
+  }
 
   /** The hash the next event after `version` chains on (read once when this store has not seen it). */
   private async tip(stream: string, version: number): Promise<string | null> {
@@ -234,7 +295,9 @@ export class PostgresEventStore implements EventStore {
         // Prepared once per connection: the plan of this statement is most of its cost.
         ...(ackOnly(request)
           ? { name: 'trading-append-ack', text: APPEND_ACK }
-          : { name: 'trading-append', text: APPEND }),
+          : this.options.announce && outbox.length > 0
+            ? { name: 'trading-append-announced', text: APPEND_ANNOUNCED }
+            : { name: 'trading-append', text: APPEND }),
         values: [
           JSON.stringify(rows),
           stream,
