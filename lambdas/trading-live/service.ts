@@ -448,15 +448,19 @@ export class LiveService {
   async step(): Promise<void> {
     const engine = this.engine as TradingEngine;
     const live = this.live as LiveBroker;
-    if ((await this.store.headVersion(this.stream)) !== engine.state.version) {
+    if ((await this.store.headVersion(this.stream)) > engine.state.version) {
       // Another writer (the CLI) appended: its commands are in the outbox, its events folded now
-      // (the rebuild verifies the chain: IntegrityError halts the loop).
+      // (the rebuild verifies the chain: IntegrityError halts the loop). A head below the engine's
+      // version is ours still being written (a group in flight, acknowledgements held): not a
+      // reason to rebuild. Another writer's append that the engine's own decisions have overtaken
+      // is caught by the expected-version guard of our next append, which rebuilds the engine.
       await engine.refresh();
     }
     // Session changes, pauses and restoration steps fall due with time, as for every CLI command.
     await engine.advanceTo(this.now());
     if (Date.now() >= this.retryAt) {
-      if ((await this.store.pendingCommands(this.stream)).length > 0) this.crash('before_submit');
+      if (this.crashArmed === 'before_submit' && (await this.store.pendingCommands(this.stream)).length > 0)
+        this.crash('before_submit');
       try {
         const r = await dispatchLive(this.store, this.stream, live);
         if (r.sent > 0) this.log({ event: 'dispatched', sent: r.sent });

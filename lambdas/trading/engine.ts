@@ -39,7 +39,7 @@ import {
   TERMINAL,
   watchChanges,
 } from './state';
-import type { AppendRequest, EventStore, ProjectionUpdate } from './store';
+import { type AppendRequest, acknowledgementOnly, type EventStore, type ProjectionUpdate } from './store';
 import {
   type BreakerRecord,
   type BrokerCommand,
@@ -137,6 +137,12 @@ interface CommitGroup {
  */
 export const MAX_GROUP_COMMANDS = 256;
 
+/**
+ * How long a group of broker acknowledgements alone waits for the next report before it is written
+ * (see `flush`): a fill frame right behind its ack then shares its transaction.
+ */
+export const ACK_HOLD_MS = 1;
+
 export class TradingEngine {
   private pending: TradingEvent[] = [];
   private pricedSymbols = new Set<string>();
@@ -152,6 +158,8 @@ export class TradingEngine {
   /** The last rebuild failed: the in-memory state may hold events that never committed. */
   private stale = false;
   private idle: (() => void)[] = [];
+  /** The open group is acknowledgements alone, held until this fires (see `flush`). */
+  private ackHold: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly stream: string,
@@ -339,7 +347,25 @@ export class TradingEngine {
   /** Sends the next sealed group when no append is in flight (one at a time: versions are a chain). */
   private flush(): void {
     if (this.inFlight || this.recovering) return;
-    if (this.sealed.length === 0) this.seal();
+    if (this.sealed.length === 0) {
+      // Acknowledgements alone are held up to ACK_HOLD_MS before they are written when one of them
+      // may fill at once: the broker sends a marketable order's ack and its fill back to back, and
+      // the fill's frame is read a moment later. Written at once, the ack's transaction is in flight
+      // when the fill is decided, and the fill, which must be durable, waits for it (and for the
+      // client work of a second append); held, the fill joins it and they are one transaction.
+      // Nobody's decision waits on an ack (the engine's state has it at once; it commits without
+      // its WAL flush anyway), so the hold delays only its own write; an order resting away from
+      // the last price is not held (no fill is coming behind its ack).
+      const open = this.open;
+      if (open && acknowledgementOnly(open.events, []) && open.events.some((e) => this.mayFillAtOnce(e))) {
+        this.ackHold ??= setTimeout(() => {
+          this.ackHold = null;
+          this.flushHeld();
+        }, ACK_HOLD_MS);
+        return;
+      }
+      this.seal();
+    }
     const next = this.sealed.shift();
     if (!next) {
       for (const resolve of this.idle.splice(0)) resolve();
@@ -367,6 +393,23 @@ export class TradingEngine {
         this.rollback(group.commands, error);
       },
     );
+  }
+
+  /** Whether an acknowledged order is marketable at the last price (a fill may follow its ack at once). */
+  private mayFillAtOnce(event: TradingEvent): boolean {
+    if (event.type !== 'OrderAccepted') return false;
+    const o = this.state.orders[event.clientOrderId];
+    if (!o || o.type === 'market' || o.limitPrice === null) return true;
+    const last = this.state.prices[o.symbol];
+    if (last === undefined) return true;
+    return o.side === 'buy' ? o.limitPrice >= last : o.limitPrice <= last;
+  }
+
+  /** The acknowledgements' hold is over: written now unless they already went with a later group. */
+  private flushHeld(): void {
+    if (this.inFlight || this.recovering) return;
+    if (this.sealed.length === 0) this.seal();
+    this.flush();
   }
 
   /**

@@ -137,6 +137,12 @@ export interface LiveBrokerOptions {
   /** The clock retry times are on (the replay's simulated clock; wall clock live). */
   readonly now?: () => number;
   readonly requestTimeoutMs?: number;
+  /**
+   * The stream's connect (WebSocket handshake, authorization, listen) must be done within this
+   * (default 5 s): a broker that accepts the TCP connection and never answers would otherwise hold
+   * `start` and every reconnect forever. Expired: the socket is dropped and a reconnect scheduled.
+   */
+  readonly connectTimeoutMs?: number;
   /** No ping or frame for this long: the stream is dead even if the socket says open. */
   readonly heartbeatTimeoutMs?: number;
   /** Backoff after a 5xx/maintenance answer without a reset time. */
@@ -364,15 +370,23 @@ export class LiveBroker implements BrokerPort {
     return { class: 'definitive', result: 'accepted', brokerOrderId: order.data.id };
   }
 
-  private async brokerId(cid: string): Promise<string | undefined> {
+  /**
+   * The broker's id of an order: known, or looked up by client order id. `undefined`: the broker has
+   * no such order; an outcome: the lookup itself failed (429, 5xx, timeout...), which says nothing
+   * about the order, so the command is retried or put in flight, never refused as unknown.
+   */
+  private async brokerId(cid: string): Promise<string | undefined | SendOutcome> {
     const known = this.brokerIds.get(cid);
     if (known) return known;
     const found = await this.fetchOrder(cid);
-    return found.kind === 'found' ? found.order.id : undefined;
+    if (found.kind === 'found') return found.order.id;
+    if (found.kind === 'failed' && found.outcome.class !== 'definitive') return found.outcome;
+    return undefined;
   }
 
   private async cancel(cid: string): Promise<SendOutcome> {
     const id = await this.brokerId(cid);
+    if (typeof id === 'object') return id;
     if (!id) {
       await this.deliver({ kind: 'cancel_rejected', clientOrderId: cid, reason: 'unknown order' });
       return { class: 'definitive', result: 'rejected', status: 404, reason: 'unknown order' };
@@ -394,6 +408,7 @@ export class LiveBroker implements BrokerPort {
     this.replaces.set(c.clientOrderId, c.newClientOrderId);
     this.replaceCommands.set(c.clientOrderId, c);
     const id = await this.brokerId(c.clientOrderId);
+    if (typeof id === 'object') return id;
     if (!id) {
       await this.deliver({
         kind: 'replace_rejected',
@@ -743,11 +758,21 @@ export class LiveBroker implements BrokerPort {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.options.wsUrl);
       let settled = false;
+      const limit = this.options.connectTimeoutMs ?? 5_000;
       const fail = (why: string) => {
         if (settled) return;
         settled = true;
+        clearTimeout(deadline);
         reject(new Error(why));
       };
+      // Until listening: the snapshot after it is bounded by the request timeout of each lookup.
+      const deadline = setTimeout(() => {
+        if (this.ws === ws) return;
+        this.incident({ detail: `stream handshake not done within ${limit} ms` });
+        fail(`stream handshake not done within ${limit} ms`);
+        ws.terminate();
+      }, limit);
+      deadline.unref();
       ws.on('open', () =>
         ws.send(JSON.stringify({ action: 'auth', key: this.options.keyId, secret: this.options.secret })),
       );
@@ -771,6 +796,7 @@ export class LiveBroker implements BrokerPort {
           return;
         }
         if (msg.stream === 'listening') {
+          clearTimeout(deadline);
           this.ws = ws;
           this.incident({ stream: 'connected' });
           this.watchHeartbeat();
@@ -1169,7 +1195,7 @@ export async function dispatchLive(
     if (markFailed) throw markFailed;
     return result;
   };
-  for (const entry of await store.pendingCommands(stream)) {
+  for (const entry of await store.pendingCommands(stream, { known: true })) {
     try {
       await broker.send(entry.command);
     } catch (error) {

@@ -8,7 +8,13 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { type ChainRow, chainHash, eventDigest, IntegrityError, verifyChain } from './integrity';
 import type { Projections } from './state';
-import { type AppendRequest, ConcurrencyError, type EventStore, type OutboxEntry } from './store';
+import {
+  type AppendRequest,
+  acknowledgementOnly,
+  ConcurrencyError,
+  type EventStore,
+  type OutboxEntry,
+} from './store';
 import type { BrokerCommand, TradingEvent } from './types';
 
 const num = (v: unknown): number => Number(v);
@@ -82,26 +88,24 @@ WITH ev AS (
   SELECT $2, x.command FROM jsonb_array_elements($10::jsonb) WITH ORDINALITY AS x(command, n), ok
    WHERE ok.n > 0
    ORDER BY x.n
+  RETURNING id
 )
-SELECT n FROM ok`;
+SELECT n, (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ob) AS outbox FROM ok`;
 
 /**
  * The same append committed without waiting for its WAL flush (synchronous_commit off for this
  * transaction only), for batches of broker acknowledgements alone (see `append`).
  */
-const APPEND_ACK = `${APPEND.slice(0, APPEND.lastIndexOf('SELECT n FROM ok'))}SELECT n, set_config('synchronous_commit', 'off', true) FROM ok`;
+const APPEND_ACK = `${APPEND.slice(0, APPEND.lastIndexOf('SELECT n, '))}SELECT n, set_config('synchronous_commit', 'off', true) FROM ok`;
 
 /**
- * An acknowledgement alone (OrderAccepted events, no outbox command) is what the broker said and
- * says again (the adapter's snapshot after every stream connect, the in-flight lookup and
- * reconciliation read it back; a fill on an order we still hold as pending_new books its ack
- * first), and nobody waits on it: its append skips the WAL flush wait. It still commits in the
+ * An acknowledgement alone (`acknowledgementOnly`) skips the WAL flush wait. It still commits in the
  * stream's order, and WAL is flushed in order, so the next durable append (the order's fill, any
  * submit) makes it durable too: only a PostgreSQL crash within the WAL writer's delay can lose it,
  * never a fill or a command, never a link in the middle of the hash chain.
  */
 function ackOnly(request: AppendRequest): boolean {
-  return request.outbox.length === 0 && request.events.every((e) => e.type === 'OrderAccepted');
+  return acknowledgementOnly(request.events, request.outbox);
 }
 
 export class PostgresEventStore implements EventStore {
@@ -110,6 +114,19 @@ export class PostgresEventStore implements EventStore {
    * hashes from it and the statement checks it is still the stored one (so still one statement).
    */
   private readonly tips = new Map<string, { version: number; hash: string | null }>();
+
+  /**
+   * Per stream, the undelivered outbox as this store knows it without reading it: complete as of
+   * `version` (read with the stream's head in one statement, then carried over each of this store's
+   * own appends that continued from exactly that version: the append's guard proves nobody else
+   * appended in between, and the statement returns the ids of the commands it added), less what
+   * `markDelivered` was given. Anything else (another writer's append seen by a load, a failed
+   * append or mark) drops it, and the next `pendingCommands` reads the table again.
+   */
+  private readonly known = new Map<string, { version: number; entries: OutboxEntry[] }>();
+  /** Marks being written, and how many were ever started: a read racing one cannot become `known`. */
+  private marking = 0;
+  private marks = 0;
 
   constructor(private readonly pool: pg.Pool) {}
 
@@ -152,6 +169,7 @@ export class PostgresEventStore implements EventStore {
     );
     const head = rows.at(-1)?.head ?? 0;
     const last = rows.at(-2);
+    if (this.known.get(stream)?.version !== (last?.version ?? 0)) this.known.delete(stream);
     if (last?.version != null) this.tips.set(stream, { version: last.version, hash: last.hash });
     else this.tips.delete(stream);
     return {
@@ -212,7 +230,7 @@ export class PostgresEventStore implements EventStore {
       avg_price: v.avgPrice,
     }));
     try {
-      const { rows: result } = await this.pool.query<{ n: number }>({
+      const { rows: result } = await this.pool.query<{ n: number; outbox?: string[] }>({
         // Prepared once per connection: the plan of this statement is most of its cost.
         ...(ackOnly(request)
           ? { name: 'trading-append-ack', text: APPEND_ACK }
@@ -234,10 +252,24 @@ export class PostgresEventStore implements EventStore {
       });
       if (result[0]?.n !== events.length) {
         this.tips.delete(stream);
+        this.known.delete(stream);
         throw new ConcurrencyError(stream, expectedVersion);
       }
       this.tips.set(stream, { version, hash: prev });
+      const known = this.known.get(stream);
+      const ids = result[0]?.outbox ?? [];
+      if (known?.version === expectedVersion && ids.length === outbox.length)
+        this.known.set(stream, {
+          version,
+          entries: [
+            ...known.entries,
+            ...outbox.map((command, i) => ({ id: Number(ids[i]), command: structuredClone(command) })),
+          ],
+        });
+      else this.known.delete(stream);
     } catch (error) {
+      // Failed or of unknown outcome (a connection lost mid-commit): what is pending is read again.
+      this.known.delete(stream);
       if ((error as { code?: string }).code === '23505') {
         this.tips.delete(stream);
         throw new ConcurrencyError(stream, expectedVersion);
@@ -246,19 +278,74 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
-  async pendingCommands(stream: string): Promise<OutboxEntry[]> {
-    const { rows } = await this.pool.query<{ id: string; command: BrokerCommand }>(
-      'SELECT id, command FROM trading_outbox WHERE stream = $1 AND delivered_at IS NULL ORDER BY id',
+  /**
+   * The undelivered outbox, oldest first. With `known`, answered from what this store knows when it
+   * can (see `known`): the dispatcher's read after this store's own append costs no round trip, and
+   * another writer's commands, all after the ones known (the known list is complete as of its
+   * version), are read at the next dispatch after the engine has caught up with them.
+   */
+  async pendingCommands(stream: string, options: { known?: boolean } = {}): Promise<OutboxEntry[]> {
+    const known = options.known ? this.known.get(stream) : undefined;
+    if (known) return known.entries.map((e) => ({ id: e.id, command: structuredClone(e.command) }));
+    // The rows and the stream's head in one statement (one snapshot): the list is complete as of it,
+    // unless a mark was being written meanwhile (its row may read as still pending).
+    const quiet = this.marking === 0;
+    const marks = this.marks;
+    const { rows } = await this.pool.query<{
+      id: string | null;
+      command: BrokerCommand | null;
+      head: number;
+    }>(
+      `SELECT o.id, o.command, (SELECT coalesce(max(version), 0)::int FROM trading_events WHERE stream = $1) AS head
+         FROM trading_outbox o WHERE o.stream = $1 AND o.delivered_at IS NULL
+        UNION ALL
+       SELECT NULL, NULL, (SELECT coalesce(max(version), 0)::int FROM trading_events WHERE stream = $1)
+        ORDER BY 1 NULLS LAST`,
       [stream],
     );
-    return rows.map((r) => ({ id: Number(r.id), command: r.command }));
+    const head = rows.at(-1)?.head ?? 0;
+    const entries = rows
+      .filter((r) => r.id !== null)
+      .map((r) => ({ id: Number(r.id), command: r.command as BrokerCommand }));
+    // Usable for this store's next append only if it continues from the head read here.
+    if (quiet && marks === this.marks && this.tips.get(stream)?.version === head)
+      this.known.set(stream, {
+        version: head,
+        entries: entries.map((e) => ({ id: e.id, command: structuredClone(e.command) })),
+      });
+    else this.known.delete(stream);
+    return entries;
   }
 
+  /**
+   * Committed without waiting for its WAL flush (synchronous_commit off for this transaction): a
+   * mark lost in a PostgreSQL crash leaves its row undelivered and the command is sent again, which
+   * the dispatcher already has to survive (a crash between a send and its mark): the broker refuses
+   * a second order with the same client order id (ambiguous, resolved by a lookup), a second
+   * replacement id likewise, and a cancel is resolved from the broker's record. A durable mark
+   * bought nothing but a second WAL flush racing the order's fill.
+   */
   async markDelivered(ids: readonly number[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.pool.query('UPDATE trading_outbox SET delivered_at = now() WHERE id = ANY($1::bigint[])', [
-      ids,
-    ]);
+    this.marks += 1;
+    this.marking += 1;
+    const marked = new Set(ids);
+    for (const [stream, k] of this.known)
+      this.known.set(stream, { version: k.version, entries: k.entries.filter((e) => !marked.has(e.id)) });
+    try {
+      await this.pool.query({
+        name: 'trading-mark-delivered',
+        text: `UPDATE trading_outbox SET delivered_at = now()
+              WHERE id = ANY($1::bigint[]) AND set_config('synchronous_commit', 'off', true) IS NOT NULL`,
+        values: [ids],
+      });
+    } catch (error) {
+      // Not marked: those rows are still pending in the table, and must be sent again.
+      this.known.clear();
+      throw error;
+    } finally {
+      this.marking -= 1;
+    }
   }
 
   async readProjections(stream: string): Promise<Projections> {

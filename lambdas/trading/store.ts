@@ -34,6 +34,21 @@ export interface AppendRequest {
   readonly outbox: readonly BrokerCommand[];
 }
 
+/**
+ * An append of broker acknowledgements alone (OrderAccepted events, no outbox command): what the
+ * broker said and says again (the adapter's snapshot after every stream connect, the in-flight
+ * lookup and reconciliation read it back; a fill on an order still held as pending_new books its
+ * ack first), and nobody's decision waits on its durability. The PostgreSQL store commits it without
+ * waiting for its WAL flush; the engine holds it up to ACK_HOLD_MS when the order may fill at once,
+ * so that the fill arriving right behind it shares its transaction.
+ */
+export function acknowledgementOnly(
+  events: readonly Pick<TradingEvent, 'type'>[],
+  outbox: readonly unknown[],
+): boolean {
+  return outbox.length === 0 && events.length > 0 && events.every((e) => e.type === 'OrderAccepted');
+}
+
 export interface OutboxEntry {
   readonly id: number;
   readonly command: BrokerCommand;
@@ -52,8 +67,11 @@ export interface EventStore {
   /** The rows as stored, with their hashes, and the stream's recorded head (the projections' version). */
   readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }>;
   append(request: AppendRequest): Promise<void>;
-  /** Broker commands not yet handed to the broker, oldest first. */
-  pendingCommands(stream: string): Promise<OutboxEntry[]>;
+  /**
+   * Broker commands not yet handed to the broker, oldest first. `known`: the dispatcher's call; the
+   * store may answer from what it knows of its own appends and marks without reading the table.
+   */
+  pendingCommands(stream: string, options?: { known?: boolean }): Promise<OutboxEntry[]>;
   markDelivered(ids: readonly number[]): Promise<void>;
   /** The projections as stored (to compare with a rebuild). */
   readProjections(stream: string): Promise<Projections>;

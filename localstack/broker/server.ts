@@ -109,6 +109,12 @@ export async function startBrokerSim(options: BrokerSimOptions = {}): Promise<Br
   const streams = new Map<string, WebSocket>();
   /** Sockets of requests accepted and never answered (`timeout`), destroyed at close. */
   const held = new Set<Socket>();
+  /**
+   * Stream handshakes (HTTP upgrades to /stream) still to be held: accepted over TCP and never
+   * answered (`POST /_control/stream {"holdHandshakes": N}`; simulator-wide, since the key is only
+   * sent once the WebSocket is open).
+   */
+  let holdHandshakes = 0;
   /** Reconnects refused until (account clock ms), after a `disconnect` fault with a duration. */
   const refuseStreamUntil = new Map<string, number>();
 
@@ -473,6 +479,11 @@ export async function startBrokerSim(options: BrokerSimOptions = {}): Promise<Br
         if (typeof body.clock === 'string') account.clockMs = Date.parse(body.clock);
         return json(res, 200, { keyId, secret });
       }
+      if (url.pathname === '/_control/stream' && req.method === 'POST') {
+        const body = await readBody(req);
+        if (typeof body.holdHandshakes === 'number') holdHandshakes = Math.max(0, body.holdHandshakes);
+        return json(res, 200, { holdHandshakes });
+      }
       const ctl = CONTROL_ACCOUNT.exec(url.pathname);
       if (ctl) {
         const keyId = decodeURIComponent(ctl[1] as string);
@@ -506,6 +517,12 @@ export async function startBrokerSim(options: BrokerSimOptions = {}): Promise<Br
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/stream') {
       socket.destroy();
+      return;
+    }
+    if (holdHandshakes > 0) {
+      // The TCP connection is accepted, the WebSocket handshake is never answered.
+      holdHandshakes -= 1;
+      held.add(socket as Socket);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {

@@ -370,6 +370,138 @@ describe('4.3.3 recovery (TC-BE-013..017)', () => {
   });
 });
 
+describe('the stream connect', () => {
+  it("a broker that accepts the stream's TCP connection and never answers the handshake: the connect gives up at its timeout and the adapter reconnects by itself", async () => {
+    const key = await sim.account({ cash: 1e6 });
+    const held = await fetch(`${sim.url}/_control/stream`, {
+      method: 'POST',
+      body: JSON.stringify({ holdHandshakes: 1 }),
+    });
+    expect(await held.json()).toEqual({ holdHandshakes: 1 });
+    const incidents: BrokerIncident[] = [];
+    const live = new LiveBroker({
+      baseUrl: sim.url,
+      wsUrl: sim.wsUrl,
+      ...key,
+      lookup: () => undefined,
+      openOrders: () => [],
+      onReport: async () => undefined,
+      onIncident: (i) => incidents.push(i),
+      connectTimeoutMs: 300,
+    });
+    try {
+      await expect(live.start()).rejects.toThrow('stream handshake not done within 300 ms');
+      expect(live.isReady()).toBe(false);
+      // The next handshake is answered: connected, snapshot applied, ready.
+      expect(await live.whenReady(10_000)).toBe(true);
+      expect(incidents.map((i) => i.stream ?? i.detail)).toEqual(
+        expect.arrayContaining(['stream handshake not done within 300 ms', 'connected', 'snapshot_applied']),
+      );
+    } finally {
+      await live.close();
+    }
+  });
+});
+
+describe('cancel and replace of an order whose broker id is not known yet', () => {
+  it('a 429 on the lookup by client order id is retryable: the cancel and the replace stay in the outbox and go through after it, never refused as an unknown order', async () => {
+    const AT = '2026-03-02T15:00:00Z';
+    const stream = 'be-lookup-429';
+    const key = await sim.account({ cash: 1e6, fill: 'none', clock: AT, rateLimitPerMinute: 1_000_000 });
+    await sim.control(key.keyId, { prices: { AAPL: 100 } });
+    const engine = await TradingEngine.open(store, stream, { init: { cash: 1e6 }, at: AT });
+    await engine.updatePrices({ AAPL: 100 }, AT);
+    for (const cid of ['C1', 'R1'])
+      expect(
+        (
+          await engine.submit(
+            {
+              clientOrderId: cid,
+              symbol: 'AAPL',
+              side: 'buy',
+              qty: 1,
+              type: 'limit',
+              limitPrice: 50,
+              tif: 'gtc',
+            },
+            AT,
+          )
+        ).status,
+      ).toBe('pending_new');
+    const live = new LiveBroker({
+      baseUrl: sim.url,
+      wsUrl: sim.wsUrl,
+      ...key,
+      lookup: (cid) => engine.state.orders[cid],
+      // No snapshot lookups: the adapter learns the orders' broker ids only when a command needs them.
+      openOrders: () => [],
+      onReport: async (report) => {
+        await engine.onBrokerReport(report, AT);
+      },
+      decidesAtOnce: () => engine.decidesAtOnce(),
+    });
+    try {
+      // Sent by an earlier process (the same client order ids, straight to the broker) before this
+      // adapter's stream was up: it has never seen them.
+      for (const cid of ['C1', 'R1'])
+        expect(
+          (
+            await sim.submitOrder(key, {
+              symbol: 'AAPL',
+              qty: '1',
+              side: 'buy',
+              type: 'limit',
+              limit_price: '50',
+              time_in_force: 'gtc',
+              client_order_id: cid,
+            })
+          ).status,
+        ).toBe(200);
+      for (const id of (await store.pendingCommands(stream)).map((e) => e.id))
+        await store.markDelivered([id]);
+      for (const cid of ['C1', 'R1'])
+        await engine.onBrokerReport({ kind: 'accepted', clientOrderId: cid }, AT);
+      await live.start();
+      // Each lookup meets a 429: the command waits in the outbox (retry at the reset time), then goes.
+      for (const cid of ['C1', 'R1']) {
+        const outcome =
+          cid === 'C1'
+            ? await engine.cancel(cid, AT)
+            : await engine.modify({ clientOrderId: cid, qty: 2 }, AT);
+        expect(outcome.ok).toBe(true);
+        await sim.control(key.keyId, { fault: { kind: 'http429', count: 1 } });
+        const r = await dispatchLive(store, stream, live);
+        expect(r.sent).toBe(0);
+        expect(r.blocked?.name).toBe('BrokerRetryableError');
+        expect(engine.state.orders[cid]?.status).toBe(cid === 'C1' ? 'pending_cancel' : 'pending_replace');
+        expect(await dispatchLive(store, stream, live)).toEqual({ sent: 1, blocked: null });
+      }
+      expect(
+        await live.settle(async (id) => Boolean((await sim.control(key.keyId, { barrier: id })).barrier)),
+      ).toBe(true);
+      await engine.settled();
+      expect(engine.state.orders.C1?.status).toBe('canceled');
+      expect(engine.state.orders.R1?.status).toBe('replaced');
+      expect(engine.state.orders['R1.r1']).toMatchObject({ status: 'new', qty: 2 });
+      // Nothing was recorded as refused for an unknown order.
+      const events = await store.load(stream);
+      expect(
+        events.filter((e) => e.type === 'BrokerReportIgnored' || /unknown order/.test(JSON.stringify(e))),
+      ).toEqual([]);
+      const broker = (await sim.state(key.keyId)) as {
+        orders: { client_order_id: string; status: string }[];
+      };
+      expect(Object.fromEntries(broker.orders.map((o) => [o.client_order_id, o.status]))).toEqual({
+        C1: 'canceled',
+        R1: 'replaced',
+        'R1.r1': 'new',
+      });
+    } finally {
+      await live.close();
+    }
+  });
+});
+
 describe('the same scenarios over the wire', () => {
   it.each([
     'TC-IF-001',
