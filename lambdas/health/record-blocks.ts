@@ -14,14 +14,18 @@
  * stored records / BLOCK_BUCKETS records).
  *
  * Block format (little endian), records sorted by (id key, id bytes):
- *   u8 format (2; 1 is read too) | u32 record count | u16 source count | per source: u16 length + UTF-8 source id
+ *   u8 format (3; 1 and 2 are read too) | u32 record count | u16 source count | per source: u16 length + UTF-8 source id
  *   | records
  * Record: u32 length (whole record) | u16 source index | u16 reader version | f64 lastModified |
  *   f64 content hash | f64 fetch ms | u32 value count | u32 out of range | u32 id key | u16 id length
  *   | UTF-8 id | Avro body (the rest; appRecordFetchTimeEpochMillis zeroed, restored from fetch ms).
  *   Format 2: an id length of 0xFFFF (ID_IN_BODY) means no copy of the id: it is the body's first
  *   string (metadata.id). Format 1 blocks have none and are read as they are; a merged block is
- *   written as format 2.
+ *   written as format 3.
+ *   Format 3: a content hash may be NaN (HASH_PENDING): not computed yet; it is `hashBytes` of the
+ *   record's body, computed from the stored body where a decision needs it. Formats 1 and 2 hold
+ *   only computed hashes; code that predates format 3 refuses such a block instead of comparing
+ *   NaN hashes (which it would judge a conflict every time).
  * The other columns of the old row (origin, times, zone, measured value) are read from the body.
  *
  * The decision (`mergeBlock`) is the one both stores run: memory and PostgreSQL cannot disagree.
@@ -33,8 +37,13 @@ import type { HealthRecord } from './types';
 
 /** Buckets per record type. Changing it re-homes every record: a migration must rewrite blocks. */
 export const BLOCK_BUCKETS = 16_384;
-/** Written: 2. Read: 1 and 2 (format 2 adds records whose id is read from their body). */
-const FORMAT = 2;
+// A power of two: `rowsOf` takes a key's multiple of BLOCK_BUCKETS with a mask.
+if ((BLOCK_BUCKETS & (BLOCK_BUCKETS - 1)) !== 0) throw new Error('BLOCK_BUCKETS must be a power of two');
+/**
+ * Written: 3. Read: 1, 2 and 3 (format 2 adds records whose id is read from their body, format 3
+ * records whose content hash is not computed yet).
+ */
+const FORMAT = 3;
 /** Fixed part of a record; the id (or, for ID_IN_BODY, the body) starts here. */
 const HEADER = 46;
 /**
@@ -167,7 +176,8 @@ export interface BlockRecord extends RecordHead {
 /** Sources and record offsets of a block (an empty buffer is an empty block). */
 function readBlock(data: Buffer): { sources: string[]; offsets: number[] } {
   if (data.length === 0) return { sources: [], offsets: [] };
-  if (data[0] !== FORMAT && data[0] !== 1) throw new Error(`unknown record block format ${data[0]}`);
+  if (data[0] !== FORMAT && data[0] !== 2 && data[0] !== 1)
+    throw new Error(`unknown record block format ${data[0]}`);
   const count = data.readUInt32LE(1);
   const nSources = data.readUInt16LE(5);
   let pos = 7;
@@ -191,6 +201,7 @@ function readBlock(data: Buffer): { sources: string[]; offsets: number[] } {
 function toBlockRecord(data: Buffer, o: number, sources: readonly string[]): BlockRecord {
   return {
     ...headAt(data, o),
+    contentHash: hashAt(data, o),
     metadataId: readId(data, o),
     sourceId: sources[data.readUInt16LE(o + 4)] ?? '',
     readerVersion: data.readUInt16LE(o + 6),
@@ -229,18 +240,50 @@ const PARTITION_BUCKETS = 1024;
 const PARTITIONS = BLOCK_BUCKETS / PARTITION_BUCKETS;
 const TWO_21 = 2_097_152;
 /**
- * The content hash of a record staged from a decoded export is computed when its bucket is taken
- * (`rowsOf`), not while the export is read: hashing is ~0.4 us per glucose reading (a serial
- * multiply chain per byte), and in the PostgreSQL store `rowsOf` runs while the server writes the
- * previous round's blocks, so the hash no longer adds to the time the export takes to read. A
- * real hash is an integer below 2^53, never NaN.
+ * The content hash of a record staged from a decoded export is not computed when it is staged nor
+ * when it is stored (format 3): only where a decision reads it, from the record's body (`hashAt`,
+ * `decide`). A first load compares nothing, and a re-sync of the same records compares bodies
+ * byte for byte (equal bodies have equal hashes): hashing was ~0.7 us per glucose reading (a
+ * serial multiply chain per byte), the largest single item of the client's CPU in `rowsOf`. The
+ * hash function stays the one every stored hash was computed with, so a stored record's hash and a
+ * staged one's are always comparable and VERSION_RULE's tie-break on it decides as before. A
+ * computed hash is an integer below 2^53, never NaN.
  */
 const HASH_PENDING = Number.NaN;
 
-/** Fills in the content hash of a record staged with HASH_PENDING (its body: after the id). */
-function settleHash(b: Buffer, o: number): void {
-  if (!Number.isNaN(b.readDoubleLE(o + 16))) return;
-  b.writeDoubleLE(hashBytes(b, bodyStart(b, o), o + b.readUInt32LE(o)), o + 16);
+/** The content hash of the record at `o`: the stored one, or computed from its body when pending. */
+function hashAt(b: Buffer, o: number): number {
+  const h = b.readDoubleLE(o + 16);
+  return Number.isNaN(h) ? hashBytes(b, bodyStart(b, o), o + b.readUInt32LE(o)) : h;
+}
+
+/** Whether two records have the same body bytes. */
+function sameBody(a: Buffer, ao: number, b: Buffer, bo: number): boolean {
+  const al = a.readUInt32LE(ao) - (bodyStart(a, ao) - ao);
+  const bl = b.readUInt32LE(bo) - (bodyStart(b, bo) - bo);
+  if (al !== bl) return false;
+  const as = bodyStart(a, ao);
+  const bs = bodyStart(b, bo);
+  return a.compare(b, bs, bs + bl, as, as + al) === 0;
+}
+
+/**
+ * The heads of two records of one id as `compare` and the conflict check see them: pending hashes
+ * are computed, except when both are pending and the bodies are the same bytes: then both are given
+ * one value (0), since their hashes are equal and only their equality can matter.
+ */
+function decidingHeads(a: Buffer, ao: number, b: Buffer, bo: number): [RecordHead, RecordHead] {
+  const ha = headAt(a, ao);
+  const hb = headAt(b, bo);
+  const pa = Number.isNaN(ha.contentHash);
+  const pb = Number.isNaN(hb.contentHash);
+  if (!pa && !pb) return [ha, hb];
+  if (pa && pb && sameBody(a, ao, b, bo))
+    return [
+      { ...ha, contentHash: 0 },
+      { ...hb, contentHash: 0 },
+    ];
+  return [pa ? { ...ha, contentHash: hashAt(a, ao) } : ha, pb ? { ...hb, contentHash: hashAt(b, bo) } : hb];
 }
 
 /** The staged records of one bucket, in (id key, id bytes, staging) order. */
@@ -248,7 +291,7 @@ export interface IncomingBucket {
   readonly bufs: Buffer[];
   readonly offsets: number[];
   /** The id key of each record (ids are compared only where keys are equal). */
-  readonly keys: number[];
+  readonly keys: ArrayLike<number>;
 }
 
 /**
@@ -506,6 +549,8 @@ export class IncomingRecords {
     this.count = 0;
     // Partitions below this one have been let go of (their slabs can be collected).
     let released = 0;
+    // The sort keys of one bucket (rowsOf returns copies).
+    const scratch = new Uint32Array(BLOCK_BUCKETS);
     return {
       buckets,
       rowsOf(bucket) {
@@ -519,25 +564,42 @@ export class IncomingRecords {
         const from = starts[bucket] as number;
         const n = (starts[bucket + 1] as number) - from;
         if (n >= TWO_21) throw new Error('too many staged records in one block');
-        // (key, staging order) as one number: a numeric sort, ids compared only on equal keys.
-        const sortKeys = new Float64Array(n);
-        for (let j = 0; j < n; j++) sortKeys[j] = (keyOf[order[from + j] as number] as number) * TWO_21 + j;
-        sortKeys.sort();
+        const keys = new Uint32Array(n);
         const bufs: Buffer[] = new Array(n);
         const offsets: number[] = new Array(n);
-        for (let j = 0; j < n; j++) {
-          const i = order[from + ((sortKeys[j] as number) % TWO_21)] as number;
-          const buf = slabs[slabOf[i] as number] as Buffer;
-          const o = offsetOf[i] as number;
-          settleHash(buf, o);
-          bufs[j] = buf;
-          offsets[j] = o;
+        if (n <= BLOCK_BUCKETS) {
+          // Every key of the bucket is (a multiple of BLOCK_BUCKETS) + bucket: key - bucket + j is
+          // (key, staging order j < BLOCK_BUCKETS) as one u32, sorted natively as integers, with
+          // no division per record.
+          const sorted = scratch.subarray(0, n);
+          for (let j = 0; j < n; j++) sorted[j] = (keyOf[order[from + j] as number] as number) - bucket + j;
+          sorted.sort();
+          for (let j = 0; j < n; j++) {
+            const v = sorted[j] as number;
+            const low = v & (BLOCK_BUCKETS - 1);
+            keys[j] = v - low + bucket;
+            const i = order[from + low] as number;
+            bufs[j] = slabs[slabOf[i] as number] as Buffer;
+            offsets[j] = offsetOf[i] as number;
+          }
+        } else {
+          // (key, staging order) as one float (a block of more than BLOCK_BUCKETS staged records).
+          const sortKeys = new Float64Array(n);
+          for (let j = 0; j < n; j++) sortKeys[j] = (keyOf[order[from + j] as number] as number) * TWO_21 + j;
+          sortKeys.sort();
+          for (let j = 0; j < n; j++) {
+            const v = sortKeys[j] as number;
+            keys[j] = Math.floor(v / TWO_21);
+            const i = order[from + (v % TWO_21)] as number;
+            bufs[j] = slabs[slabOf[i] as number] as Buffer;
+            offsets[j] = offsetOf[i] as number;
+          }
         }
         // Equal keys (rare): order by id bytes, then staging order (a stable sort).
         for (let j = 0; j < n; ) {
           let e = j + 1;
-          const k = Math.floor((sortKeys[j] as number) / TWO_21);
-          while (e < n && Math.floor((sortKeys[e] as number) / TWO_21) === k) e++;
+          const k = keys[j] as number;
+          while (e < n && keys[e] === k) e++;
           if (e - j > 1) {
             const idx = Array.from({ length: e - j }, (_, x) => j + x);
             idx.sort(
@@ -558,8 +620,6 @@ export class IncomingRecords {
           }
           j = e;
         }
-        const keys: number[] = new Array(n);
-        for (let j = 0; j < n; j++) keys[j] = Math.floor((sortKeys[j] as number) / TWO_21);
         return { bufs, offsets, keys };
       },
     };
@@ -635,8 +695,6 @@ export function mergeBlock(
     // One version per id within the file: the preferred one (later staging wins a tie).
     let bestBuf = bufs[i] as Buffer;
     let bestOff = offsets[i] as number;
-    // Read only when compared (a new record of a first load never is).
-    let bestHead: RecordHead | undefined;
     const bestKey = keys[i] as number;
     let j = i + 1;
     for (
@@ -646,12 +704,10 @@ export function mergeBlock(
       compareIds(bufs[j] as Buffer, offsets[j] as number, bestBuf, bestOff) === 0;
       j++
     ) {
-      const h = headAt(bufs[j] as Buffer, offsets[j] as number);
-      bestHead ??= headAt(bestBuf, bestOff);
-      if (compare(h, bestHead) >= 0) {
+      const [h, best] = decidingHeads(bufs[j] as Buffer, offsets[j] as number, bestBuf, bestOff);
+      if (compare(h, best) >= 0) {
         bestBuf = bufs[j] as Buffer;
         bestOff = offsets[j] as number;
-        bestHead = h;
       }
       unchanged++;
     }
@@ -673,14 +729,20 @@ export function mergeBlock(
     const currentOff = s < storedOffsets.length && c === 0 ? (storedOffsets[s] as number) : -1;
     const old =
       currentOff < 0 && legacy && legacy.size > 0 ? legacy.get(readId(bestBuf, bestOff)) : undefined;
-    const currentHead: RecordHead | undefined = currentOff >= 0 ? headAt(data, currentOff) : old;
-    if (currentOff >= 0) s++;
-    if (!currentHead) {
+    if (currentOff < 0 && !old) {
       inserted++;
       keep(bestBuf, bestOff, sourceId);
       continue;
     }
-    bestHead ??= headAt(bestBuf, bestOff);
+    let bestHead: RecordHead;
+    let currentHead: RecordHead;
+    if (currentOff >= 0) {
+      [bestHead, currentHead] = decidingHeads(bestBuf, bestOff, data, currentOff);
+      s++;
+    } else {
+      bestHead = { ...headAt(bestBuf, bestOff), contentHash: hashAt(bestBuf, bestOff) };
+      currentHead = old as LegacyVersion;
+    }
     const wins = compare(bestHead, currentHead) > 0;
     if (
       currentHead.lastModifiedMs === bestHead.lastModifiedMs &&

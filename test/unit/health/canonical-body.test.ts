@@ -290,9 +290,130 @@ describe('record ids read from the body (block format 2)', () => {
       a.addRecord(reader.type, reader.version, id, glucose(id, 20, 120), 1, 0, true),
     );
     expect(newer).toMatchObject({ updated: 1, count: 1 });
-    expect((newer.data as Buffer)[0]).toBe(2);
+    expect((newer.data as Buffer)[0]).toBe(3);
     expect(blockRecords(newer.data as Buffer).map((x) => [x.metadataId, x.lastModifiedMs])).toEqual([
       [id, 20],
     ]);
+  });
+});
+
+describe('content hashes computed where a decision needs them (block format 3)', () => {
+  const base = glucoseDay0()[0] as unknown as BloodGlucoseRecord;
+  const reader = readerSchema('BloodGlucoseRecord');
+  const glucose = (id: string, lastModified: number, level: number): BloodGlucoseRecord => ({
+    ...base,
+    metadata: { ...base.metadata, id, lastModifiedTimeEpochMillis: lastModified },
+    levelInMilligramsPerDeciliter: level,
+  });
+  /** Stages a record with its hash computed (as before format 3) or left pending (as staging from an export does). */
+  const stage = (arena: IncomingRecords, r: BloodGlucoseRecord, pending: boolean) => {
+    const row = toStoredRecord('BloodGlucoseRecord', r);
+    if (!row) throw new Error('not storable');
+    if (!pending) arena.add(row);
+    else arena.addRecord(reader.type, reader.version, r.metadata.id, r, row.valueCount, row.outOfRange, true);
+  };
+  /** Every bucket of `records` merged into `stored` (bucket -> block). */
+  const mergeAll = (stored: Map<number, Buffer>, records: BloodGlucoseRecord[], pending: boolean) => {
+    const arena = new IncomingRecords();
+    for (const r of records) stage(arena, r, pending);
+    const { buckets, rowsOf } = arena.takeByBucket();
+    const out = new Map(stored);
+    const counts = { inserted: 0, updated: 0, unchanged: 0 };
+    const conflicts: unknown[] = [];
+    for (const b of buckets) {
+      const m = mergeBlock(stored.get(b), rowsOf(b), 'src', compareVersions);
+      counts.inserted += m.inserted;
+      counts.updated += m.updated;
+      counts.unchanged += m.unchanged;
+      conflicts.push(...m.conflicts);
+      if (m.data) out.set(b, m.data);
+    }
+    return { out, counts, conflicts };
+  };
+  const records = (blocks: Map<number, Buffer>) =>
+    [...blocks.keys()].sort((a, b) => a - b).flatMap((b) => blockRecords(blocks.get(b) as Buffer));
+  const bodyOf = (r: BloodGlucoseRecord) =>
+    (toStoredRecord('BloodGlucoseRecord', r) as { body: Buffer }).body;
+
+  it('a format 2 block (hashes of the same function, computed) merged with pending staged records: unchanged, updated, conflict', () => {
+    const id = 'c5c9a3e0-0000-4000-8000-000000000001';
+    const bucket = bucketOf(id);
+    const stored = mergeAll(new Map(), [glucose(id, 10, 101)], false).out;
+    const v2 = Buffer.from(stored.get(bucket) as Buffer);
+    v2[0] = 2;
+    const old = new Map([[bucket, v2]]);
+    expect(findInBlock(v2, id)?.contentHash).toBe(hashBytes(bodyOf(glucose(id, 10, 101))));
+
+    const same = mergeAll(old, [glucose(id, 10, 101)], true);
+    expect(same.counts).toEqual({ inserted: 0, updated: 0, unchanged: 1 });
+    expect(same.conflicts).toEqual([]);
+    expect(same.out.get(bucket)).toBe(v2);
+
+    const newer = mergeAll(old, [glucose(id, 20, 120)], true);
+    expect(newer.counts).toEqual({ inserted: 0, updated: 1, unchanged: 0 });
+    expect(newer.conflicts).toEqual([]);
+    const written = newer.out.get(bucket) as Buffer;
+    expect(written[0]).toBe(3);
+    expect(findInBlock(written, id)).toMatchObject({
+      lastModifiedMs: 20,
+      contentHash: hashBytes(bodyOf(glucose(id, 20, 120))),
+    });
+
+    for (const level of [99, 102, 150]) {
+      const conflict = mergeAll(old, [glucose(id, 10, level)], true);
+      const storedHash = hashBytes(bodyOf(glucose(id, 10, 101)));
+      const incomingHash = hashBytes(bodyOf(glucose(id, 10, level)));
+      expect(conflict.conflicts).toEqual([
+        {
+          metadataId: id,
+          lastModifiedMs: 10,
+          storedHash,
+          incomingHash,
+          storedSourceId: 'src',
+          kept: incomingHash > storedHash ? 'incoming' : 'stored',
+        },
+      ]);
+      expect(conflict.counts.updated + conflict.counts.unchanged).toBe(1);
+      expect(findInBlock(conflict.out.get(bucket) as Buffer, id)?.contentHash).toBe(
+        incomingHash > storedHash ? incomingHash : storedHash,
+      );
+    }
+  });
+
+  it('pending hashes decide exactly as computed ones: every mix of stored and staged versions', () => {
+    const ids = Array.from({ length: 6 }, (_, i) => `d5c9a3e0-0000-4000-8000-00000000000${i}`);
+    // Deterministic pseudo-random scenarios (no clock, no Math.random).
+    let seed = 12345;
+    const next = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 16) % n;
+    };
+    let conflictsSeen = 0;
+    let updatesSeen = 0;
+    for (let scenario = 0; scenario < 40; scenario++) {
+      const first: BloodGlucoseRecord[] = [];
+      const second: BloodGlucoseRecord[] = [];
+      for (const id of ids) {
+        if (next(3) > 0) first.push(glucose(id, 10 * (1 + next(2)), 100 + next(3)));
+        for (let k = next(3); k > 0; k--) second.push(glucose(id, 10 * (1 + next(2)), 100 + next(3)));
+      }
+      // Before format 3 every hash was computed: both loads with computed hashes is the reference.
+      const reference = mergeAll(mergeAll(new Map(), first, false).out, second, false);
+      for (const [firstPending, secondPending] of [
+        [true, true],
+        [true, false],
+        [false, true],
+      ] as const) {
+        const got = mergeAll(mergeAll(new Map(), first, firstPending).out, second, secondPending);
+        expect(got.counts, `scenario ${scenario}`).toEqual(reference.counts);
+        expect(got.conflicts, `scenario ${scenario}`).toEqual(reference.conflicts);
+        expect(records(got.out), `scenario ${scenario}`).toEqual(records(reference.out));
+      }
+      conflictsSeen += reference.conflicts.length;
+      updatesSeen += reference.counts.updated;
+    }
+    // The scenarios reach the decisions that read the hash.
+    expect(conflictsSeen).toBeGreaterThan(10);
+    expect(updatesSeen).toBeGreaterThan(10);
   });
 });
