@@ -102,12 +102,15 @@ export async function collectFiles(inputs: readonly string[]): Promise<string[]>
     } else if (path.endsWith('.avro')) found.push(path);
   };
   for (const input of inputs) await walk(input);
-  const order = (f: string) => parseExportName(basename(f))?.fetchTimeMillis ?? Number.POSITIVE_INFINITY;
-  // Sleep exports first: their sessions tell the run's heart-rate exports when the person slept.
-  const sleep = (f: string) => (/SleepSessionRecord/.test(basename(f)) ? 0 : 1);
-  return [...new Set(found)].sort(
-    (a, b) => sleep(a) - sleep(b) || order(a) - order(b) || (a < b ? -1 : a > b ? 1 : 0),
-  );
+  // Each name read once. Sleep exports first: their sessions tell the run's heart-rate exports when
+  // the person slept.
+  const keyed = [...new Set(found)].map((f) => ({
+    f,
+    sleep: /SleepSessionRecord/.test(basename(f)) ? 0 : 1,
+    at: parseExportName(basename(f))?.fetchTimeMillis ?? Number.POSITIVE_INFINITY,
+  }));
+  keyed.sort((a, b) => a.sleep - b.sleep || a.at - b.at || (a.f < b.f ? -1 : a.f > b.f ? 1 : 0));
+  return keyed.map((k) => k.f);
 }
 
 async function md5(path: string): Promise<string> {

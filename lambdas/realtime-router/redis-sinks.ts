@@ -213,8 +213,7 @@ class WorkerSinks implements RedisSinks {
   offer(m: SequencedMessage): void {
     const h = this.handoff.get(m.channel);
     if (!h) return;
-    const taken = this.figures[h.takenSlot] as number;
-    if (h.posted - taken + h.size > this.handoffBytes || this.failed) {
+    if (h.posted - this.taken(h) + h.size > this.handoffBytes || this.failed) {
       // The worker is not keeping up with the hand-over: the loss is announced in its place.
       const g = h.gap;
       if (g) {
@@ -241,7 +240,7 @@ class WorkerSinks implements RedisSinks {
         dropped: f('dropped') + (h.gap?.missed ?? 0),
         gaps: f('gaps'),
         peakDepth: f('peakDepth'),
-        bytes: f('bytes') + h.posted - f('taken') + h.size,
+        bytes: f('bytes') + h.posted - this.taken(h) + h.size,
       };
     }
     return out;

@@ -94,7 +94,10 @@ SELECT n, (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ob) AS outbox F
 
 /**
  * The same append committed without waiting for its WAL flush (synchronous_commit off for this
- * transaction only), for batches of broker acknowledgements alone (see `append`).
+ * transaction only), for batches of broker acknowledgements alone (`acknowledgementOnly`). It still
+ * commits in the stream's order, and WAL is flushed in order, so the next durable append (the
+ * order's fill, any submit) makes it durable too: only a PostgreSQL crash within the WAL writer's
+ * delay can lose it, never a fill or a command, never a link in the middle of the hash chain.
  */
 const APPEND_ACK = `${APPEND.slice(0, APPEND.lastIndexOf('SELECT n, '))}SELECT n, set_config('synchronous_commit', 'off', true) FROM ok`;
 
@@ -116,16 +119,6 @@ export interface OutboxSubscription {
   /** Resolves when the connection is gone (closed, or lost: then subscribe again). */
   readonly lost: Promise<void>;
   close(): void;
-}
-
-/**
- * An acknowledgement alone (`acknowledgementOnly`) skips the WAL flush wait. It still commits in the
- * stream's order, and WAL is flushed in order, so the next durable append (the order's fill, any
- * submit) makes it durable too: only a PostgreSQL crash within the WAL writer's delay can lose it,
- * never a fill or a command, never a link in the middle of the hash chain.
- */
-function ackOnly(request: AppendRequest): boolean {
-  return acknowledgementOnly(request.events, request.outbox);
 }
 
 export class PostgresEventStore implements EventStore {
@@ -293,7 +286,7 @@ export class PostgresEventStore implements EventStore {
     try {
       const { rows: result } = await this.pool.query<{ n: number; outbox?: string[] }>({
         // Prepared once per connection: the plan of this statement is most of its cost.
-        ...(ackOnly(request)
+        ...(acknowledgementOnly(events, outbox)
           ? { name: 'trading-append-ack', text: APPEND_ACK }
           : this.options.announce && outbox.length > 0
             ? { name: 'trading-append-announced', text: APPEND_ANNOUNCED }
