@@ -90,10 +90,12 @@ class DayCounter {
   }
   /** The day with the most records, the later one on a tie; null when nothing was counted. */
   top(): { date: string; zone: string | null } | null {
-    let best: { day: number; n: number; zone: string | null } | null = null;
-    for (const [day, c] of this.counts)
-      if (!best || c.n > best.n || (c.n === best.n && day > best.day)) best = { day, n: c.n, zone: c.zone };
-    return best ? { date: new Date(best.day * DAY_MS).toISOString().slice(0, 10), zone: best.zone } : null;
+    const day = mostFrequent(Array.from(this.counts, ([d, c]) => [d, c.n] as const));
+    if (day === null) return null;
+    return {
+      date: new Date(day * DAY_MS).toISOString().slice(0, 10),
+      zone: this.counts.get(day)?.zone ?? null,
+    };
   }
 }
 
@@ -164,8 +166,8 @@ export function createSubjectTracker(recordType: RecordType): {
 }
 
 /** The key with the highest count, the later (greater) one on a tie. */
-function mostFrequent(counts: ReadonlyMap<string, number>): string | null {
-  let best: string | null = null;
+function mostFrequent<K extends number | string>(counts: Iterable<readonly [K, number]>): K | null {
+  let best: K | null = null;
   let n = 0;
   for (const [k, c] of counts) if (best === null || c > n || (c === n && k > best)) [best, n] = [k, c];
   return best;
