@@ -1,4 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -13,6 +15,7 @@ import { PROCESS_METRICS } from '../../lambdas/realtime-router/metrics';
 import { ROUTER_CONTAINER_NODE_ARGS } from '../../lambdas/realtime-router/service';
 import { RealtimeRouter, ROUTER_METRICS, ROUTER_PORT } from '../../lib/constructs/realtime-router';
 import { acknowledge, applyNag } from '../../lib/nag';
+import { REPO_ROOT } from '../../lib/paths';
 
 // The router's Fargate service alone in a bare stack with cdk-nag on: synth fails on any finding that
 // is not acknowledged, so a passing synth is the nag check. The stage tests cover its place in the app
@@ -275,5 +278,37 @@ describe('real-time router service (ECS Fargate)', () => {
     expect(readdirSync(join(dir, 'lambdas/realtime-router'))).toEqual(
       expect.arrayContaining(['build.mjs', 'main.ts', 'redis-sink-worker.ts']),
     );
+  });
+
+  it('the container bundles build with build.mjs and run; a stack trace names the TypeScript file and line', () => {
+    const out = mkdtempSync(join(tmpdir(), 'router-bundle-'));
+    try {
+      const build = spawnSync(process.execPath, [join(REPO_ROOT, 'lambdas/realtime-router/build.mjs'), out], {
+        encoding: 'utf8',
+      });
+      expect(build.status, build.stderr).toBe(0);
+      expect(readdirSync(out).sort()).toEqual([
+        'main.mjs',
+        'main.mjs.map',
+        'redis-sink-worker.mjs',
+        'redis-sink-worker.mjs.map',
+      ]);
+      // The maps keep positions and names, not the sources' text (what --enable-source-maps parses).
+      const map = JSON.parse(readFileSync(join(out, 'main.mjs.map'), 'utf8')) as { sourcesContent?: unknown };
+      expect(map.sourcesContent).toBeUndefined();
+      // Started as the container starts it, without its configuration: it stops at once, naming
+      // main.ts through the source map.
+      const env = { PATH: process.env.PATH ?? '' };
+      const run = spawnSync(process.execPath, [...ROUTER_CONTAINER_NODE_ARGS, join(out, 'main.mjs')], {
+        encoding: 'utf8',
+        env,
+        timeout: 30_000,
+      });
+      expect(run.status).not.toBe(0);
+      expect(run.stderr).toMatch(/must be set/);
+      expect(run.stderr).toMatch(/lambdas\/realtime-router\/main\.ts:\d+/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
