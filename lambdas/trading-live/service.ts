@@ -14,8 +14,8 @@
  *      same stream: a moved head folds the events after the engine's version into it, the chain
  *      verified on from the last verified row, or rebuilds it from the whole stream when that is not
  *      provably the same; a racing append fails on expectedVersion and the engine rebuilds and
- *      retries), dispatch the outbox (dispatchLive), resolve in-flight
- *      orders, reconcile on an interval.
+ *      retries), dispatch the outbox (dispatchLive), resolve in-flight orders, reconcile on an
+ *      interval.
  *
  * SIGTERM stops the loop, waits for the step in progress, closes the stream and the pool.
  *
@@ -496,9 +496,8 @@ export class LiveService {
       // Another writer (the CLI) appended: its commands are in the outbox, its events folded now
       // (only those after our version when nothing of ours is pending, else a whole rebuild; either
       // verifies the chain, and a tail that does not verify is loaded whole: IntegrityError halts
-      // the loop). A head below the engine's
-      // version is ours still being written (a group in flight, acknowledgements held): not a
-      // reason to rebuild. Another writer's append that the engine's own decisions have overtaken
+      // the loop). A head below the engine's version is ours still being written (a group in
+      // flight, acknowledgements held): not a reason to rebuild. Another writer's append that the engine's own decisions have overtaken
       // is caught by the expected-version guard of our next append, which rebuilds the engine.
       await engine.refresh();
     }
