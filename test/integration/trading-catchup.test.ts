@@ -319,6 +319,10 @@ describe('live engine: incremental catch-up with another writer', () => {
       await other('C2');
       await other('C3');
       const victim = verifiedTo + 1;
+      const { rows: original } = await db.pool.query(
+        'SELECT * FROM trading_events WHERE stream = $1 AND version = $2',
+        [stream, victim],
+      );
       if (what === 'an edited event')
         await tamper(
           `UPDATE trading_events SET data = jsonb_set(data, '{order,qty}', '5000') WHERE stream = $1 AND version = $2`,
@@ -347,6 +351,25 @@ describe('live engine: incremental catch-up with another writer', () => {
       expect(live.state.orders.C2).toBeUndefined();
       expect(live.decidesAtOnce()).toBe(false);
       await expect(live.submit({ ...baseOrder, clientOrderId: 'L2' }, T(3))).rejects.toThrow(IntegrityError);
+
+      // The row put back as it was: the next refresh rebuilds whole (the last rebuild failed), and
+      // the catch-up after it is incremental again.
+      const row = original[0];
+      await tamper(
+        `INSERT INTO trading_events (event_id, stream, version, type, data, occurred_at, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (stream, version) DO UPDATE SET data = EXCLUDED.data`,
+        [row.event_id, stream, victim, row.type, row.data, row.occurred_at, row.hash],
+      );
+      const before = { loads: store.loads, tails: store.tails };
+      await live.refresh();
+      expect(store.loads).toBe(before.loads + 1);
+      await expectSameAsRebuild(live, stream);
+      expect(live.state.orders.C3?.status).toBe('pending_new');
+      await other('C4');
+      await live.refresh();
+      expect(store).toMatchObject({ loads: before.loads + 1, tails: before.tails + 1 });
+      await expectSameAsRebuild(live, stream);
     },
   );
 });
