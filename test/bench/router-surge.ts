@@ -13,25 +13,36 @@
  * GC pauses and CPU share; the load average through the run (2 shared cores: a latency spike while the
  * router got little CPU is descheduling, not the router). Target: tick p99 < 5 ms, 0 duplicates.
  *
+ * The router runs as the container runs it: this checkout's bundles built by
+ * lambdas/realtime-router/build.mjs (the Dockerfile's build) into a temporary directory, started with
+ * ROUTER_CONTAINER_NODE_ARGS (the Dockerfile's CMD flags).
+ *
  * ROUTER_SURGE_MINUTES: market minutes at full rate (default 1; the issue's surge is 5).
  * ROUTER_SURGE_COMPARE=1: the surge twice, back to back, before and after, then the ratios. Before: the
  * Redis sinks on the router's event loop (ROUTER_REDIS_SINK_THREAD=main), or, with
  * ROUTER_SURGE_BEFORE_ROOT=<another checkout> (e.g. a clone of main with node_modules), that checkout's
- * router process; after: this checkout's router as shipped (sinks on their worker thread).
+ * router from its sources under tsx, or with ROUTER_SURGE_BEFORE_BUNDLE=<dir> the bundles in that
+ * directory (main.mjs and redis-sink-worker.mjs, e.g. built with other options), or with
+ * ROUTER_SURGE_BEFORE_NODE_ARGS='<flags>' the shipped router with those node flags instead of the
+ * container's; after: this checkout's router as shipped (sinks on their worker thread).
  * ROUTER_SURGE_EGRESS=1: also minute bars to the stage's RouterBars queue and frames to S3 (off by
  * default: a benchmark should not fill the shared stage's tables and bucket).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import { LatencyRecorder } from '../../lambdas/market/realtime/latency';
 import { CHANNELS } from '../../lambdas/market/realtime/types';
 import { CHANNELS as CHANNELS_BUS, EventBus } from '../../lambdas/platform/event-bus';
 import { createRedisClient } from '../../lambdas/platform/redis';
-import { ROUTER_NODE_ARGS, type ServiceHealth } from '../../lambdas/realtime-router/service';
+import {
+  ROUTER_CONTAINER_NODE_ARGS,
+  ROUTER_NODE_ARGS,
+  type ServiceHealth,
+} from '../../lambdas/realtime-router/service';
 import { WireCounter, type WireMessage } from '../../lambdas/realtime-router/wire-count';
 import { REPO_ROOT } from '../../lib/paths';
 
@@ -49,14 +60,15 @@ interface Proc {
   output(): string;
 }
 
-/** Starts `script` under tsx and waits for the line announcing its port. */
+/** Starts `script` (under tsx unless it is a bundle, `.mjs`) and waits for the line announcing its port. */
 async function startProcess(
   script: string,
   env: NodeJS.ProcessEnv,
   portLine: RegExp,
   nodeArgs: readonly string[] = [],
 ): Promise<Proc> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', resolve(REPO_ROOT, script)], {
+  const loader = script.endsWith('.mjs') ? [] : ['--import', 'tsx'];
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, resolve(REPO_ROOT, script)], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -107,8 +119,10 @@ interface SurgeConfig {
   readonly nodeArgs: readonly string[];
   /** Where the Redis sinks run (ROUTER_REDIS_SINK_THREAD). */
   readonly sinkThread: 'worker' | 'main';
-  /** The checkout whose router process runs (default this one). */
+  /** The checkout whose router process runs from its TypeScript sources under tsx. */
   readonly root?: string;
+  /** Else the directory of the router's bundles (build.mjs: what the container runs). */
+  readonly bundle?: string;
 }
 
 /** CPU time (ms) of one thread of a process: utime + stime of /proc/<pid>/task/<tid>/stat. */
@@ -167,7 +181,11 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
   const redis = createRedisClient({ url: redisUrl });
   try {
     router = await startProcess(
-      config.root ? join(config.root, 'lambdas/realtime-router/main.ts') : 'lambdas/realtime-router/main.ts',
+      config.root
+        ? join(config.root, 'lambdas/realtime-router/main.ts')
+        : config.bundle
+          ? join(config.bundle, 'main.mjs')
+          : 'lambdas/realtime-router/main.ts',
       {
         ...base,
         REALTIME_FEED_URL: `ws://127.0.0.1:${feed.port}/stocks`,
@@ -274,7 +292,7 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
     );
     console.log(
       [
-        `${config.label}: ${config.root ? `router of ${config.root}` : 'this checkout'}, Redis sinks on ${config.sinkThread === 'main' ? "the router's event loop" : 'their worker thread'}, client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}`,
+        `${config.label}: ${config.root ? `router of ${config.root} (tsx)` : config.bundle ? `bundles in ${config.bundle}` : 'this checkout (tsx)'}, Redis sinks on ${config.sinkThread === 'main' ? "the router's event loop" : 'their worker thread'}, client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}`,
         `live surge x10: ${minutes} market minute(s) of surge10x (500,000 stream events/min + 8,000 bars/min; issue: 5 min, ROUTER_SURGE_MINUTES) through feed process :${feed.port} -> router process :${router.port} (Redis Streams ${namespace}:*${egress ? ', bars to SQS, frames to S3' : '; SQS/S3 egress off, ROUTER_SURGE_EGRESS=1'}) -> 1 client WebSocket subscribed to everything`,
         `  feed: ${fmt(events)} events in ${fmt(stats.framesSent)} frames (+ ${fmt(stats.duplicateEvents)} events in duplicated frames) over ${feedSeconds.toFixed(1)} s = ${fmt(Math.round((events / feedSeconds) * 60))} events/min`,
         ...rows,
@@ -367,24 +385,52 @@ async function redisSinkCost(redisUrl: string): Promise<void> {
   );
 }
 
+/** The router's container bundles of this checkout (build.mjs, as the Dockerfile builds them), in `dir`. */
+function buildBundles(dir: string): void {
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'lambdas/realtime-router/build.mjs'), dir], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`build.mjs failed: ${r.stderr}`);
+}
+
 export async function bench(): Promise<void> {
   await redisSinkCost(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  const after: SurgeConfig = {
-    label: 'shipped',
-    clientWriteBatching: true,
-    nodeArgs: ROUTER_NODE_ARGS,
-    sinkThread: 'worker',
-  };
-  if (process.env.ROUTER_SURGE_COMPARE !== '1') {
-    await surgeRun(after);
-    return;
+  const bundle = mkdtempSync(join(tmpdir(), 'router-bundle-'));
+  try {
+    buildBundles(bundle);
+    // What the container runs: the bundles with the Dockerfile's flags.
+    const after: SurgeConfig = {
+      label: 'shipped',
+      clientWriteBatching: true,
+      nodeArgs: ROUTER_CONTAINER_NODE_ARGS,
+      sinkThread: 'worker',
+      bundle,
+    };
+    if (process.env.ROUTER_SURGE_COMPARE !== '1') {
+      await surgeRun(after);
+      return;
+    }
+    await compare(after);
+  } finally {
+    rmSync(bundle, { recursive: true, force: true });
   }
-  // Before and after in one run, back to back on the same machine state: the ratios are the figures.
+}
+
+/** Before and after in one run, back to back on the same machine state: the ratios are the figures. */
+async function compare(after: SurgeConfig): Promise<void> {
   const root = process.env.ROUTER_SURGE_BEFORE_ROOT;
+  const beforeBundle = process.env.ROUTER_SURGE_BEFORE_BUNDLE;
+  const beforeArgs = process.env.ROUTER_SURGE_BEFORE_NODE_ARGS;
   const b = await surgeRun({
     ...after,
     label: 'before',
-    ...(root ? { root } : { sinkThread: 'main' as const }),
+    ...(root
+      ? { root, bundle: undefined, nodeArgs: ROUTER_NODE_ARGS }
+      : beforeBundle
+        ? { bundle: beforeBundle }
+        : beforeArgs
+          ? { nodeArgs: beforeArgs.split(' ').filter(Boolean) }
+          : { sinkThread: 'main' as const }),
   });
   const a = await surgeRun(after);
   const r = (x: number, y: number): string => (y > 0 ? (x / y).toFixed(2) : 'n/a');
