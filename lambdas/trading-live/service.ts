@@ -11,9 +11,11 @@
  *      halted for manual intervention;
  *   4. only then `accepting orders` (the /health endpoint and a stdout line say so) and the loop:
  *      catch up with other writers (the `trading submit/cancel/modify` CLI appends commands to the
- *      same stream: a moved head rebuilds the engine; a racing append fails on expectedVersion and
- *      the engine rebuilds and retries), dispatch the outbox (dispatchLive), resolve in-flight
- *      orders, reconcile on an interval.
+ *      same stream: a moved head folds the events after the engine's version into it, the chain
+ *      verified on from the last verified row, or rebuilds it from the whole stream when that is not
+ *      provably the same; a racing append fails on expectedVersion and the engine rebuilds and
+ *      retries), dispatch the outbox (dispatchLive), resolve in-flight orders, reconcile on an
+ *      interval.
  *
  * SIGTERM stops the loop, waits for the step in progress, closes the stream and the pool.
  *
@@ -492,9 +494,10 @@ export class LiveService {
     const live = this.live as LiveBroker;
     if ((await this.store.headVersion(this.stream)) > engine.state.version) {
       // Another writer (the CLI) appended: its commands are in the outbox, its events folded now
-      // (the rebuild verifies the chain: IntegrityError halts the loop). A head below the engine's
-      // version is ours still being written (a group in flight, acknowledgements held): not a
-      // reason to rebuild. Another writer's append that the engine's own decisions have overtaken
+      // (only those after our version when nothing of ours is pending, else a whole rebuild; either
+      // verifies the chain, and a tail that does not verify is loaded whole: IntegrityError halts
+      // the loop). A head below the engine's version is ours still being written (a group in
+      // flight, acknowledgements held): not a reason to rebuild. Another writer's append that the engine's own decisions have overtaken
       // is caught by the expected-version guard of our next append, which rebuilds the engine.
       await engine.refresh();
     }

@@ -415,9 +415,22 @@ export class TradingEngine {
   /**
    * Throws away everything not durable: rebuilds the state from the store, answers `failed` with the
    * error, and decides every command that came after them again on the rebuilt state.
+   *
+   * `catchUp` (refresh): when the engine is quiet (no group open, sealed or in flight, no rebuild
+   * running, the last one not failed), its state is exactly the stream's first `version` events, so
+   * only the events after them are read (`loadAfter`, the chain verified on from the row the store
+   * last verified) and folded into it: what a rebuild folds after the same prefix, in the same
+   * order. Anything else, or a tail the store cannot vouch for, rebuilds from the whole stream.
    */
-  private rollback(failed: Command[], error: unknown): void {
+  private rollback(failed: Command[], error: unknown, catchUp = false): void {
     const redo = [...this.sealed.flatMap((s) => s.group.commands), ...(this.open?.commands ?? [])];
+    const quiet =
+      catchUp &&
+      failed.length === 0 &&
+      redo.length === 0 &&
+      !this.inFlight &&
+      !this.recovering &&
+      !this.stale;
     this.sealed = [];
     this.open = null;
     const inFlight = this.inFlight;
@@ -427,7 +440,7 @@ export class TradingEngine {
       // A group still being written ends first (answered by its own outcome).
       await inFlight?.catch(() => undefined);
       try {
-        this.state = rebuild(await this.store.load(this.stream));
+        if (!(quiet && (await this.foldTail()))) this.state = rebuild(await this.store.load(this.stream));
         this.stale = false;
       } catch (loadError) {
         // The store is unreachable: everything waiting fails; the next command rebuilds first.
@@ -457,13 +470,31 @@ export class TradingEngine {
   }
 
   /**
+   * Folds the events after the state's version into it when the store vouches for them (see
+   * `rollback`); false when it does not, or when one does not fold (then the state may be half
+   * folded: the caller replaces it with a rebuild, which meets the same event and fails as before).
+   */
+  private async foldTail(): Promise<boolean> {
+    const tail = await this.store.loadAfter(this.stream, this.state.version);
+    if (!tail) return false;
+    try {
+      for (const event of tail) apply(this.state, event);
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  /**
    * Catches up with events another writer appended to the stream (the `trading` CLI's orders):
-   * rebuilds from the store as after a failed append; commands issued meanwhile wait for it. Throws
-   * when the store cannot be read (or its chain no longer verifies).
+   * reads and folds only the events after the engine's version when nothing of its own is pending,
+   * else rebuilds from the store as after a failed append (see `rollback`); commands issued
+   * meanwhile wait for it. Throws when the store cannot be read (or its chain no longer verifies:
+   * a tail that does not verify is loaded whole, whose verification throws as before).
    */
   async refresh(): Promise<void> {
     await this.settled();
-    this.rollback([], undefined);
+    this.rollback([], undefined, true);
     await this.settled();
     if (this.stale) await this.store.load(this.stream);
   }

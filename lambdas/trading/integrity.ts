@@ -116,19 +116,33 @@ export type Verified =
     }
   | { readonly ok: false; readonly failure: IntegrityFailure };
 
+/** Where a verification starts: after the row `version` whose hash (verified before) is `hash`. */
+export interface ChainTip {
+  readonly version: number;
+  readonly hash: string | null;
+}
+
 /**
  * Verifies a stream's rows (ordered by version) against the chain and the recorded head. Returns
  * the events to fold (damaged ranges that a later IntegrityRecovered covers are skipped) or the
- * first failure.
+ * first failure. `from`: the rows are the tail after a row already verified (an incremental read):
+ * the walk starts in the state it had after that row (its hash as the previous one, hashed rows
+ * seen once that hash is not null), so a tail verifies exactly as it would at the end of the whole
+ * stream; its failures carry only the tail's events (the caller loads the whole stream for those).
  */
-export function verifyChain(stream: string, rows: readonly ChainRow[], head: number): Verified {
+export function verifyChain(
+  stream: string,
+  rows: readonly ChainRow[],
+  head: number,
+  from: ChainTip = { version: 0, hash: null },
+): Verified {
   const events: TradingEvent[] = [];
   const recovered: { brokenAt: number; at: number }[] = [];
   let legacy = 0;
-  let hashed = false;
-  let prev: string | null = null;
-  let expected = 1;
-  const storedVersion = rows.at(-1)?.version ?? 0;
+  let hashed = from.hash !== null;
+  let prev: string | null = from.hash;
+  let expected = from.version + 1;
+  const storedVersion = rows.at(-1)?.version ?? from.version;
   let i = 0;
   const fail = (kind: IntegrityKind, firstBadVersion: number, detail: string): Verified => {
     // A later IntegrityRecovered for this break re-anchors the chain: the fold resumes there.
@@ -186,6 +200,26 @@ export function verifyChain(stream: string, rows: readonly ChainRow[], head: num
     if (!out.ok) return out;
   }
   return { ok: true, events, recovered, legacy };
+}
+
+/**
+ * The events of a tail (the rows after `from`, a row verified before) when it verifies cleanly:
+ * consecutive versions chained on from `from.hash`, nothing deleted behind the recorded head, no
+ * recovery. Then folding them after the stream's first `from.version` events gives the state a
+ * whole load would. Null otherwise, for the caller to load the whole stream: a break, and an
+ * IntegrityRecovered even on a clean chain (its break may lie before `from`, in rows a whole load
+ * would skip), are for the whole verification to name and fold.
+ */
+export function verifyTail(
+  stream: string,
+  tail: readonly ChainRow[],
+  head: number,
+  from: ChainTip,
+): TradingEvent[] | null {
+  const verified = verifyChain(stream, tail, head, from);
+  if (!verified.ok || verified.recovered.length > 0) return null;
+  if (verified.events.some((e) => e.type === 'IntegrityRecovered')) return null;
+  return verified.events;
 }
 
 /**

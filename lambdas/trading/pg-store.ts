@@ -6,7 +6,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { type ChainRow, chainHash, eventDigest, IntegrityError, verifyChain } from './integrity';
+import {
+  type ChainRow,
+  type ChainTip,
+  chainHash,
+  eventDigest,
+  IntegrityError,
+  verifyChain,
+  verifyTail,
+} from './integrity';
 import type { Projections } from './state';
 import {
   type AppendRequest,
@@ -129,6 +137,14 @@ export class PostgresEventStore implements EventStore {
   private readonly tips = new Map<string, { version: number; hash: string | null }>();
 
   /**
+   * Per stream, the last row whose hash this store vouches for (`loadAfter` continues the chain
+   * from it): the last row of a load whose whole chain verified, or this store's own append when it
+   * continued from exactly that row (the append's guard proved the stored row still had that hash,
+   * and its hashes chain on from it). Unlike `tips` (whatever was read last), never an unverified row.
+   */
+  private readonly verified = new Map<string, ChainTip>();
+
+  /**
    * Per stream, the undelivered outbox as this store knows it without reading it: complete as of
    * `version` (read with the stream's head in one statement, then carried over each of this store's
    * own appends that continued from exactly that version: the append's guard proves nobody else
@@ -199,8 +215,61 @@ export class PostgresEventStore implements EventStore {
   async load(stream: string): Promise<TradingEvent[]> {
     const { rows, head } = await this.readChain(stream);
     const verified = verifyChain(stream, rows, head);
-    if (!verified.ok) throw new IntegrityError(verified.failure);
+    if (!verified.ok) {
+      this.verified.delete(stream);
+      throw new IntegrityError(verified.failure);
+    }
+    const last = rows.at(-1);
+    this.verified.set(stream, { version: last?.version ?? 0, hash: last?.hash ?? null });
     return verified.events;
+  }
+
+  async loadAfter(stream: string, version: number): Promise<TradingEvent[] | null> {
+    const from = this.verified.get(stream);
+    if (from?.version !== version) return null;
+    // One statement, as readChain: row `version` (its hash must still be the one verified), the
+    // rows after it and the stream's recorded head, from one snapshot; an index range scan on
+    // UNIQUE(stream, version), so the cost is the tail's, not the stream's.
+    const { rows } = await this.pool.query<{
+      version: number;
+      type: string;
+      data: TradingEvent;
+      occurred_at: Date;
+      hash: string | null;
+      head: number | null;
+    }>({
+      name: 'trading-load-after',
+      text: `SELECT e.version, e.type, e.data, e.occurred_at, e.hash,
+                    (SELECT version FROM trading_accounts WHERE stream = $1) AS head
+               FROM trading_events e WHERE e.stream = $1 AND e.version >= $2
+              UNION ALL
+             SELECT NULL, NULL, NULL, NULL, NULL, (SELECT version FROM trading_accounts WHERE stream = $1)
+              ORDER BY 1 NULLS LAST`,
+      values: [stream, version],
+    });
+    const head = rows.at(-1)?.head ?? 0;
+    const stored = rows.filter((r) => r.version !== null);
+    const last = stored.at(-1);
+    // As readChain: the outbox known as of an older version no longer is the whole outbox.
+    if (this.known.get(stream)?.version !== (last?.version ?? 0)) this.known.delete(stream);
+    if (version > 0 && (stored[0]?.version !== version || stored[0].hash !== from.hash)) return null;
+    const tail: ChainRow[] = stored
+      .filter((r) => r.version > version)
+      .map((r) => ({
+        version: r.version,
+        type: r.type,
+        data: r.data,
+        occurredAt: r.occurred_at.toISOString(),
+        hash: r.hash,
+      }));
+    const events = verifyTail(stream, tail, head, from);
+    if (!events) return null;
+    const end = tail.at(-1);
+    if (end) {
+      this.tips.set(stream, { version: end.version, hash: end.hash });
+      this.verified.set(stream, { version: end.version, hash: end.hash });
+    }
+    return events;
   }
 
   async readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }> {
@@ -253,6 +322,8 @@ export class PostgresEventStore implements EventStore {
     const { stream, expectedVersion, events, projection: p, outbox } = request;
     const version = expectedVersion + events.length;
     const before = await this.tip(stream, expectedVersion);
+    const from = this.verified.get(stream);
+    const continues = from?.version === expectedVersion && from.hash === before;
     let prev = before;
     const rows = events.map((e, i) => {
       const hash = chainHash(prev, eventDigest(stream, expectedVersion + i + 1, e.type, e, e.at));
@@ -312,6 +383,7 @@ export class PostgresEventStore implements EventStore {
         throw new ConcurrencyError(stream, expectedVersion);
       }
       this.tips.set(stream, { version, hash: prev });
+      if (continues) this.verified.set(stream, { version, hash: prev });
       const known = this.known.get(stream);
       const ids = result[0]?.outbox ?? [];
       if (known?.version === expectedVersion && ids.length === outbox.length)

@@ -5,7 +5,15 @@
  * they change and the broker commands (outbox) atomically.
  */
 
-import { type ChainRow, chainHash, eventDigest, IntegrityError, verifyChain } from './integrity';
+import {
+  type ChainRow,
+  type ChainTip,
+  chainHash,
+  eventDigest,
+  IntegrityError,
+  verifyChain,
+  verifyTail,
+} from './integrity';
 import type { Projections } from './state';
 import type { BrokerCommand, Order, TradingEvent } from './types';
 
@@ -64,6 +72,16 @@ export class ConcurrencyError extends Error {
 export interface EventStore {
   /** The stream's events, the hash chain verified (throws IntegrityError at the first bad version). */
   load(stream: string): Promise<TradingEvent[]>;
+  /**
+   * The events after `version`, for a reader whose state is exactly the stream's first `version`
+   * events (the live engine catching up with another writer): the chain verified from the hash of
+   * row `version` as this store last verified it (a whole load, or its own append continuing a
+   * verified row) on to the end and the recorded head. Null when the store cannot vouch for that
+   * start (it did not verify row `version`, or the row's stored hash changed since) or the tail
+   * does not verify cleanly (a gap, an edit, a deleted tail, even a recovered break): the caller
+   * loads the whole stream, whose verification names the damage as it always did.
+   */
+  loadAfter(stream: string, version: number): Promise<TradingEvent[] | null>;
   /** The rows as stored, with their hashes, and the stream's recorded head (the projections' version). */
   readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }>;
   append(request: AppendRequest): Promise<void>;
@@ -84,12 +102,33 @@ export class MemoryEventStore implements EventStore {
   private readonly heads = new Map<string, number>();
   private readonly outbox: { id: number; stream: string; command: BrokerCommand; delivered: boolean }[] = [];
   private readonly views = new Map<string, Projections>();
+  /** Per stream, the last row this store verified or chained its own append on (see `loadAfter`). */
+  private readonly verified = new Map<string, ChainTip>();
 
   async load(stream: string): Promise<TradingEvent[]> {
     const { rows, head } = await this.readChain(stream);
     const verified = verifyChain(stream, rows, head);
-    if (!verified.ok) throw new IntegrityError(verified.failure);
+    if (!verified.ok) {
+      this.verified.delete(stream);
+      throw new IntegrityError(verified.failure);
+    }
+    const last = rows.at(-1);
+    this.verified.set(stream, { version: last?.version ?? 0, hash: last?.hash ?? null });
     return verified.events;
+  }
+
+  async loadAfter(stream: string, version: number): Promise<TradingEvent[] | null> {
+    const from = this.verified.get(stream);
+    if (from?.version !== version) return null;
+    const { rows, head } = await this.readChain(stream);
+    const at = rows.findIndex((r) => r.version === version);
+    if (version > 0 && rows[at]?.hash !== from.hash) return null;
+    const tail = rows.slice(at + 1);
+    const events = verifyTail(stream, tail, head, from);
+    if (!events) return null;
+    const last = tail.at(-1);
+    if (last) this.verified.set(stream, { version: last.version, hash: last.hash });
+    return events;
   }
 
   async readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }> {
@@ -107,6 +146,8 @@ export class MemoryEventStore implements EventStore {
     if ((last?.version ?? 0) !== request.expectedVersion)
       throw new ConcurrencyError(request.stream, request.expectedVersion);
     let prev = last?.hash ?? null;
+    const from = this.verified.get(request.stream);
+    const continues = from?.version === request.expectedVersion && from.hash === prev;
     request.events.forEach((e, i) => {
       const version = request.expectedVersion + i + 1;
       const data = structuredClone(e) as TradingEvent;
@@ -115,6 +156,7 @@ export class MemoryEventStore implements EventStore {
       prev = hash;
     });
     this.streams.set(request.stream, rows);
+    if (continues) this.verified.set(request.stream, { version: rows.at(-1)?.version ?? 0, hash: prev });
     this.heads.set(request.stream, request.expectedVersion + request.events.length);
     const view = this.views.get(request.stream) ?? {
       orders: {},

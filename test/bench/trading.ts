@@ -13,6 +13,11 @@
  * round trip and the round trip apart, error propagation to the risk manager, recovery after a
  * stream disconnect, reconciliation of 10,000 orders and 1,000 positions, fills lost/doubled in
  * fault runs, each next to its target.
+ *
+ * Then the live engine catching up with another writer (issue 14, `TradingEngine.refresh`): one
+ * command appended by another writer (as the `trading` CLI does), caught up incrementally (the
+ * events after the engine's version) and by a whole rebuild, at two stream lengths, in the same run.
+ * TRADING_BENCH_ONLY=catchup runs that part alone (the machine is shared).
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -23,7 +28,7 @@ import { TradingEngine } from '../../lambdas/trading/engine';
 import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { checkOrder } from '../../lambdas/trading/risk';
 import type { AccountState } from '../../lambdas/trading/state';
-import type { Limits, OrderRequest } from '../../lambdas/trading/types';
+import type { Limits, OrderRequest, TradingEvent } from '../../lambdas/trading/types';
 import { MIGRATIONS_DIR } from '../../lib/paths';
 import { ensureDatabase } from '../../localstack/local-database';
 import { brokerBench } from './_trading-broker';
@@ -75,7 +80,79 @@ async function account(
   return engine;
 }
 
+/** The PostgreSQL store with the incremental read refused: every catch-up rebuilds whole (as before). */
+class WholeRebuildStore extends PostgresEventStore {
+  override async loadAfter(): Promise<TradingEvent[] | null> {
+    return null;
+  }
+}
+
+/**
+ * 5. Catching up with another writer: per stream length, the live engine (incremental) and a twin
+ * on the same stream whose store refuses the incremental read (the whole rebuild, as the engine did
+ * before) each catch up with the same appended command, alternately. The other writer is an engine
+ * of its own store appending one submit (its own reads not measured).
+ */
+async function catchUp(pool: ReturnType<typeof createPool>): Promise<void> {
+  console.log("catch-up with another writer's command (live engine refresh; one CLI submit appended):");
+  for (const [length, runs] of [
+    [1_000, 40],
+    [10_000, 20],
+  ] as const) {
+    const stream = `catchup-${length}`;
+    const writer = await account(new PostgresEventStore(pool), stream);
+    // A hundred orders a second (each batch a second after the last): the order-rate window stays short.
+    for (let b = 0; writer.state.version < length; b++)
+      await writer.submitPortfolio(
+        Array.from({ length: Math.min(100, length - writer.state.version) }, (_, i) =>
+          order(`H${b}-${i}`, i),
+        ),
+        at(1000 + b * 1000),
+      );
+    const live = await TradingEngine.open(new PostgresEventStore(pool), stream);
+    const whole = await TradingEngine.open(new WholeRebuildStore(pool), stream);
+    const incremental: number[] = [];
+    const rebuilt: number[] = [];
+    const timed = async (engine: TradingEngine, into: number[], keep: boolean) => {
+      const t0 = performance.now();
+      await engine.refresh();
+      if (keep) into.push(performance.now() - t0);
+    };
+    for (let i = 0; i < runs + 3; i++) {
+      await writer.submit(order(`W${i}`, i), at(10_000_000 + i * 1000));
+      // Alternated: neither always reads the new rows first; the first three warm up.
+      const first = i % 2 === 0;
+      await timed(first ? live : whole, first ? incremental : rebuilt, i >= 3);
+      await timed(first ? whole : live, first ? rebuilt : incremental, i >= 3);
+    }
+    if (
+      live.state.version !== writer.state.version ||
+      JSON.stringify(live.projections()) !== JSON.stringify(whole.projections())
+    )
+      throw new Error(`the incremental catch-up of ${stream} differs from the whole rebuild`);
+    stats(`${length.toLocaleString('en-US')} events: incremental (events after ours)`, incremental);
+    stats(`${length.toLocaleString('en-US')} events: whole rebuild`, rebuilt);
+    const median = (ms: number[]) =>
+      percentile(
+        [...ms].sort((a, b) => a - b),
+        50,
+      );
+    console.log(
+      `  ${`${length.toLocaleString('en-US')} events: whole rebuild / incremental (p50)`.padEnd(48)} ${(median(rebuilt) / median(incremental)).toFixed(1)}x`,
+    );
+  }
+  console.log(
+    `  machine load average after: ${(await import('node:os'))
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+}
+
 export async function bench(): Promise<void> {
+  const only = process.env.TRADING_BENCH_ONLY;
+  if (only !== undefined && only !== 'catchup')
+    throw new Error(`TRADING_BENCH_ONLY=${only}: the only part that runs alone is catchup`);
   const url = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tickstock_test';
   await ensureDatabase(url);
   const schema = `bench_trading_${randomBytes(4).toString('hex')}`;
@@ -88,6 +165,10 @@ export async function bench(): Promise<void> {
       (await loadMigrations(MIGRATIONS_DIR)).filter((m) => m.version < '0100' || m.version.startsWith('03')),
       schema,
     );
+    if (only === 'catchup') {
+      await catchUp(pool);
+      return;
+    }
     const store = new PostgresEventStore(pool);
 
     // 1. Risk check alone, on accounts with 200 and 5,000 open orders over 50 symbols.
@@ -275,11 +356,13 @@ export async function bench(): Promise<void> {
       `  ${`8 accounts, ${WINDOW / 8} in flight each (group commit)`.padEnd(48)} ${streamParallelRate.toFixed(0)} orders/s`,
     );
     console.log(`  events persisted in the run: ${rows[0]?.events}`);
+
+    await catchUp(pool);
   } finally {
     await pool.end();
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await admin.end();
   }
   // The live path (issue 14): the broker figures in the same run.
-  await brokerBench();
+  if (only !== 'catchup') await brokerBench();
 }

@@ -1,7 +1,16 @@
-/** The hash chain's verifier and the recovery fold (lambdas/trading/integrity.ts) on the in-memory store. */
+/**
+ * The hash chain's verifier, the tail verification of an incremental catch-up and the recovery fold
+ * (lambdas/trading/integrity.ts) on the in-memory store.
+ */
 import { describe, expect, it } from 'vitest';
 import { TradingEngine } from '../../../lambdas/trading/engine';
-import { IntegrityError, verifyChain } from '../../../lambdas/trading/integrity';
+import {
+  chainHash,
+  eventDigest,
+  IntegrityError,
+  verifyChain,
+  verifyTail,
+} from '../../../lambdas/trading/integrity';
 import { MemoryEventStore } from '../../../lambdas/trading/store';
 
 const AT = '2026-03-02T15:00:00.000Z';
@@ -82,5 +91,52 @@ describe('event store hash chain', () => {
     // Trading goes on after the recovery, chained on it.
     await reopened.onBrokerReport({ kind: 'fill', clientOrderId: 'A', qty: 6, price: 100 }, AT);
     expect((await TradingEngine.open(store, 's')).state.orders.A?.status).toBe('filled');
+  });
+
+  it('verifies a tail on from a verified row as the whole chain would, and refuses anything else', async () => {
+    const store = new MemoryEventStore();
+    const e = await account(store);
+    const { rows, head } = await store.readChain('s');
+    const all = await store.load('s');
+    const k = 3;
+    const from = { version: k, hash: rows[k - 1]?.hash ?? null };
+    const tail = rows.slice(k);
+    expect(verifyTail('s', tail, head, from)).toEqual(all.slice(k));
+    expect(verifyTail('s', [], k, from)).toEqual([]);
+    // Another start than the row the tail chains on, an edit, a gap, a deleted end: refused.
+    expect(verifyTail('s', tail, head, { version: k, hash: rows[k]?.hash ?? null })).toBeNull();
+    expect(verifyTail('s', rows.slice(k + 1), head, from)).toBeNull();
+    const edited = tail.map((r, i) =>
+      i === 1 ? { ...r, data: { ...r.data, at: AT.replace('15:', '16:') } } : r,
+    );
+    expect(verifyTail('s', edited, head, from)).toBeNull();
+    expect(verifyTail('s', tail.slice(0, -1), head, from)).toBeNull();
+    // The store: only from the row it verified (here its own last append), and only while that row's
+    // stored hash is the one verified.
+    expect(await store.loadAfter('s', e.state.version)).toEqual([]);
+    expect(await store.loadAfter('s', k)).toBeNull();
+    store.tamper('s', (stored) =>
+      stored.map((r) => (r.version === e.state.version ? { ...r, hash: '0'.repeat(64) } : r)),
+    );
+    expect(await store.loadAfter('s', e.state.version)).toBeNull();
+  });
+
+  it('leaves a recovery in a tail to the whole verification (its break may lie before the tail)', async () => {
+    const store = new MemoryEventStore();
+    await account(store);
+    const { rows, head } = await store.readChain('s');
+    const last = rows.at(-1);
+    if (!last) throw new Error('no rows');
+    const from = { version: last.version - 1, hash: rows.at(-2)?.hash ?? null };
+    // The last row's data claimed as an IntegrityRecovered, its hash recomputed: the chain is clean.
+    const data = { ...last.data, type: 'IntegrityRecovered' } as never;
+    const recovered = {
+      ...last,
+      type: 'IntegrityRecovered',
+      data,
+      hash: chainHash(from.hash, eventDigest('s', last.version, 'IntegrityRecovered', data, last.occurredAt)),
+    };
+    expect(verifyChain('s', [recovered], head, from).ok).toBe(true);
+    expect(verifyTail('s', [recovered], head, from)).toBeNull();
   });
 });
