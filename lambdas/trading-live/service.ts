@@ -497,8 +497,9 @@ export class LiveService {
       // (only those after our version when nothing of ours is pending, else a whole rebuild; either
       // verifies the chain, and a tail that does not verify is loaded whole: IntegrityError halts
       // the loop). A head below the engine's version is ours still being written (a group in
-      // flight, acknowledgements held): not a reason to rebuild. Another writer's append that the engine's own decisions have overtaken
-      // is caught by the expected-version guard of our next append, which rebuilds the engine.
+      // flight, acknowledgements held): not a reason to rebuild. Another writer's append that the
+      // engine's own decisions have overtaken is caught by the expected-version guard of our next
+      // append, which rebuilds the engine.
       await engine.refresh();
     }
     // Session changes, pauses and restoration steps fall due with time, as for every CLI command.
