@@ -345,6 +345,21 @@ export function watchChanges(state: AccountState): Changes {
   return changes;
 }
 
+/**
+ * Records a submit or modify at `t` (ms) for the order-rate limit, dropping the times a second or
+ * more before it from the front. In place: a copy of the window per order made a rebuild quadratic
+ * in the orders of one second (10,000 in one second took 1.4 s). Events come in time order (the
+ * engine never dates one before the state's clock), so the expired times are at the front; the
+ * risk check counts only the last second's anyway.
+ */
+function noteOrderTime(state: AccountState, t: number): void {
+  const times = state.recentOrders;
+  let expired = 0;
+  while (expired < times.length && (times[expired] as number) <= t - 1000) expired += 1;
+  if (expired > 0) times.splice(0, expired);
+  times.push(t);
+}
+
 function setOrder(state: AccountState, order: Order): void {
   watchers.get(state)?.orders.add(order.clientOrderId);
   const previous = state.orders[order.clientOrderId];
@@ -453,8 +468,7 @@ export function apply(state: AccountState, event: TradingEvent): AccountState {
         throw new Error(`order ${event.order.clientOrderId} exists`);
       setOrder(state, event.order);
       const t = Date.parse(event.at);
-      if (!event.order.liquidation)
-        state.recentOrders = [...state.recentOrders.filter((x) => x > t - 1000), t];
+      if (!event.order.liquidation) noteOrderTime(state, t);
       break;
     }
     case 'OrderDenied':
@@ -505,10 +519,7 @@ export function apply(state: AccountState, event: TradingEvent): AccountState {
     case 'ReplaceRequested': {
       const o = order(state, event.clientOrderId);
       setOrder(state, { ...o, status: transition(o, 'pending_replace'), statusBeforePending: o.status });
-      state.recentOrders = [
-        ...state.recentOrders.filter((x) => x > Date.parse(event.at) - 1000),
-        Date.parse(event.at),
-      ];
+      noteOrderTime(state, Date.parse(event.at));
       // The replacement is recorded now, as pending_new, so its quantity is reserved against the limits.
       setOrder(state, {
         ...o,

@@ -130,3 +130,30 @@ describe('order state machine', () => {
     );
   });
 });
+
+describe('order-rate window', () => {
+  it('keeps the submits of the last second, dropping one exactly a second old, in place', () => {
+    const at = (ms: number) => new Date(Date.parse(AT) + ms).toISOString();
+    const submit = (id: string, ms: number): TradingEvent => ({
+      type: 'OrderSubmitted',
+      at: at(ms),
+      order: { ...order(id), submittedAt: at(ms) },
+    });
+    const s = rebuild([
+      opened[0] as TradingEvent,
+      submit('A', 0),
+      submit('B', 400),
+      submit('C', 500),
+      submit('D', 1400),
+      submit('E', 1500),
+    ]);
+    // At 1,500 ms: A and B are more than a second old and C exactly one: only D and E remain.
+    expect(s.recentOrders.map((t) => t - Date.parse(AT))).toEqual([1400, 1500]);
+    // Many orders in one second stay one window (a rebuild no longer copies it per order).
+    const burst = rebuild([
+      opened[0] as TradingEvent,
+      ...Array.from({ length: 3000 }, (_, i) => submit(`O${i}`, Math.floor(i / 4))),
+    ]);
+    expect(burst.recentOrders).toHaveLength(3000);
+  });
+});
