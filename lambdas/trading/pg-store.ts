@@ -227,41 +227,11 @@ export class PostgresEventStore implements EventStore {
   async loadAfter(stream: string, version: number): Promise<TradingEvent[] | null> {
     const from = this.verified.get(stream);
     if (from?.version !== version) return null;
-    // One statement, as readChain: row `version` (its hash must still be the one verified), the
-    // rows after it and the stream's recorded head, from one snapshot; an index range scan on
-    // UNIQUE(stream, version), so the cost is the tail's, not the stream's.
-    const { rows } = await this.pool.query<{
-      version: number;
-      type: string;
-      data: TradingEvent;
-      occurred_at: Date;
-      hash: string | null;
-      head: number | null;
-    }>({
-      name: 'trading-load-after',
-      text: `SELECT e.version, e.type, e.data, e.occurred_at, e.hash,
-                    (SELECT version FROM trading_accounts WHERE stream = $1) AS head
-               FROM trading_events e WHERE e.stream = $1 AND e.version >= $2
-              UNION ALL
-             SELECT NULL, NULL, NULL, NULL, NULL, (SELECT version FROM trading_accounts WHERE stream = $1)
-              ORDER BY 1 NULLS LAST`,
-      values: [stream, version],
-    });
-    const head = rows.at(-1)?.head ?? 0;
-    const stored = rows.filter((r) => r.version !== null);
-    const last = stored.at(-1);
-    // As readChain: the outbox known as of an older version no longer is the whole outbox.
-    if (this.known.get(stream)?.version !== (last?.version ?? 0)) this.known.delete(stream);
-    if (version > 0 && (stored[0]?.version !== version || stored[0].hash !== from.hash)) return null;
-    const tail: ChainRow[] = stored
-      .filter((r) => r.version > version)
-      .map((r) => ({
-        version: r.version,
-        type: r.type,
-        data: r.data,
-        occurredAt: r.occurred_at.toISOString(),
-        hash: r.hash,
-      }));
+    // Row `version` (its hash must still be the one verified), the rows after it and the head; an
+    // index range scan on UNIQUE(stream, version), so the cost is the tail's, not the stream's.
+    const { rows, head } = await this.rowsFrom(stream, version);
+    if (version > 0 && (rows[0]?.version !== version || rows[0].hash !== from.hash)) return null;
+    const tail = rows.filter((r) => r.version > version);
     const events = verifyTail(stream, tail, head, from);
     if (!events) return null;
     const end = tail.at(-1);
@@ -273,7 +243,18 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }> {
-    // One statement: the rows and the head are read from the same snapshot.
+    const chain = await this.rowsFrom(stream, 0);
+    const last = chain.rows.at(-1);
+    if (last) this.tips.set(stream, { version: last.version, hash: last.hash });
+    else this.tips.delete(stream);
+    return chain;
+  }
+
+  /**
+   * The stream's rows from `version` on and its recorded head, in one statement (one snapshot). The
+   * outbox known as of an older version than the last row no longer is the whole outbox: forgotten.
+   */
+  private async rowsFrom(stream: string, version: number): Promise<{ rows: ChainRow[]; head: number }> {
     const { rows } = await this.pool.query<{
       version: number;
       type: string;
@@ -281,32 +262,28 @@ export class PostgresEventStore implements EventStore {
       occurred_at: Date;
       hash: string | null;
       head: number | null;
-    }>(
-      `SELECT e.version, e.type, e.data, e.occurred_at, e.hash,
-              (SELECT version FROM trading_accounts WHERE stream = $1) AS head
-         FROM trading_events e WHERE e.stream = $1
-        UNION ALL
-       SELECT NULL, NULL, NULL, NULL, NULL, (SELECT version FROM trading_accounts WHERE stream = $1)
-        ORDER BY 1 NULLS LAST`,
-      [stream],
-    );
+    }>({
+      name: 'trading-rows-from',
+      text: `SELECT e.version, e.type, e.data, e.occurred_at, e.hash,
+                    (SELECT version FROM trading_accounts WHERE stream = $1) AS head
+               FROM trading_events e WHERE e.stream = $1 AND e.version >= $2
+              UNION ALL
+             SELECT NULL, NULL, NULL, NULL, NULL, (SELECT version FROM trading_accounts WHERE stream = $1)
+              ORDER BY 1 NULLS LAST`,
+      values: [stream, version],
+    });
     const head = rows.at(-1)?.head ?? 0;
-    const last = rows.at(-2);
-    if (this.known.get(stream)?.version !== (last?.version ?? 0)) this.known.delete(stream);
-    if (last?.version != null) this.tips.set(stream, { version: last.version, hash: last.hash });
-    else this.tips.delete(stream);
-    return {
-      head,
-      rows: rows
-        .filter((r) => r.version !== null)
-        .map((r) => ({
-          version: r.version,
-          type: r.type,
-          data: r.data,
-          occurredAt: r.occurred_at.toISOString(),
-          hash: r.hash,
-        })),
-    };
+    const stored = rows
+      .filter((r) => r.version !== null)
+      .map((r) => ({
+        version: r.version,
+        type: r.type,
+        data: r.data,
+        occurredAt: r.occurred_at.toISOString(),
+        hash: r.hash,
+      }));
+    if (this.known.get(stream)?.version !== (stored.at(-1)?.version ?? 0)) this.known.delete(stream);
+    return { rows: stored, head };
   }
 
   /** The stream's highest version (cheap: the service polls it to see another writer's appends). */

@@ -19,6 +19,7 @@ import { isOpen, projections, rebuild } from '../../lambdas/trading/state';
 import { ConcurrencyError } from '../../lambdas/trading/store';
 import type { BrokerReport, Order, OrderRequest, TradingEvent } from '../../lambdas/trading/types';
 import { createTestSchema, type TestSchema } from '../support/db';
+import { tamperEvents } from '../support/trading-tamper';
 
 let db: TestSchema;
 
@@ -97,22 +98,8 @@ async function expectSameAsRebuild(engine: TradingEngine, stream: string): Promi
   expect(engine.projections()).toStrictEqual(projections(full));
 }
 
-/** Tampering as the table's owner: the append-only trigger is switched off for the statement. */
-async function tamper(sql: string, values: unknown[]): Promise<void> {
-  const c = await db.pool.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query('ALTER TABLE trading_events DISABLE TRIGGER trading_events_no_update');
-    await c.query(sql, values);
-    await c.query('ALTER TABLE trading_events ENABLE TRIGGER trading_events_no_update');
-    await c.query('COMMIT');
-  } catch (error) {
-    await c.query('ROLLBACK');
-    throw error;
-  } finally {
-    c.release();
-  }
-}
+/** Tampering as the table's owner (test/support/trading-tamper.ts). */
+const tamper = (sql: string, values: unknown[]) => tamperEvents(db.pool, sql, values);
 
 describe('live engine: incremental catch-up with another writer', () => {
   it.each([7, 23])(

@@ -24,6 +24,7 @@ import { type LiveConfig, LiveService, type ServiceEvent } from '../../lambdas/t
 import { assertSameState } from '../../localstack/trading/replay';
 import { type SimProcess, startSimProcess } from '../support/broker-sim';
 import { createTestSchema, type TestSchema } from '../support/db';
+import { tamperEvents } from '../support/trading-tamper';
 
 let db: TestSchema;
 let store: PostgresEventStore;
@@ -68,22 +69,8 @@ async function script(s: EventStore, stream: string): Promise<TradingEngine> {
   return e;
 }
 
-/** Tampering as the table's owner: the append-only trigger is switched off for the statement. */
-async function tamper(sql: string, values: unknown[]): Promise<void> {
-  const c = await db.pool.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query('ALTER TABLE trading_events DISABLE TRIGGER trading_events_no_update');
-    await c.query(sql, values);
-    await c.query('ALTER TABLE trading_events ENABLE TRIGGER trading_events_no_update');
-    await c.query('COMMIT');
-  } catch (error) {
-    await c.query('ROLLBACK');
-    throw error;
-  } finally {
-    c.release();
-  }
-}
+/** Tampering as the table's owner (test/support/trading-tamper.ts). */
+const tamper = (sql: string, values: unknown[]) => tamperEvents(db.pool, sql, values);
 
 async function integrityError(stream: string): Promise<IntegrityError> {
   const error = await store.load(stream).then(
