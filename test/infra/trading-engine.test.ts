@@ -218,9 +218,13 @@ describe('trading live engine service (ECS Fargate)', () => {
       'package.json',
       'tsconfig.json',
     ]);
+    // The bundle comes from build.mjs (which the restart-recovery test runs too).
     expect(readFileSync(join(dir, 'lambdas/trading-live/Dockerfile'), 'utf8')).toContain(
-      'trading-live/main.ts',
+      'RUN node lambdas/trading-live/build.mjs /out',
     );
-    expect(readdirSync(join(dir, 'lambdas/trading-live'))).toContain('main.ts');
+    expect(readdirSync(join(dir, 'lambdas/trading-live'))).toEqual(
+      expect.arrayContaining(['build.mjs', 'main.ts']),
+    );
+    expect(readdirSync(join(dir, 'lambdas/platform'))).toContain('container-bundle.mjs');
   });
 });

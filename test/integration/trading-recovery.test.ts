@@ -1,14 +1,16 @@
 /**
- * Restart recovery, a crash at every step (issue 14 §4): the live service (lambdas/trading-live/
- * main.ts) runs as a child process against the broker simulator (its own process) and a PostgreSQL
- * schema of its own; orders are written to the event store as the `trading` CLI writes them (the
+ * Restart recovery, a crash at every step (issue 14 §4): the live service as its container runs it
+ * (the bundle of lambdas/trading-live/build.mjs, the Dockerfile's build, with its CMD's flags) runs
+ * as a child process against the broker simulator (its own process) and a PostgreSQL schema of its own; orders are written to the event store as the `trading` CLI writes them (the
  * order API over an engine opened per command, a second writer of the stream). The first process
  * dies with exit 137 at a crash point (TRADING_CRASH_AT, as SIGKILL would leave it); a second one
  * starts on the same store and must rebuild, connect, reconcile and only then accept orders; in the
  * end every order is in the broker's state, every fill booked once (our fills, positions and cash
  * equal the broker's) and nothing doubled (one broker order per client order id).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrderApi } from '../../lambdas/trading/api';
@@ -24,14 +26,22 @@ import { createTestSchema, type TestSchema } from '../support/db';
 let db: TestSchema;
 let store: PostgresEventStore;
 let sim: SimProcess;
+/** The container's bundle, built once for the file. */
+let bundle: string;
 
 beforeAll(async () => {
+  bundle = mkdtempSync(join(tmpdir(), 'trading-live-bundle-'));
+  const built = spawnSync(process.execPath, [join(REPO_ROOT, 'lambdas/trading-live/build.mjs'), bundle], {
+    encoding: 'utf8',
+  });
+  if (built.status !== 0) throw new Error(`build.mjs failed: ${built.stderr}`);
   [db, sim] = await Promise.all([createTestSchema('trading_recovery'), startSimProcess()]);
   store = new PostgresEventStore(db.pool);
 }, 120_000);
 afterAll(async () => {
   await sim?.stop();
   await db?.drop();
+  if (bundle) rmSync(bundle, { recursive: true, force: true });
 });
 
 interface Run {
@@ -48,7 +58,8 @@ const UNTIL_MS = 90_000;
 function service(account: string, creds: { keyId: string; secret: string }, crashAt?: CrashPoint): Run {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'lambdas', 'trading-live', 'main.ts')],
+    // The Dockerfile's CMD: node --enable-source-maps main.mjs.
+    ['--enable-source-maps', join(bundle, 'main.mjs')],
     {
       cwd: REPO_ROOT,
       env: {
