@@ -222,6 +222,32 @@ export function verifyTail(
   return verified.events;
 }
 
+/** The last of a stream's rows as a starting point (version 0, no hash, for an empty stream). */
+export function chainTip(rows: readonly ChainRow[]): ChainTip {
+  const last = rows.at(-1);
+  return { version: last?.version ?? 0, hash: last?.hash ?? null };
+}
+
+/**
+ * The events after `from` in `rows` (the stream's rows from row `from.version` on, or all of them),
+ * as `verifyTail` gives them, when the stored row `from.version` still has the hash verified before;
+ * null otherwise (the caller loads the whole stream).
+ */
+export function eventsAfter(
+  stream: string,
+  rows: readonly ChainRow[],
+  head: number,
+  from: ChainTip,
+): TradingEvent[] | null {
+  if (from.version > 0 && rows.find((r) => r.version === from.version)?.hash !== from.hash) return null;
+  return verifyTail(
+    stream,
+    rows.filter((r) => r.version > from.version),
+    head,
+    from,
+  );
+}
+
 /**
  * The recovery event: the broker's record of every order (ours from the trusted prefix updated to
  * the broker's status and fills; those we lost rebuilt from the broker's fields), its positions and

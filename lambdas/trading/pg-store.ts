@@ -10,10 +10,11 @@ import {
   type ChainRow,
   type ChainTip,
   chainHash,
+  chainTip,
   eventDigest,
+  eventsAfter,
   IntegrityError,
   verifyChain,
-  verifyTail,
 } from './integrity';
 import type { Projections } from './state';
 import {
@@ -219,8 +220,7 @@ export class PostgresEventStore implements EventStore {
       this.verified.delete(stream);
       throw new IntegrityError(verified.failure);
     }
-    const last = rows.at(-1);
-    this.verified.set(stream, { version: last?.version ?? 0, hash: last?.hash ?? null });
+    this.verified.set(stream, chainTip(rows));
     return verified.events;
   }
 
@@ -230,14 +230,10 @@ export class PostgresEventStore implements EventStore {
     // Row `version` (its hash must still be the one verified), the rows after it and the head; an
     // index range scan on UNIQUE(stream, version), so the cost is the tail's, not the stream's.
     const { rows, head } = await this.rowsFrom(stream, version);
-    if (version > 0 && (rows[0]?.version !== version || rows[0].hash !== from.hash)) return null;
-    const tail = rows.filter((r) => r.version > version);
-    const events = verifyTail(stream, tail, head, from);
-    if (!events) return null;
-    const end = tail.at(-1);
-    if (end) {
-      this.tips.set(stream, { version: end.version, hash: end.hash });
-      this.verified.set(stream, { version: end.version, hash: end.hash });
+    const events = eventsAfter(stream, rows, head, from);
+    if (events && rows.length > 0) {
+      this.tips.set(stream, chainTip(rows));
+      this.verified.set(stream, chainTip(rows));
     }
     return events;
   }

@@ -9,10 +9,11 @@ import {
   type ChainRow,
   type ChainTip,
   chainHash,
+  chainTip,
   eventDigest,
+  eventsAfter,
   IntegrityError,
   verifyChain,
-  verifyTail,
 } from './integrity';
 import type { Projections } from './state';
 import type { BrokerCommand, Order, TradingEvent } from './types';
@@ -112,8 +113,7 @@ export class MemoryEventStore implements EventStore {
       this.verified.delete(stream);
       throw new IntegrityError(verified.failure);
     }
-    const last = rows.at(-1);
-    this.verified.set(stream, { version: last?.version ?? 0, hash: last?.hash ?? null });
+    this.verified.set(stream, chainTip(rows));
     return verified.events;
   }
 
@@ -121,13 +121,8 @@ export class MemoryEventStore implements EventStore {
     const from = this.verified.get(stream);
     if (from?.version !== version) return null;
     const { rows, head } = await this.readChain(stream);
-    const at = rows.findIndex((r) => r.version === version);
-    if (version > 0 && rows[at]?.hash !== from.hash) return null;
-    const tail = rows.slice(at + 1);
-    const events = verifyTail(stream, tail, head, from);
-    if (!events) return null;
-    const last = tail.at(-1);
-    if (last) this.verified.set(stream, { version: last.version, hash: last.hash });
+    const events = eventsAfter(stream, rows, head, from);
+    if (events) this.verified.set(stream, chainTip(rows));
     return events;
   }
 

@@ -20,6 +20,7 @@
  * TRADING_BENCH_ONLY=catchup runs that part alone (the machine is shared).
  */
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { componentDatabaseUrl } from '../../lambdas/platform/connections';
 import { loadMigrations, migrate } from '../../lambdas/platform/migrations';
@@ -142,8 +143,7 @@ async function catchUp(pool: ReturnType<typeof createPool>): Promise<void> {
     );
   }
   console.log(
-    `  machine load average after: ${(await import('node:os'))
-      .loadavg()
+    `  machine load average after: ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );

@@ -19,6 +19,7 @@ import { isOpen, projections, rebuild } from '../../lambdas/trading/state';
 import { ConcurrencyError } from '../../lambdas/trading/store';
 import type { BrokerReport, Order, OrderRequest, TradingEvent } from '../../lambdas/trading/types';
 import { createTestSchema, type TestSchema } from '../support/db';
+import { prng } from '../support/prng';
 import { tamperEvents } from '../support/trading-tamper';
 
 let db: TestSchema;
@@ -33,6 +34,12 @@ afterAll(async () => {
 const AT = '2026-03-02T15:00:00.000Z';
 const T = (s: number) => new Date(Date.parse(AT) + s * 1000).toISOString();
 const SYMBOLS = ['AAPL', 'MSFT', 'NVDA'];
+
+/** An integer below n, the same sequence on every run of a seed. */
+function random(seed: number): (n: number) => number {
+  const next = prng(seed);
+  return (n) => Math.floor(next() * n);
+}
 
 /** The live engine's store, its reads counted (the reads themselves are the real ones). */
 class CountingStore extends PostgresEventStore {
@@ -49,18 +56,6 @@ class CountingStore extends PostgresEventStore {
     else this.refused += 1;
     return events;
   }
-}
-
-/** mulberry32: the interleaving is the same on every run of a seed. */
-function random(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
 }
 
 async function openAccount(stream: string, store: PostgresEventStore): Promise<TradingEngine> {

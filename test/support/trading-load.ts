@@ -22,6 +22,7 @@ import type { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import type { TradingEvent } from '../../lambdas/trading/types';
 import { assertSameState } from '../../localstack/trading/replay';
 import type { SimProcess } from './broker-sim';
+import { prng } from './prng';
 import { engineNow, LiveAccount } from './trading-live';
 
 export interface LoadOptions {
@@ -67,18 +68,6 @@ export interface LoadSummary {
   readonly seconds: number;
   readonly faultsByKind: Record<string, number>;
   readonly ok: boolean;
-}
-
-/** Deterministic choices (the faults' timing still follows the wall clock). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const SYMBOLS = ['AAA', 'BBB', 'CCC', 'DDD', 'EEE', 'FFF'];
