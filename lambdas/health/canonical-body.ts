@@ -55,6 +55,12 @@ export interface RawRecords {
   /** Record i is bytes[ends[i - 1] ?? 0, ends[i]). */
   readonly ends: Uint32Array;
   readonly canonicalBody: CanonicalBody;
+  /**
+   * Set when the block's records were decoded without the fields the pipeline never reads
+   * (schemas.ts UNREAD_FIELDS): the whole record at `start`, for re-encoding one that is not
+   * canonical.
+   */
+  readonly decodeFull?: (start: number) => unknown;
 }
 
 export function newSplices(): Splices {

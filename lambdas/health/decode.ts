@@ -13,7 +13,7 @@ import type avro from 'avsc';
 import snappy from 'snappyjs';
 import type { CanonicalBody, RawRecords } from './canonical-body';
 import { AvroFormatError, AvroLimitError, HealthDataError, RecordTypeMismatchError } from './errors';
-import { type Resolution, resolveWriterSchema } from './schemas';
+import { resolveWriterSchema } from './schemas';
 import { type HealthRecord, type RecordType, toRecordType } from './types';
 
 export interface DecodeLimits {
@@ -272,6 +272,12 @@ export interface OpenOptions {
   /** Object key or file name, for the record-type cross-check. */
   readonly key?: string;
   readonly limits?: Partial<DecodeLimits>;
+  /**
+   * Decode only the fields the pipeline reads (schemas.ts UNREAD_FIELDS are skipped), where stored
+   * bodies are the file's own bytes (`canonicalBody`); the block's `raw.decodeFull` gives a whole
+   * record when one is needed.
+   */
+  readonly analysis?: boolean;
 }
 
 export interface DecodedBlock<T> {
@@ -317,6 +323,11 @@ export async function openExport<T = HealthRecord>(
   }
   const stats = { bytesRead: src.consumed, blocksRead: 0, recordsRead: 0, inflatedBytes: 0 };
   let started = false;
+  const analysis = options.analysis ? resolution.analysis : undefined;
+  const decoder: Decoder = analysis ?? { type: resolution.reader.type, resolver: resolution.resolver };
+  const full = analysis
+    ? (raw: Buffer) => (start: number) => resolution.reader.type.decode(raw, start, resolution.resolver).value
+    : undefined;
 
   async function* blocks(): AsyncGenerator<DecodedBlock<T>> {
     if (started) throw new Error('an export can be iterated once');
@@ -353,11 +364,11 @@ export async function openExport<T = HealthRecord>(
       }
       const canonicalBody = resolution.canonicalBody;
       const ends = canonicalBody ? new Uint32Array(count) : undefined;
-      const records = decodeBlock<T>(raw, count, resolution, index, ends);
+      const records = decodeBlock<T>(raw, count, decoder, index, ends);
       stats.blocksRead++;
       stats.recordsRead += count;
       yield canonicalBody && ends
-        ? { index, records, raw: { bytes: raw, ends, canonicalBody } }
+        ? { index, records, raw: { bytes: raw, ends, canonicalBody, decodeFull: full?.(raw) } }
         : { index, records };
     }
     stats.bytesRead = src.consumed;
@@ -379,20 +390,24 @@ export async function openExport<T = HealthRecord>(
   };
 }
 
+interface Decoder {
+  readonly type: avro.Type;
+  readonly resolver: avro.Resolver;
+}
+
 function decodeBlock<T>(
   raw: Buffer,
   count: number,
-  resolution: Resolution,
+  { type, resolver }: Decoder,
   blockIndex: number,
   ends?: Uint32Array,
 ): T[] {
-  const type = resolution.reader.type as avro.Type;
   const out = new Array<T>(count);
   let pos = 0;
   for (let i = 0; i < count; i++) {
     let result: { value: unknown; offset: number };
     try {
-      result = type.decode(raw, pos, resolution.resolver);
+      result = type.decode(raw, pos, resolver);
     } catch (error) {
       if (error instanceof HealthDataError) throw error;
       throw new AvroFormatError(

@@ -245,7 +245,12 @@ export async function processExport(input: ProcessExportInput): Promise<ProcessE
 
   try {
     if (!data) throw new Error('processExport needs bytes or a stream');
-    const file = await openExport<HealthRecord>(data, { key: source.key, limits: config.limits });
+    // Fields no analysis reads are skipped; stored records keep them (decode.ts `analysis`).
+    const file = await openExport<HealthRecord>(data, {
+      key: source.key,
+      limits: config.limits,
+      analysis: true,
+    });
     opened = file;
     recordType = file.recordType;
     const type = file.recordType;

@@ -437,7 +437,11 @@ class StagedRows {
           continue;
         }
       }
-      arena.addRecord(reader.type, reader.version, id, record, m.count, m.outOfRange, idInBody);
+      // Re-encoded: from the whole record when the pipeline decoded only the fields it reads.
+      const whole = raw?.decodeFull
+        ? (raw.decodeFull(i === 0 ? 0 : (raw.ends[i - 1] as number)) as HealthRecord)
+        : record;
+      arena.addRecord(reader.type, reader.version, id, whole, m.count, m.outOfRange, idInBody);
     }
     return unkeyed;
   }

@@ -51,9 +51,11 @@ export interface Metadata {
   readonly id: string;
   readonly dataOriginPackageName: string;
   readonly lastModifiedTimeEpochMillis: number;
-  readonly clientRecordId: string | null;
+  /** Absent from records decoded for the pipeline's analysis (schemas.ts UNREAD_FIELDS). */
+  readonly clientRecordId?: string | null;
   readonly clientRecordVersion: number;
-  readonly device: Device | null;
+  /** Absent from records decoded for the pipeline's analysis (schemas.ts UNREAD_FIELDS). */
+  readonly device?: Device | null;
   /** Reader v2 of BloodGlucoseRecord only; UNKNOWN for data written without it. */
   readonly recordingMethod?: 'UNKNOWN' | 'ACTIVELY_RECORDED' | 'AUTOMATICALLY_RECORDED' | 'MANUAL_ENTRY';
 }

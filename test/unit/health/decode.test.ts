@@ -13,6 +13,7 @@ import {
   RecordTypeMismatchError,
   UnknownRecordTypeError,
 } from '../../../lambdas/health/errors';
+import { UNREAD_FIELDS } from '../../../lambdas/health/schemas';
 import type { BloodGlucoseRecord, HeartRateRecord } from '../../../lambdas/health/types';
 import {
   BAD_DIR,
@@ -107,6 +108,42 @@ describe('decode: the 26 committed samples', () => {
     expect(typeof first.levelInMilligramsPerDeciliter).toBe('number');
     expect(first.zoneOffsetId).toBe('Z');
     expect(first.metadata.dataOriginPackageName).toBe('com.dexcom.g7');
+  });
+});
+
+describe('decode: only the fields the pipeline reads (`analysis`)', () => {
+  it('skips UNREAD_FIELDS where stored bodies are the file bytes; everything else as a full decode', async () => {
+    let analysed = 0;
+    for (const name of samples) {
+      const bytes = readFileSync(join(SAMPLES_DIR, name));
+      const full = await openExport(bytes, { key: name });
+      const part = await openExport(bytes, { key: name, analysis: true });
+      const fullBlocks = [];
+      for await (const b of full.blocks()) fullBlocks.push(b);
+      let k = 0;
+      for await (const b of part.blocks()) {
+        const whole = fullBlocks[k++] as (typeof fullBlocks)[number];
+        b.records.forEach((r, i) => {
+          const w = whole.records[i] as unknown as { metadata: Record<string, unknown> };
+          if (!full.canonicalBody) {
+            // Heart rate and sleep are re-encoded from the decoded record: decoded whole.
+            expect(r, name).toEqual(w);
+            expect(b.raw, name).toBeUndefined();
+            return;
+          }
+          const { clientRecordId, device, ...kept } = w.metadata;
+          expect(UNREAD_FIELDS).toEqual(['clientRecordId', 'device']);
+          expect(r, name).toEqual({ ...w, metadata: kept });
+          const start = i === 0 ? 0 : (b.raw?.ends[i - 1] as number);
+          expect(b.raw?.decodeFull?.(start), name).toEqual(w);
+          expect(device, name).not.toBeUndefined();
+          expect(clientRecordId, name).not.toBeUndefined();
+          analysed++;
+        });
+      }
+      expect(k, name).toBe(fullBlocks.length);
+    }
+    expect(analysed).toBeGreaterThan(200);
   });
 });
 
