@@ -295,6 +295,22 @@ export interface IncomingBucket {
 }
 
 /**
+ * Copies `src[from, end)` into `dst` at `at`; returns where it ended. Short runs (a splice's few
+ * bytes, the fields after it) byte by byte: below ~48 bytes `Buffer.copy`'s per-call cost (node 20
+ * allocates a view for every partial copy) is larger than the copy (three copies per glucose
+ * reading staged: 210 -> 140 ms a million in a micro-benchmark).
+ */
+function copyInto(src: Buffer, from: number, end: number, dst: Buffer, at: number): number {
+  const n = end - from;
+  if (n > 48) {
+    src.copy(dst, at, from, end);
+    return at + n;
+  }
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i] as number;
+  return at + n;
+}
+
+/**
  * The rows a file stages, held as record bytes in a few large slabs (no object per row): a
  * million glucose readings take ~180 MB here instead of ~1.5 GB of row objects.
  */
@@ -477,11 +493,12 @@ export class IncomingRecords {
     let to = bodyStart;
     for (let k = 0; k < splices.n; k++) {
       const at = splices.at[k] as number;
-      to += bytes.copy(this.slab, to, from, at);
-      to += (splices.bytes[k] as Buffer).copy(this.slab, to);
+      to = copyInto(bytes, from, at, this.slab, to);
+      const splice = splices.bytes[k] as Buffer;
+      to = copyInto(splice, 0, splice.length, this.slab, to);
       from = at;
     }
-    bytes.copy(this.slab, to, from, fetchAt);
+    copyInto(bytes, from, fetchAt, this.slab, to);
     this.slab[o + length - 1] = 0;
     this.slab.writeUInt32LE(length, o);
     this.pos += length;

@@ -10,11 +10,13 @@
 import type pg from 'pg';
 import { newSplices, type RawRecords } from './canonical-body';
 import {
+  type BlockMerge,
   type BlockRecord,
   blockRecords,
   bucketOf,
   findInBlock,
   hashBytes,
+  type IncomingBucket,
   IncomingRecords,
   idLeadsBody,
   incomingIds,
@@ -700,14 +702,29 @@ export class PostgresRecordStore implements RecordStore {
           rounds.push(buckets.slice(i, i + this.roundBuckets));
         const lock = (round: number[]) =>
           client.query<{ bucket: number; data: Buffer }>(LOCK_BLOCKS_SQL, [recordType, round]);
+        const add = (m: BlockMerge, conflicts: RecordConflict[]) => {
+          totals.inserted += m.inserted;
+          totals.updated += m.updated;
+          totals.unchanged += m.unchanged;
+          totals.conflicts += m.conflicts.length;
+          for (const c of m.conflicts)
+            conflicts.push({ ...c, recordType, incomingSourceId: source.sourceId, rule: VERSION_RULE });
+        };
         let locked = rounds[0] ? lock(rounds[0]) : undefined;
         locked?.catch(() => undefined);
         let writing: Promise<void> | undefined;
-        for (let k = 0; k < rounds.length; k++) {
+        // A first load creates nearly every block. Once a round found only blocks it created, the
+        // later rounds are built as new blocks and sent with the statement that creates them
+        // (INSERT_BLOCKS_SQL): one write per block instead of an empty row then an update, ~40 %
+        // of the server's work for a large first load. A block that exists after all is merged
+        // and updated as before.
+        let k = 0;
+        for (; k < rounds.length; k++) {
           const round = rounds[k] as number[];
           const { rows: stored } = await (locked as ReturnType<typeof lock>);
           const next = rounds[k + 1];
-          locked = next ? lock(next) : undefined;
+          const created = !legacyRows && stored.every((r) => r.data.length === 0);
+          locked = next && !created ? lock(next) : undefined;
           locked?.catch(() => undefined);
           const storedOf = new Map<number, Buffer>();
           for (const r of stored) storedOf.set(r.bucket, r.data);
@@ -728,18 +745,40 @@ export class PostgresRecordStore implements RecordStore {
               compareVersions,
               legacy,
             );
-            totals.inserted += m.inserted;
-            totals.updated += m.updated;
-            totals.unchanged += m.unchanged;
-            totals.conflicts += m.conflicts.length;
-            for (const c of m.conflicts)
-              conflicts.push({ ...c, recordType, incomingSourceId: source.sourceId, rule: VERSION_RULE });
+            add(m, conflicts);
             replaced.push(...m.replacedLegacy);
             if (m.data) changed.push({ bucket: b, count: m.count, data: m.data });
           }
           incomingOf.clear();
           if (writing) await writing;
           writing = this.writeRound(client, recordType, changed, conflicts, replaced);
+          writing.catch(() => undefined);
+          if (created) break;
+        }
+        // Round k+1 is built while round k is created.
+        for (k++; k < rounds.length; k++) {
+          const built = new Map<number, { incoming: IncomingBucket; merge: BlockMerge }>();
+          for (const b of rounds[k] as number[]) {
+            const incoming = rowsOf(b);
+            built.set(b, { incoming, merge: mergeBlock(undefined, incoming, source.sourceId, compareVersions) });
+          }
+          if (writing) await writing;
+          writing = this.createRound(client, recordType, built, (existing) => {
+            // Blocks that existed after all: merged with what is stored, then updated.
+            const conflicts: RecordConflict[] = [];
+            const changed: ChangedBlock[] = [];
+            for (const [b, m] of built) {
+              const data = existing.get(b);
+              const merged =
+                data === undefined
+                  ? m.merge
+                  : mergeBlock(data.length > 0 ? data : undefined, m.incoming, source.sourceId, compareVersions);
+              add(merged, conflicts);
+              if (data !== undefined && merged.data)
+                changed.push({ bucket: b, count: merged.count, data: merged.data });
+            }
+            return this.writeRound(client, recordType, changed, conflicts, []);
+          });
           writing.catch(() => undefined);
         }
         if (writing) await writing;
@@ -850,6 +889,42 @@ export class PostgresRecordStore implements RecordStore {
         },
       ]),
     );
+  }
+
+  /**
+   * Creates a round's blocks with their data (ascending buckets, as LOCK_BLOCKS_SQL locks them, so
+   * the lock order of concurrent units is the same); a block that exists is locked instead and
+   * comes back with its stored bytes. `then` gets those and writes what they need.
+   */
+  private async createRound(
+    client: pg.PoolClient,
+    recordType: RecordType,
+    blocks: ReadonlyMap<number, { readonly merge: BlockMerge }>,
+    then: (existing: ReadonlyMap<number, Buffer>) => Promise<void>,
+  ): Promise<void> {
+    const existing = new Map<number, Buffer>();
+    const all = [...blocks];
+    for (let i = 0; i < all.length; ) {
+      const values: unknown[] = [recordType];
+      const rows: string[] = [];
+      let bytes = 0;
+      for (; i < all.length && rows.length < 256 && bytes < 8 << 20; i++) {
+        const [bucket, { merge }] = all[i] as [number, { merge: BlockMerge }];
+        const data = merge.data ?? Buffer.alloc(0);
+        const k = values.length;
+        rows.push(`($1, $${k + 1}::int, $${k + 2}::int, $${k + 3}::bytea)`);
+        values.push(bucket, merge.count, data);
+        bytes += data.length;
+      }
+      const { rows: found } = await client.query<{ bucket: number; data: Buffer }>(
+        `INSERT INTO health_record_blocks AS b (record_type, bucket, n, data) VALUES ${rows.join(', ')}
+         ON CONFLICT (record_type, bucket) DO UPDATE SET n = b.n
+         RETURNING bucket, CASE WHEN b.xmax = 0 THEN NULL ELSE b.data END AS data`,
+        values,
+      );
+      for (const r of found) if (r.data !== null) existing.set(r.bucket, r.data);
+    }
+    await then(existing);
   }
 
   /** Writes a round: changed blocks (binary parameters, no stage), conflicts, replaced legacy rows. */

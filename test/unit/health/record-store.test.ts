@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bucketOf } from '../../../lambdas/health/record-blocks';
 import {
   decodeBody,
   type IngestSource,
@@ -11,6 +12,7 @@ import {
 } from '../../../lambdas/health/record-store';
 import { readerSchema } from '../../../lambdas/health/schemas';
 import type { BloodGlucoseRecord, HeartRateRecord } from '../../../lambdas/health/types';
+import { createPool } from '../../../lambdas/platform/postgres';
 import { createTestSchema, type TestSchema } from '../../support/db';
 import { loadSample, sampleFiles } from './helpers';
 
@@ -425,6 +427,81 @@ describe('PostgreSQL', () => {
       `SELECT metadata_id FROM health_records WHERE metadata_id LIKE 'legacy-%' ORDER BY 1`,
     );
     expect(left.map((r) => r.metadata_id)).toEqual(['legacy-kept']);
+  });
+
+  it('after a round of only new blocks, later rounds create blocks with their data; blocks that exist after all are merged as before', async () => {
+    // Prepare: ids by bucket. The two lowest buckets are new (round 0 of 2 buckets finds only new
+    // blocks); higher buckets hold records stored before, mixed with new ones.
+    const ids = Array.from({ length: 400 }, (_, i) => `switch-${i}`).sort(
+      (a, b) => bucketOf(a) - bucketOf(b),
+    );
+    const byBucket = new Map<number, string>();
+    for (const id of ids) if (!byBucket.has(bucketOf(id))) byBucket.set(bucketOf(id), id);
+    const one = [...byBucket.values()];
+    const [low1, low2] = one;
+    const stored = one.slice(2, 14);
+    const fresh = one.slice(14, 30);
+    const before = [...stored.map((id) => row(id, 100, 90))];
+    const incoming = [
+      row(low1 as string, 100),
+      row(low2 as string, 100),
+      ...stored.map((id, i) =>
+        i % 3 === 0 ? row(id, 200, 95) : i % 3 === 1 ? row(id, 100, 90, 9) : row(id, 100, 91),
+      ),
+      ...fresh.map((id) => row(id, 100)),
+    ];
+    const statements: string[] = [];
+    // A schema of its own: the other tests' blocks would make some of the new buckets exist.
+    const own = await createTestSchema('health_store_rounds');
+    const pool = createPool({ connectionString: own.url, schema: own.schema, max: 2 });
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...a: unknown[]) => unknown;
+      (client as unknown as { query: unknown }).query = (...a: unknown[]) => {
+        if (typeof a[0] === 'string') statements.push(a[0].trim().split(/\s+/).slice(0, 3).join(' '));
+        return query(...a);
+      };
+    });
+    try {
+      const pg = new PostgresRecordStore(pool, { roundBuckets: 2 });
+      const memory = new MemoryRecordStore();
+
+      // Act: the same two units against PostgreSQL and memory.
+      const results = [];
+      let sent: string[] = [];
+      for (const store of [pg, memory]) {
+        await upsertCommitted(store, before);
+        statements.length = 0;
+        results.push(await upsertCommitted(store, incoming));
+        if (store === pg) sent = [...statements];
+      }
+
+      // Assess: the same decisions: 18 new; of the 12 stored, 4 newer versions, 4 refetched, 4
+      // conflicts (same version, another level: VERSION_RULE decides which side is kept).
+      expect(results[0]).toEqual(results[1]);
+      const r = results[0] as { inserted: number; updated: number; unchanged: number; conflicts: number };
+      expect(r).toMatchObject({ inserted: 18, conflicts: 4 });
+      expect(r.updated + r.unchanged).toBe(12);
+      expect(Math.min(r.updated, r.unchanged)).toBeGreaterThanOrEqual(4);
+      for (const id of [low1, low2, ...stored, ...fresh] as string[]) {
+        const [a, b] = [
+          await pg.getRecord('BloodGlucoseRecord', id),
+          await memory.getRecord('BloodGlucoseRecord', id),
+        ];
+        expect(a?.lastModifiedMs, id).toBe(b?.lastModifiedMs);
+        expect(a?.contentHash, id).toBe(b?.contentHash);
+      }
+      expect(await pg.countRecords('BloodGlucoseRecord')).toBeGreaterThanOrEqual(30);
+      // One locking round, then only creating rounds: rounds 1-6 hold the stored blocks (merged,
+      // and updated where changed), rounds 7-14 only new ones (no update after their creation).
+      const blockInserts = sent.flatMap((q, i) => (q === 'INSERT INTO health_record_blocks' ? [i] : []));
+      expect(blockInserts).toHaveLength(1 + 14);
+      const updates = sent.flatMap((q, i) => (q === 'UPDATE health_record_blocks b' ? [i] : []));
+      expect(updates.length).toBeGreaterThanOrEqual(2);
+      expect(Math.max(...updates)).toBeLessThan(blockInserts[8] as number);
+    } finally {
+      await pool.end();
+      await own.drop();
+    }
   });
 
   it('uses the migration: blocks keyed by (record_type, bucket) and the ingest table', async () => {
