@@ -591,6 +591,15 @@ SELECT $1, x, 0, '\\x'::bytea FROM unnest($2::int[]) AS x ORDER BY x
 ON CONFLICT (record_type, bucket) DO UPDATE SET n = b.n
 RETURNING bucket, data`;
 
+/**
+ * Buckets merged between two turns of the event loop. The round in flight is sent and its answer
+ * read only when the event loop runs: a round merged in one go (~60 ms) left the server waiting
+ * for the rest of its ~9 MB statement (or unable to send the next round's stored blocks) until it
+ * was done, so client and server took turns instead of working at the same time.
+ */
+const IO_SLICE = 64;
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Buckets per lock/merge/write round: ~10 MB of blocks for a large export, a few KB for a daily one. */
 const ROUND_BUCKETS = 1024;
 
@@ -736,7 +745,9 @@ export class PostgresRecordStore implements RecordStore {
           const changed: ChangedBlock[] = [];
           const conflicts: RecordConflict[] = [];
           const replaced: string[] = [];
-          for (const b of round) {
+          for (let j = 0; j < round.length; j++) {
+            if (j % IO_SLICE === IO_SLICE - 1) await yieldToIo();
+            const b = round[j] as number;
             const data = storedOf.get(b);
             const m = mergeBlock(
               data && data.length > 0 ? data : undefined,
@@ -758,7 +769,10 @@ export class PostgresRecordStore implements RecordStore {
         // Round k+1 is built while round k is created.
         for (k++; k < rounds.length; k++) {
           const built = new Map<number, { incoming: IncomingBucket; merge: BlockMerge }>();
-          for (const b of rounds[k] as number[]) {
+          const round = rounds[k] as number[];
+          for (let j = 0; j < round.length; j++) {
+            if (j % IO_SLICE === IO_SLICE - 1) await yieldToIo();
+            const b = round[j] as number;
             const incoming = rowsOf(b);
             built.set(b, { incoming, merge: mergeBlock(undefined, incoming, source.sourceId, compareVersions) });
           }
