@@ -774,7 +774,10 @@ export class PostgresRecordStore implements RecordStore {
             if (j % IO_SLICE === IO_SLICE - 1) await yieldToIo();
             const b = round[j] as number;
             const incoming = rowsOf(b);
-            built.set(b, { incoming, merge: mergeBlock(undefined, incoming, source.sourceId, compareVersions) });
+            built.set(b, {
+              incoming,
+              merge: mergeBlock(undefined, incoming, source.sourceId, compareVersions),
+            });
           }
           if (writing) await writing;
           writing = this.createRound(client, recordType, built, (existing) => {
@@ -786,7 +789,12 @@ export class PostgresRecordStore implements RecordStore {
               const merged =
                 data === undefined
                   ? m.merge
-                  : mergeBlock(data.length > 0 ? data : undefined, m.incoming, source.sourceId, compareVersions);
+                  : mergeBlock(
+                      data.length > 0 ? data : undefined,
+                      m.incoming,
+                      source.sourceId,
+                      compareVersions,
+                    );
               add(merged, conflicts);
               if (data !== undefined && merged.data)
                 changed.push({ bucket: b, count: merged.count, data: merged.data });
