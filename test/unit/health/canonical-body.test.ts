@@ -123,6 +123,41 @@ describe('stored bodies taken from the export bytes (canonical-body.ts)', () => 
     expect(at(Buffer.concat([good, Buffer.from([0])]))).toBe(-1);
   });
 
+  it('refuse ints beyond 32 bits, enum and union indexes out of range, float NaN; walk fixed and bytes', () => {
+    const t = flat([
+      { name: 'i', type: 'int' },
+      { name: 'e', type: { type: 'enum', name: 'E', symbols: ['X', 'Y'] } },
+      { name: 'u', type: ['null', 'string', 'long'] },
+      { name: 'f', type: 'float' },
+      { name: 'x', type: { type: 'fixed', name: 'F', size: 3 } },
+      { name: 'y', type: 'bytes' },
+    ]);
+    const check = canonicalBody(t, t) as NonNullable<ReturnType<typeof canonicalBody>>;
+    const value = { i: -7, e: 'Y', u: 12, f: 1.5, x: Buffer.from('abc'), y: Buffer.from([0, 255]) };
+    const good = t.toBuffer({ ...value, appRecordFetchTimeEpochMillis: 3 });
+    const at = (b: Buffer) => check(b, 0, b.length, newSplices());
+    expect(at(good)).toBe(good.length - 1);
+    for (const u of [null, 'z']) {
+      const other = t.toBuffer({ ...value, u, appRecordFetchTimeEpochMillis: 3 });
+      expect(at(other)).toBe(other.length - 1);
+    }
+    // int 2^31 as a 5-byte varint (zigzag 2^32): the decoder reads it, the encoder refuses it.
+    const wide = Buffer.concat([Buffer.from([0x80, 0x80, 0x80, 0x80, 0x10]), good.subarray(1)]);
+    expect(at(wide)).toBe(-1);
+    const enumAt = 1; // after the one-byte int
+    const e = Buffer.from(good);
+    e[enumAt] = 4; // index 2 of 2 symbols
+    expect(at(e)).toBe(-1);
+    const u = Buffer.from(good);
+    u[enumAt + 1] = 6; // branch 3 of 3
+    expect(at(u)).toBe(-1);
+    const nan = t.toBuffer({ ...value, f: Number.NaN, appRecordFetchTimeEpochMillis: 3 });
+    expect(at(nan)).toBe(-1);
+    // Cut inside the fixed and inside the bytes.
+    expect(at(good.subarray(0, good.length - 5))).toBe(-1);
+    expect(at(good.subarray(0, good.length - 2))).toBe(-1);
+  });
+
   it('apply only when the writer has the reader layout and the fetch time is the last field', () => {
     const reader = flat([{ name: 'a', type: 'long' }]);
     expect(canonicalBody(flat([{ name: 'b', type: 'long' }]), reader)).toBeUndefined();
