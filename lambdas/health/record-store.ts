@@ -724,7 +724,7 @@ export class PostgresRecordStore implements RecordStore {
         let writing: Promise<void> | undefined;
         // A first load creates nearly every block. Once a round found only blocks it created, the
         // later rounds are built as new blocks and sent with the statement that creates them
-        // (INSERT_BLOCKS_SQL): one write per block instead of an empty row then an update, ~40 %
+        // (createRound): one write per block instead of an empty row then an update, ~40 %
         // of the server's work for a large first load. A block that exists after all is merged
         // and updated as before.
         let k = 0;
