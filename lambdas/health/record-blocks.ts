@@ -315,7 +315,7 @@ function copyInto(src: Buffer, from: number, end: number, dst: Buffer, at: numbe
  * million glucose readings take ~180 MB here instead of ~1.5 GB of row objects.
  */
 export class IncomingRecords {
-  /** Every slab, by index (slabOf); a partition's current slab is `slab` while it is written. */
+  /** Every slab, by index (`meta`); a partition's current slab is `slab` while it is written. */
   private slabs: Buffer[] = [];
   /** Per partition: its slab indexes, its current slab and the write position in it. */
   private partSlabs: number[][] = Array.from({ length: PARTITIONS }, () => []);
@@ -325,9 +325,12 @@ export class IncomingRecords {
   private part = 0;
   private slab: Buffer = Buffer.alloc(0);
   private pos = 0;
-  private slabOf = new Uint16Array(1024);
-  private offsetOf = new Uint32Array(1024);
-  private keyOf = new Uint32Array(1024);
+  /**
+   * Per staged record i: its key, slab and offset at [3i, 3i + 1, 3i + 2]. One array, not three:
+   * the merge reads them in bucket order, at random places of staging order, and the three values
+   * of a record then come in one cache line instead of three.
+   */
+  private meta = new Uint32Array(3 * 1024);
   count = 0;
 
   /** Selects the partition of `key` and makes room for `length` bytes in its current slab. */
@@ -377,11 +380,12 @@ export class IncomingRecords {
       b.writeUInt16LE(idBytes, o + 44);
       b.write(id, o + HEADER, idBytes, 'utf8');
     }
-    if (this.count === this.slabOf.length) this.grow();
+    if (3 * this.count === this.meta.length) this.grow();
     const own = this.partSlabs[this.part] as number[];
-    this.slabOf[this.count] = own[own.length - 1] as number;
-    this.offsetOf[this.count] = o;
-    this.keyOf[this.count] = key;
+    const m = 3 * this.count;
+    this.meta[m] = key;
+    this.meta[m + 1] = own[own.length - 1] as number;
+    this.meta[m + 2] = o;
     this.count++;
   }
 
@@ -517,16 +521,9 @@ export class IncomingRecords {
   }
 
   private grow(): void {
-    const n = this.count * 2;
-    const s = new Uint16Array(n);
-    s.set(this.slabOf);
-    this.slabOf = s;
-    const o = new Uint32Array(n);
-    o.set(this.offsetOf);
-    this.offsetOf = o;
-    const k = new Uint32Array(n);
-    k.set(this.keyOf);
-    this.keyOf = k;
+    const m = new Uint32Array(2 * this.meta.length);
+    m.set(this.meta);
+    this.meta = m;
   }
 
   /**
@@ -535,14 +532,14 @@ export class IncomingRecords {
    */
   takeByBucket(): { buckets: number[]; rowsOf(bucket: number): IncomingBucket } {
     const count = this.count;
-    const keyOf = this.keyOf;
+    const meta = this.meta;
     const starts = new Uint32Array(BLOCK_BUCKETS + 1);
-    for (let i = 0; i < count; i++) (starts[((keyOf[i] as number) % BLOCK_BUCKETS) + 1] as number)++;
+    for (let i = 0; i < count; i++) (starts[((meta[3 * i] as number) % BLOCK_BUCKETS) + 1] as number)++;
     for (let b = 0; b < BLOCK_BUCKETS; b++) starts[b + 1] = (starts[b + 1] as number) + (starts[b] as number);
     const order = new Uint32Array(count);
     const fill = starts.slice(0, BLOCK_BUCKETS);
     for (let i = 0; i < count; i++) {
-      const b = (keyOf[i] as number) % BLOCK_BUCKETS;
+      const b = (meta[3 * i] as number) % BLOCK_BUCKETS;
       order[fill[b] as number] = i;
       fill[b] = (fill[b] as number) + 1;
     }
@@ -551,8 +548,6 @@ export class IncomingRecords {
       if ((starts[b + 1] as number) > (starts[b] as number)) buckets.push(b);
     const slabs: (Buffer | undefined)[] = this.slabs;
     const partSlabs = this.partSlabs;
-    const slabOf = this.slabOf;
-    const offsetOf = this.offsetOf;
     this.slabs = [];
     this.partSlabs = Array.from({ length: PARTITIONS }, () => []);
     this.partSlab = Array.from({ length: PARTITIONS }, () => Buffer.alloc(0));
@@ -560,9 +555,7 @@ export class IncomingRecords {
     this.part = 0;
     this.slab = Buffer.alloc(0);
     this.pos = 0;
-    this.slabOf = new Uint16Array(1024);
-    this.offsetOf = new Uint32Array(1024);
-    this.keyOf = new Uint32Array(1024);
+    this.meta = new Uint32Array(3 * 1024);
     this.count = 0;
     // Partitions below this one have been let go of (their slabs can be collected).
     let released = 0;
@@ -589,27 +582,29 @@ export class IncomingRecords {
           // (key, staging order j < BLOCK_BUCKETS) as one u32, sorted natively as integers, with
           // no division per record.
           const sorted = scratch.subarray(0, n);
-          for (let j = 0; j < n; j++) sorted[j] = (keyOf[order[from + j] as number] as number) - bucket + j;
+          for (let j = 0; j < n; j++)
+            sorted[j] = (meta[3 * (order[from + j] as number)] as number) - bucket + j;
           sorted.sort();
           for (let j = 0; j < n; j++) {
             const v = sorted[j] as number;
             const low = v & (BLOCK_BUCKETS - 1);
             keys[j] = v - low + bucket;
             const i = order[from + low] as number;
-            bufs[j] = slabs[slabOf[i] as number] as Buffer;
-            offsets[j] = offsetOf[i] as number;
+            bufs[j] = slabs[meta[3 * i + 1] as number] as Buffer;
+            offsets[j] = meta[3 * i + 2] as number;
           }
         } else {
           // (key, staging order) as one float (a block of more than BLOCK_BUCKETS staged records).
           const sortKeys = new Float64Array(n);
-          for (let j = 0; j < n; j++) sortKeys[j] = (keyOf[order[from + j] as number] as number) * TWO_21 + j;
+          for (let j = 0; j < n; j++)
+            sortKeys[j] = (meta[3 * (order[from + j] as number)] as number) * TWO_21 + j;
           sortKeys.sort();
           for (let j = 0; j < n; j++) {
             const v = sortKeys[j] as number;
             keys[j] = Math.floor(v / TWO_21);
             const i = order[from + (v % TWO_21)] as number;
-            bufs[j] = slabs[slabOf[i] as number] as Buffer;
-            offsets[j] = offsetOf[i] as number;
+            bufs[j] = slabs[meta[3 * i + 1] as number] as Buffer;
+            offsets[j] = meta[3 * i + 2] as number;
           }
         }
         // Equal keys (rare): order by id bytes, then staging order (a stable sort).
