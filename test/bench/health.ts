@@ -4,7 +4,8 @@
  * Lambda handler calls, with the body as a stream) with the PostgreSQL record store and with the
  * memory store (`etl run --memory`). Each path runs in a process of its own, right after plain avsc
  * decoding of the same bytes in a process of its own, and prints its ratio to that avsc run and its
- * peak RSS. The PostgreSQL path is what the handler runs: records staged while the export streams
+ * peak RSS; the two store paths run twice, and a last line per figure compares the faster run of
+ * each side (the avsc child itself keeps the faster of two runs). The PostgreSQL path is what the handler runs: records staged while the export streams
  * in, merged into record blocks (record-blocks.ts) in one transaction.
  *
  *   npm run bench -- health          (or: npx tsx test/bench/health.ts)
@@ -354,16 +355,36 @@ export async function million(): Promise<void> {
     );
 
     for (const path of ['analysis', 'postgres', 'memory'] as const) {
-      const base = (await runChild('avsc', file)).runs[0] as PathFigures['runs'][number];
-      const f = await runChild(path, file);
-      console.log(
-        `  ${base.label.padEnd(40)} ${rate(MILLION, base.ms).padStart(10)} records/s (${(base.ms / 1000).toFixed(2)} s)  CPU ${(base.cpuMs / 1000).toFixed(2)} s`,
-      );
-      for (const r of f.runs) {
+      // The store paths twice, each right after its own avsc run: a run on this shared machine
+      // can take 30-40 % more CPU than the next one for the same work, on either side. The
+      // summary compares the faster of each side (as the avsc child already keeps the faster of
+      // its two runs); every run is printed.
+      const rounds = path === 'analysis' ? 1 : 2;
+      const best = new Map<string, { ms: number; peakRss: number }>();
+      let bestBase = Number.POSITIVE_INFINITY;
+      for (let round = 0; round < rounds; round++) {
+        const base = (await runChild('avsc', file)).runs[0] as PathFigures['runs'][number];
+        const f = await runChild(path, file);
+        bestBase = Math.min(bestBase, base.ms);
         console.log(
-          `  ${r.label.padEnd(40)} ${rate(MILLION, r.ms).padStart(10)} records/s (${(r.ms / 1000).toFixed(2)} s)  ratio to avsc ${(base.ms / r.ms).toFixed(2)}  peak RSS ${mb(r.peakRss)} (${mb(r.startRss)} at start)  CPU ${(r.cpuMs / 1000).toFixed(2)} s${r.serverCpuMs === undefined ? '' : ` + server ${(r.serverCpuMs / 1000).toFixed(2)} s`}`,
+          `  ${base.label.padEnd(40)} ${rate(MILLION, base.ms).padStart(10)} records/s (${(base.ms / 1000).toFixed(2)} s)  CPU ${(base.cpuMs / 1000).toFixed(2)} s`,
         );
+        for (const r of f.runs) {
+          console.log(
+            `  ${r.label.padEnd(40)} ${rate(MILLION, r.ms).padStart(10)} records/s (${(r.ms / 1000).toFixed(2)} s)  ratio to avsc ${(base.ms / r.ms).toFixed(2)}  peak RSS ${mb(r.peakRss)} (${mb(r.startRss)} at start)  CPU ${(r.cpuMs / 1000).toFixed(2)} s${r.serverCpuMs === undefined ? '' : ` + server ${(r.serverCpuMs / 1000).toFixed(2)} s`}`,
+          );
+          const b = best.get(r.label);
+          best.set(r.label, {
+            ms: Math.min(b?.ms ?? Number.POSITIVE_INFINITY, r.ms),
+            peakRss: Math.max(b?.peakRss ?? 0, r.peakRss),
+          });
+        }
       }
+      if (rounds > 1)
+        for (const [label, b] of best)
+          console.log(
+            `  faster of two: ${label.trim().padEnd(34)} ${(b.ms / 1000).toFixed(2)} s against avsc ${(bestBase / 1000).toFixed(2)} s: ratio ${(bestBase / b.ms).toFixed(2)}  peak RSS (higher of two) ${mb(b.peakRss)}`,
+          );
     }
     console.log('  targets: ratio >= 0.25 on the PostgreSQL path, peak RSS <= 512 MB');
     console.log(`  machine load (1/5/15 min) at the end: ${load()} (at the start: ${startLoad})`);
