@@ -383,6 +383,21 @@ function fromBlock(recordType: RecordType, b: BlockRecord): StoredRecord {
   };
 }
 
+/** Adds a block's merge to a unit's counts, and its conflicts (decided by VERSION_RULE) to `conflicts`. */
+function countMerge(
+  totals: UpsertCounts,
+  conflicts: RecordConflict[],
+  m: BlockMerge,
+  recordType: RecordType,
+  incomingSourceId: string,
+): void {
+  totals.inserted += m.inserted;
+  totals.updated += m.updated;
+  totals.unchanged += m.unchanged;
+  totals.conflicts += m.conflicts.length;
+  for (const c of m.conflicts) conflicts.push({ ...c, recordType, incomingSourceId, rule: VERSION_RULE });
+}
+
 /** The rows a unit stages, one arena per record type (a unit normally stages one type). */
 class StagedRows {
   private readonly byType = new Map<RecordType, IncomingRecords>();
@@ -419,9 +434,9 @@ class StagedRows {
       const m = measured(recordType, record);
       // The id is not copied when it is the body's first string (record-blocks.ts ID_IN_BODY).
       const idInBody = idLeads && id === record.metadata.id;
+      const start = raw && i > 0 ? (raw.ends[i - 1] as number) : 0;
       if (raw) {
         // The record's own bytes when they are what the encoder would write (canonical-body.ts).
-        const start = i === 0 ? 0 : (raw.ends[i - 1] as number);
         const at = raw.canonicalBody(raw.bytes, start, raw.ends[i] as number, splices);
         if (at >= 0) {
           arena.addBody(
@@ -440,9 +455,7 @@ class StagedRows {
         }
       }
       // Re-encoded: from the whole record when the pipeline decoded only the fields it reads.
-      const whole = raw?.decodeFull
-        ? (raw.decodeFull(i === 0 ? 0 : (raw.ends[i - 1] as number)) as HealthRecord)
-        : record;
+      const whole = raw?.decodeFull ? (raw.decodeFull(start) as HealthRecord) : record;
       arena.addRecord(reader.type, reader.version, id, whole, m.count, m.outOfRange, idInBody);
     }
     return unkeyed;
@@ -493,12 +506,7 @@ export class MemoryRecordStore implements RecordStore {
               source.sourceId,
               compareVersions,
             );
-            counts.inserted += m.inserted;
-            counts.updated += m.updated;
-            counts.unchanged += m.unchanged;
-            counts.conflicts += m.conflicts.length;
-            for (const c of m.conflicts)
-              newConflicts.push({ ...c, recordType, incomingSourceId: source.sourceId, rule: VERSION_RULE });
+            countMerge(counts, newConflicts, m, recordType, source.sourceId);
             if (m.data) merged.set(key, m.data);
             added.set(recordType, (added.get(recordType) ?? 0) + m.inserted);
           }
@@ -609,6 +617,31 @@ interface ChangedBlock {
   readonly data: Buffer;
 }
 
+/**
+ * Blocks as the parameters of a few statements per round, each with at most 256 blocks and ~8 MB:
+ * `$1` is the record type, each row's placeholders `$k::int, $k+1::int, $k+2::bytea` (bucket,
+ * count, data). Buffers go to the server as binary parameters (no hex text, no COPY into a
+ * temporary table read back by an UPDATE). Blocks keep their order (ascending buckets).
+ */
+function* blockStatements(
+  recordType: RecordType,
+  blocks: readonly ChangedBlock[],
+): Generator<{ rows: string[]; values: unknown[] }> {
+  for (let i = 0; i < blocks.length; ) {
+    const values: unknown[] = [recordType];
+    const rows: string[] = [];
+    let bytes = 0;
+    for (; i < blocks.length && rows.length < 256 && bytes < 8 << 20; i++) {
+      const b = blocks[i] as ChangedBlock;
+      const k = values.length;
+      rows.push(`$${k + 1}::int, $${k + 2}::int, $${k + 3}::bytea`);
+      values.push(b.bucket, b.count, b.data);
+      bytes += b.data.length;
+    }
+    yield { rows, values };
+  }
+}
+
 interface IngestRow {
   source_id: string;
   record_type: RecordType;
@@ -711,14 +744,8 @@ export class PostgresRecordStore implements RecordStore {
           rounds.push(buckets.slice(i, i + this.roundBuckets));
         const lock = (round: number[]) =>
           client.query<{ bucket: number; data: Buffer }>(LOCK_BLOCKS_SQL, [recordType, round]);
-        const add = (m: BlockMerge, conflicts: RecordConflict[]) => {
-          totals.inserted += m.inserted;
-          totals.updated += m.updated;
-          totals.unchanged += m.unchanged;
-          totals.conflicts += m.conflicts.length;
-          for (const c of m.conflicts)
-            conflicts.push({ ...c, recordType, incomingSourceId: source.sourceId, rule: VERSION_RULE });
-        };
+        const add = (m: BlockMerge, conflicts: RecordConflict[]) =>
+          countMerge(totals, conflicts, m, recordType, source.sourceId);
         let locked = rounds[0] ? lock(rounds[0]) : undefined;
         locked?.catch(() => undefined);
         let writing: Promise<void> | undefined;
@@ -925,21 +952,15 @@ export class PostgresRecordStore implements RecordStore {
     then: (existing: ReadonlyMap<number, Buffer>) => Promise<void>,
   ): Promise<void> {
     const existing = new Map<number, Buffer>();
-    const all = [...blocks];
-    for (let i = 0; i < all.length; ) {
-      const values: unknown[] = [recordType];
-      const rows: string[] = [];
-      let bytes = 0;
-      for (; i < all.length && rows.length < 256 && bytes < 8 << 20; i++) {
-        const [bucket, { merge }] = all[i] as [number, { merge: BlockMerge }];
-        const data = merge.data ?? Buffer.alloc(0);
-        const k = values.length;
-        rows.push(`($1, $${k + 1}::int, $${k + 2}::int, $${k + 3}::bytea)`);
-        values.push(bucket, merge.count, data);
-        bytes += data.length;
-      }
+    const created = [...blocks].map(([bucket, { merge }]) => ({
+      bucket,
+      count: merge.count,
+      data: merge.data ?? Buffer.alloc(0),
+    }));
+    for (const { rows, values } of blockStatements(recordType, created)) {
       const { rows: found } = await client.query<{ bucket: number; data: Buffer }>(
-        `INSERT INTO health_record_blocks AS b (record_type, bucket, n, data) VALUES ${rows.join(', ')}
+        `INSERT INTO health_record_blocks AS b (record_type, bucket, n, data)
+         VALUES ${rows.map((r) => `($1, ${r})`).join(', ')}
          ON CONFLICT (record_type, bucket) DO UPDATE SET n = b.n
          RETURNING bucket, CASE WHEN b.xmax = 0 THEN NULL ELSE b.data END AS data`,
         values,
@@ -957,22 +978,10 @@ export class PostgresRecordStore implements RecordStore {
     conflicts: readonly RecordConflict[],
     replacedLegacy: readonly string[],
   ): Promise<void> {
-    // A few statements per round, each with at most ~8 MB of blocks: Buffers go to the server as
-    // binary parameters (no hex text, no COPY into a temporary table read back by an UPDATE).
-    for (let i = 0; i < blocks.length; ) {
-      const values: unknown[] = [recordType];
-      const rows: string[] = [];
-      let bytes = 0;
-      for (; i < blocks.length && rows.length < 256 && bytes < 8 << 20; i++) {
-        const b = blocks[i] as ChangedBlock;
-        const k = values.length;
-        rows.push(`($${k + 1}::int, $${k + 2}::int, $${k + 3}::bytea)`);
-        values.push(b.bucket, b.count, b.data);
-        bytes += b.data.length;
-      }
+    for (const { rows, values } of blockStatements(recordType, blocks)) {
       await client.query(
         `UPDATE health_record_blocks b SET n = v.n, data = v.data, updated_at = now()
-         FROM (VALUES ${rows.join(', ')}) AS v (bucket, n, data)
+         FROM (VALUES ${rows.map((r) => `(${r})`).join(', ')}) AS v (bucket, n, data)
          WHERE b.record_type = $1 AND b.bucket = v.bucket`,
         values,
       );
