@@ -4,6 +4,7 @@
  * end the burst of minute bars for every OHLCV symbol (the provider emits them within a few hundred
  * ms). Used by the local WebSocket feed, the router benchmark and the load test.
  */
+import { mulberry32 } from '../scenarios/prng';
 
 export interface RealtimeProfile {
   readonly ohlcvSymbols: number;
@@ -55,18 +56,6 @@ export interface TimedFrame {
   readonly frame: Record<string, unknown>[];
 }
 
-/** mulberry32: tiny, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function symbolName(k: number): string {
   let s = '';
   let n = k;
@@ -91,7 +80,7 @@ export class RealtimeMarket {
   private seq = 0;
 
   constructor(readonly profile: RealtimeProfile) {
-    this.random = rng(profile.seed);
+    this.random = mulberry32(profile.seed);
     this.prices = Array.from({ length: profile.ohlcvSymbols }, () => 20 + this.random() * 480);
     this.tradeIds = new Array(profile.ohlcvSymbols).fill(0);
     this.volumes = new Array(profile.ohlcvSymbols).fill(0);

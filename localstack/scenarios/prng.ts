@@ -86,3 +86,19 @@ export function createRng(...parts: (string | number)[]): Rng {
     },
   };
 }
+
+/**
+ * mulberry32: a seeded generator of [0, 1), tiny, fast, identical on every machine: the feed's
+ * scenario, the market API's overlays, the test fixtures and seeded tests (`createRng` where a
+ * stream needs more).
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -18,8 +18,8 @@ import { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import { isOpen, projections, rebuild } from '../../lambdas/trading/state';
 import { ConcurrencyError } from '../../lambdas/trading/store';
 import type { BrokerReport, Order, OrderRequest, TradingEvent } from '../../lambdas/trading/types';
+import { mulberry32 } from '../../localstack/scenarios/prng';
 import { createTestSchema, type TestSchema } from '../support/db';
-import { prng } from '../support/prng';
 import { tamperEvents } from '../support/trading-tamper';
 
 let db: TestSchema;
@@ -37,7 +37,7 @@ const SYMBOLS = ['AAPL', 'MSFT', 'NVDA'];
 
 /** An integer below n, the same sequence on every run of a seed. */
 function random(seed: number): (n: number) => number {
-  const next = prng(seed);
+  const next = mulberry32(seed);
   return (n) => Math.floor(next() * n);
 }
 

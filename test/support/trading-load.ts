@@ -20,9 +20,9 @@
 import { TradingEngine } from '../../lambdas/trading/engine';
 import type { PostgresEventStore } from '../../lambdas/trading/pg-store';
 import type { TradingEvent } from '../../lambdas/trading/types';
+import { mulberry32 } from '../../localstack/scenarios/prng';
 import { assertSameState } from '../../localstack/trading/replay';
 import type { SimProcess } from './broker-sim';
-import { prng } from './prng';
 import { engineNow, LiveAccount } from './trading-live';
 
 export interface LoadOptions {
@@ -331,7 +331,7 @@ export async function runTradingLoad(options: LoadOptions): Promise<LoadSummary>
   let running = true;
   const injectors = accounts.map(async (account, i) => {
     if (options.faults === false) return;
-    const rand = prng(seed * 7919 + i);
+    const rand = mulberry32(seed * 7919 + i);
     const every = options.faultEveryMs ?? 400;
     while (running) {
       await new Promise((r) => setTimeout(r, every * (0.5 + rand())));
@@ -354,7 +354,7 @@ export async function runTradingLoad(options: LoadOptions): Promise<LoadSummary>
   });
   const flows = await Promise.all(
     accounts.map(async (account, i) => {
-      const rand = prng(seed * 104729 + i);
+      const rand = mulberry32(seed * 104729 + i);
       return flow(
         account,
         `${options.label}-a${i}`,

@@ -17,6 +17,7 @@ import {
 } from '../../../lambdas/trading/state';
 import { MemoryEventStore } from '../../../lambdas/trading/store';
 import type { Limits, Order, PositionInit, TradingEvent } from '../../../lambdas/trading/types';
+import { mulberry32 } from '../../../localstack/scenarios/prng';
 
 const AT = '2026-03-02T15:00:00.000Z';
 const NOW = Date.parse(AT);
@@ -250,14 +251,8 @@ describe('the incremental open-order book', () => {
     async (start) => {
       // A deterministic pseudo-random session: submits (limit and market), fills, partial fills,
       // cancels, modifies, rejects and price moves over four symbols.
-      let seed = start;
-      const rand = (n: number) => {
-        // mulberry32
-        seed = (seed + 0x6d2b79f5) | 0;
-        let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-        return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-      };
+      const next = mulberry32(start);
+      const rand = (n: number) => Math.floor(next() * n);
       const symbols = ['AAPL', 'MSFT', 'NVDA', 'TSLA'];
       const store = new MemoryEventStore();
       const engine = await TradingEngine.open(store, 'book', {
