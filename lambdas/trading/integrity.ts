@@ -249,6 +249,51 @@ export function eventsAfter(
 }
 
 /**
+ * Per stream, the last row a store vouches for, from which `loadAfter` continues the chain: the
+ * last row of a load whose whole chain verified, or the store's own append when it continued from
+ * exactly that row (the append's guard proved the stored row still had that hash, and its hashes
+ * chain on from it). Never a row read without verification.
+ */
+export class VerifiedTips {
+  private readonly tips = new Map<string, ChainTip>();
+
+  /** A whole stream verified: its events to fold, or IntegrityError (and nothing vouched for). */
+  verifyAll(stream: string, rows: readonly ChainRow[], head: number): TradingEvent[] {
+    const verified = verifyChain(stream, rows, head);
+    if (!verified.ok) {
+      this.tips.delete(stream);
+      throw new IntegrityError(verified.failure);
+    }
+    this.tips.set(stream, chainTip(rows));
+    return verified.events;
+  }
+
+  /** The vouched row when it is row `version` (where a reader's state ends); else undefined. */
+  at(stream: string, version: number): ChainTip | undefined {
+    const from = this.tips.get(stream);
+    return from?.version === version ? from : undefined;
+  }
+
+  /** `eventsAfter` from `from`; when they verify, the last of `rows` is vouched for. */
+  after(stream: string, rows: readonly ChainRow[], head: number, from: ChainTip): TradingEvent[] | null {
+    const events = eventsAfter(stream, rows, head, from);
+    if (events && rows.length > 0) this.tips.set(stream, chainTip(rows));
+    return events;
+  }
+
+  /** Whether an append after row `version`, whose stored hash is `hash`, continues the vouched row. */
+  continues(stream: string, version: number, hash: string | null): boolean {
+    const from = this.tips.get(stream);
+    return from?.version === version && from.hash === hash;
+  }
+
+  /** The store's own append that `continues`: its last row is vouched for now. */
+  appended(stream: string, tip: ChainTip): void {
+    this.tips.set(stream, tip);
+  }
+}
+
+/**
  * The recovery event: the broker's record of every order (ours from the trusted prefix updated to
  * the broker's status and fills; those we lost rebuilt from the broker's fields), its positions and
  * cash. What it says it recovered is kept for the audit.

@@ -6,16 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import {
-  type ChainRow,
-  type ChainTip,
-  chainHash,
-  chainTip,
-  eventDigest,
-  eventsAfter,
-  IntegrityError,
-  verifyChain,
-} from './integrity';
+import { type ChainRow, chainHash, chainTip, eventDigest, VerifiedTips } from './integrity';
 import type { Projections } from './state';
 import {
   type AppendRequest,
@@ -137,13 +128,8 @@ export class PostgresEventStore implements EventStore {
    */
   private readonly tips = new Map<string, { version: number; hash: string | null }>();
 
-  /**
-   * Per stream, the last row whose hash this store vouches for (`loadAfter` continues the chain
-   * from it): the last row of a load whose whole chain verified, or this store's own append when it
-   * continued from exactly that row (the append's guard proved the stored row still had that hash,
-   * and its hashes chain on from it). Unlike `tips` (whatever was read last), never an unverified row.
-   */
-  private readonly verified = new Map<string, ChainTip>();
+  /** Per stream, the last row this store vouches for (`loadAfter`); unlike `tips`, never an unverified one. */
+  private readonly verified = new VerifiedTips();
 
   /**
    * Per stream, the undelivered outbox as this store knows it without reading it: complete as of
@@ -215,26 +201,17 @@ export class PostgresEventStore implements EventStore {
 
   async load(stream: string): Promise<TradingEvent[]> {
     const { rows, head } = await this.readChain(stream);
-    const verified = verifyChain(stream, rows, head);
-    if (!verified.ok) {
-      this.verified.delete(stream);
-      throw new IntegrityError(verified.failure);
-    }
-    this.verified.set(stream, chainTip(rows));
-    return verified.events;
+    return this.verified.verifyAll(stream, rows, head);
   }
 
   async loadAfter(stream: string, version: number): Promise<TradingEvent[] | null> {
-    const from = this.verified.get(stream);
-    if (from?.version !== version) return null;
+    const from = this.verified.at(stream, version);
+    if (!from) return null;
     // Row `version` (its hash must still be the one verified), the rows after it and the head; an
     // index range scan on UNIQUE(stream, version), so the cost is the tail's, not the stream's.
     const { rows, head } = await this.rowsFrom(stream, version);
-    const events = eventsAfter(stream, rows, head, from);
-    if (events && rows.length > 0) {
-      this.tips.set(stream, chainTip(rows));
-      this.verified.set(stream, chainTip(rows));
-    }
+    const events = this.verified.after(stream, rows, head, from);
+    if (events && rows.length > 0) this.tips.set(stream, chainTip(rows));
     return events;
   }
 
@@ -295,8 +272,7 @@ export class PostgresEventStore implements EventStore {
     const { stream, expectedVersion, events, projection: p, outbox } = request;
     const version = expectedVersion + events.length;
     const before = await this.tip(stream, expectedVersion);
-    const from = this.verified.get(stream);
-    const continues = from?.version === expectedVersion && from.hash === before;
+    const continues = this.verified.continues(stream, expectedVersion, before);
     let prev = before;
     const rows = events.map((e, i) => {
       const hash = chainHash(prev, eventDigest(stream, expectedVersion + i + 1, e.type, e, e.at));
@@ -356,7 +332,7 @@ export class PostgresEventStore implements EventStore {
         throw new ConcurrencyError(stream, expectedVersion);
       }
       this.tips.set(stream, { version, hash: prev });
-      if (continues) this.verified.set(stream, { version, hash: prev });
+      if (continues) this.verified.appended(stream, { version, hash: prev });
       const known = this.known.get(stream);
       const ids = result[0]?.outbox ?? [];
       if (known?.version === expectedVersion && ids.length === outbox.length)

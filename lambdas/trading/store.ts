@@ -5,16 +5,7 @@
  * they change and the broker commands (outbox) atomically.
  */
 
-import {
-  type ChainRow,
-  type ChainTip,
-  chainHash,
-  chainTip,
-  eventDigest,
-  eventsAfter,
-  IntegrityError,
-  verifyChain,
-} from './integrity';
+import { type ChainRow, chainHash, eventDigest, VerifiedTips } from './integrity';
 import type { Projections } from './state';
 import type { BrokerCommand, Order, TradingEvent } from './types';
 
@@ -103,27 +94,19 @@ export class MemoryEventStore implements EventStore {
   private readonly heads = new Map<string, number>();
   private readonly outbox: { id: number; stream: string; command: BrokerCommand; delivered: boolean }[] = [];
   private readonly views = new Map<string, Projections>();
-  /** Per stream, the last row this store verified or chained its own append on (see `loadAfter`). */
-  private readonly verified = new Map<string, ChainTip>();
+  /** Per stream, the last row this store vouches for (`loadAfter`). */
+  private readonly verified = new VerifiedTips();
 
   async load(stream: string): Promise<TradingEvent[]> {
     const { rows, head } = await this.readChain(stream);
-    const verified = verifyChain(stream, rows, head);
-    if (!verified.ok) {
-      this.verified.delete(stream);
-      throw new IntegrityError(verified.failure);
-    }
-    this.verified.set(stream, chainTip(rows));
-    return verified.events;
+    return this.verified.verifyAll(stream, rows, head);
   }
 
   async loadAfter(stream: string, version: number): Promise<TradingEvent[] | null> {
-    const from = this.verified.get(stream);
-    if (from?.version !== version) return null;
+    const from = this.verified.at(stream, version);
+    if (!from) return null;
     const { rows, head } = await this.readChain(stream);
-    const events = eventsAfter(stream, rows, head, from);
-    if (events) this.verified.set(stream, chainTip(rows));
-    return events;
+    return this.verified.after(stream, rows, head, from);
   }
 
   async readChain(stream: string): Promise<{ rows: ChainRow[]; head: number }> {
@@ -141,8 +124,7 @@ export class MemoryEventStore implements EventStore {
     if ((last?.version ?? 0) !== request.expectedVersion)
       throw new ConcurrencyError(request.stream, request.expectedVersion);
     let prev = last?.hash ?? null;
-    const from = this.verified.get(request.stream);
-    const continues = from?.version === request.expectedVersion && from.hash === prev;
+    const continues = this.verified.continues(request.stream, request.expectedVersion, prev);
     request.events.forEach((e, i) => {
       const version = request.expectedVersion + i + 1;
       const data = structuredClone(e) as TradingEvent;
@@ -151,7 +133,7 @@ export class MemoryEventStore implements EventStore {
       prev = hash;
     });
     this.streams.set(request.stream, rows);
-    if (continues) this.verified.set(request.stream, { version: rows.at(-1)?.version ?? 0, hash: prev });
+    if (continues) this.verified.appended(request.stream, { version: rows.at(-1)?.version ?? 0, hash: prev });
     this.heads.set(request.stream, request.expectedVersion + request.events.length);
     const view = this.views.get(request.stream) ?? {
       orders: {},
