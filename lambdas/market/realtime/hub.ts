@@ -1,17 +1,20 @@
 /**
  * Fan-out to clients. Every published message gets (epoch, offset) on its channel; the last
- * `historySize` per channel are kept so a reconnecting client resumes from its offset, and the latest
+ * `historySize` per channel (as wire bytes, history.ts) are kept so a reconnecting client resumes
+ * from its offset, and the latest
  * value per (channel, kind, symbol) is kept as the snapshot a new subscription starts from. A client
  * whose offset is no longer in history, or who comes from another epoch (a router restart), is told
  * to resync and gets the snapshot.
  */
 import type { ClientSession } from './client';
-import { BoundedQueue } from './queue';
+import { MessageHistory } from './history';
 import { asSnapshot, CHANNELS, type RoutedMessage, type RouterChannel, type SequencedMessage } from './types';
 
 export interface HubOptions {
   readonly epoch: string;
   readonly historySize: number;
+  /** Bytes of wire text held per channel (default: historySize x HISTORY_BYTES_PER_MESSAGE). */
+  readonly historyBytes?: number;
 }
 
 export type ResumeResult =
@@ -21,7 +24,7 @@ export type ResumeResult =
 export class Hub {
   readonly epoch: string;
   private readonly offsets: Record<RouterChannel, number> = { tick: 0, event: 0, fmv: 0, ohlcv: 0 };
-  private readonly history = {} as Record<RouterChannel, BoundedQueue<SequencedMessage>>;
+  private readonly history = {} as Record<RouterChannel, MessageHistory>;
   /** Latest value: kind (or `event|<type>`) -> symbol -> message; two lookups, no key string per message. */
   private readonly snapshot = new Map<string, Map<string, SequencedMessage>>();
   private snapshotCount = 0;
@@ -29,7 +32,8 @@ export class Hub {
 
   constructor(options: HubOptions) {
     this.epoch = options.epoch;
-    for (const c of CHANNELS) this.history[c] = new BoundedQueue(options.historySize);
+    for (const c of CHANNELS)
+      this.history[c] = new MessageHistory(c, options.historySize, options.historyBytes);
   }
 
   get clientCount(): number {
@@ -60,8 +64,7 @@ export class Hub {
       offset,
       wire: undefined,
     };
-    const history = this.history[channel];
-    history.pushEvictingOldest(sequenced);
+    this.history[channel].push(sequenced);
     if (message.kind !== 'control') {
       const group = snapshotGroup(sequenced);
       let bySymbol = this.snapshot.get(group);
@@ -111,14 +114,12 @@ export class Hub {
     if (epoch !== this.epoch) return { status: 'resync', reason: 'epoch_changed' };
     if (offset > this.offsets[channel]) return { status: 'resync', reason: 'offset_ahead' };
     const history = this.history[channel];
-    const oldest = history.peek()?.offset ?? this.offsets[channel] + 1;
+    const oldest = history.oldestOffset() ?? this.offsets[channel] + 1;
     if (offset + 1 < oldest) return { status: 'resync', reason: 'offset_too_old' };
     let replayed = 0;
-    for (const m of history) {
-      if (m.offset > offset && client.wants(channel, m.sym)) {
-        client.offer(m);
-        replayed += 1;
-      }
+    for (const m of history.after(offset, this.epoch, (sym) => client.wants(channel, sym))) {
+      client.offer(m);
+      replayed += 1;
     }
     return { status: 'resumed', replayed };
   }

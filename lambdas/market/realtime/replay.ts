@@ -61,7 +61,8 @@ export async function replayFeed(
 ): Promise<ReplaySummary> {
   if (options.speed !== 'max' && !(options.speed > 0)) throw new RangeError(`speed must be > 0 or 'max'`);
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const router = new Router({ epoch: 'replay', ...options.router });
+  // No resume history: an offline replay has no reconnecting client.
+  const router = new Router({ epoch: 'replay', historySize: 0, ...options.router });
   const latency = new LatencyRecorder();
   const delivered: Record<RouterChannel, number> = { tick: 0, event: 0, fmv: 0, ohlcv: 0 };
   const client = new ClientSession(

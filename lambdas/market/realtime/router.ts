@@ -52,7 +52,7 @@ export interface RouterOptions {
   readonly epoch: string;
   /** Capacity of each channel's buffer between the rules and the hub. */
   readonly channelCapacity: number;
-  /** Messages kept per channel for resuming clients. */
+  /** Messages kept per channel for resuming clients (0: none, as in an offline replay). */
   readonly historySize: number;
   readonly dedup: DedupWindows;
   readonly confidence: ConfidenceOptions;
