@@ -7,10 +7,12 @@ import { openExport } from '../../../lambdas/health/decode';
 import { processExport } from '../../../lambdas/health/pipeline';
 import { READER_SCHEMA_FILES } from '../../../lambdas/health/reader-schemas.generated';
 import {
+  BLOCK_BUCKETS,
   blockRecords,
   bucketOf,
   findInBlock,
   IncomingRecords,
+  idKey,
   idLeadsBody,
   incomingIds,
   mergeBlock,
@@ -23,6 +25,7 @@ import {
 } from '../../../lambdas/health/record-store';
 import { avroTypeOptions, readerSchema } from '../../../lambdas/health/schemas';
 import type { BloodGlucoseRecord, HealthRecord } from '../../../lambdas/health/types';
+import { mulberry32 } from '../../../localstack/scenarios/prng';
 import {
   containerBlock,
   containerHeader,
@@ -255,6 +258,54 @@ describe('staged records (IncomingRecords)', () => {
     expect(seen.sort()).toEqual([...ids].sort());
     // The first range's slabs were released when the merge moved past it.
     expect(() => rowsOf(buckets[0] as number)).toThrow(/released/);
+  });
+
+  it('a bucket of more staged records than BLOCK_BUCKETS (the float sort keys) comes back in (key, id, staging) order and merges to the newest per id', () => {
+    // 300 ids of one bucket (found by their keys), each staged 60 times in a seeded random order with
+    // distinct lastModified values: 18,000 records in one bucket, past the u32 sort keys' limit.
+    const bucket = 4_321;
+    const ids: string[] = [];
+    for (let n = 0; ids.length < 300; n++) if (bucketOf(`r-${n}`) === bucket) ids.push(`r-${n}`);
+    const rng = mulberry32(11);
+    const staged: { id: string; lastModified: number }[] = [];
+    for (const id of ids) for (let k = 0; k < 60; k++) staged.push({ id, lastModified: 0 });
+    for (let i = staged.length - 1; i > 0; i--) {
+      const j = Math.floor(rng() * (i + 1));
+      [staged[i], staged[j]] = [staged[j] as (typeof staged)[number], staged[i] as (typeof staged)[number]];
+    }
+    // Distinct versions in no relation to the staging order (a prime times the index, modulo the count).
+    for (const [i, s] of staged.entries()) s.lastModified = 1_000 + ((i * 7_919) % staged.length);
+    expect(staged.length).toBeGreaterThan(BLOCK_BUCKETS);
+
+    const base = glucoseDay0()[0] as unknown as BloodGlucoseRecord;
+    const arena = new IncomingRecords();
+    for (const s of staged) {
+      const r = toStoredRecord('BloodGlucoseRecord', {
+        ...base,
+        metadata: { ...base.metadata, id: s.id, lastModifiedTimeEpochMillis: s.lastModified },
+      });
+      if (r) arena.add(r);
+    }
+    const { buckets, rowsOf } = arena.takeByBucket();
+    expect(buckets).toEqual([bucket]);
+    const rows = rowsOf(bucket);
+
+    // What the order must be, computed apart: id key, then id (UTF-8 bytes; ASCII here), then staging.
+    const expected = staged
+      .map((s, i) => ({ ...s, i, key: idKey(s.id) }))
+      .sort((a, b) => a.key - b.key || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) || a.i - b.i);
+    expect(Array.from(rows.keys)).toEqual(expected.map((e) => e.key));
+    expect(incomingIds(rows)).toEqual(expected.map((e) => e.id));
+    // The record layout's lastModified (u32 length, u16 source, u16 version, then f64 lastModified).
+    const lastModified = rows.bufs.map((b, j) => b.readDoubleLE((rows.offsets[j] as number) + 8));
+    expect(lastModified).toEqual(expected.map((e) => e.lastModified));
+
+    const m = mergeBlock(undefined, rows, 'src', compareVersions);
+    expect([m.count, m.inserted, m.unchanged]).toEqual([300, 300, staged.length - 300]);
+    const newest = new Map<string, number>();
+    for (const s of staged) newest.set(s.id, Math.max(newest.get(s.id) ?? 0, s.lastModified));
+    const kept = blockRecords(m.data as Buffer);
+    expect(kept.map((r) => [r.metadataId, r.lastModifiedMs]).sort()).toEqual([...newest].sort());
   });
 });
 
