@@ -25,7 +25,7 @@ export class MessageHistory {
   private readonly offsets: Float64Array;
   private readonly received: Float64Array;
   private readonly kinds: Uint8Array;
-  /** Symbols: short strings the provider's JSON repeats (V8 interns them), not one object per message. */
+  /** Symbols: JSON.parse interns short strings (tickers), so these are shared, not one per message. */
   private readonly syms: (string | undefined)[];
   private head = 0;
   private count = 0;

@@ -1,10 +1,9 @@
 /**
  * Fan-out to clients. Every published message gets (epoch, offset) on its channel; the last
  * `historySize` per channel (as wire bytes, history.ts) are kept so a reconnecting client resumes
- * from its offset, and the latest
- * value per (channel, kind, symbol) is kept as the snapshot a new subscription starts from. A client
- * whose offset is no longer in history, or who comes from another epoch (a router restart), is told
- * to resync and gets the snapshot.
+ * from its offset, and the latest value per (channel, kind, symbol) is kept as the snapshot a new
+ * subscription starts from. A client whose offset is no longer in history, or who comes from another
+ * epoch (a router restart), is told to resync and gets the snapshot.
  */
 import type { ClientSession } from './client';
 import { MessageHistory } from './history';
@@ -13,8 +12,6 @@ import { asSnapshot, CHANNELS, type RoutedMessage, type RouterChannel, type Sequ
 export interface HubOptions {
   readonly epoch: string;
   readonly historySize: number;
-  /** Bytes of wire text held per channel (default: historySize x HISTORY_BYTES_PER_MESSAGE). */
-  readonly historyBytes?: number;
 }
 
 export type ResumeResult =
@@ -32,8 +29,7 @@ export class Hub {
 
   constructor(options: HubOptions) {
     this.epoch = options.epoch;
-    for (const c of CHANNELS)
-      this.history[c] = new MessageHistory(c, options.historySize, options.historyBytes);
+    for (const c of CHANNELS) this.history[c] = new MessageHistory(c, options.historySize);
   }
 
   get clientCount(): number {
