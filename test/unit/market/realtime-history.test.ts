@@ -59,6 +59,7 @@ describe('MessageHistory (the resume buffer: wire bytes in a ring)', () => {
     const rng = mulberry32(7);
     const history = new MessageHistory('tick', 1_000, 2_048);
     const sent: SequencedMessage[] = [];
+    let largest = 0;
     for (let k = 1; k <= 2_000; k += 1) {
       const m = message(k, `S${k % 7}`, 1 + Math.floor(rng() * 300));
       sent.push(m);
@@ -69,9 +70,25 @@ describe('MessageHistory (the resume buffer: wire bytes in a ring)', () => {
       expect(bytes).toBeLessThanOrEqual(2_048);
       expect(held.map((h) => h.offset)).toEqual(sent.slice(k - held.length).map((s) => s.offset));
       for (const h of held) expect(h.wire).toBe(wireText(sent[h.offset - 1] as SequencedMessage));
-      // Nothing was dropped that would have fitted: the next older one would not.
+      // Nothing went early: what is held and the next older one overflow the ring, less the tail a
+      // wrap leaves unused (smaller than the message that did not fit there).
+      largest = Math.max(largest, Buffer.byteLength(wireText(m)));
       const older = sent[k - held.length - 1];
-      if (older) expect(bytes + Buffer.byteLength(wireText(older))).toBeGreaterThan(2_048 - 300 - 200);
+      if (older) expect(bytes + Buffer.byteLength(wireText(older))).toBeGreaterThan(2_048 - largest);
+    }
+  });
+
+  it('with messages of one size, always holds as many as the ring fits, wrap or not', () => {
+    const size = Buffer.byteLength(wireText(message(1_000, 'A', 40)));
+    const history = new MessageHistory('tick', 1_000, 2_048);
+    const fits = Math.floor(2_048 / size);
+    for (let offset = 1_000; offset < 3_000; offset += 1) {
+      const m = message(offset, 'A', 40);
+      expect(Buffer.byteLength(wireText(m))).toBe(size);
+      history.push(m);
+      const held = Math.min(offset - 999, fits);
+      expect(history.length).toBe(held);
+      expect(history.oldestOffset()).toBe(offset - held + 1);
     }
   });
 
