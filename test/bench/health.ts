@@ -5,8 +5,9 @@
  * memory store (`etl run --memory`). Each path runs in a process of its own, right after plain avsc
  * decoding of the same bytes in a process of its own, and prints its ratio to that avsc run and its
  * peak RSS; the two store paths run twice, and a last line per figure compares the faster run of
- * each side (the avsc child itself keeps the faster of two runs). The PostgreSQL path is what the handler runs: records staged while the export streams
- * in, merged into record blocks (record-blocks.ts) in one transaction.
+ * each side (the avsc child itself keeps the faster of two runs). The PostgreSQL path is what the
+ * handler runs: records staged while the export streams in, merged into record blocks
+ * (record-blocks.ts) in one transaction.
  *
  *   npm run bench -- health          (or: npx tsx test/bench/health.ts)
  *
