@@ -621,7 +621,7 @@ interface ChangedBlock {
  * Blocks as the parameters of a few statements per round, each with at most 256 blocks and ~8 MB:
  * `$1` is the record type, each row's parameters `$k::int, $k+1::int, $k+2::bytea` (bucket,
  * count, data). Buffers go to the server as binary parameters (no hex text, no COPY into a
- * temporary table read back by an UPDATE). Blocks keep their order (ascending buckets).
+ * staging table read back by an UPDATE). Blocks keep their order (ascending buckets).
  */
 function* blockStatements(
   recordType: RecordType,
