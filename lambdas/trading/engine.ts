@@ -139,9 +139,11 @@ export const MAX_GROUP_COMMANDS = 256;
 
 /**
  * How long a group of broker acknowledgements alone waits for the next report before it is written
- * (see `flush`): a fill frame right behind its ack then shares its transaction.
+ * (see `flush`): a fill frame right behind its ack then shares its transaction. The fill's frame
+ * follows the ack's by 0.3 ms (median) to 1-3 ms (p99) on the stage: with 1 ms, 14 fills in 600
+ * came later and waited for the ack's own append; with 3 ms, 2.
  */
-export const ACK_HOLD_MS = 1;
+export const ACK_HOLD_MS = 3;
 
 export class TradingEngine {
   private pending: TradingEvent[] = [];
