@@ -17,6 +17,8 @@
  * cumulative quantity or a lookup). After a stream (re)connect, a REST snapshot of every open order
  * is applied before new commands go out.
  */
+import http from 'node:http';
+import https from 'node:https';
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { type BrokerPort, submitCommand } from './broker';
@@ -169,7 +171,7 @@ export type BrokerTrace =
 
 interface HttpAnswer {
   readonly status: number;
-  readonly headers: Headers;
+  readonly headers: http.IncomingHttpHeaders;
   readonly text: string;
 }
 
@@ -211,8 +213,16 @@ export class LiveBroker implements BrokerPort {
   /** Counters for telemetry and tests. */
   readonly stats = { reconnects: 0, snapshots: 0, framesReceived: 0, duplicatesDropped: 0, lookups: 0 };
 
+  /**
+   * Connections kept open between requests (as fetch did); an idle one is closed after 4 s, before a
+   * server's usual 5 s keep-alive, so a request never goes out on a socket the broker is closing.
+   */
+  private readonly agent: http.Agent;
+
   constructor(private readonly options: LiveBrokerOptions) {
     this.now = options.now ?? Date.now;
+    const transport = options.baseUrl.startsWith('https:') ? https : http;
+    this.agent = new transport.Agent({ keepAlive: true, timeout: 4_000 });
   }
 
   private incident(i: Omit<BrokerIncident, 'at'>): void {
@@ -239,32 +249,74 @@ export class LiveBroker implements BrokerPort {
     return t;
   }
 
+  /**
+   * One request over node:http(s) with the keep-alive agent. Not fetch: against the simulator, fetch
+   * cost 0.6-1.1 ms of our CPU per request and node:http 0.26-0.40 ms (four alternated rounds of
+   * 1,000 in one run), and the order's HTTP round trip is ~1 ms shorter at the median. The timer
+   * covers the whole exchange, answer body included.
+   */
   private async exchange(method: string, path: string, body?: unknown): Promise<Transport> {
-    try {
-      const response = await fetch(`${this.options.baseUrl}${path}`, {
-        method,
-        headers: {
-          'APCA-API-KEY-ID': this.options.keyId,
-          'APCA-API-SECRET-KEY': this.options.secret,
-          ...(body ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 2_000),
-      });
-      this.options.onAnswer?.(method, path, response.status);
-      return {
-        ok: true,
-        answer: { status: response.status, headers: response.headers, text: await response.text() },
+    const url = new URL(`${this.options.baseUrl}${path}`);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const timeoutMs = this.options.requestTimeoutMs ?? 2_000;
+    return new Promise<Transport>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
+      const done = (t: Transport) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(t);
       };
-    } catch (error) {
-      const e = error as Error & { cause?: { code?: string } };
-      if (e.name === 'TimeoutError' || e.name === 'AbortError')
-        return { ok: false, reason: 'timeout', detail: e.message };
-      // Refused before anything was sent: the request certainly did not reach the broker.
-      if (e.cause?.code === 'ECONNREFUSED')
-        return { ok: false, reason: 'unreachable', detail: 'connection refused' };
-      return { ok: false, reason: 'disconnect', detail: e.cause?.code ?? e.message };
-    }
+      const failed = (error: Error & { code?: string }) =>
+        done(
+          error.code === 'ECONNREFUSED'
+            ? // Refused before anything was sent: the request certainly did not reach the broker.
+              { ok: false, reason: 'unreachable', detail: 'connection refused' }
+            : { ok: false, reason: 'disconnect', detail: error.code ?? error.message },
+        );
+      const request = (url.protocol === 'https:' ? https : http).request(
+        url,
+        {
+          method,
+          agent: this.agent,
+          headers: {
+            'APCA-API-KEY-ID': this.options.keyId,
+            'APCA-API-SECRET-KEY': this.options.secret,
+            ...(payload === undefined
+              ? {}
+              : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          },
+        },
+        (response) => {
+          this.options.onAnswer?.(method, path, response.statusCode ?? 0);
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', failed);
+          // Cut off mid-body (the connection closed before the whole answer): not an answer.
+          response.on('close', () => {
+            if (!response.complete)
+              failed(Object.assign(new Error('answer cut off'), { code: 'ECONNRESET' }));
+          });
+          response.on('end', () =>
+            done({
+              ok: true,
+              answer: {
+                status: response.statusCode ?? 0,
+                headers: response.headers,
+                text: Buffer.concat(chunks).toString('utf8'),
+              },
+            }),
+          );
+        },
+      );
+      request.on('error', failed);
+      timer = setTimeout(() => {
+        done({ ok: false, reason: 'timeout', detail: `no answer within ${timeoutMs} ms` });
+        request.destroy();
+      }, timeoutMs);
+      request.end(payload);
+    });
   }
 
   private parse(text: string): unknown {
@@ -293,7 +345,7 @@ export class LiveBroker implements BrokerPort {
     );
     if (status === 401) return { class: 'fatal', reason: 'auth', status, detail: message };
     if (status === 429) {
-      const reset = Number(headers.get('x-ratelimit-reset'));
+      const reset = Number(headers['x-ratelimit-reset']);
       const retryAt =
         Number.isFinite(reset) && reset > 0
           ? reset * 1000
@@ -1072,6 +1124,7 @@ export class LiveBroker implements BrokerPort {
       await closed;
     }
     await this.serialize(async () => undefined);
+    this.agent.destroy();
   }
 }
 
