@@ -10,6 +10,17 @@ export interface ProcessFigures {
   readonly eventLoopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number };
   readonly gc: { readonly count: number; readonly totalMs: number; readonly maxMs: number };
   readonly rssMb: number;
+  /**
+   * Where the resident memory is (MB): the event loop's JavaScript heap (used of allocated) and the
+   * memory outside it that V8 accounts for, of which ArrayBuffers (typed arrays: the dedup windows,
+   * the resume history). The sinks' worker isolate is in the RSS only.
+   */
+  readonly memoryMb: {
+    readonly heapUsed: number;
+    readonly heapTotal: number;
+    readonly external: number;
+    readonly arrayBuffers: number;
+  };
   readonly cpuMs: number;
 }
 
@@ -35,6 +46,8 @@ export class ProcessMonitor {
   figures(): ProcessFigures {
     const ms = (ns: number): number => Math.round(ns / 1_000) / 1_000;
     const cpu = process.cpuUsage();
+    const mb = (bytes: number): number => Math.round(bytes / 1_048_576);
+    const memory = process.memoryUsage();
     return {
       eventLoopDelayMs: {
         p50: ms(this.loop.percentile(50)),
@@ -46,7 +59,13 @@ export class ProcessMonitor {
         totalMs: Math.round(this.gcTotal * 1000) / 1000,
         maxMs: Math.round(this.gcMax * 1000) / 1000,
       },
-      rssMb: Math.round(process.memoryUsage.rss() / 1_048_576),
+      rssMb: mb(memory.rss),
+      memoryMb: {
+        heapUsed: mb(memory.heapUsed),
+        heapTotal: mb(memory.heapTotal),
+        external: mb(memory.external),
+        arrayBuffers: mb(memory.arrayBuffers),
+      },
       cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     };
   }
