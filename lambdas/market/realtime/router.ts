@@ -468,10 +468,13 @@ export class Router {
  * A quote is identified by all of its fields (in a fixed order, whatever order they arrived in): the
  * key is the id of its field set (the sorted names) followed by the values as JSON, `|`-separated.
  * JSON values are self-delimiting, so two different quotes never share a key, and without the field
- * names the key (held for every quote of the dedup window) is about half as long. The provider sends
- * its quotes with one field order, so the last shape is cached: no sort per quote.
+ * names the key (held for every quote of the dedup window) is about half as long. The values of
+ * `sym` and `ev` are left out (their names stay in the field set): the window is the symbol's own and
+ * every quote's `ev` is `Q`. The provider sends its quotes with one field order, so the last shape is
+ * cached: no sort per quote.
  */
 let lastShape: string[] = [];
+/** The last shape's names in key order, without `sym` and `ev`. */
 let lastSorted: string[] = [];
 let lastShapeId = 0;
 const shapeIds = new Map<string, number>();
@@ -482,8 +485,9 @@ export function quoteKey(e: QuoteEvent): string {
   for (let k = 0; same && k < keys.length; k += 1) same = keys[k] === lastShape[k];
   if (!same) {
     lastShape = keys;
-    lastSorted = [...keys].sort();
-    const names = JSON.stringify(lastSorted);
+    const sorted = [...keys].sort();
+    lastSorted = sorted.filter((k) => k !== 'sym' && k !== 'ev');
+    const names = JSON.stringify(sorted);
     let id = shapeIds.get(names);
     if (id === undefined) {
       id = shapeIds.size;

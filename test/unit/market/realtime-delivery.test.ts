@@ -297,6 +297,19 @@ describe('Router', () => {
     expect(out.sent.filter((m) => m.kind === 'quote').map((m) => m.data.bs)).toEqual([3, 4]);
   });
 
+  it("tells the same quote of two symbols apart (the key leaves out the symbol: each symbol's window is its own)", () => {
+    const q: QuoteEvent = { ev: 'Q', sym: 'A', bp: 1, ap: 2, t: T0, bs: 3 };
+    const router = new Router({ epoch: 'e' });
+    const out = withClient(router);
+
+    router.ingest('ws', T0, [q, { ...q, sym: 'B' }, q, { ...q, sym: 'B' }]);
+    router.drain();
+
+    expect(quoteKey(q)).toBe(quoteKey({ ...q, sym: 'B' }));
+    expect(out.sent.filter((m) => m.kind === 'quote').map((m) => m.sym)).toEqual(['A', 'B']);
+    expect(router.health().channels.tick.duplicates).toBe(2);
+  });
+
   it('identifies a bar by symbol, interval and start: a changed bar is a correction delivered once', () => {
     const router = new Router({ epoch: 'e' });
     const out = withClient(router);

@@ -274,6 +274,31 @@ describe('KeySet (exact dedup off the heap, bounded memory)', () => {
     expect(a.keys).toBeLessThanOrEqual(5 * 700);
     expect(a.bytes).toBeLessThan(5 * 1024 * 1024);
   });
+
+  it("gives a symbol's key bytes back once its window has emptied, and still decides exactly", () => {
+    const w = new KeySet({ windowMs: 1_000, maxPerSymbol: 5_000 });
+    const long = (k: number) => `${k}|${'x'.repeat(60)}`;
+    for (let k = 0; k < 5_000; k += 1) w.remember('A', long(k), T0);
+    const full = w.bytes;
+    // Each key now leaves the window before the next arrives: one live key, its arena reused.
+    let t = T0;
+    for (let k = 0; k < 20_000; k += 1) {
+      t += 2_000;
+      expect(w.firstSeen('A', `late${k}`, t)).toBe('new');
+    }
+
+    expect(w.keys).toBe(1);
+    // The ring keeps its size (5,000 keys' worth); the ~300 KB of key bytes are gone.
+    expect(full - w.bytes).toBeGreaterThan(250_000);
+    expect(w.check('A', 'late19999', t)).toBe('duplicate');
+    expect(w.check('A', 'late19998', t - 2_000)).toBe('outside_window');
+    expect(w.check('A', long(1), T0)).toBe('outside_window');
+  });
+
+  it('refuses a per-symbol cap its 16-bit index cannot address', () => {
+    expect(() => new KeySet({ windowMs: 1_000, maxPerSymbol: 32_768 })).toThrow(RangeError);
+    expect(new KeySet({ windowMs: 1_000, maxPerSymbol: 32_767 }).keys).toBe(0);
+  });
 });
 
 describe('FMV confidence', () => {
