@@ -13,21 +13,6 @@ export type DedupVerdict<V> =
   | { readonly status: 'duplicate'; readonly previous: V }
   | { readonly status: 'outside_window' };
 
-interface SymbolWindow<V> {
-  /** key -> value (the value only: no object per key). */
-  readonly entries: Map<string, V>;
-  /**
-   * The keys in insertion order (which is nearly time order) with their times, from `head` on: the
-   * eviction order. Kept apart from the map because deleting a Map's oldest entries and iterating it
-   * from the start again walks every deleted slot until the map is rehashed.
-   */
-  order: string[];
-  times: number[];
-  head: number;
-  maxT: number;
-  watermark: number;
-}
-
 export interface KeyWindowOptions {
   /** Keys older than the newest seen for the symbol minus this are forgotten. */
   readonly windowMs: number;
@@ -35,149 +20,117 @@ export interface KeyWindowOptions {
   readonly maxPerSymbol: number;
 }
 
-// The verdicts without a payload are shared: `check` runs for every event and must not allocate.
-const NEW: DedupVerdict<never> = Object.freeze({ status: 'new' });
-const OUTSIDE: DedupVerdict<never> = Object.freeze({ status: 'outside_window' });
-
-export class KeyWindow<V = true> {
-  private readonly symbols = new Map<string, SymbolWindow<V>>();
-  private size = 0;
-
-  constructor(private readonly options: KeyWindowOptions) {
-    if (!(options.windowMs > 0) || !(options.maxPerSymbol > 0)) {
-      throw new RangeError('windowMs and maxPerSymbol must be positive');
-    }
-  }
-
-  /** Looks the key up without recording it. */
-  check(sym: string, key: string, t: number): DedupVerdict<V> {
-    const w = this.symbols.get(sym);
-    if (!w) return NEW;
-    const seen = w.entries.get(key);
-    if (seen !== undefined) return { status: 'duplicate', previous: seen };
-    if (t <= w.watermark) return OUTSIDE;
-    return NEW;
-  }
-
-  /**
-   * `check` and, for a new key, `remember(value)` in one pass (one symbol lookup, one key lookup):
-   * the hot path of trades and quotes, whose value never changes.
-   */
-  firstSeen(sym: string, key: string, t: number, value: V): DedupVerdict<V>['status'] {
-    let w = this.symbols.get(sym);
-    if (w) {
-      if (w.entries.has(key)) return 'duplicate';
-      if (t <= w.watermark) return 'outside_window';
-    } else {
-      w = this.window(sym, t);
-    }
-    this.add(w, key, t, value);
-    return 'new';
-  }
-
-  /** Records (or replaces) the key's value. Call after `check` said new or duplicate. */
-  remember(sym: string, key: string, t: number, value: V): void {
-    const w = this.symbols.get(sym) ?? this.window(sym, t);
-    if (w.entries.has(key)) {
-      w.entries.set(key, value);
-      return;
-    }
-    this.add(w, key, t, value);
-  }
-
-  private window(sym: string, t: number): SymbolWindow<V> {
-    const w: SymbolWindow<V> = {
-      entries: new Map(),
-      order: [],
-      times: [],
-      head: 0,
-      maxT: t,
-      watermark: Number.NEGATIVE_INFINITY,
-    };
-    this.symbols.set(sym, w);
-    return w;
-  }
-
-  private add(w: SymbolWindow<V>, key: string, t: number, value: V): void {
-    w.entries.set(key, value);
-    w.order.push(key);
-    w.times.push(t);
-    this.size += 1;
-    if (t > w.maxT) w.maxT = t;
-    this.evict(w);
-  }
-
-  private evict(w: SymbolWindow<V>): void {
-    const horizon = w.maxT - this.options.windowMs;
-    const max = this.options.maxPerSymbol;
-    while (w.head < w.order.length) {
-      const t = w.times[w.head] as number;
-      if (w.entries.size <= max && t >= horizon) break;
-      w.entries.delete(w.order[w.head] as string);
-      w.order[w.head] = '';
-      w.head += 1;
-      this.size -= 1;
-      if (t > w.watermark) w.watermark = t;
-    }
-    // Drop the evicted prefix once it is most of the arrays (amortised O(1) per key).
-    if (w.head > 1024 && w.head * 2 > w.order.length) {
-      w.order = w.order.slice(w.head);
-      w.times = w.times.slice(w.head);
-      w.head = 0;
-    }
-  }
-
-  /** Remembered keys over all symbols (the memory bound the tests check). */
-  get keys(): number {
-    return this.size;
-  }
-
-  get symbolCount(): number {
-    return this.symbols.size;
-  }
-}
-
 /**
- * The same exact window for keys without a value (trades, quotes, FMV, market events), held off the
- * JavaScript heap: per symbol, typed arrays in insertion order (a ring: 32-bit hash, time, and where
+ * The window for keys without a value (trades, quotes, FMV, market events), held off the JavaScript
+ * heap: per symbol, typed arrays in insertion order (a ring: 32-bit hash, time, and where
  * the key's bytes are) plus an open-addressing index (linear probing, backward-shift deletion), and the
  * keys themselves as bytes in one arena per symbol (UTF-16 code units written CESU-8 style, 1-3 bytes
  * each: a bijection, so comparing bytes is comparing strings). A hash hit is only a candidate: a key is
  * a duplicate when its bytes equal a remembered key's, so dedup stays exact whatever the hash does.
  *
- * Why: `KeyWindow` holds a string and a Map entry per key (100+ bytes, all of it old space the garbage
- * collector marks over and over). At the 10x surge the trade and quote windows held millions of keys:
+ * Why: a Map-based window (test/support/key-window.ts, now the tests' reference model) holds a string
+ * and a Map entry per key (100+ bytes, all of it old space the garbage collector marks over and over). At the 10x surge the trade and quote windows held millions of keys:
  * 1.5 GB peak RSS and full collections of up to a second (the tick tail). Here nothing per key is a
  * heap object: after five minutes of the surge profile in process (1.13M trade, 450k quote and 249k
  * FMV keys) the windows hold 97.5 MB, 38 bytes a trade key, 99 a quote key, 52 an FMV key, ring and
  * index slack included (147 MB with 32-bit index slots, a stored length per key, an arena sized 4/3
  * to 8/3 of its keys and quote keys holding the symbol).
  */
-interface SymbolKeys {
-  /** Ring of entries, capacity a power of two; entry `n` (absolute) lives at `n & (capacity - 1)`. */
-  hash: Uint32Array;
-  time: Float64Array;
+interface SymbolKeys extends Ring {
   /**
    * Absolute byte offset of the key in the arena, modulo 2^32. Keys are written in ring order, so a
    * key ends where the next one starts (the last one at `byteTail`): no length is stored.
    */
   off: Uint32Array;
-  head: number;
-  tail: number;
-  /** Index: ring position + 1 per slot, 0 = empty; twice the ring's capacity. */
-  index: Uint16Array;
   bytes: Uint8Array;
   /** Absolute offset (mod 2^32) of bytes[0] and of the end of the last key. */
   byteBase: number;
   byteTail: number;
+}
+
+/**
+ * What `KeySet` and `BarWindow` keep per symbol for their order and index: a ring of entries in
+ * insertion order (capacity a power of two; entry `n`, absolute, at `n & (capacity - 1)`) with each
+ * entry's 32-bit hash and time, and an open-addressing index over it (linear probing, backward-shift
+ * deletion: no tombstones) holding ring position + 1 per slot, 0 = empty, twice the ring's capacity.
+ */
+interface Ring {
+  hash: Uint32Array;
+  time: Float64Array;
+  index: Uint16Array;
+  head: number;
+  tail: number;
   maxT: number;
   watermark: number;
+}
+
+function indexInsert(w: Ring, p: number): void {
+  const mask = w.index.length - 1;
+  let i = (w.hash[p] as number) & mask;
+  while (w.index[i] !== 0) i = (i + 1) & mask;
+  w.index[i] = p + 1;
+}
+
+function indexRemove(w: Ring, p: number): void {
+  const index = w.index;
+  const mask = index.length - 1;
+  let i = (w.hash[p] as number) & mask;
+  while (index[i] !== p + 1) i = (i + 1) & mask;
+  for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
+    const v = index[j] as number;
+    if (v === 0) break;
+    const home = (w.hash[v - 1] as number) & mask;
+    // The entry at j may move to i unless its home lies cyclically in (i, j].
+    if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
+    index[i] = v;
+    i = j;
+  }
+  index[i] = 0;
+}
+
+/** A new, empty index for the ring's current capacity, with every live entry in it. */
+function reindex(w: Ring): void {
+  const size = w.hash.length;
+  w.index = new Uint16Array(size * 2);
+  for (let n = w.head; n < w.tail; n += 1) indexInsert(w, n & (size - 1));
+}
+
+/**
+ * Forgets the oldest entries while there are more than `max` or they are older than the window behind
+ * the newest; each one raises the watermark to its time. Returns how many went.
+ */
+function evictOld(w: Ring, options: KeyWindowOptions): number {
+  const horizon = w.maxT - options.windowMs;
+  const mask = w.hash.length - 1;
+  let evicted = 0;
+  while (w.head < w.tail) {
+    const p = w.head & mask;
+    const t = w.time[p] as number;
+    if (w.tail - w.head <= options.maxPerSymbol && t >= horizon) break;
+    indexRemove(w, p);
+    w.head += 1;
+    evicted += 1;
+    if (t > w.watermark) w.watermark = t;
+  }
+  return evicted;
 }
 
 const INITIAL_RING = 8;
 const INITIAL_BYTES = 128;
 /** The index holds ring positions + 1 in 16 bits: rings of at most 2^15 entries. */
 const MAX_RING = 32_768;
+
+/** The largest ring a window needs: room for maxPerSymbol + 1 (an entry is added before the cap evicts). */
+function ringLimit(options: KeyWindowOptions): number {
+  if (!(options.windowMs > 0) || !(options.maxPerSymbol > 0)) {
+    throw new RangeError('windowMs and maxPerSymbol must be positive');
+  }
+  if (options.maxPerSymbol >= MAX_RING)
+    throw new RangeError(`a window holds at most ${MAX_RING - 1} entries per symbol`);
+  let ring = INITIAL_RING;
+  while (ring < options.maxPerSymbol + 1) ring *= 2;
+  return ring;
+}
 let scratch = new Uint8Array(256);
 let scratchLength = 0;
 
@@ -221,15 +174,7 @@ export class KeySet {
   private readonly ringLimit: number;
 
   constructor(private readonly options: KeyWindowOptions) {
-    if (!(options.windowMs > 0) || !(options.maxPerSymbol > 0)) {
-      throw new RangeError('windowMs and maxPerSymbol must be positive');
-    }
-    // Room for maxPerSymbol + 1 (a key is added before the cap evicts).
-    if (options.maxPerSymbol >= MAX_RING)
-      throw new RangeError(`KeySet holds at most ${MAX_RING - 1} keys per symbol`);
-    let ring = INITIAL_RING;
-    while (ring < options.maxPerSymbol + 1) ring *= 2;
-    this.ringLimit = ring;
+    this.ringLimit = ringLimit(options);
   }
 
   /** Looks the key up without recording it. */
@@ -330,50 +275,10 @@ export class KeySet {
     w.off[p] = w.byteTail;
     w.byteTail = (w.byteTail + scratchLength) >>> 0;
     w.tail += 1;
-    this.insert(w, p);
+    indexInsert(w, p);
     this.size += 1;
     if (t > w.maxT) w.maxT = t;
-    this.evict(w);
-  }
-
-  private insert(w: SymbolKeys, p: number): void {
-    const mask = w.index.length - 1;
-    let i = (w.hash[p] as number) & mask;
-    while (w.index[i] !== 0) i = (i + 1) & mask;
-    w.index[i] = p + 1;
-  }
-
-  /** Removes ring position `p` from the index (backward-shift deletion: no tombstones). */
-  private unindex(w: SymbolKeys, p: number): void {
-    const index = w.index;
-    const mask = index.length - 1;
-    let i = (w.hash[p] as number) & mask;
-    while (index[i] !== p + 1) i = (i + 1) & mask;
-    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
-      const v = index[j] as number;
-      if (v === 0) break;
-      const home = (w.hash[v - 1] as number) & mask;
-      // The entry at j may move to i unless its home lies cyclically in (i, j].
-      if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
-      index[i] = v;
-      i = j;
-    }
-    index[i] = 0;
-  }
-
-  private evict(w: SymbolKeys): void {
-    const horizon = w.maxT - this.options.windowMs;
-    const max = this.options.maxPerSymbol;
-    const mask = w.hash.length - 1;
-    while (w.head < w.tail) {
-      const p = w.head & mask;
-      const t = w.time[p] as number;
-      if (w.tail - w.head <= max && t >= horizon) break;
-      this.unindex(w, p);
-      w.head += 1;
-      this.size -= 1;
-      if (t > w.watermark) w.watermark = t;
-    }
+    this.size -= evictOld(w, this.options);
   }
 
   /** Doubles the ring (and its index); the live entries keep their order. */
@@ -394,8 +299,7 @@ export class KeySet {
     w.hash = hash;
     w.time = time;
     w.off = off;
-    w.index = new Uint16Array(size * 2);
-    for (let n = w.head; n < w.tail; n += 1) this.insert(w, n & (size - 1));
+    reindex(w);
   }
 
   /**
@@ -420,5 +324,172 @@ export class KeySet {
       w.bytes = bytes;
     }
     w.byteBase = first;
+  }
+}
+
+/** What `BarWindow.offer` found: a bar first seen, a repeat, new values for a held bar, or one too old. */
+export type BarVerdict = 'new' | 'duplicate' | 'correction' | 'outside_window';
+
+/** A bar's values compared to tell a repeat from a correction. */
+const BAR_VALUES = 6;
+
+interface SymbolBars extends Ring {
+  /** Each entry's values o, h, l, c, v, e (BAR_VALUES per entry); its time is the bar's start, its key. */
+  values: Float64Array;
+}
+
+const startBits = new Float64Array(1);
+const startWords = new Uint32Array(startBits.buffer);
+
+/** A bar start's 32-bit hash (its two words mixed, then fmix32). */
+function startHash(start: number): number {
+  startBits[0] = start;
+  let h = Math.imul((startWords[0] as number) ^ 0x9e3779b9, 0x85ebca6b) ^ (startWords[1] as number);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * The bars' window (second and minute bars, keyed by symbol and start), off the JavaScript heap as
+ * `KeySet` is: per symbol a ring of typed arrays (the start, which is the bar's key and its time, and
+ * its values o, h, l, c, v, e) with an open-addressing index on the start. A held bar offered again
+ * is a repeat when its values are equal and a correction otherwise; a correction's values replace
+ * the held ones, so its own repeats are repeats. Window, cap and watermark as in `KeySet`.
+ *
+ * Why: a minute bar is held for 60 minutes (for corrections), so 8,000 symbols hold ~480,000 bars
+ * once the window is full. In the Map-based window each was a Map entry with its key and values as strings:
+ * ~200 bytes of heap a bar (~550 while the values were a template literal's rope), ~100 MB the
+ * collector marks; here 56 bytes of typed arrays plus ring and index slack.
+ */
+export class BarWindow {
+  private readonly symbols = new Map<string, SymbolBars>();
+  private size = 0;
+  private readonly ringLimit: number;
+
+  constructor(private readonly options: KeyWindowOptions) {
+    this.ringLimit = ringLimit(options);
+  }
+
+  /** Looks the bar up and records it (a new bar, or a correction's values). */
+  offer(
+    sym: string,
+    start: number,
+    o: number,
+    h: number,
+    l: number,
+    c: number,
+    v: number,
+    e: number,
+  ): BarVerdict {
+    const hash = startHash(start);
+    let w = this.symbols.get(sym);
+    if (w) {
+      const p = this.find(w, hash, start);
+      if (p >= 0) {
+        const at = p * BAR_VALUES;
+        const vs = w.values;
+        if (
+          vs[at] === o &&
+          vs[at + 1] === h &&
+          vs[at + 2] === l &&
+          vs[at + 3] === c &&
+          vs[at + 4] === v &&
+          vs[at + 5] === e
+        )
+          return 'duplicate';
+        vs[at] = o;
+        vs[at + 1] = h;
+        vs[at + 2] = l;
+        vs[at + 3] = c;
+        vs[at + 4] = v;
+        vs[at + 5] = e;
+        return 'correction';
+      }
+      if (start <= w.watermark) return 'outside_window';
+    } else {
+      w = this.create(sym, start);
+    }
+    if (w.tail - w.head === w.hash.length) this.growRing(w);
+    const p = w.tail & (w.hash.length - 1);
+    w.hash[p] = hash;
+    w.time[p] = start;
+    const at = p * BAR_VALUES;
+    w.values[at] = o;
+    w.values[at + 1] = h;
+    w.values[at + 2] = l;
+    w.values[at + 3] = c;
+    w.values[at + 4] = v;
+    w.values[at + 5] = e;
+    w.tail += 1;
+    indexInsert(w, p);
+    this.size += 1;
+    if (start > w.maxT) w.maxT = start;
+    this.size -= evictOld(w, this.options);
+    return 'new';
+  }
+
+  /** Bars held over all symbols. */
+  get keys(): number {
+    return this.size;
+  }
+
+  get symbolCount(): number {
+    return this.symbols.size;
+  }
+
+  /** Bytes held in typed arrays (rings and indexes). */
+  get bytes(): number {
+    let n = 0;
+    for (const w of this.symbols.values())
+      n += w.hash.byteLength + w.time.byteLength + w.values.byteLength + w.index.byteLength;
+    return n;
+  }
+
+  private create(sym: string, t: number): SymbolBars {
+    const w: SymbolBars = {
+      hash: new Uint32Array(INITIAL_RING),
+      time: new Float64Array(INITIAL_RING),
+      values: new Float64Array(INITIAL_RING * BAR_VALUES),
+      head: 0,
+      tail: 0,
+      index: new Uint16Array(INITIAL_RING * 2),
+      maxT: t,
+      watermark: Number.NEGATIVE_INFINITY,
+    };
+    this.symbols.set(sym, w);
+    return w;
+  }
+
+  private find(w: SymbolBars, hash: number, start: number): number {
+    const mask = w.index.length - 1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const v = w.index[i] as number;
+      if (v === 0) return -1;
+      if (w.time[v - 1] === start) return v - 1;
+    }
+  }
+
+  private growRing(w: SymbolBars): void {
+    const old = w.hash.length;
+    const size = old * 2;
+    if (size > this.ringLimit) throw new Error('BarWindow ring over its limit (evict before adding)');
+    const hash = new Uint32Array(size);
+    const time = new Float64Array(size);
+    const values = new Float64Array(size * BAR_VALUES);
+    for (let n = w.head; n < w.tail; n += 1) {
+      const from = n & (old - 1);
+      const to = n & (size - 1);
+      hash[to] = w.hash[from] as number;
+      time[to] = w.time[from] as number;
+      values.set(w.values.subarray(from * BAR_VALUES, (from + 1) * BAR_VALUES), to * BAR_VALUES);
+    }
+    w.hash = hash;
+    w.time = time;
+    w.values = values;
+    reindex(w);
   }
 }

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIDENCE, fmvConfidence } from '../../../lambdas/market/realtime/confidence';
-import { KeySet, KeyWindow, keyHash } from '../../../lambdas/market/realtime/dedup';
+import { BarWindow, KeySet, keyHash } from '../../../lambdas/market/realtime/dedup';
 import { MarketEventDetector } from '../../../lambdas/market/realtime/market-events';
 import { MinuteCompletion } from '../../../lambdas/market/realtime/minute-complete';
 import { classify, invalidBarReason } from '../../../lambdas/market/realtime/normalise';
 import type { BarEvent } from '../../../lambdas/market/realtime/types';
 import { minuteOf, toMillis } from '../../../lambdas/market/realtime/types';
+import { KeyWindow } from '../../support/key-window';
 
 const T0 = Date.UTC(2026, 2, 2, 14, 30, 0);
 const bar = (over: Partial<BarEvent> = {}): BarEvent => ({
@@ -298,6 +299,80 @@ describe('KeySet (exact dedup off the heap, bounded memory)', () => {
   it('refuses a per-symbol cap its 16-bit index cannot address', () => {
     expect(() => new KeySet({ windowMs: 1_000, maxPerSymbol: 32_768 })).toThrow(RangeError);
     expect(new KeySet({ windowMs: 1_000, maxPerSymbol: 32_767 }).keys).toBe(0);
+  });
+});
+
+describe('BarWindow (bars off the heap: repeats, corrections, bounded memory)', () => {
+  it('gives the same verdicts as a KeyWindow holding the values as text over a long random stream', () => {
+    const options = { windowMs: 60_000, maxPerSymbol: 120 };
+    const a = new BarWindow(options);
+    const b = new KeyWindow<string>(options);
+    let seed = 777;
+    const rand = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const verdicts: Record<string, number> = { new: 0, duplicate: 0, correction: 0, outside_window: 0 };
+    for (let k = 0; k < 200_000; k += 1) {
+      const sym = `S${rand(5)}`;
+      // Second bars mostly rising, some late (outside the window), repeats, and changed values (corrections,
+      // then repeats of a correction, then the first values again).
+      const start = T0 + (Math.floor(k / 40) - rand(100)) * 1_000;
+      const change = rand(8) === 0 ? rand(3) : 0;
+      const [o, h, l, c, v, e] = [
+        10 + change,
+        11 + change,
+        9,
+        10,
+        100 + (change === 2 ? 1 : 0),
+        start + 1_000,
+      ];
+      const got = a.offer(sym, start, o, h, l, c, v, e);
+      const prints = [o, h, l, c, v, e].join('|');
+      const held = b.check(sym, String(start), start);
+      let want: string;
+      if (held.status === 'outside_window') want = 'outside_window';
+      else if (held.status === 'duplicate' && held.previous === prints) want = 'duplicate';
+      else {
+        want = held.status === 'duplicate' ? 'correction' : 'new';
+        b.remember(sym, String(start), start, prints);
+      }
+      if (got !== want) throw new Error(`bar ${k}: ${got} != ${want}`);
+      verdicts[got] = (verdicts[got] ?? 0) + 1;
+      if (a.keys !== b.keys) throw new Error(`bar ${k}: ${a.keys} bars != ${b.keys}`);
+    }
+
+    expect(Object.values(verdicts).every((n) => n > 1_000)).toBe(true);
+    expect(a.keys).toBeLessThanOrEqual(5 * 120);
+    // 5 symbols x a ring of 128 x (hash 4 + start 8 + six values 48 + two 16-bit index slots 4 bytes).
+    expect(a.bytes).toBeLessThanOrEqual(5 * 128 * (4 + 8 + 48 + 4));
+  });
+
+  it('tells apart values that differ in any one field, and holds a correction as the new values', () => {
+    const w = new BarWindow({ windowMs: 3_600_000, maxPerSymbol: 120 });
+    const bar = [10, 12, 9, 11, 500, T0 + 60_000] as const;
+    expect(w.offer('A', T0, ...bar)).toBe('new');
+    expect(w.offer('B', T0, ...bar)).toBe('new');
+    expect(w.offer('A', T0, ...bar)).toBe('duplicate');
+    for (let f = 0; f < 6; f += 1) {
+      const changed = bar.map((x, i) => (i === f ? x + 1 : x)) as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
+      expect(w.offer('A', T0, ...changed)).toBe('correction');
+      expect(w.offer('A', T0, ...changed)).toBe('duplicate');
+      expect(w.offer('A', T0, ...bar)).toBe('correction');
+    }
+    expect(w.offer('B', T0, ...bar)).toBe('duplicate');
+    expect(w.keys).toBe(2);
+  });
+
+  it('refuses a per-symbol cap its 16-bit index cannot address', () => {
+    expect(() => new BarWindow({ windowMs: 1_000, maxPerSymbol: 32_768 })).toThrow(RangeError);
   });
 });
 
