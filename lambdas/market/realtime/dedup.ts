@@ -21,34 +21,6 @@ export interface KeyWindowOptions {
 }
 
 /**
- * The window for keys without a value (trades, quotes, FMV, market events), held off the JavaScript
- * heap: per symbol, typed arrays in insertion order (a ring: 32-bit hash, time, and where
- * the key's bytes are) plus an open-addressing index (linear probing, backward-shift deletion), and the
- * keys themselves as bytes in one arena per symbol (UTF-16 code units written CESU-8 style, 1-3 bytes
- * each: a bijection, so comparing bytes is comparing strings). A hash hit is only a candidate: a key is
- * a duplicate when its bytes equal a remembered key's, so dedup stays exact whatever the hash does.
- *
- * Why: a Map-based window (test/support/key-window.ts, now the tests' reference model) holds a string
- * and a Map entry per key (100+ bytes, all of it old space the garbage collector marks over and over). At the 10x surge the trade and quote windows held millions of keys:
- * 1.5 GB peak RSS and full collections of up to a second (the tick tail). Here nothing per key is a
- * heap object: after five minutes of the surge profile in process (1.13M trade, 450k quote and 249k
- * FMV keys) the windows hold 97.5 MB, 38 bytes a trade key, 99 a quote key, 52 an FMV key, ring and
- * index slack included (147 MB with 32-bit index slots, a stored length per key, an arena sized 4/3
- * to 8/3 of its keys and quote keys holding the symbol).
- */
-interface SymbolKeys extends Ring {
-  /**
-   * Absolute byte offset of the key in the arena, modulo 2^32. Keys are written in ring order, so a
-   * key ends where the next one starts (the last one at `byteTail`): no length is stored.
-   */
-  off: Uint32Array;
-  bytes: Uint8Array;
-  /** Absolute offset (mod 2^32) of bytes[0] and of the end of the last key. */
-  byteBase: number;
-  byteTail: number;
-}
-
-/**
  * What `KeySet` and `BarWindow` keep per symbol for their order and index: a ring of entries in
  * insertion order (capacity a power of two; entry `n`, absolute, at `n & (capacity - 1)`) with each
  * entry's 32-bit hash and time, and an open-addressing index over it (linear probing, backward-shift
@@ -131,6 +103,36 @@ function ringLimit(options: KeyWindowOptions): number {
   while (ring < options.maxPerSymbol + 1) ring *= 2;
   return ring;
 }
+
+/**
+ * The window for keys without a value (trades, quotes, FMV, market events), held off the JavaScript
+ * heap: per symbol, a `Ring` (32-bit hash and time per entry, and its index) with where each key's
+ * bytes are, and the keys themselves as bytes in one arena per symbol (UTF-16 code units written
+ * CESU-8 style, 1-3 bytes each: a bijection, so comparing bytes is comparing strings). A hash hit is
+ * only a candidate: a key is a duplicate when its bytes equal a remembered key's, so dedup stays
+ * exact whatever the hash does.
+ *
+ * Why: a Map-based window (test/support/key-window.ts, now the tests' reference model) holds a string
+ * and a Map entry per key (100+ bytes, all of it old space the garbage collector marks over and over).
+ * At the 10x surge the trade and quote windows held millions of keys: 1.5 GB peak RSS and full
+ * collections of up to a second (the tick tail). Here nothing per key is a heap object: after five
+ * minutes of the surge profile in process (1.13M trade, 450k quote and 249k FMV keys) the windows
+ * hold 97.5 MB, 38 bytes a trade key, 99 a quote key, 52 an FMV key, ring and index slack included
+ * (147 MB with 32-bit index slots, a stored length per key, an arena sized 4/3 to 8/3 of its keys
+ * and quote keys holding the symbol).
+ */
+interface SymbolKeys extends Ring {
+  /**
+   * Absolute byte offset of the key in the arena, modulo 2^32. Keys are written in ring order, so a
+   * key ends where the next one starts (the last one at `byteTail`): no length is stored.
+   */
+  off: Uint32Array;
+  bytes: Uint8Array;
+  /** Absolute offset (mod 2^32) of bytes[0] and of the end of the last key. */
+  byteBase: number;
+  byteTail: number;
+}
+
 let scratch = new Uint8Array(256);
 let scratchLength = 0;
 
