@@ -218,11 +218,12 @@ export class LiveBroker implements BrokerPort {
    * server's usual 5 s keep-alive, so a request never goes out on a socket the broker is closing.
    */
   private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
 
   constructor(private readonly options: LiveBrokerOptions) {
     this.now = options.now ?? Date.now;
-    const transport = options.baseUrl.startsWith('https:') ? https : http;
-    this.agent = new transport.Agent({ keepAlive: true, timeout: 4_000 });
+    this.transport = options.baseUrl.startsWith('https:') ? https : http;
+    this.agent = new this.transport.Agent({ keepAlive: true, timeout: 4_000 });
   }
 
   private incident(i: Omit<BrokerIncident, 'at'>): void {
@@ -275,7 +276,7 @@ export class LiveBroker implements BrokerPort {
               { ok: false, reason: 'unreachable', detail: 'connection refused' }
             : { ok: false, reason: 'disconnect', detail: error.code ?? error.message },
         );
-      const request = (url.protocol === 'https:' ? https : http).request(
+      const request = this.transport.request(
         url,
         {
           method,

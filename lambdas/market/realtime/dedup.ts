@@ -104,6 +104,18 @@ function ringLimit(options: KeyWindowOptions): number {
   return ring;
 }
 
+/** The ring's live entries (`stride` values each), in order, in a new array of `size` entries. */
+function regrow<A extends Uint32Array | Float64Array>(w: Ring, from: A, size: number, stride = 1): A {
+  const to = new (from.constructor as new (length: number) => A)(size * stride);
+  const old = from.length / stride;
+  for (let n = w.head; n < w.tail; n += 1) {
+    const a = (n & (old - 1)) * stride;
+    const b = (n & (size - 1)) * stride;
+    for (let k = 0; k < stride; k += 1) to[b + k] = from[a + k] as number;
+  }
+  return to;
+}
+
 /**
  * The window for keys without a value (trades, quotes, FMV, market events), held off the JavaScript
  * heap: per symbol, a `Ring` (32-bit hash and time per entry, and its index) with where each key's
@@ -285,22 +297,11 @@ export class KeySet {
 
   /** Doubles the ring (and its index); the live entries keep their order. */
   private growRing(w: SymbolKeys): void {
-    const old = w.hash.length;
-    const size = old * 2;
+    const size = w.hash.length * 2;
     if (size > this.ringLimit) throw new Error('KeySet ring over its limit (evict before adding)');
-    const hash = new Uint32Array(size);
-    const time = new Float64Array(size);
-    const off = new Uint32Array(size);
-    for (let n = w.head; n < w.tail; n += 1) {
-      const from = n & (old - 1);
-      const to = n & (size - 1);
-      hash[to] = w.hash[from] as number;
-      time[to] = w.time[from] as number;
-      off[to] = w.off[from] as number;
-    }
-    w.hash = hash;
-    w.time = time;
-    w.off = off;
+    w.hash = regrow(w, w.hash, size);
+    w.time = regrow(w, w.time, size);
+    w.off = regrow(w, w.off, size);
     reindex(w);
   }
 
@@ -476,22 +477,11 @@ export class BarWindow {
   }
 
   private growRing(w: SymbolBars): void {
-    const old = w.hash.length;
-    const size = old * 2;
+    const size = w.hash.length * 2;
     if (size > this.ringLimit) throw new Error('BarWindow ring over its limit (evict before adding)');
-    const hash = new Uint32Array(size);
-    const time = new Float64Array(size);
-    const values = new Float64Array(size * BAR_VALUES);
-    for (let n = w.head; n < w.tail; n += 1) {
-      const from = n & (old - 1);
-      const to = n & (size - 1);
-      hash[to] = w.hash[from] as number;
-      time[to] = w.time[from] as number;
-      values.set(w.values.subarray(from * BAR_VALUES, (from + 1) * BAR_VALUES), to * BAR_VALUES);
-    }
-    w.hash = hash;
-    w.time = time;
-    w.values = values;
+    w.hash = regrow(w, w.hash, size);
+    w.time = regrow(w, w.time, size);
+    w.values = regrow(w, w.values, size, BAR_VALUES);
     reindex(w);
   }
 }
