@@ -27,11 +27,16 @@
  * container's; after: this checkout's router as shipped (sinks on their worker thread).
  * ROUTER_SURGE_EGRESS=1: also minute bars to the stage's RouterBars queue and frames to S3 (off by
  * default: a benchmark should not fill the shared stage's tables and bucket).
+ * Diagnosis: ROUTER_SURGE_NODE_ARGS='<flags>' adds node flags to the router (e.g. --cpu-prof,
+ * --trace-gc); ROUTER_SURGE_OUT=<file> keeps the router's stdout and stderr there (the --trace-gc
+ * lines); ROUTER_SURGE_NICE=<n> runs the router's event loop at that scheduling priority (-10: the
+ * feed, the client and Redis, which in AWS run on other machines, no longer preempt it on these 2
+ * shared cores; a negative value needs root). The figures as shipped are measured without them.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, setPriority, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import { LatencyRecorder } from '../../lambdas/market/realtime/latency';
@@ -202,6 +207,9 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
       // ROUTER_SURGE_NODE_ARGS: extra node flags for the router (e.g. --cpu-prof to profile it).
       [...config.nodeArgs, ...(process.env.ROUTER_SURGE_NODE_ARGS ?? '').split(' ').filter(Boolean)],
     );
+    // The process's main thread (Linux priorities are per thread): the sinks' worker keeps its own.
+    if (process.env.ROUTER_SURGE_NICE)
+      setPriority(router.child.pid as number, Number(process.env.ROUTER_SURGE_NICE));
     const routerUrl = `http://127.0.0.1:${router.port}`;
     // The router is streaming once its provider subscriptions are acknowledged.
     for (let k = 0; k < 200; k += 1) {
@@ -292,7 +300,7 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
     );
     console.log(
       [
-        `${config.label}: ${config.root ? `router of ${config.root} (tsx)` : config.bundle ? `bundles in ${config.bundle}` : 'this checkout (tsx)'}, Redis sinks on ${config.sinkThread === 'main' ? "the router's event loop" : 'their worker thread'}, client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}`,
+        `${config.label}: ${config.root ? `router of ${config.root} (tsx)` : config.bundle ? `bundles in ${config.bundle}` : 'this checkout (tsx)'}, Redis sinks on ${config.sinkThread === 'main' ? "the router's event loop" : 'their worker thread'}, client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}${process.env.ROUTER_SURGE_NICE ? `, event loop at nice ${process.env.ROUTER_SURGE_NICE} (ROUTER_SURGE_NICE)` : ''}`,
         `live surge x10: ${minutes} market minute(s) of surge10x (500,000 stream events/min + 8,000 bars/min; issue: 5 min, ROUTER_SURGE_MINUTES) through feed process :${feed.port} -> router process :${router.port} (Redis Streams ${namespace}:*${egress ? ', bars to SQS, frames to S3' : '; SQS/S3 egress off, ROUTER_SURGE_EGRESS=1'}) -> 1 client WebSocket subscribed to everything`,
         `  feed: ${fmt(events)} events in ${fmt(stats.framesSent)} frames (+ ${fmt(stats.duplicateEvents)} events in duplicated frames) over ${feedSeconds.toFixed(1)} s = ${fmt(Math.round((events / feedSeconds) * 60))} events/min`,
         ...rows,
@@ -317,6 +325,7 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
     };
   } finally {
     if (router) await stopProcess(router);
+    if (router && process.env.ROUTER_SURGE_OUT) writeFileSync(process.env.ROUTER_SURGE_OUT, router.output());
     await stopProcess(feed);
     try {
       await redis.connect();
