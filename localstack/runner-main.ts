@@ -21,6 +21,11 @@ const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`)
 
 // Locally the machine, not the account, is the limit.
 const LOCAL_CONCURRENCY = 2;
+// Each Lambda container has its own pool of DB_POOL_MAX (2) connections; here the containers share the
+// process's pool (one per database component), so it holds what a consumer's containers would have
+// together. With 2, two health ETL containers each holding an export's transaction and asking for a
+// second connection for its sleep spans waited for each other until the 5 s connect timeout.
+process.env.DB_POOL_MAX ??= String(2 * LOCAL_CONCURRENCY);
 
 // Lambda runs one invocation at a time per container, so handlers may keep per-invocation state at
 // module scope. Each poller here is one "container": its own instance of the handler module

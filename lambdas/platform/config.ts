@@ -33,6 +33,12 @@ export const databaseEnv = {
   DB_TLS: z.enum(['required', 'disabled']).default('required'),
   PG_SCHEMA: z.string().optional(),
   /**
+   * Connections in a container's pool (`sharedPool`): an invocation holds at most two at once (the
+   * health ETL's transaction and its sleep-span lookup). The local runner, whose "containers" share
+   * one process and so one pool, sets it to the sum of theirs.
+   */
+  DB_POOL_MAX: z.coerce.number().int().min(1).default(2),
+  /**
    * Locally: connect as the component's login role (schemas/sql/0090_roles.sql) instead of the user
    * in DATABASE_URL. In AWS the secret in DB_SECRET_ARN is already the component's own.
    */

@@ -85,7 +85,7 @@ export function sharedPool(env: DatabaseEnv, component?: DatabaseComponent): Pro
             : url,
         ssl,
         schema: env.PG_SCHEMA,
-        max: 2,
+        max: env.DB_POOL_MAX,
       }),
     );
     pools.set(key, pool);
