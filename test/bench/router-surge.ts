@@ -159,6 +159,7 @@ interface SurgeResult {
 async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
   const minutes = Number(process.env.ROUTER_SURGE_MINUTES ?? 1);
   const egress = process.env.ROUTER_SURGE_EGRESS === '1';
+  const nice = process.env.ROUTER_SURGE_NICE;
   const namespace = `bench-surge-${randomUUID().slice(0, 8)}`;
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const base: NodeJS.ProcessEnv = { ...process.env };
@@ -204,12 +205,10 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
         ROUTER_REDIS_SINK_THREAD: config.sinkThread,
       },
       /on ws:\/\/127\.0\.0\.1:(\d+)\/stream/,
-      // ROUTER_SURGE_NODE_ARGS: extra node flags for the router (e.g. --cpu-prof to profile it).
       [...config.nodeArgs, ...(process.env.ROUTER_SURGE_NODE_ARGS ?? '').split(' ').filter(Boolean)],
     );
     // The process's main thread (Linux priorities are per thread): the sinks' worker keeps its own.
-    if (process.env.ROUTER_SURGE_NICE)
-      setPriority(router.child.pid as number, Number(process.env.ROUTER_SURGE_NICE));
+    if (nice) setPriority(router.child.pid as number, Number(nice));
     const routerUrl = `http://127.0.0.1:${router.port}`;
     // The router is streaming once its provider subscriptions are acknowledged.
     for (let k = 0; k < 200; k += 1) {
@@ -300,7 +299,7 @@ async function surgeRun(config: SurgeConfig): Promise<SurgeResult> {
     );
     console.log(
       [
-        `${config.label}: ${config.root ? `router of ${config.root} (tsx)` : config.bundle ? `bundles in ${config.bundle}` : 'this checkout (tsx)'}, Redis sinks on ${config.sinkThread === 'main' ? "the router's event loop" : 'their worker thread'}, client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}${process.env.ROUTER_SURGE_NICE ? `, event loop at nice ${process.env.ROUTER_SURGE_NICE} (ROUTER_SURGE_NICE)` : ''}`,
+        `${config.label}: ${config.root ? `router of ${config.root} (tsx)` : config.bundle ? `bundles in ${config.bundle}` : 'this checkout (tsx)'}, Redis sinks on ${config.sinkThread === 'main' ? "the router's event loop" : 'their worker thread'}, client writes ${config.clientWriteBatching ? 'batched (corked, 16 per write)' : 'one per message'}, node ${config.nodeArgs.join(' ') || '(default flags)'}${nice ? `, event loop at nice ${nice} (ROUTER_SURGE_NICE)` : ''}`,
         `live surge x10: ${minutes} market minute(s) of surge10x (500,000 stream events/min + 8,000 bars/min; issue: 5 min, ROUTER_SURGE_MINUTES) through feed process :${feed.port} -> router process :${router.port} (Redis Streams ${namespace}:*${egress ? ', bars to SQS, frames to S3' : '; SQS/S3 egress off, ROUTER_SURGE_EGRESS=1'}) -> 1 client WebSocket subscribed to everything`,
         `  feed: ${fmt(events)} events in ${fmt(stats.framesSent)} frames (+ ${fmt(stats.duplicateEvents)} events in duplicated frames) over ${feedSeconds.toFixed(1)} s = ${fmt(Math.round((events / feedSeconds) * 60))} events/min`,
         ...rows,
