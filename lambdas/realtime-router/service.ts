@@ -144,8 +144,9 @@ export class RouterService {
       const mono = performance.now();
       const now = Date.now();
       this.batched(() => {
-        this.router.ingest(source, now, frame, mono);
-        // Drained in the same turn (budgeted): ticks never wait behind the socket's next frames.
+        // The frame's ticks leave before its other work starts; what is left drains in the same
+        // turn (budgeted): ticks never wait behind the socket's next frames.
+        this.router.ingest(source, now, frame, mono, this.flushClients);
         this.drainNow();
       });
       options.archive?.offer({ source, receivedAt: now, frame });
@@ -287,6 +288,13 @@ export class RouterService {
       this.uncork();
     }
   }
+
+  /** Sends what the corked client sockets hold now, and goes on batching. */
+  private readonly flushClients = (): void => {
+    if (this.corked === null) return;
+    this.uncork();
+    this.cork();
+  };
 
   private cork(): void {
     const sockets: Socket[] = [];

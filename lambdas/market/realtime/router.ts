@@ -29,6 +29,7 @@ import {
   type FmvEvent,
   isConflatable,
   minuteOf,
+  type ProviderEvent,
   type QuoteEvent,
   type RoutedMessage,
   type RouterChannel,
@@ -134,6 +135,8 @@ export class Router {
   private readonly minutes: MinuteCompletion;
   private readonly refs = new Map<string, PriceRef>();
   private readonly taps: PublishedTap[] = [];
+  /** A frame's events left for `ingest`'s second pass (reused: no array per frame). */
+  private readonly later: ProviderEvent[] = [];
   private clock = 0;
   /** Frames per source (ws, rest, ...): keys ignore the source, so an item from two is delivered once. */
   readonly sources = new Map<string, number>();
@@ -164,12 +167,60 @@ export class Router {
   /**
    * One provider frame. `receivedAt` is the router clock (epoch ms; the feed line's `receivedAt` in a
    * replay), `mono` the monotonic time latency is measured from.
+   *
+   * Two passes, so a frame's ticks never wait for its other work: the first routes the trades and
+   * quotes (checked, deduplicated, sent at once) and then calls `ticksRouted` (the service flushes
+   * its client sockets there); the second does everything else in the frame's order (the reference
+   * prices the trades and quotes set, the market events and minute completion they feed, FMV and
+   * bars). Nothing the first pass decides reads what the second writes, and the second sees the
+   * frame in its order, so every decision and the delivered order are what one pass gave.
    */
-  ingest(source: string, receivedAt: number, frame: readonly unknown[], mono = performance.now()): void {
+  ingest(
+    source: string,
+    receivedAt: number,
+    frame: readonly unknown[],
+    mono = performance.now(),
+    ticksRouted?: () => void,
+  ): void {
     this.frames += 1;
     if (receivedAt > this.clock) this.clock = receivedAt;
     this.sources.set(source, (this.sources.get(source) ?? 0) + 1);
-    for (const raw of frame) this.route(raw, receivedAt, mono);
+    const later = this.later;
+    for (const raw of frame) {
+      const e = this.classifyCounted(raw, receivedAt);
+      if (e === null) continue;
+      if (e.ev === 'T') {
+        if (this.firstTick(this.trades, e.sym, `${e.x}|${e.i}`, e.t)) {
+          this.enqueue({ channel: 'tick', sym: e.sym, kind: 'trade', data: e, receivedAtMono: mono });
+          later.push(e);
+        }
+      } else if (e.ev === 'Q') {
+        if (this.firstTick(this.quotes, e.sym, quoteKey(e), e.t)) {
+          this.enqueue({ channel: 'tick', sym: e.sym, kind: 'quote', data: e, receivedAtMono: mono });
+          later.push(e);
+        }
+      } else later.push(e);
+    }
+    ticksRouted?.();
+    for (let k = 0; k < later.length; k += 1) {
+      const e = later[k] as ProviderEvent;
+      switch (e.ev) {
+        case 'T':
+          this.tradeFollowUp(e, mono);
+          break;
+        case 'Q':
+          this.quoteFollowUp(e);
+          break;
+        case 'A':
+        case 'AM':
+          this.bar(e, receivedAt, mono);
+          break;
+        case 'FMV':
+          this.fmv(e, receivedAt, mono);
+          break;
+      }
+    }
+    later.length = 0;
     for (const m of this.minutes.due(this.clock)) this.minuteComplete(m, mono);
   }
 
@@ -245,35 +296,21 @@ export class Router {
     };
   }
 
-  private route(raw: unknown, receivedAt: number, mono: number): void {
+  /** The event when it is routed (counted as received on its channel); null when ignored or rejected. */
+  private classifyCounted(raw: unknown, receivedAt: number): ProviderEvent | null {
     const c = classify(raw);
     if (c.channel === null) {
       this.ignored += 1;
-      return;
+      return null;
     }
     const counters = this.stats[c.channel];
     counters.received += 1;
     this.lastEventAt[c.channel] = receivedAt;
     if (!c.ok) {
       reject(counters, c.reason);
-      return;
+      return null;
     }
-    const e = c.event;
-    switch (e.ev) {
-      case 'T':
-        this.trade(e, mono);
-        return;
-      case 'Q':
-        this.quote(e, mono);
-        return;
-      case 'A':
-      case 'AM':
-        this.bar(e, receivedAt, mono);
-        return;
-      case 'FMV':
-        this.fmv(e, receivedAt, mono);
-        return;
-    }
+    return c.event;
   }
 
   /**
@@ -288,26 +325,24 @@ export class Router {
     return false;
   }
 
-  private trade(e: TradeEvent, mono: number): void {
-    if (!this.firstTick(this.trades, e.sym, `${e.x}|${e.i}`, e.t)) return;
+  /** What a new trade feeds besides its delivery: the reference price, minute completion, market events. */
+  private tradeFollowUp(e: TradeEvent, mono: number): void {
     const ref = this.ref(e.sym);
     if (ref.tradeT === undefined || e.t >= ref.tradeT) {
       ref.tradePrice = e.p;
       ref.tradeT = e.t;
     }
-    this.enqueue({ channel: 'tick', sym: e.sym, kind: 'trade', data: e, receivedAtMono: mono });
     this.minutes.onTrade(e.sym, minuteOf(e.t));
     for (const ev of this.detector.fromTrade(e.sym, e.p, e.s, e.t)) this.marketEvent(ev, mono);
   }
 
-  private quote(e: QuoteEvent, mono: number): void {
-    if (!this.firstTick(this.quotes, e.sym, quoteKey(e), e.t)) return;
+  /** A new quote's reference mid (FMV confidence). */
+  private quoteFollowUp(e: QuoteEvent): void {
     const ref = this.ref(e.sym);
     if (e.bp > 0 && e.ap > 0 && (ref.quoteT === undefined || e.t >= ref.quoteT)) {
       ref.quoteMid = (e.bp + e.ap) / 2;
       ref.quoteT = e.t;
     }
-    this.enqueue({ channel: 'tick', sym: e.sym, kind: 'quote', data: e, receivedAtMono: mono });
   }
 
   private bar(e: BarEvent, receivedAt: number, mono: number): void {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClientSession, type ClientTransport } from '../../../lambdas/market/realtime/client';
+import { fmvConfidence } from '../../../lambdas/market/realtime/confidence';
 import { Hub } from '../../../lambdas/market/realtime/hub';
 import { BoundedQueue } from '../../../lambdas/market/realtime/queue';
 import { quoteKey, Router } from '../../../lambdas/market/realtime/router';
@@ -389,6 +390,55 @@ describe('Router', () => {
     router.drain();
 
     expect(out.sent.map((m) => m.channel)).toEqual(['tick', 'tick', 'event', 'fmv', 'ohlcv']);
+  });
+
+  it("sends a frame's ticks before routing the rest of it, which still sees the frame in its order", () => {
+    const router = new Router({
+      epoch: 'e',
+      confidence: { ...new Router().options.confidence, threshold: 0.1 },
+    });
+    const out = withClient(router);
+    const atHandOver: { channels: string[]; events: number; fmv: number }[] = [];
+
+    router.ingest(
+      'ws',
+      T0,
+      [
+        // Before any trade of A: its confidence has no reference, whatever the frame brings after it.
+        { ev: 'FMV', sym: 'A', fmv: 100.2, t: T0 },
+        trade('A', '1', T0, 100),
+        { ev: 'Q', sym: 'A', bx: 1, bp: 99.9, bs: 1, ax: 1, ap: 100.1, as: 1, t: T0, q: 2 },
+        { ev: 'FMV', sym: 'A', fmv: 100.2, t: T0 + 1 },
+        trade('A', '2', T0 + 1000, 101),
+      ],
+      T0,
+      () =>
+        atHandOver.push({
+          channels: out.sent.map((m) => m.channel),
+          events: router.stats.event.received,
+          fmv: router.stats.fmv.delivered,
+        }),
+    );
+    router.drain();
+
+    // When the ticks are handed over (the service flushes its sockets there) nothing else has run.
+    expect(atHandOver).toEqual([{ channels: ['tick', 'tick', 'tick'], events: 0, fmv: 0 }]);
+    const confidence = (ref: Parameters<typeof fmvConfidence>[3]) =>
+      fmvConfidence(100.2, T0, T0, ref, router.options.confidence).confidence;
+    expect(out.sent.filter((m) => m.channel === 'fmv').map((m) => [m.data.t, m.data.confidence])).toEqual([
+      [T0, confidence({})],
+      [
+        T0 + 1,
+        fmvConfidence(
+          100.2,
+          T0 + 1,
+          T0,
+          { tradePrice: 100, tradeT: T0, quoteMid: 100, quoteT: T0 },
+          router.options.confidence,
+        ).confidence,
+      ],
+    ]);
+    expect(out.sent.map((m) => m.channel)).toEqual(['tick', 'tick', 'tick', 'event', 'fmv', 'fmv']);
   });
 
   it('a full OHLCV buffer never delays ticks, and its overflow is a gap notice, not silent loss', () => {
