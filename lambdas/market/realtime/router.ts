@@ -186,41 +186,45 @@ export class Router {
     if (receivedAt > this.clock) this.clock = receivedAt;
     this.sources.set(source, (this.sources.get(source) ?? 0) + 1);
     const later = this.later;
-    for (const raw of frame) {
-      const e = this.classifyCounted(raw, receivedAt);
-      if (e === null) continue;
-      if (e.ev === 'T') {
-        if (this.firstTick(this.trades, e.sym, `${e.x}|${e.i}`, e.t)) {
-          this.enqueue({ channel: 'tick', sym: e.sym, kind: 'trade', data: e, receivedAtMono: mono });
-          later.push(e);
-        }
-      } else if (e.ev === 'Q') {
-        if (this.firstTick(this.quotes, e.sym, quoteKey(e), e.t)) {
-          this.enqueue({ channel: 'tick', sym: e.sym, kind: 'quote', data: e, receivedAtMono: mono });
-          later.push(e);
-        }
-      } else later.push(e);
-    }
-    ticksRouted?.();
-    for (let k = 0; k < later.length; k += 1) {
-      const e = later[k] as ProviderEvent;
-      switch (e.ev) {
-        case 'T':
-          this.tradeFollowUp(e, mono);
-          break;
-        case 'Q':
-          this.quoteFollowUp(e);
-          break;
-        case 'A':
-        case 'AM':
-          this.bar(e, receivedAt, mono);
-          break;
-        case 'FMV':
-          this.fmv(e, receivedAt, mono);
-          break;
+    try {
+      for (const raw of frame) {
+        const e = this.classifyCounted(raw, receivedAt);
+        if (e === null) continue;
+        if (e.ev === 'T') {
+          if (this.firstTick(this.trades, e.sym, `${e.x}|${e.i}`, e.t)) {
+            this.enqueue({ channel: 'tick', sym: e.sym, kind: 'trade', data: e, receivedAtMono: mono });
+            later.push(e);
+          }
+        } else if (e.ev === 'Q') {
+          if (this.firstTick(this.quotes, e.sym, quoteKey(e), e.t)) {
+            this.enqueue({ channel: 'tick', sym: e.sym, kind: 'quote', data: e, receivedAtMono: mono });
+            later.push(e);
+          }
+        } else later.push(e);
       }
+      ticksRouted?.();
+      for (let k = 0; k < later.length; k += 1) {
+        const e = later[k] as ProviderEvent;
+        switch (e.ev) {
+          case 'T':
+            this.tradeFollowUp(e, mono);
+            break;
+          case 'Q':
+            this.quoteFollowUp(e);
+            break;
+          case 'A':
+          case 'AM':
+            this.bar(e, receivedAt, mono);
+            break;
+          case 'FMV':
+            this.fmv(e, receivedAt, mono);
+            break;
+        }
+      }
+    } finally {
+      // Never carried into the next frame (nor kept alive past this one).
+      later.length = 0;
     }
-    later.length = 0;
     for (const m of this.minutes.due(this.clock)) this.minuteComplete(m, mono);
   }
 
