@@ -423,20 +423,12 @@ describe('Router', () => {
 
     // When the ticks are handed over (the service flushes its sockets there) nothing else has run.
     expect(atHandOver).toEqual([{ channels: ['tick', 'tick', 'tick'], events: 0, fmv: 0 }]);
-    const confidence = (ref: Parameters<typeof fmvConfidence>[3]) =>
-      fmvConfidence(100.2, T0, T0, ref, router.options.confidence).confidence;
+    // Each FMV's confidence from the prices of the ticks before it in the frame, none after it.
+    const confidence = (t: number, ref: Parameters<typeof fmvConfidence>[3]) =>
+      fmvConfidence(100.2, t, T0, ref, router.options.confidence).confidence;
     expect(out.sent.filter((m) => m.channel === 'fmv').map((m) => [m.data.t, m.data.confidence])).toEqual([
-      [T0, confidence({})],
-      [
-        T0 + 1,
-        fmvConfidence(
-          100.2,
-          T0 + 1,
-          T0,
-          { tradePrice: 100, tradeT: T0, quoteMid: 100, quoteT: T0 },
-          router.options.confidence,
-        ).confidence,
-      ],
+      [T0, confidence(T0, {})],
+      [T0 + 1, confidence(T0 + 1, { tradePrice: 100, tradeT: T0, quoteMid: 100, quoteT: T0 })],
     ]);
     expect(out.sent.map((m) => m.channel)).toEqual(['tick', 'tick', 'tick', 'event', 'fmv', 'fmv']);
   });
