@@ -6,7 +6,16 @@
  * No I/O here: the live process, the replay CLI and the benchmark drive it.
  */
 import { type ConfidenceOptions, DEFAULT_CONFIDENCE, fmvConfidence } from './confidence';
-import { BarWindow, KeySet, type KeyWindowOptions } from './dedup';
+import {
+  BarWindow,
+  type DedupVerdict,
+  KeySet,
+  type KeyWindowOptions,
+  keyNumber,
+  keyText,
+  startKey,
+  writtenKey,
+} from './dedup';
 import { Hub } from './hub';
 import {
   DEFAULT_MARKET_EVENTS,
@@ -191,12 +200,13 @@ export class Router {
         const e = this.classifyCounted(raw, receivedAt);
         if (e === null) continue;
         if (e.ev === 'T') {
-          if (this.firstTick(this.trades, e.sym, `${e.x}|${e.i}`, e.t)) {
+          if (this.newTick(this.trades.firstSeen(e.sym, `${e.x}|${e.i}`, e.t))) {
             this.enqueue({ channel: 'tick', sym: e.sym, kind: 'trade', data: e, receivedAtMono: mono });
             later.push(e);
           }
         } else if (e.ev === 'Q') {
-          if (this.firstTick(this.quotes, e.sym, quoteKey(e), e.t)) {
+          writeQuoteKey(e);
+          if (this.newTick(this.quotes.firstSeenWritten(e.sym, e.t))) {
             this.enqueue({ channel: 'tick', sym: e.sym, kind: 'quote', data: e, receivedAtMono: mono });
             later.push(e);
           }
@@ -321,8 +331,7 @@ export class Router {
    * Trades and quotes: true for an item seen for the first time (now remembered); a repeat counts as
    * a duplicate, one too old to check against the window is rejected rather than risk a second delivery.
    */
-  private firstTick(window: KeySet, sym: string, key: string, t: number): boolean {
-    const status = window.firstSeen(sym, key, t);
+  private newTick(status: DedupVerdict<true>['status']): boolean {
     if (status === 'new') return true;
     if (status === 'duplicate') this.stats.tick.duplicates += 1;
     else reject(this.stats.tick, 'outside_dedup_window');
@@ -510,12 +519,12 @@ export class Router {
 
 /**
  * A quote is identified by all of its fields (in a fixed order, whatever order they arrived in): the
- * key is the id of its field set (the sorted names) followed by the values as JSON, `|`-separated.
- * JSON values are self-delimiting, so two different quotes never share a key, and without the field
- * names the key (held for every quote of the dedup window) is about half as long. The values of
- * `sym` and `ev` are left out (their names stay in the field set): the window is the symbol's own and
- * every quote's `ev` is `Q`. The provider sends its quotes with one field order, so the last shape is
- * cached: no sort per quote.
+ * key is the id of its field set (the sorted names) followed by the values, written straight into
+ * the dedup window's scratch (`startKey`: numbers as exact varints or bytes, other values as their
+ * JSON text; no string is built). Each part is self-delimiting, so two different quotes never share
+ * a key. The values of `sym` and `ev` are left out (their names stay in the field set): the window
+ * is the symbol's own and every quote's `ev` is `Q`. The provider sends its quotes with one field
+ * order, so the last shape is cached: no sort per quote.
  */
 let lastShape: string[] = [];
 /** The last shape's names in key order, without `sym` and `ev`. */
@@ -523,7 +532,7 @@ let lastSorted: string[] = [];
 let lastShapeId = 0;
 const shapeIds = new Map<string, number>();
 
-export function quoteKey(e: QuoteEvent): string {
+function writeQuoteKey(e: QuoteEvent): void {
   const keys = Object.keys(e);
   let same = keys.length === lastShape.length;
   for (let k = 0; same && k < keys.length; k += 1) same = keys[k] === lastShape[k];
@@ -539,10 +548,17 @@ export function quoteKey(e: QuoteEvent): string {
     }
     lastShapeId = id;
   }
-  let out = String(lastShapeId);
+  startKey();
+  keyNumber(lastShapeId);
   for (const k of lastSorted) {
     const v = e[k];
-    out += `|${typeof v === 'number' && Number.isFinite(v) ? v : JSON.stringify(v)}`;
+    if (typeof v === 'number') keyNumber(v);
+    else keyText(JSON.stringify(v) ?? 'undefined');
   }
-  return out;
+}
+
+/** A quote's dedup key as the window stores it (one char per byte): for tests and diagnostics. */
+export function quoteKey(e: QuoteEvent): string {
+  writeQuoteKey(e);
+  return writtenKey();
 }

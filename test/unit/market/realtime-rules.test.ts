@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIDENCE, fmvConfidence } from '../../../lambdas/market/realtime/confidence';
-import { BarWindow, KeySet, keyHash } from '../../../lambdas/market/realtime/dedup';
+import {
+  BarWindow,
+  KeySet,
+  keyHash,
+  keyNumber,
+  keyText,
+  startKey,
+  writtenKey,
+} from '../../../lambdas/market/realtime/dedup';
 import { MarketEventDetector } from '../../../lambdas/market/realtime/market-events';
 import { MinuteCompletion } from '../../../lambdas/market/realtime/minute-complete';
 import { classify, invalidBarReason } from '../../../lambdas/market/realtime/normalise';
@@ -171,6 +179,90 @@ describe('KeyWindow (exact dedup, bounded memory)', () => {
     expect(duplicates).toBe(50_000 - 100);
     expect(w.check('A', 'k0', T0)).toEqual({ status: 'outside_window' });
     expect(w.check('A', 'k49999', T0 + 49_999)).toEqual({ status: 'duplicate', previous: true });
+  });
+});
+
+describe('written keys (parts straight into the window, no string built)', () => {
+  const written = (...parts: (number | string)[]): string => {
+    startKey();
+    for (const p of parts) typeof p === 'number' ? keyNumber(p) : keyText(p);
+    return writtenKey();
+  };
+
+  it('writes equal numbers alike and different numbers apart, whatever their size or sign', () => {
+    const values = [
+      0,
+      1,
+      -1,
+      127,
+      128,
+      -128,
+      2 ** 31,
+      2 ** 53 - 1,
+      -(2 ** 53 - 1),
+      2 ** 53,
+      1e21,
+      -1e21,
+      0.1,
+      0.2,
+      0.3,
+      0.1 + 0.2,
+      123.45,
+      123.4501,
+      -123.45,
+      99.99,
+      100.01,
+      1e-7,
+      5e-324,
+      Number.MAX_VALUE,
+      1 / 3,
+      0.00005,
+      0.0001,
+    ];
+    const keys = values.map((v) => written(v));
+
+    expect(new Set(keys).size).toBe(values.length);
+    expect(values.map((v) => written(v))).toEqual(keys);
+    // JSON writes -0 as 0: the same quote.
+    expect(written(-0)).toBe(written(0));
+  });
+
+  it('keeps parts apart: a number never equals its text, and texts cannot run together', () => {
+    expect(written(1)).not.toBe(written('1'));
+    expect(written('ab', 'c')).not.toBe(written('a', 'bc'));
+    expect(written(1, 23)).not.toBe(written(12, 3));
+    expect(written('é', '\ud83d\ude00')).toBe(written('é', '\ud83d\ude00'));
+  });
+
+  it('finds a written key again in a window and tells others apart (against the reference model)', () => {
+    const w = new KeySet({ windowMs: 60_000, maxPerSymbol: 1_000 });
+    const model = new KeyWindow<true>({ windowMs: 60_000, maxPerSymbol: 1_000 });
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    let agreed = 0;
+    for (let k = 0; k < 20_000; k += 1) {
+      // Few distinct values, so repeats are common: prices, sizes, and a text part now and then.
+      const parts = [
+        Math.floor(random() * 5),
+        100 + Math.floor(random() * 4) / 100,
+        Math.floor(random() * 3),
+      ];
+      const text = random() < 0.2 ? ['c'] : [];
+      startKey();
+      for (const p of parts) keyNumber(p);
+      for (const x of text) keyText(x);
+      const got = w.firstSeenWritten('A', T0);
+      const reference = JSON.stringify([parts, text]);
+      const expected = model.check('A', reference, T0).status === 'duplicate' ? 'duplicate' : 'new';
+      if (expected === 'new') model.remember('A', reference, T0, true);
+      if (got === expected) agreed += 1;
+    }
+
+    expect(agreed).toBe(20_000);
+    expect(w.keys).toBe(model.keys);
   });
 });
 
