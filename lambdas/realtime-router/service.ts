@@ -345,11 +345,8 @@ export class RouterService {
           return;
         }
         this.sentCorked.push(m);
-        if (this.sentCorked.length >= FLUSH_EVERY) {
-          // A bounded batch: the first message of a long frame does not wait for its last.
-          this.uncork();
-          this.cork();
-        }
+        // A bounded batch: the first message of a long frame does not wait for its last.
+        if (this.sentCorked.length >= FLUSH_EVERY) this.flushClients();
       },
     );
     this.sessions.set(socket, session);

@@ -159,12 +159,17 @@ function reserveScratch(more: number): void {
   scratchView = new DataView(scratch.buffer);
 }
 
-/** Appends `text`'s UTF-16 units, 1-3 bytes each (CESU-8 style: a bijection). */
-function writeText(text: string): void {
+/**
+ * Appends `text`'s UTF-16 units, 1-3 bytes each (CESU-8 style: a bijection), and returns the FNV-1a
+ * of the units (before `avalanche`), computed in the same pass.
+ */
+function writeText(text: string): number {
   reserveScratch(text.length * 3);
+  let h = 0x811c9dc5;
   let n = scratchLength;
   for (let k = 0; k < text.length; k += 1) {
     const c = text.charCodeAt(k);
+    h = Math.imul(h ^ c, 0x01000193);
     if (c < 0x80) {
       scratch[n++] = c;
     } else if (c < 0x800) {
@@ -177,6 +182,7 @@ function writeText(text: string): void {
     }
   }
   scratchLength = n;
+  return h;
 }
 
 /** Murmur3's fmix32: the low bits pick the slot. */
@@ -192,10 +198,7 @@ function avalanche(h: number): number {
 /** Writes `key` into `scratch` (1-3 bytes per UTF-16 unit) and returns its 32-bit hash. */
 function encode(key: string): number {
   scratchLength = 0;
-  writeText(key);
-  let h = 0x811c9dc5;
-  for (let k = 0; k < key.length; k += 1) h = Math.imul(h ^ key.charCodeAt(k), 0x01000193);
-  return avalanche(h);
+  return avalanche(writeText(key));
 }
 
 /** The 32-bit hash `KeySet`'s index uses for a key (FNV-1a over its UTF-16 units, then fmix32). */

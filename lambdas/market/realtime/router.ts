@@ -199,18 +199,19 @@ export class Router {
       for (const raw of frame) {
         const e = this.classifyCounted(raw, receivedAt);
         if (e === null) continue;
-        if (e.ev === 'T') {
-          if (this.newTick(this.trades.firstSeen(e.sym, `${e.x}|${e.i}`, e.t))) {
-            this.enqueue({ channel: 'tick', sym: e.sym, kind: 'trade', data: e, receivedAtMono: mono });
-            later.push(e);
-          }
-        } else if (e.ev === 'Q') {
+        let status: DedupVerdict<true>['status'];
+        if (e.ev === 'T') status = this.trades.firstSeen(e.sym, `${e.x}|${e.i}`, e.t);
+        else if (e.ev === 'Q') {
           writeQuoteKey(e);
-          if (this.newTick(this.quotes.firstSeenWritten(e.sym, e.t))) {
-            this.enqueue({ channel: 'tick', sym: e.sym, kind: 'quote', data: e, receivedAtMono: mono });
-            later.push(e);
-          }
-        } else later.push(e);
+          status = this.quotes.firstSeenWritten(e.sym, e.t);
+        } else {
+          later.push(e);
+          continue;
+        }
+        if (!this.newTick(status)) continue;
+        const kind = e.ev === 'T' ? 'trade' : 'quote';
+        this.enqueue({ channel: 'tick', sym: e.sym, kind, data: e, receivedAtMono: mono });
+        later.push(e);
       }
       ticksRouted?.();
       for (let k = 0; k < later.length; k += 1) {
